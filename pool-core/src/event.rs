@@ -1,0 +1,238 @@
+//! The ledger's events: what happened, in the past tense. Every number the pool reports is a
+//! projection of these; nothing else is stored as truth.
+//!
+//! Compatibility rule: the ledger stores events with bincode, which encodes an enum variant by
+//! its position and a struct by its field order. So new variants are only ever appended at the
+//! end of [`Event`], and a struct that must change gets a new variant (or a new schema version
+//! with a decoder for the old one in the ledger). `EVENT_SCHEMA_VERSION` is written into every
+//! record; a build decodes every version it has ever written.
+
+use crate::{BlockId, Sats, Target, Work};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Schema version of [`Event`] as this build writes it.
+pub const EVENT_SCHEMA_VERSION: u16 = 1;
+
+/// A payout address as the miner gave it, already validated for the pool's network.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PayoutAddress(pub String);
+
+impl fmt::Display for PayoutAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PayoutAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PayoutAddress({})", self.0)
+    }
+}
+
+/// The worker part of a Stratum username (`address.worker`); empty when none was given.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkerName(pub String);
+
+impl fmt::Display for WorkerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Transaction ids, internal byte order (display reversed, like [`BlockId`]).
+pub type Txid = BlockId;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    ShareAccepted(ShareAccepted),
+    BlockFound(BlockFound),
+    BlockRejected(BlockRejected),
+    BlockOrphaned(BlockOrphaned),
+    BlockReinstated(BlockReinstated),
+    BlockMatured(BlockMatured),
+    PayoutRuleSet(PayoutRule),
+    PaymentPrepared(PaymentPrepared),
+    PaymentSent(PaymentSent),
+    PaymentConfirmed(PaymentConfirmed),
+    PaymentFailed(PaymentFailed),
+}
+
+impl Event {
+    /// A short name of the variant, for logs and dumps.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::ShareAccepted(_) => "ShareAccepted",
+            Event::BlockFound(_) => "BlockFound",
+            Event::BlockRejected(_) => "BlockRejected",
+            Event::BlockOrphaned(_) => "BlockOrphaned",
+            Event::BlockReinstated(_) => "BlockReinstated",
+            Event::BlockMatured(_) => "BlockMatured",
+            Event::PayoutRuleSet(_) => "PayoutRuleSet",
+            Event::PaymentPrepared(_) => "PaymentPrepared",
+            Event::PaymentSent(_) => "PaymentSent",
+            Event::PaymentConfirmed(_) => "PaymentConfirmed",
+            Event::PaymentFailed(_) => "PaymentFailed",
+        }
+    }
+}
+
+/// A share that met its share target; acknowledged to the miner only once durable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareAccepted {
+    pub address: PayoutAddress,
+    pub worker: WorkerName,
+    /// The target the share was checked against (the connection's difficulty at the time).
+    pub share_target: Target,
+    /// `share_target.work()`: what the share counts for in payouts.
+    pub weight: Work,
+    pub job_id: u64,
+    /// Height of the block the job would have made.
+    pub height: u64,
+    /// The job's network target (from the template's `bits`).
+    pub network_target: Target,
+    /// Unix time in milliseconds when the pool accepted the share.
+    pub time_ms: u64,
+}
+
+/// A block the node accepted (`submitblock` returned null).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockFound {
+    pub height: u64,
+    /// The chain's block id (what `getblockhash` returns at `height`).
+    pub block_id: BlockId,
+    /// The coinbase value paid to the pool (outputs to the pool's address), in satoshis.
+    pub reward: Sats,
+    pub network_target: Target,
+    pub finder: PayoutAddress,
+    pub worker: WorkerName,
+    pub time_ms: u64,
+}
+
+/// A block candidate the node refused, with the node's reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRejected {
+    pub height: u64,
+    pub block_id: BlockId,
+    pub reason: String,
+    pub finder: PayoutAddress,
+    pub worker: WorkerName,
+    pub time_ms: u64,
+}
+
+/// A found block left the best chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockOrphaned {
+    pub block_id: BlockId,
+    pub height: u64,
+}
+
+/// An orphaned block came back to the best chain (reorg back).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockReinstated {
+    pub block_id: BlockId,
+    pub height: u64,
+}
+
+/// A found block reached coinbase maturity: its credits become payable and final.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockMatured {
+    pub block_id: BlockId,
+    pub height: u64,
+}
+
+/// How block rewards are split. Recorded whenever the configured rule changes, so a later config
+/// change never rewrites the past.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayoutRule {
+    pub scheme: PayoutScheme,
+    /// Pool fee in basis points (1/100 of a percent) of each block's reward.
+    pub fee_bps: u16,
+    pub fee_address: PayoutAddress,
+    pub network_fee_payer: NetworkFeePayer,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PayoutScheme {
+    /// Split over the last N of share weight before the block, where
+    /// N = window_numerator / window_denominator × the work of the block's network target.
+    Pplns {
+        window_numerator: u32,
+        window_denominator: u32,
+    },
+    /// The seed system's rule: shares since the previous non-orphaned block.
+    Prop,
+    /// The finder takes the reward.
+    Solo,
+}
+
+/// Who bears the network fee of a payment transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NetworkFeePayer {
+    /// Booked against the pool's fee balance.
+    Pool,
+    /// Deducted from the paid miners' amounts.
+    Miners,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentOutput {
+    pub address: PayoutAddress,
+    pub amount: Sats,
+}
+
+/// A payment was decided: these amounts leave the payable balances and are in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentPrepared {
+    pub payment_id: u64,
+    pub outputs: Vec<PaymentOutput>,
+}
+
+/// The payment's transaction was broadcast.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSent {
+    pub payment_id: u64,
+    pub txid: Txid,
+    pub network_fee: Sats,
+}
+
+/// The payment's transaction is confirmed: the amounts are paid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentConfirmed {
+    pub payment_id: u64,
+    pub txid: Txid,
+    pub height: u64,
+}
+
+/// The payment will not happen (never sent, or its transaction was dropped): the amounts return
+/// to the payable balances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFailed {
+    pub payment_id: u64,
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_event_round_trips_through_bincode() {
+        let t = Target::from_difficulty(0.5).unwrap();
+        let e = Event::ShareAccepted(ShareAccepted {
+            address: PayoutAddress("mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef".into()),
+            worker: WorkerName("rig1".into()),
+            share_target: t,
+            weight: t.work(),
+            job_id: 7,
+            height: 101,
+            network_target: Target::from_compact(0x207fffff).unwrap(),
+            time_ms: 1_700_000_000_000,
+        });
+        let bytes = bincode::serialize(&e).unwrap();
+        assert_eq!(bincode::deserialize::<Event>(&bytes).unwrap(), e);
+        assert_eq!(e.kind(), "ShareAccepted");
+    }
+}

@@ -1,0 +1,19 @@
+//! The pure domain of obtc-pool.
+//!
+//! This crate owns the vocabulary every other crate speaks: the ledger's [`Event`]s, money in
+//! satoshis ([`Sats`]), 256-bit targets and the work they stand for ([`Target`], [`Work`]), block
+//! ids, and the proof-of-work functions (SHA-256d and HeavyHash).
+//!
+//! It must never do I/O: no files, sockets, clocks or randomness. Everything here is a plain
+//! function of its inputs, so the hot paths (share validation) can be tested and benchmarked
+//! without a runtime, and projections built on these types stay deterministic.
+
+pub mod amount;
+pub mod block_id;
+pub mod event;
+pub mod target;
+
+pub use amount::Sats;
+pub use block_id::BlockId;
+pub use event::{Event, EVENT_SCHEMA_VERSION};
+pub use target::{Target, TargetError, Work};

@@ -1,0 +1,5 @@
+//! `obtc-pool init`: write a commented example configuration.
+
+pub fn run() -> anyhow::Result<std::process::ExitCode> {
+    anyhow::bail!("not implemented yet")
+}

@@ -1,0 +1,6 @@
+//! One module per `obtc-pool` subcommand.
+
+pub mod init;
+pub mod ledger;
+pub mod notify;
+pub mod run;

@@ -1,0 +1,48 @@
+use clap::{Parser, Subcommand};
+use obtc_pool::cli;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// obtc-pool: an event-sourced mining pool for Optical Bitcoin and Bitcoin-family chains.
+#[derive(Debug, Parser)]
+#[command(name = "obtc-pool", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the pool.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print a commented example configuration.
+    Init,
+    /// Tell a running pool that the node has a new block (wire to the node's -blocknotify).
+    Notify {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Audit the ledger of a stopped pool (or a copy of it).
+    #[command(subcommand)]
+    Ledger(cli::ledger::LedgerCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => cli::run::run(&config),
+        Command::Init => cli::init::run(),
+        Command::Notify { config } => cli::notify::run(&config),
+        Command::Ledger(cmd) => cli::ledger::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The Stratum V1 server, jobs, share checks, vardiff and the node template client.
