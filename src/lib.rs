@@ -3,3 +3,4 @@
 //! Domain logic lives in the workspace crates; this crate only assembles them.
 
 pub mod cli;
+pub mod config;

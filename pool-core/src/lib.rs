@@ -8,9 +8,14 @@
 //! function of its inputs, so the hot paths (share validation) can be tested and benchmarked
 //! without a runtime, and projections built on these types stay deterministic.
 
+pub mod address;
 pub mod amount;
 pub mod block_id;
+pub mod chain;
 pub mod event;
+pub mod merkle;
+pub mod pow;
+pub mod share;
 pub mod target;
 
 pub use amount::Sats;

@@ -1,1 +1,9 @@
 //! The Stratum V1 server, jobs, share checks, vardiff and the node template client.
+
+pub mod codec;
+pub mod job;
+pub mod message;
+pub mod node;
+pub mod server;
+pub mod session;
+pub mod vardiff;

@@ -1,0 +1,1 @@
+//! Chain parameters: which proof of work, which block id hash, address prefixes, maturity.

@@ -1,0 +1,1 @@
+//! Merkle roots and branches over txids, and the segwit witness commitment.

@@ -1,0 +1,1 @@
+//! Proof of work: SHA-256d (Bitcoin family) and HeavyHash (oBTC).

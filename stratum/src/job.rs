@@ -1,0 +1,1 @@
+//! Jobs: block templates turned into mining.notify work (coinbase split, merkle branch).

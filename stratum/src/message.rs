@@ -1,0 +1,1 @@
+//! Stratum V1 messages: requests, responses and notifications as plain data.

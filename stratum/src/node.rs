@@ -1,0 +1,1 @@
+//! The node client: bitcoind-family JSON-RPC (getblocktemplate, submitblock, ...).

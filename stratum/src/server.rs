@@ -1,0 +1,1 @@
+//! The Stratum server: one task per connection, job distribution, share acknowledgement after the ledger append is durable.

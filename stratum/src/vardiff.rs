@@ -1,0 +1,1 @@
+//! Variable difficulty per connection toward a target share rate.
