@@ -1,1 +1,284 @@
-//! The append-only, hash-chained event ledger on sled.
+//! The append-only, hash-chained event ledger on sled: the pool's only store of truth.
+//!
+//! This crate owns the stored form of [`pool_core::Event`]s: numbered records (sequence from
+//! 0), each with its event schema version, its time, the bincode-encoded event and a SHA-256
+//! chain hash over the previous record's hash and every other byte of the record, so any edit,
+//! deletion or reordering is detectable ([`Ledger::verify`]). Appends go through one writer
+//! thread that commits all pending appends as one batch with one flush (group commit); an
+//! append returns only once its record is durable. One process opens a ledger directory at a
+//! time. This crate must never rewrite or delete a stored record, and never acknowledge an
+//! append before its flush.
+
+mod error;
+mod read;
+#[doc(hidden)]
+pub mod record;
+mod verify;
+mod writer;
+
+pub use error::{LedgerError, Problem, VerifyError};
+pub use read::RecordIter;
+pub use verify::VerifyReport;
+
+use pool_core::Event;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::{oneshot, watch};
+use writer::{Reply, Request, Writer};
+
+/// Name of the sled tree holding the commit batches.
+#[doc(hidden)]
+pub const BATCH_TREE: &str = "ledger-batches";
+
+/// The last record of the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Head {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+/// A durable append's place in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Appended {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+/// A record read back from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: u64,
+    /// Event schema version the event was written at.
+    pub version: u16,
+    /// Unix time in milliseconds when the writer committed the record.
+    pub time_ms: u64,
+    pub event: Event,
+    pub hash: [u8; 32],
+}
+
+/// A handle to an open ledger; cheap to clone. The directory stays locked until the last
+/// clone is dropped.
+#[derive(Clone)]
+pub struct Ledger {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    tree: sled::Tree,
+    // Kept so the directory stays open (and locked) as long as a handle lives.
+    _db: sled::Db,
+    head_tx: Arc<watch::Sender<Option<Head>>>,
+    /// `None` for a read-only (audit) handle.
+    requests: Option<mpsc::Sender<Request>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("dir", &self.inner.dir)
+            .field("head", &self.head())
+            .finish()
+    }
+}
+
+fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    // Durability comes from the writer's explicit flush per commit batch; sled's own periodic
+    // flusher would only compete with it.
+    sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| match &e {
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                LedgerError::Locked {
+                    dir: dir.to_path_buf(),
+                }
+            }
+            _ => LedgerError::from(e),
+        })
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger in `dir` for writing. Fails with
+    /// [`LedgerError::Locked`] if another handle holds it, and with
+    /// [`LedgerError::CorruptTail`] if the last stored batch does not verify.
+    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        let db = open_db(dir)?;
+        let tree = db.open_tree(BATCH_TREE)?;
+        let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
+        let head_tx = Arc::new(watch::Sender::new(head));
+        let (requests, rx) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            tree: tree.clone(),
+            head,
+            head_tx: head_tx.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                tree,
+                _db: db,
+                head_tx,
+                requests: Some(requests),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Opens an existing ledger for auditing: reads and verification only, no writer, and
+    /// no tail check (so a corrupt ledger can still be verified and dumped). A missing
+    /// directory is [`LedgerError::NotFound`]; nothing is created. sled still locks the
+    /// directory, so this fails with [`LedgerError::Locked`] while the pool runs.
+    pub fn open_read_only(dir: &Path) -> Result<Ledger, LedgerError> {
+        // sled keeps its log in `DIR/db`; without it there is no ledger to audit.
+        if !dir.join("db").is_file() {
+            return Err(LedgerError::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let db = open_db(dir)?;
+        let tree = db.open_tree(BATCH_TREE)?;
+        // The head as stored, unchecked: `verify` says whether it can be trusted.
+        let head = match tree.last()? {
+            None => None,
+            Some((_, value)) => verify::last_record(&value).ok(),
+        };
+        Ok(Ledger {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                tree,
+                _db: db,
+                head_tx: Arc::new(watch::Sender::new(head)),
+                requests: None,
+                writer: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The directory this ledger lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn send(&self, events: Vec<Vec<u8>>, reply: Reply) -> Result<(), LedgerError> {
+        let requests = self.inner.requests.as_ref().ok_or(LedgerError::ReadOnly)?;
+        requests
+            .send(Request::Append { events, reply })
+            .map_err(|_| LedgerError::Closed("the ledger was closed".into()))
+    }
+
+    fn encode(event: &Event) -> Result<Vec<u8>, LedgerError> {
+        record::encode_event(event).map_err(|e| LedgerError::Encode(e.to_string()))
+    }
+
+    /// Appends one event; returns once its record is flushed to disk.
+    pub async fn append(&self, event: Event) -> Result<Appended, LedgerError> {
+        let mut appended = self.append_batch(vec![event]).await?;
+        appended.pop().ok_or_else(|| closed_early())
+    }
+
+    /// Appends events as consecutive records; returns once all are flushed to disk.
+    pub async fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>, LedgerError> {
+        let encoded = events
+            .iter()
+            .map(Self::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = oneshot::channel();
+        self.send(encoded, Reply::Async(tx))?;
+        rx.await.map_err(|_| closed_early())?
+    }
+
+    /// [`Ledger::append`] for callers outside async code (it blocks the calling thread; do
+    /// not call it from an async task).
+    pub fn append_blocking(&self, event: Event) -> Result<Appended, LedgerError> {
+        let mut appended = self.append_batch_blocking(vec![event])?;
+        appended.pop().ok_or_else(|| closed_early())
+    }
+
+    /// [`Ledger::append_batch`] for callers outside async code.
+    pub fn append_batch_blocking(&self, events: Vec<Event>) -> Result<Vec<Appended>, LedgerError> {
+        let encoded = events
+            .iter()
+            .map(Self::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(encoded, Reply::Blocking(tx))?;
+        rx.recv().map_err(|_| closed_early())?
+    }
+
+    /// The last durable record, `None` while the ledger is empty.
+    pub fn head(&self) -> Option<Head> {
+        *self.inner.head_tx.borrow()
+    }
+
+    /// A receiver that changes whenever new records become durable (follow the tail:
+    /// read from your next seq, then `changed().await`).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Head>> {
+        self.inner.head_tx.subscribe()
+    }
+
+    /// Durable records from `from` on (up to the head at the time of this call).
+    pub fn read_from(&self, from: u64) -> RecordIter {
+        self.read_range(from, u64::MAX)
+    }
+
+    /// Durable records with `from <= seq < to_exclusive`.
+    pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
+        let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
+        RecordIter::new(&self.inner.tree, from, end)
+    }
+
+    /// Verifies the whole chain: every record in sequence, every hash, every event decodes.
+    pub fn verify(&self) -> Result<VerifyReport, VerifyError> {
+        verify::verify_tree(&self.inner.tree)
+    }
+
+    /// Flushes, stops the writer and waits for it. Appends through other clones fail with
+    /// [`LedgerError::Closed`] afterwards; the directory is released when the last clone drops.
+    pub async fn close(self) {
+        let _ = tokio::task::spawn_blocking(move || self.close_blocking()).await;
+    }
+
+    /// [`Ledger::close`] for callers outside async code.
+    pub fn close_blocking(self) {
+        self.inner.shutdown();
+    }
+}
+
+fn closed_early() -> LedgerError {
+    LedgerError::Closed("the writer stopped before answering".into())
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        let handle = match self.writer.lock() {
+            Ok(mut guard) => guard.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let Some(handle) = handle else { return };
+        if let Some(requests) = &self.requests {
+            let (done, wait) = mpsc::sync_channel(1);
+            if requests.send(Request::Shutdown { done }).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+        let _ = handle.join();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! The ledger's error types: what went wrong opening, appending, reading and verifying.
+
+use std::fmt;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Errors of [`crate::Ledger`] operations. `Clone`, because one failed commit batch fails
+/// every append that was waiting on it.
+#[derive(Debug, Clone, Error)]
+pub enum LedgerError {
+    /// Another process (or another handle in this one) holds the ledger directory.
+    #[error("ledger at {} is in use (is the pool running?); stop it or copy the directory", dir.display())]
+    Locked { dir: PathBuf },
+    /// An audit was asked for a directory that holds no ledger.
+    #[error("no ledger at {}: the directory does not exist or holds no sled database", dir.display())]
+    NotFound { dir: PathBuf },
+    /// The last stored batch does not verify; appending onto it would extend a broken chain.
+    #[error("the ledger's tail is corrupt, refusing to append: {0}")]
+    CorruptTail(VerifyError),
+    /// A stored record could not be read back.
+    #[error("corrupt ledger: {0}")]
+    Corrupt(VerifyError),
+    /// sled reported an error (I/O, or its own corruption).
+    #[error("ledger storage error: {0}")]
+    Storage(String),
+    /// The event could not be bincode-encoded.
+    #[error("could not encode event: {0}")]
+    Encode(String),
+    /// The writer has stopped (after `close`, or after a failed flush).
+    #[error("the ledger writer has stopped: {0}")]
+    Closed(String),
+    /// The ledger was opened for auditing only.
+    #[error("the ledger was opened read-only")]
+    ReadOnly,
+}
+
+impl From<sled::Error> for LedgerError {
+    fn from(e: sled::Error) -> Self {
+        LedgerError::Storage(e.to_string())
+    }
+}
+
+/// The first bad record found, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("record {seq}: {problem}")]
+pub struct VerifyError {
+    /// Sequence number of the first record that does not verify (the one expected at that
+    /// position of the chain when a record is missing or out of place).
+    pub seq: u64,
+    pub problem: Problem,
+}
+
+/// What is wrong with a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Its chain hash does not match the previous record's hash and its own bytes: the record
+    /// (or its hash) was edited.
+    HashMismatch,
+    /// A different record stands where this sequence number was expected: a record was
+    /// deleted, or records were reordered.
+    OutOfSequence { found: u64 },
+    /// A batch is stored under a key that is not the sequence of its first record.
+    BatchKey { key: u64, first: u64 },
+    /// The stored bytes are not a well-formed batch of records.
+    Malformed(String),
+    /// The record's event schema version is one this build cannot decode.
+    UnknownVersion(u16),
+    /// The event bytes do not decode as an event of the record's schema version.
+    Decode(String),
+    /// sled failed while reading.
+    Storage(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::HashMismatch => write!(
+                f,
+                "hash mismatch: the record's hash does not cover its content and the previous record's hash (edited record)"
+            ),
+            Problem::OutOfSequence { found } => write!(
+                f,
+                "out of sequence: found record {found} here (a record was deleted or records were reordered)"
+            ),
+            Problem::BatchKey { key, first } => write!(
+                f,
+                "batch stored under key {key} starts with record {first}"
+            ),
+            Problem::Malformed(why) => write!(f, "malformed stored batch: {why}"),
+            Problem::UnknownVersion(v) => write!(
+                f,
+                "unknown event schema version {v} (this build reads versions 1..={})",
+                pool_core::EVENT_SCHEMA_VERSION
+            ),
+            Problem::Decode(why) => write!(f, "event does not decode: {why}"),
+            Problem::Storage(why) => write!(f, "storage error while reading: {why}"),
+        }
+    }
+}

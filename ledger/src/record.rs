@@ -1,0 +1,261 @@
+//! The stored format of records and commit batches, and the chain hash.
+//!
+//! One sled entry holds one commit batch: key = the batch's first sequence number (8 bytes,
+//! big-endian, so sled's key order is sequence order), value =
+//!
+//! ```text
+//! batch  := format:u8 (=1) | count:u32 BE | record * count
+//! record := seq:u64 BE | version:u16 BE | time_ms:u64 BE | event_len:u32 BE | event | hash:[u8; 32]
+//! hash    = SHA-256(previous record's hash | seq | version | time_ms | event_len | event)
+//! ```
+//!
+//! The genesis record's previous hash is 32 zero bytes. `event` is the bincode encoding of
+//! [`pool_core::Event`] at the record's schema `version`; [`decode_event`] has one branch per
+//! version this build has ever written.
+
+use crate::error::Problem;
+use bincode::Options;
+use pool_core::Event;
+use sha2::{Digest, Sha256};
+
+/// Format byte at the start of every stored batch.
+pub const BATCH_FORMAT: u8 = 1;
+/// Bytes before a batch's first record.
+pub const BATCH_HEADER_LEN: usize = 5;
+/// Bytes of a record before its event bytes.
+pub const RECORD_HEADER_LEN: usize = 8 + 2 + 8 + 4;
+/// Previous hash of record 0.
+pub const GENESIS_PREV_HASH: [u8; 32] = [0; 32];
+
+/// A stored record, borrowed from its batch's bytes (no copy, event not yet decoded).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub seq: u64,
+    pub version: u16,
+    pub time_ms: u64,
+    /// The event's bytes, encoded at `version`.
+    pub event: &'a [u8],
+    /// The stored chain hash.
+    pub hash: [u8; 32],
+    /// The bytes the hash covers after the previous hash: header and event.
+    pub hashed: &'a [u8],
+}
+
+impl RecordView<'_> {
+    /// Whether the stored hash is the chain hash of `prev` and this record's bytes.
+    pub fn hash_matches(&self, prev: &[u8; 32]) -> bool {
+        chain_hash(prev, self.hashed) == self.hash
+    }
+
+    pub fn decode_event(&self) -> Result<Event, Problem> {
+        decode_event(self.version, self.event)
+    }
+}
+
+/// SHA-256 over the previous record's hash and this record's header and event bytes.
+pub fn chain_hash(prev: &[u8; 32], hashed: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(hashed);
+    h.finalize().into()
+}
+
+fn bincode_options() -> impl Options {
+    // The same encoding as `bincode::serialize` (fixed-width little-endian integers), but
+    // strict on decode: no trailing bytes.
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .reject_trailing_bytes()
+}
+
+/// Encodes an event at [`pool_core::EVENT_SCHEMA_VERSION`].
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, bincode::Error> {
+    bincode_options().serialize(event)
+}
+
+/// Decodes an event stored at schema `version`. A future version that changes [`Event`]'s
+/// layout keeps its old decoder here (decode into the old shape, convert to the new).
+pub fn decode_event(version: u16, bytes: &[u8]) -> Result<Event, Problem> {
+    match version {
+        1 => bincode_options()
+            .deserialize::<Event>(bytes)
+            .map_err(|e| Problem::Decode(e.to_string())),
+        v => Err(Problem::UnknownVersion(v)),
+    }
+}
+
+/// Appends one record to a batch being built and returns its hash.
+pub fn push_record(
+    out: &mut Vec<u8>,
+    prev: &[u8; 32],
+    seq: u64,
+    version: u16,
+    time_ms: u64,
+    event: &[u8],
+) -> Result<[u8; 32], Problem> {
+    let len = u32::try_from(event.len())
+        .map_err(|_| Problem::Malformed(format!("event of {} bytes is too long", event.len())))?;
+    let start = out.len();
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&time_ms.to_be_bytes());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(event);
+    let hash = chain_hash(prev, &out[start..]);
+    out.extend_from_slice(&hash);
+    Ok(hash)
+}
+
+/// Starts a batch buffer; [`finish_batch`] fills in the record count.
+pub fn begin_batch(capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + capacity);
+    out.push(BATCH_FORMAT);
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out
+}
+
+pub fn finish_batch(out: &mut [u8], count: u32) {
+    out[1..BATCH_HEADER_LEN].copy_from_slice(&count.to_be_bytes());
+}
+
+/// Iterates over the records of one stored batch without copying.
+pub struct BatchRecords<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    remaining: u32,
+}
+
+impl<'a> BatchRecords<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<BatchRecords<'a>, Problem> {
+        if bytes.len() < BATCH_HEADER_LEN {
+            return Err(Problem::Malformed("batch shorter than its header".into()));
+        }
+        if bytes[0] != BATCH_FORMAT {
+            return Err(Problem::Malformed(format!(
+                "unknown batch format {}",
+                bytes[0]
+            )));
+        }
+        let remaining = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        Ok(BatchRecords {
+            bytes,
+            offset: BATCH_HEADER_LEN,
+            remaining,
+        })
+    }
+
+    /// Records not yet returned.
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// The next record, or `Ok(None)` at the end. Bytes after the last counted record are an
+    /// error.
+    pub fn next_record(&mut self) -> Result<Option<RecordView<'a>>, Problem> {
+        let bytes = self.bytes;
+        if self.remaining == 0 {
+            if self.offset != bytes.len() {
+                return Err(Problem::Malformed(format!(
+                    "{} stray bytes after the last record",
+                    bytes.len() - self.offset
+                )));
+            }
+            return Ok(None);
+        }
+        let rest = &bytes[self.offset..];
+        if rest.len() < RECORD_HEADER_LEN {
+            return Err(Problem::Malformed("truncated record header".into()));
+        }
+        let seq = u64::from_be_bytes(fixed(&rest[0..8]));
+        let version = u16::from_be_bytes(fixed(&rest[8..10]));
+        let time_ms = u64::from_be_bytes(fixed(&rest[10..18]));
+        let len = u32::from_be_bytes(fixed(&rest[18..22])) as usize;
+        let end = RECORD_HEADER_LEN
+            .checked_add(len)
+            .filter(|&e| e.checked_add(32).is_some_and(|t| t <= rest.len()))
+            .ok_or_else(|| Problem::Malformed(format!("record {seq} is truncated")))?;
+        let hash = fixed(&rest[end..end + 32]);
+        self.offset += end + 32;
+        self.remaining -= 1;
+        Ok(Some(RecordView {
+            seq,
+            version,
+            time_ms,
+            event: &rest[RECORD_HEADER_LEN..end],
+            hash,
+            hashed: &rest[..end],
+        }))
+    }
+}
+
+fn fixed<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(s);
+    a
+}
+
+/// Sled key of the batch whose first record is `seq`.
+pub fn batch_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// The first sequence number of a batch key, if it is one.
+pub fn key_seq(key: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(key).ok().map(u64::from_be_bytes)
+}
+
+impl<'a> BatchRecords<'a> {
+    /// Continues a batch at a position saved with [`BatchRecords::position`].
+    pub fn resume(bytes: &'a [u8], position: (usize, u32)) -> BatchRecords<'a> {
+        BatchRecords {
+            bytes,
+            offset: position.0,
+            remaining: position.1,
+        }
+    }
+
+    pub fn position(&self) -> (usize, u32) {
+        (self.offset, self.remaining)
+    }
+}
+
+/// An owned stored record, for tools and tests that rewrite stored batches (tampering tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    pub seq: u64,
+    pub version: u16,
+    pub time_ms: u64,
+    pub event: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+/// Splits a stored batch value into its records, as stored (hashes are not checked).
+pub fn decode_batch(bytes: &[u8]) -> Result<Vec<RawRecord>, Problem> {
+    let mut records = BatchRecords::parse(bytes)?;
+    let mut out = Vec::with_capacity(records.remaining() as usize);
+    while let Some(r) = records.next_record()? {
+        out.push(RawRecord {
+            seq: r.seq,
+            version: r.version,
+            time_ms: r.time_ms,
+            event: r.event.to_vec(),
+            hash: r.hash,
+        });
+    }
+    Ok(out)
+}
+
+/// Encodes records as a stored batch value, keeping their stored hashes as they are.
+pub fn encode_batch(records: &[RawRecord]) -> Vec<u8> {
+    let mut out = begin_batch(records.iter().map(|r| r.event.len() + 54).sum());
+    for r in records {
+        out.extend_from_slice(&r.seq.to_be_bytes());
+        out.extend_from_slice(&r.version.to_be_bytes());
+        out.extend_from_slice(&r.time_ms.to_be_bytes());
+        out.extend_from_slice(&(r.event.len() as u32).to_be_bytes());
+        out.extend_from_slice(&r.event);
+        out.extend_from_slice(&r.hash);
+    }
+    finish_batch(&mut out, records.len() as u32);
+    out
+}

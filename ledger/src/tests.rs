@@ -1,0 +1,220 @@
+//! Unit tests of the ledger: append, read back, verify, recover, lock.
+
+use super::*;
+use pool_core::event::{BlockOrphaned, PaymentFailed};
+use pool_core::BlockId;
+
+fn orphaned(n: u64) -> Event {
+    Event::BlockOrphaned(BlockOrphaned {
+        block_id: BlockId([n as u8; 32]),
+        height: n,
+    })
+}
+
+fn failed(n: u64) -> Event {
+    Event::PaymentFailed(PaymentFailed {
+        payment_id: n,
+        reason: format!("reason {n}"),
+    })
+}
+
+#[test]
+fn appends_read_back_in_order_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.head(), None);
+    let a = ledger.append_blocking(orphaned(0)).unwrap();
+    assert_eq!(a.seq, 0);
+    let b = ledger.append_batch_blocking(vec![failed(1), orphaned(2)]).unwrap();
+    assert_eq!(b.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        ledger.head(),
+        Some(Head {
+            seq: 2,
+            hash: b[1].hash
+        })
+    );
+    let records: Vec<Record> = ledger.read_from(0).map(Result::unwrap).collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0].event, orphaned(0));
+    assert_eq!(records[1].event, failed(1));
+    assert_eq!(records[2].event, orphaned(2));
+    assert_eq!(records[2].hash, b[1].hash);
+    assert!(records.iter().all(|r| r.version == 1));
+    let middle: Vec<u64> = ledger
+        .read_range(1, 2)
+        .map(|r| r.unwrap().seq)
+        .collect();
+    assert_eq!(middle, vec![1]);
+    assert_eq!(ledger.read_from(3).count(), 0);
+    let report = ledger.verify().unwrap();
+    assert_eq!(report.records, 3);
+    assert_eq!(report.batches, 2);
+    assert_eq!(report.head, ledger.head());
+}
+
+#[test]
+fn genesis_hash_chains_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let a = ledger.append_blocking(orphaned(7)).unwrap();
+    let r = ledger.read_from(0).next().unwrap().unwrap();
+    let mut hashed = Vec::new();
+    hashed.extend_from_slice(&0u64.to_be_bytes());
+    hashed.extend_from_slice(&1u16.to_be_bytes());
+    hashed.extend_from_slice(&r.time_ms.to_be_bytes());
+    let event = bincode::serialize(&orphaned(7)).unwrap();
+    hashed.extend_from_slice(&(event.len() as u32).to_be_bytes());
+    hashed.extend_from_slice(&event);
+    assert_eq!(record::chain_hash(&[0; 32], &hashed), a.hash);
+}
+
+#[test]
+fn reopen_recovers_head_and_continues_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    for n in 0..5 {
+        ledger.append_blocking(orphaned(n)).unwrap();
+    }
+    let head = ledger.head();
+    ledger.close_blocking();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.head(), head);
+    assert_eq!(ledger.append_blocking(failed(5)).unwrap().seq, 5);
+    assert_eq!(ledger.verify().unwrap().records, 6);
+}
+
+#[test]
+fn second_opener_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ledger = Ledger::open(dir.path()).unwrap();
+    let err = Ledger::open(dir.path()).unwrap_err();
+    assert!(matches!(err, LedgerError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains("is in use (is the pool running?)"));
+    let err = Ledger::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(err, LedgerError::Locked { .. }), "{err:?}");
+}
+
+#[test]
+fn read_only_open_of_a_missing_directory_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let err = Ledger::open_read_only(&missing).unwrap_err();
+    assert!(matches!(err, LedgerError::NotFound { .. }));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn read_only_handle_refuses_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    Ledger::open(dir.path())
+        .unwrap()
+        .append_blocking(orphaned(1))
+        .unwrap();
+    let ledger = Ledger::open_read_only(dir.path()).unwrap();
+    assert_eq!(ledger.head().map(|h| h.seq), Some(0));
+    assert!(matches!(
+        ledger.append_blocking(orphaned(2)),
+        Err(LedgerError::ReadOnly)
+    ));
+}
+
+#[test]
+fn appends_after_close_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let other = ledger.clone();
+    ledger.close_blocking();
+    assert!(matches!(
+        other.append_blocking(orphaned(1)),
+        Err(LedgerError::Closed(_))
+    ));
+}
+
+#[test]
+fn unknown_version_is_a_clear_error() {
+    let err = record::decode_event(2, &[]).unwrap_err();
+    assert_eq!(err, Problem::UnknownVersion(2));
+    assert!(err.to_string().contains("unknown event schema version 2"));
+}
+
+fn rewrite_batch(dir: &std::path::Path, key: u64, edit: impl FnOnce(&mut Vec<record::RawRecord>)) {
+    let db = sled::open(dir).unwrap();
+    let tree = db.open_tree(BATCH_TREE).unwrap();
+    let value = tree.get(record::batch_key(key)).unwrap().unwrap();
+    let mut records = record::decode_batch(&value).unwrap();
+    edit(&mut records);
+    tree.insert(record::batch_key(key), record::encode_batch(&records))
+        .unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn corrupt_tail_refuses_appends_but_audit_still_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    ledger.append_blocking(orphaned(0)).unwrap();
+    ledger.append_batch_blocking(vec![orphaned(1), failed(2)]).unwrap();
+    ledger.close_blocking();
+    rewrite_batch(dir.path(), 1, |records| records[1].event[5] ^= 1);
+    let err = Ledger::open(dir.path()).unwrap_err();
+    match &err {
+        LedgerError::CorruptTail(v) => {
+            assert_eq!(v.seq, 2);
+            assert_eq!(v.problem, Problem::HashMismatch);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("refusing to append"));
+    let audit = Ledger::open_read_only(dir.path()).unwrap();
+    let bad = audit.verify().unwrap_err();
+    assert_eq!(bad.seq, 2);
+}
+
+#[test]
+fn verify_names_the_first_bad_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    ledger
+        .append_batch_blocking((0..6).map(orphaned).collect())
+        .unwrap();
+    ledger.close_blocking();
+    // A deleted record.
+    rewrite_batch(dir.path(), 0, |records| {
+        records.remove(3);
+    });
+    let audit = Ledger::open_read_only(dir.path()).unwrap();
+    let bad = audit.verify().unwrap_err();
+    assert_eq!(bad.seq, 3);
+    assert_eq!(bad.problem, Problem::OutOfSequence { found: 4 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appenders_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let mut rx = ledger.subscribe();
+    let mut tasks = Vec::new();
+    for t in 0..32u64 {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..20u64 {
+                seqs.push(ledger.append(failed(t * 1000 + i)).await.unwrap().seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..640).collect::<Vec<_>>());
+    assert!(rx.has_changed().unwrap());
+    assert_eq!(rx.borrow_and_update().map(|h| h.seq), Some(639));
+    let report = ledger.verify().unwrap();
+    assert_eq!(report.records, 640);
+    assert!(report.batches < 640, "{} batches", report.batches);
+    ledger.close().await;
+}

@@ -1,0 +1,116 @@
+//! Whole-chain verification and tail recovery, straight over the stored bytes: records are
+//! checked where they lie in sled's buffers and only the event is decoded.
+
+use crate::error::{Problem, VerifyError};
+use crate::record::{key_seq, BatchRecords, GENESIS_PREV_HASH};
+use crate::Head;
+
+/// What a successful verification checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Records checked (= head seq + 1).
+    pub records: u64,
+    /// Commit batches (sled entries) checked.
+    pub batches: u64,
+    /// The last record, `None` for an empty ledger.
+    pub head: Option<Head>,
+}
+
+fn bad(seq: u64, problem: Problem) -> VerifyError {
+    VerifyError { seq, problem }
+}
+
+/// Checks one batch stored under `key` whose first record must be `expected` and must chain
+/// onto `prev`; returns the last record's head. With `decode`, every event must decode too.
+pub(crate) fn check_batch(
+    key: &[u8],
+    value: &[u8],
+    expected: u64,
+    prev: [u8; 32],
+    decode: bool,
+) -> Result<Option<Head>, VerifyError> {
+    let key = key_seq(key).ok_or_else(|| {
+        bad(
+            expected,
+            Problem::Malformed(format!("batch key of {} bytes", key.len())),
+        )
+    })?;
+    let mut records = BatchRecords::parse(value).map_err(|p| bad(expected, p))?;
+    let mut seq = expected;
+    let mut prev = prev;
+    let mut head = None;
+    let mut first = true;
+    while let Some(r) = records.next_record().map_err(|p| bad(seq, p))? {
+        if r.seq != seq {
+            return Err(bad(seq, Problem::OutOfSequence { found: r.seq }));
+        }
+        if first && key != r.seq {
+            return Err(bad(seq, Problem::BatchKey { key, first: r.seq }));
+        }
+        first = false;
+        if !r.hash_matches(&prev) {
+            return Err(bad(seq, Problem::HashMismatch));
+        }
+        if decode {
+            r.decode_event().map_err(|p| bad(seq, p))?;
+        }
+        prev = r.hash;
+        head = Some(Head { seq, hash: r.hash });
+        seq += 1;
+    }
+    if head.is_none() {
+        return Err(bad(expected, Problem::Malformed("empty batch".into())));
+    }
+    Ok(head)
+}
+
+/// Verifies the whole chain from record 0.
+pub(crate) fn verify_tree(tree: &sled::Tree) -> Result<VerifyReport, VerifyError> {
+    let mut head: Option<Head> = None;
+    let mut batches = 0u64;
+    for entry in tree.iter() {
+        let expected = head.map_or(0, |h| h.seq + 1);
+        let (key, value) = entry.map_err(|e| bad(expected, Problem::Storage(e.to_string())))?;
+        let prev = head.map_or(GENESIS_PREV_HASH, |h| h.hash);
+        head = check_batch(&key, &value, expected, prev, true)?;
+        batches += 1;
+    }
+    Ok(VerifyReport {
+        records: head.map_or(0, |h| h.seq + 1),
+        batches,
+        head,
+    })
+}
+
+/// Recovers the head from the last batch, checking that batch's records and its linkage to
+/// the batch before it.
+pub(crate) fn recover_tail(tree: &sled::Tree) -> Result<Option<Head>, VerifyError> {
+    let storage = |e: sled::Error| bad(0, Problem::Storage(e.to_string()));
+    let Some((last_key, last_value)) = tree.last().map_err(storage)? else {
+        return Ok(None);
+    };
+    let (expected, prev) = match tree.range(..last_key.clone()).next_back() {
+        None => (0, GENESIS_PREV_HASH),
+        Some(entry) => {
+            let (key, value) = entry.map_err(storage)?;
+            let before = last_record(&value).map_err(|p| {
+                bad(key_seq(&key).unwrap_or(0), p)
+            })?;
+            (before.seq + 1, before.hash)
+        }
+    };
+    check_batch(&last_key, &last_value, expected, prev, true)
+}
+
+/// The last record stored in a batch, as stored (unchecked).
+pub(crate) fn last_record(value: &[u8]) -> Result<Head, Problem> {
+    let mut records = BatchRecords::parse(value)?;
+    let mut last = None;
+    while let Some(r) = records.next_record()? {
+        last = Some(Head {
+            seq: r.seq,
+            hash: r.hash,
+        });
+    }
+    last.ok_or_else(|| Problem::Malformed("empty batch".into()))
+}

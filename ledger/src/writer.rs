@@ -1,0 +1,160 @@
+//! The group-commit writer: one std thread owns appends to the sled tree. It drains every
+//! pending request, writes them as one batch (one sled entry), flushes once, then acknowledges
+//! them all. Acknowledgement therefore always means durable.
+
+use crate::error::LedgerError;
+use crate::record::{batch_key, begin_batch, finish_batch, push_record};
+use crate::{Appended, Head};
+use pool_core::EVENT_SCHEMA_VERSION;
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, watch};
+
+/// Most records written in one commit batch (bounds the size of one sled value).
+const MAX_BATCH_RECORDS: usize = 16_384;
+
+pub(crate) type AppendResult = Result<Vec<Appended>, LedgerError>;
+
+/// Where the writer sends an append's outcome.
+pub(crate) enum Reply {
+    Async(oneshot::Sender<AppendResult>),
+    Blocking(mpsc::SyncSender<AppendResult>),
+}
+
+impl Reply {
+    fn send(self, result: AppendResult) {
+        // A caller that gave up waiting (dropped its receiver) needs no answer.
+        match self {
+            Reply::Async(tx) => {
+                let _ = tx.send(result);
+            }
+            Reply::Blocking(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+pub(crate) enum Request {
+    /// Already-encoded events (encoded by the caller, off the writer thread).
+    Append { events: Vec<Vec<u8>>, reply: Reply },
+    /// Finish what is queued before this, flush, stop.
+    Shutdown { done: mpsc::SyncSender<()> },
+}
+
+pub(crate) struct Writer {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub head: Option<Head>,
+    pub head_tx: std::sync::Arc<watch::Sender<Option<Head>>>,
+}
+
+impl Writer {
+    pub fn run(mut self, rx: mpsc::Receiver<Request>) {
+        let mut failed: Option<String> = None;
+        let mut appends: Vec<(Vec<Vec<u8>>, Reply)> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut shutdowns = Vec::new();
+            let mut records = 0usize;
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
+                match req {
+                    Request::Append { events, reply } => {
+                        records += events.len();
+                        appends.push((events, reply));
+                    }
+                    Request::Shutdown { done } => shutdowns.push(done),
+                }
+                // Stop draining at a shutdown: requests behind it are refused.
+                if records < MAX_BATCH_RECORDS && shutdowns.is_empty() {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if let Some(why) = &failed {
+                for (_, reply) in appends.drain(..) {
+                    reply.send(Err(LedgerError::Closed(why.clone())));
+                }
+            } else if !appends.is_empty() {
+                if let Err(e) = self.commit(&mut appends) {
+                    failed = Some(e.to_string());
+                }
+            }
+            if !shutdowns.is_empty() {
+                let _ = self.db.flush();
+                for done in shutdowns {
+                    let _ = done.send(());
+                }
+                return;
+            }
+        }
+        let _ = self.db.flush();
+    }
+
+    /// Writes all pending appends as one batch, flushes, answers every caller.
+    fn commit(&mut self, appends: &mut Vec<(Vec<Vec<u8>>, Reply)>) -> Result<(), LedgerError> {
+        let first_seq = self.head.map_or(0, |h| h.seq + 1);
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let bytes: usize = appends
+            .iter()
+            .flat_map(|(events, _)| events.iter().map(|e| e.len() + 54))
+            .sum();
+        let mut batch = begin_batch(bytes);
+        let mut prev = self.head.map_or([0; 32], |h| h.hash);
+        let mut seq = first_seq;
+        let mut acks: Vec<Vec<Appended>> = Vec::with_capacity(appends.len());
+        let mut encode_error = None;
+        for (events, _) in appends.iter() {
+            let mut mine = Vec::with_capacity(events.len());
+            for event in events {
+                match push_record(&mut batch, &prev, seq, EVENT_SCHEMA_VERSION, time_ms, event) {
+                    Ok(hash) => {
+                        mine.push(Appended { seq, hash });
+                        prev = hash;
+                        seq += 1;
+                    }
+                    Err(p) => encode_error = Some(p.to_string()),
+                }
+            }
+            acks.push(mine);
+        }
+        if let Some(why) = encode_error {
+            // Only an event longer than 4 GiB gets here; refuse the whole batch, write nothing.
+            for (_, reply) in appends.drain(..) {
+                reply.send(Err(LedgerError::Encode(why.clone())));
+            }
+            return Ok(());
+        }
+        let count = (seq - first_seq) as u32;
+        if count == 0 {
+            // Only empty `append_batch` calls: nothing to write.
+            for (_, reply) in appends.drain(..) {
+                reply.send(Ok(Vec::new()));
+            }
+            return Ok(());
+        }
+        finish_batch(&mut batch, count);
+        let written = self
+            .tree
+            .insert(batch_key(first_seq), batch)
+            .and_then(|_| self.tree.flush().map(|_| ()));
+        if let Err(e) = written {
+            let err = LedgerError::from(e);
+            for (_, reply) in appends.drain(..) {
+                reply.send(Err(err.clone()));
+            }
+            return Err(err);
+        }
+        let head = Head {
+            seq: seq - 1,
+            hash: prev,
+        };
+        self.head = Some(head);
+        self.head_tx.send_replace(Some(head));
+        for ((_, reply), mine) in appends.drain(..).zip(acks) {
+            reply.send(Ok(mine));
+        }
+        Ok(())
+    }
+}
