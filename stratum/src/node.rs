@@ -14,7 +14,10 @@ use std::time::Duration;
 /// How the pool authenticates to the node's RPC server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeAuth {
-    UserPassword { user: String, password: String },
+    UserPassword {
+        user: String,
+        password: String,
+    },
     /// The node's `.cookie` file (`__cookie__:SECRET`); re-read on every call because the node
     /// writes a new one each time it starts.
     CookieFile(PathBuf),
