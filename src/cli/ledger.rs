@@ -1,7 +1,12 @@
-//! `obtc-pool ledger verify|head|dump`: auditor commands on a stopped pool's ledger directory.
+//! `obtc-pool ledger verify|head|dump`: auditor commands on a stopped pool's ledger directory
+//! (or a copy of it). They open the ledger read-only and never create one.
 
+use anyhow::Context;
 use clap::Subcommand;
-use std::path::PathBuf;
+use ledger::Ledger;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
@@ -28,7 +33,102 @@ pub enum LedgerCommand {
     },
 }
 
-pub fn run(cmd: LedgerCommand) -> anyhow::Result<std::process::ExitCode> {
-    let _ = cmd;
-    anyhow::bail!("not implemented yet")
+pub fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LedgerCommand::Verify { data } => verify(&data),
+        LedgerCommand::Head { data } => head(&data),
+        LedgerCommand::Dump {
+            data,
+            from,
+            limit,
+            json,
+        } => dump(&data, from, limit, json),
+    }
+}
+
+fn open(dir: &Path) -> anyhow::Result<Ledger> {
+    Ok(Ledger::open_read_only(dir)?)
+}
+
+fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
+    let ledger = open(dir)?;
+    match ledger.verify() {
+        Ok(report) => {
+            match report.head {
+                Some(h) => println!(
+                    "ledger intact: {} records checked in {} batches; head seq {} hash {}",
+                    report.records,
+                    report.batches,
+                    h.seq,
+                    hex::encode(h.hash)
+                ),
+                None => println!("ledger intact: empty (0 records)"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(bad) => {
+            println!(
+                "ledger verification FAILED at record {}: {}",
+                bad.seq, bad.problem
+            );
+            eprintln!("first bad sequence number: {}", bad.seq);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn head(dir: &Path) -> anyhow::Result<ExitCode> {
+    let ledger = open(dir)?;
+    match ledger.head() {
+        Some(h) => println!("seq {}\nhash {}", h.seq, hex::encode(h.hash)),
+        None => println!("empty ledger: no records"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dump(dir: &Path, from: u64, limit: Option<u64>, json: bool) -> anyhow::Result<ExitCode> {
+    let ledger = open(dir)?;
+    let to = limit.map_or(u64::MAX, |n| from.saturating_add(n));
+    let mut out = BufWriter::new(io::stdout().lock());
+    for record in ledger.read_range(from, to) {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                out.flush().context("writing the dump")?;
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let line = if json {
+            serde_json::json!({
+                "seq": record.seq,
+                "time_ms": record.time_ms,
+                "version": record.version,
+                "hash": hex::encode(record.hash),
+                "kind": record.event.kind(),
+                "event": record.event,
+            })
+            .to_string()
+        } else {
+            format!(
+                "{} {} v{} {} {:?}",
+                record.seq,
+                record.time_ms,
+                record.version,
+                hex::encode(record.hash),
+                record.event
+            )
+        };
+        if let Err(e) = writeln!(out, "{line}") {
+            // A closed pipe (`| head`) ends the dump quietly.
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(e).context("writing the dump");
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("writing the dump"),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
