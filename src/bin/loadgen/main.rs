@@ -1,0 +1,272 @@
+//! `loadgen`: a Stratum V1 load generator and a null server to measure it against.
+//!
+//! `loadgen run` opens N connections, has each subscribe, authorize and wait for work, then
+//! submits shares for a fixed window, either closed loop (K in flight per connection) or open
+//! loop (a fixed total rate spread over the connections, latency measured from the scheduled
+//! send time), and reports accepted/rejected per second and p50/p99/p999 submit latency.
+//! `loadgen null-server` answers every request at once and checks nothing: the ceiling of this
+//! machine and this generator, against which pool figures are read as a ratio.
+//!
+//! The generator never hashes: the pool under test is configured so that every submit meets
+//! the share target (`--mode valid`) or nearly none does (`--mode invalid`); the mode is a label
+//! carried into the result.
+
+mod null_server;
+mod report;
+mod session;
+mod wire;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use report::{RunResult, RunShape, Tally};
+use session::{Load, Window};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", about = "Stratum V1 load generator and null server")]
+struct Cli {
+    /// Tokio worker threads (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Answer every Stratum request at once, check nothing (the ceiling to compare with).
+    NullServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Open connections and submit shares for a fixed window.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// The pool is configured so every submit meets the share target.
+    Valid,
+    /// The pool is configured so nearly every submit is above target (error 23).
+    Invalid,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Pool address, HOST:PORT.
+    #[arg(long)]
+    target: String,
+    #[arg(long, default_value_t = 10)]
+    connections: usize,
+    /// Closed loop: submits in flight per connection.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
+    /// Open loop: total submits per second over all connections (ignores --in-flight).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Measured window, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// How long to wait for replies owed after the window, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    drain_ms: u64,
+    /// Time allowed for all connections to connect, subscribe, authorize and get work, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    handshake_timeout: f64,
+    /// Worker name for mining.authorize and mining.submit: ADDR[.worker].
+    #[arg(long)]
+    username: String,
+    #[arg(long, default_value = "x")]
+    password: String,
+    #[arg(long, value_enum, default_value_t = Mode::Valid)]
+    mode: Mode,
+    /// Print the one-line JSON result on stdout (the human summary goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// At most this many connections handshake at once, so a burst of 1,000 does not overflow the
+/// pool's accept backlog.
+const CONCURRENT_HANDSHAKES: usize = 256;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = cli.threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = match builder.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::NullServer { listen } => {
+                null_server::serve(listen).await.map(|()| ExitCode::SUCCESS)
+            }
+            Command::Run(args) => run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(args.in_flight > 0, "--in-flight must be at least 1");
+    anyhow::ensure!(
+        args.duration.is_finite() && args.duration > 0.0,
+        "--duration must be positive"
+    );
+    anyhow::ensure!(
+        args.handshake_timeout.is_finite() && args.handshake_timeout > 0.0,
+        "--handshake-timeout must be positive"
+    );
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
+    }
+    let n = args.connections;
+    let shape = RunShape {
+        target: args.target.clone(),
+        mode: match args.mode {
+            Mode::Valid => "valid".into(),
+            Mode::Invalid => "invalid".into(),
+        },
+        connections: n,
+        in_flight: args.in_flight,
+        rate: args.rate,
+        duration_s: args.duration,
+    };
+    let handshake_deadline = Instant::now() + Duration::from_secs_f64(args.handshake_timeout);
+    let permits = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
+    let (start_tx, start_rx) = watch::channel::<Option<Window>>(None);
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let target = Arc::new(args.target.clone());
+    let username = Arc::new(args.username.clone());
+    let password = Arc::new(args.password.clone());
+
+    let mut tasks = Vec::with_capacity(n);
+    for index in 0..n {
+        let load = match args.rate {
+            Some(rate) => Load::Open {
+                interval: Duration::from_secs_f64(n as f64 / rate),
+                offset: Duration::from_secs_f64(index as f64 / rate),
+            },
+            None => Load::Closed {
+                in_flight: args.in_flight,
+            },
+        };
+        let (permits, ready_tx, mut start_rx) =
+            (permits.clone(), ready_tx.clone(), start_rx.clone());
+        let (target, username, password) = (target.clone(), username.clone(), password.clone());
+        tasks.push(tokio::spawn(async move {
+            let handshake = async {
+                let _permit = permits.acquire().await;
+                let timeout = handshake_deadline.saturating_duration_since(Instant::now());
+                session::connect(&target, &username, &password, timeout).await
+            };
+            let ready = match tokio::time::timeout_at(handshake_deadline, handshake).await {
+                Ok(Ok(ready)) => ready,
+                Ok(Err(e)) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return None;
+                }
+                Err(_) => {
+                    let _ = ready_tx.send(Err("handshake timed out".into()));
+                    return None;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let window = loop {
+                if let Some(window) = *start_rx.borrow_and_update() {
+                    break window;
+                }
+                if start_rx.changed().await.is_err() {
+                    return None;
+                }
+            };
+            Some(ready.run(load, window).await)
+        }));
+    }
+    drop(ready_tx);
+
+    let mut connected = 0usize;
+    let mut failures: Vec<String> = Vec::new();
+    while connected + failures.len() < n {
+        match tokio::time::timeout_at(handshake_deadline + Duration::from_secs(1), ready_rx.recv())
+            .await
+        {
+            Ok(Some(Ok(()))) => connected += 1,
+            Ok(Some(Err(e))) => failures.push(e),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let connect_failures = n - connected;
+    if connect_failures > 0 {
+        eprintln!(
+            "{connect_failures} of {n} connections failed to get ready (first: {})",
+            failures.first().map_or("timed out", String::as_str)
+        );
+    }
+
+    let duration = Duration::from_secs_f64(args.duration);
+    let drain = Duration::from_millis(args.drain_ms);
+    let window = Window {
+        start: Instant::now() + Duration::from_millis(100),
+        duration,
+        drain,
+    };
+    let _ = start_tx.send(Some(window));
+    // Each session stops by itself after window + drain; this bound only catches a session
+    // stuck in a write the pool never reads.
+    let hard_end = window.start + duration + drain + Duration::from_secs(5);
+
+    let mut total = Tally::new();
+    let mut dropped_connections = 0usize;
+    for task in tasks {
+        let abort = task.abort_handle();
+        match tokio::time::timeout_at(hard_end, task).await {
+            Ok(Ok(Some(tally))) => {
+                if tally.dropped {
+                    dropped_connections += 1;
+                }
+                total.merge(&tally);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(_)) => dropped_connections += 1,
+            Err(_) => {
+                abort.abort();
+                dropped_connections += 1;
+            }
+        }
+    }
+
+    let result = RunResult::new(
+        shape,
+        connected,
+        connect_failures,
+        dropped_connections,
+        &total,
+    );
+    eprint!("{}", result.human());
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    }
+    if connected == 0 || connect_failures > 0 || dropped_connections > 0 {
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
