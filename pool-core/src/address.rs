@@ -226,7 +226,7 @@ fn bech32_error(s: &str, e: SegwitHrpstringError) -> AddressError {
             address: s.to_string(),
             reason: format!("invalid witness version {}", v.to_u8()),
         },
-        other => malformed(s, &other.to_string()),
+        other => malformed(s, &error_chain(&other)),
     }
 }
 
@@ -235,7 +235,7 @@ fn base58_error(s: &str, e: base58::Error) -> AddressError {
         base58::Error::IncorrectChecksum(_) => AddressError::BadChecksum {
             address: s.to_string(),
         },
-        other => malformed(s, &format!("base58: {other}")),
+        other => malformed(s, &format!("base58: {}", error_chain(&other))),
     }
 }
 
@@ -244,4 +244,17 @@ fn malformed(s: &str, reason: &str) -> AddressError {
         address: s.to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// An error and its sources, joined: the codecs' top-level messages alone ("parsing unchecked
+/// hrpstring failed") do not say what was wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }

@@ -103,14 +103,9 @@ pub fn prev_hash_of(header: &[u8; 80]) -> [u8; 32] {
 fn dot(row: &[u16; MATRIX_SIZE], x: &[u16; MATRIX_SIZE]) -> u16 {
     // Wrapping arithmetic lets the compiler use packed 16-bit lanes; the true sum never exceeds
     // 14,400, so nothing actually wraps.
-    let mut acc = [0u16; 16];
-    for chunk in 0..MATRIX_SIZE / 16 {
-        for k in 0..16 {
-            let j = chunk * 16 + k;
-            acc[k] = acc[k].wrapping_add(row[j].wrapping_mul(x[j]));
-        }
-    }
-    acc.iter().fold(0u16, |s, v| s.wrapping_add(*v))
+    row.iter()
+        .zip(x)
+        .fold(0u16, |sum, (m, v)| sum.wrapping_add(m.wrapping_mul(*v)))
 }
 
 fn draw_rows(rng: &mut Xoshiro256PlusPlus) -> [[u16; MATRIX_SIZE]; MATRIX_SIZE] {
@@ -145,15 +140,15 @@ fn is_full_rank(rows: &[[u16; MATRIX_SIZE]; MATRIX_SIZE]) -> bool {
         rank += 1;
         row_selected[j] = true;
         let pivot = b[j][i];
-        for p in i + 1..MATRIX_SIZE {
-            b[j][p] /= pivot;
+        for v in b[j][i + 1..].iter_mut() {
+            *v /= pivot;
         }
         let pivot_row = b[j];
         for (k, row) in b.iter_mut().enumerate() {
             let factor = row[i];
             if k != j && factor.abs() > RANK_EPSILON {
-                for p in i + 1..MATRIX_SIZE {
-                    row[p] -= pivot_row[p] * factor;
+                for (v, pv) in row[i + 1..].iter_mut().zip(&pivot_row[i + 1..]) {
+                    *v -= pv * factor;
                 }
             }
         }
