@@ -19,7 +19,12 @@ enum Command {
         config: PathBuf,
     },
     /// Print a commented example configuration.
-    Init,
+    Init {
+        #[arg(long, value_enum, default_value = "regtest")]
+        network: cli::init::Network,
+        #[arg(long, value_enum, default_value = "heavyhash")]
+        pow: cli::init::Pow,
+    },
     /// Tell a running pool that the node has a new block (wire to the node's -blocknotify).
     Notify {
         #[arg(long)]
@@ -34,7 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => cli::run::run(&config),
-        Command::Init => cli::init::run(),
+        Command::Init { network, pow } => cli::init::run(network, pow),
         Command::Notify { config } => cli::notify::run(&config),
         Command::Ledger(cmd) => cli::ledger::run(cmd),
     };

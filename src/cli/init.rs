@@ -1,5 +1,161 @@
-//! `obtc-pool init`: write a commented example configuration.
+//! `obtc-pool init`: print a commented example configuration for a network and proof of work.
 
-pub fn run() -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("not implemented yet")
+use clap::ValueEnum;
+use pool_core::chain::{Chain, ChainParams};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Network {
+    Regtest,
+    Testnet,
+    Mainnet,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Pow {
+    Sha256d,
+    Heavyhash,
+}
+
+/// Which chain preset `--network`/`--pow` name. SHA-256d regtest is Bitcoin SV's, the node the
+/// tests and the demo run.
+pub fn preset(network: Network, pow: Pow) -> Chain {
+    match (pow, network) {
+        (Pow::Heavyhash, Network::Regtest) => Chain::ObtcRegtest,
+        (Pow::Heavyhash, Network::Testnet) => Chain::ObtcTest,
+        (Pow::Heavyhash, Network::Mainnet) => Chain::ObtcMain,
+        (Pow::Sha256d, Network::Regtest) => Chain::BsvRegtest,
+        (Pow::Sha256d, Network::Testnet) => Chain::BitcoinTest,
+        (Pow::Sha256d, Network::Mainnet) => Chain::BitcoinMain,
+    }
+}
+
+pub fn run(network: Network, pow: Pow) -> anyhow::Result<ExitCode> {
+    print!("{}", example_config(preset(network, pow).params()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A commented example configuration for `chain`. On regtest chains it loads as printed (with
+/// an example address to replace); elsewhere the payout address must be filled in first.
+pub fn example_config(chain: &ChainParams) -> String {
+    let regtest = chain.allows_harder_block_threshold;
+    let (rpc_port, address) = match chain.chain {
+        Chain::BsvRegtest => (18332, "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"),
+        Chain::ObtcRegtest | Chain::BitcoinRegtest => (18443, "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"),
+        Chain::ObtcTest | Chain::BitcoinTest => (18332, "REPLACE_WITH_YOUR_TESTNET_ADDRESS"),
+        Chain::ObtcMain | Chain::BitcoinMain => (8332, "REPLACE_WITH_YOUR_ADDRESS"),
+    };
+    let block_threshold = if regtest {
+        "# Regtest only: submit a share as a block only if it also meets this difficulty, so a CPU\n\
+         # miner makes many shares per block. Refused on any other chain.\n\
+         # pool_block_difficulty = 0.5\n"
+    } else {
+        ""
+    };
+    let start_difficulty = if regtest { "0.001" } else { "16384" };
+    let min_difficulty = if regtest { "0.0001" } else { "1" };
+    format!(
+        r#"# obtc-pool configuration ({name}, proof of work {pow}).
+# Run with: obtc-pool run --config THIS_FILE
+
+[chain]
+# Chain preset: obtc-main, obtc-test, obtc-regtest, bitcoin-main, bitcoin-test,
+# bitcoin-regtest, bsv-regtest.
+preset = "{name}"
+
+[node]
+# "rpc": a bitcoind-family node; "synthetic": no node, a fixed fake job (benchmarks only).
+kind = "rpc"
+url = "http://127.0.0.1:{rpc_port}"
+# Either user + password (the node's -rpcuser/-rpcpassword) ...
+user = "obtc"
+password = "obtcpass"
+# ... or the node's cookie file instead:
+# cookie_file = "/home/me/.bitcoin/.cookie"
+rpc_timeout_secs = 30
+# Long-poll getblocktemplate so a new block reaches miners at once.
+longpoll = true
+longpoll_timeout_secs = 120
+# Re-fetch the template this often anyway, to include new transactions.
+refresh_secs = 30
+# While the node is down, retry with a backoff of at most this long.
+max_retry_backoff_secs = 30
+
+[stratum]
+listen = "0.0.0.0:3333"
+extranonce2_size = 4
+# Written into every coinbase after the height.
+pool_tag = "/obtc-pool/"
+# BIP 310 version bits miners may roll (mining.configure).
+version_rolling_mask = "1fffe000"
+# Longer lines are an error and close the connection.
+max_line_bytes = 16384
+max_connections_per_ip = 256
+# Close a connection that sends nothing for this long.
+idle_timeout_secs = 600
+
+[stratum.vardiff]
+# Aim for one share per this many seconds per connection.
+target_share_secs = 10
+# Fractions are allowed (CPU miners on test networks).
+min_difficulty = {min_difficulty}
+max_difficulty = 1e12
+start_difficulty = {start_difficulty}
+
+[pool]
+# The pool's wallet: coinbases pay the block reward here.
+payout_address = "{address}"
+{block_threshold}# Further coinbase outputs (a fee or a donation), each either a fixed amount in satoshis or
+# basis points (1/100 %) of the coinbase value:
+# [[pool.extra_outputs]]
+# address = "..."
+# bps = 100
+
+[ledger]
+# The append-only event ledger (relative paths are relative to this file).
+data_dir = "data/ledger"
+
+[notify]
+# Loopback listener for `obtc-pool notify --config THIS_FILE`; wire that command to the
+# node's -blocknotify so new blocks reach miners without waiting for the long poll.
+listen = "127.0.0.1:3334"
+"#,
+        name = chain.name,
+        pow = chain.pow.name(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    #[test]
+    fn regtest_examples_load_as_printed() {
+        for pow in [Pow::Sha256d, Pow::Heavyhash] {
+            let chain = preset(Network::Regtest, pow).params();
+            let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
+            assert_eq!(config.chain.name, chain.name);
+            assert_eq!(config.chain.pow, chain.pow);
+        }
+    }
+
+    #[test]
+    fn examples_with_the_threshold_uncommented_load_on_regtest_only() {
+        let chain = preset(Network::Regtest, Pow::Heavyhash).params();
+        let text =
+            example_config(chain).replace("# pool_block_difficulty", "pool_block_difficulty");
+        let config = Config::from_text(&text, Path::new("/tmp")).unwrap();
+        assert_eq!(config.pool.pool_block_difficulty, Some(0.5));
+        let main = example_config(preset(Network::Mainnet, Pow::Heavyhash).params());
+        assert!(!main.contains("pool_block_difficulty"));
+    }
+
+    #[test]
+    fn mainnet_example_demands_a_real_address() {
+        let text = example_config(preset(Network::Mainnet, Pow::Heavyhash).params());
+        let err = Config::from_text(&text, Path::new("/tmp")).unwrap_err();
+        assert!(err.to_string().contains("pool.payout_address"), "{err}");
+    }
 }
