@@ -1,2 +1,75 @@
-//! Pure folds over ledger events: block lifecycle, per-block credits, balances, worker statistics.
-//! No I/O of its own.
+//! Pure folds over ledger events: block lifecycle, per-block credits, balances, payments and
+//! worker statistics. No I/O, no clocks, no randomness: the input is `(seq, &Event)` in sequence
+//! order and the state is a deterministic function of it, so incremental application, a full
+//! replay and a snapshot plus its tail give byte-identical state ([`Projection::state_bytes`]).
+//!
+//! # Blocks
+//! `BlockFound` makes a block *immature* and credits it at once by the payout rule in force (the
+//! latest `PayoutRuleSet`; before any, [`default_rule`]: PPLNS over 2 × the block's work, no fee).
+//! `BlockMatured` makes it *matured*: its credits become payable and final; nothing later changes
+//! them (an orphaning of a matured block is an [`Anomaly`]). `BlockOrphaned` withdraws an immature
+//! block's credits; `BlockReinstated` brings an orphaned block back to immature.
+//!
+//! # Schemes
+//! - **PPLNS**: the block's reward is split over the last `N` of share weight accepted before it,
+//!   `N = numerator / denominator × work(block's network target)` (rounded down). The share cut by
+//!   the window's edge counts for the part of its weight inside the window. If all shares ever
+//!   weigh less than `N`, all of them count.
+//! - **PROP**: a block's round is the shares accepted after the previous block that is not
+//!   orphaned. Shares are kept in segments between found blocks; an orphaned block's round rolls
+//!   forward to the next block (in found order) that is immature, or to the open round. Once a
+//!   block matures its round is frozen. A reinstated block takes back every segment of its round
+//!   that is not frozen; if all of it went into a block that matured meanwhile (which keeps it),
+//!   the reinstated block's reward goes to the open round: it takes the shares accepted since the
+//!   last found block as its round (and the next block's round starts after them).
+//! - **SOLO**: the finder's payout address takes the reward after the fee.
+//!
+//! Every block boundary ends a PROP round whatever the block's scheme; a scheme change between
+//! blocks therefore never pays a share twice under PROP.
+//!
+//! # Money
+//! Pool fee: `floor(reward × fee_bps / 10 000)`, credited to the rule's fee address like any other
+//! credit. The rest is split by weight with [`split::split_by_weight`]: floors first, leftover
+//! satoshis to the largest fractional remainders, ties by address string. A block whose scheme has
+//! no share weight to split over (no shares in the window or round) pays its finder. So each
+//! block's credits sum to `reward - fee` exactly.
+//!
+//! Payments: `PaymentPrepared` moves each output from payable to in flight (a shortfall becomes
+//! debt, repaid first by later credits). `PaymentSent` books the network fee by the payer of the
+//! rule in force when the payment was prepared: `Pool` debits the fee address's payable balance
+//! (debt if short); `Miners` deducts it from the outputs with [`split::split_network_fee`] (any
+//! excess over the payment goes to the fee address). Booked fees sit in `Balance::network_fees`.
+//! `PaymentConfirmed` moves in flight to paid (net of deductions); `PaymentFailed` undoes the fee
+//! booking and returns the outputs to payable. Conservation: over all addresses, `immature +
+//! payable + in_flight + paid + network_fees - debt` equals the rewards of non-orphaned blocks.
+//!
+//! # Statistics
+//! Shares, work and hashrate per worker, per address and for the pool over 1 minute, 1 hour and
+//! 24 hours, from the events' `time_ms` ([`stats`]).
+
+pub mod balance;
+mod engine;
+mod intern;
+pub mod split;
+pub mod stats;
+
+pub use balance::Balance;
+pub use engine::{
+    default_rule, Anomaly, AnomalyKind, BlockStatus, BlockView, PaymentStatus, PaymentView,
+    PoolTotals, Projection, ProjectionConfig, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
+};
+pub use stats::{ShareStats, WindowStats};
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ProjectionError {
+    #[error("event sequence {got} is out of order: expected at least {expected}")]
+    OutOfOrder { expected: u64, got: u64 },
+    #[error("snapshot encoding failed: {0}")]
+    Snapshot(String),
+    #[error("snapshot version {0} is not supported")]
+    SnapshotVersion(u32),
+    #[error("snapshot is inconsistent: {0}")]
+    SnapshotCorrupt(String),
+}
