@@ -1,1 +1,679 @@
 //! One connection's Stratum session as a state machine: subscribe, authorize, configure, submit.
+//!
+//! Pure and synchronous: inputs are request lines, the current [`JobBook`] and the time (ms);
+//! outputs are lines to send and effects for the server. No sockets, no clocks, no panics on any
+//! input.
+//!
+//! # How the server uses this
+//! ```text
+//! let mut framer = LineFramer::new(max_line);
+//! let mut session = Session::new(Arc::clone(&session_config), extranonce1_bytes, now_ms);
+//! loop {
+//!     select! {
+//!         bytes = socket.read() => {
+//!             framer.feed(&bytes);
+//!             loop {
+//!                 let line = match framer.next_line() {
+//!                     Ok(Some(line)) => line,
+//!                     Ok(None) => break,
+//!                     Err(e) => { log(e); disconnect }          // oversize line
+//!                 };
+//!                 match session.handle_bytes(line, now_ms, &job_book_snapshot) {
+//!                     SessionOutput::Send(lines) => write all lines,
+//!                     SessionOutput::ShareRejected { reply, reason } => { count/log reason; write reply }
+//!                     SessionOutput::ShareAccepted(share) => {
+//!                         // 1. durable first: append Event::ShareAccepted(share.event) to the ledger
+//!                         //    and await the acknowledgement; on failure write share.failure_reply.
+//!                         // 2. then write share.reply and share.follow_up (vardiff set_difficulty).
+//!                         // 3. if share.block is Some: submitblock(block.block_hex); record
+//!                         //    BlockFound / BlockRejected with block.block_id, height, reward.
+//!                     }
+//!                     SessionOutput::Disconnect { lines, reason } => { write lines; log reason; close }
+//!                 }
+//!             }
+//!         }
+//!         job = new_job.recv() => write session.on_job(&job, now_ms) (possibly empty),
+//!     }
+//! }
+//! ```
+//! The `JobBook` is shared (e.g. the server publishes `Arc<JobBook>` snapshots through a watch
+//! channel): every connection must see each job in the book before it is notified.
+//! Every line produced here ends with `\n`.
+
+use crate::job::{Job, JobBook, JobLookupError, MAX_EXTRANONCE2_SIZE};
+use crate::message::{
+    error_line, parse_line, result_line, set_difficulty_line, ErrorCode, Request, RpcError,
+    SubmitParams,
+};
+use crate::vardiff::{Vardiff, VardiffConfig};
+use pool_core::address::parse_payout_address;
+use pool_core::chain::ChainParams;
+use pool_core::event::{PayoutAddress, ShareAccepted, WorkerName};
+use pool_core::share::{check_share, rolled_version, ShareInput};
+use pool_core::{BlockId, Sats, Target};
+use serde_json::{json, Value};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Longest worker name (the part after the address) accepted.
+pub const MAX_WORKER_NAME: usize = 64;
+
+/// Settings shared by every session of a pool.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub chain: &'static ChainParams,
+    /// Must equal the job config's extranonce2 size.
+    pub extranonce2_size: usize,
+    /// BIP310 pool version mask; 0 turns version rolling off.
+    pub version_mask: u32,
+    pub vardiff: VardiffConfig,
+    /// How far a share's ntime may be ahead of the job's ntime (seconds; Bitcoin allows blocks
+    /// up to 2 hours ahead).
+    pub max_ntime_ahead_secs: u32,
+    /// Distinct usernames one connection may authorize.
+    pub max_workers: usize,
+    /// Malformed requests in a row before the connection is dropped.
+    pub max_consecutive_errors: u32,
+}
+
+impl SessionConfig {
+    /// Defaults: BIP310 mask `1fffe000`, 2 h ntime window, 32 workers, 50 malformed lines.
+    pub fn new(chain: &'static ChainParams, extranonce2_size: usize) -> SessionConfig {
+        SessionConfig {
+            chain,
+            extranonce2_size,
+            version_mask: 0x1fff_e000,
+            vardiff: VardiffConfig::default(),
+            max_ntime_ahead_secs: 7200,
+            max_workers: 32,
+            max_consecutive_errors: 50,
+        }
+    }
+}
+
+/// What the server must do after a line.
+#[derive(Debug)]
+pub enum SessionOutput {
+    /// Send these lines now (possibly none).
+    Send(Vec<String>),
+    /// A share was refused: send `reply`; `reason` is for logs and statistics.
+    ShareRejected {
+        reply: String,
+        reason: ShareRejection,
+    },
+    /// A share was accepted. Append `event` to the ledger durably, THEN send `reply` and
+    /// `follow_up`; submit `block` when present. See the module docs.
+    ShareAccepted(Box<AcceptedShare>),
+    /// Send `lines`, then close the connection.
+    Disconnect { lines: Vec<String>, reason: String },
+}
+
+/// An accepted share and what follows from it.
+#[derive(Clone, Debug)]
+pub struct AcceptedShare {
+    /// The ledger event; acknowledge the miner only once it is durable.
+    pub event: ShareAccepted,
+    /// Present when the share meets the block threshold.
+    pub block: Option<BlockCandidate>,
+    /// The `true` reply, to send after the event is durable.
+    pub reply: String,
+    /// Lines to send after `reply` (a vardiff `mining.set_difficulty`).
+    pub follow_up: Vec<String>,
+    /// The reply to send instead when the ledger append failed.
+    pub failure_reply: String,
+}
+
+/// A share that meets the block threshold, ready for `submitblock`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockCandidate {
+    pub height: u64,
+    pub block_id: BlockId,
+    /// The whole block, hex, as `submitblock` takes it.
+    pub block_hex: String,
+    /// What the coinbase pays to the pool's address.
+    pub reward: Sats,
+    pub network_target: Target,
+    pub finder: PayoutAddress,
+    pub worker: WorkerName,
+    pub job_id: u64,
+    pub header: [u8; 80],
+}
+
+/// Why a share was refused.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ShareRejection {
+    #[error("not subscribed")]
+    NotSubscribed,
+    #[error("unauthorized worker")]
+    Unauthorized,
+    #[error("job not found")]
+    UnknownJob,
+    #[error("stale job")]
+    StaleJob,
+    #[error("duplicate share")]
+    Duplicate,
+    #[error("low difficulty share (above target)")]
+    LowDifficulty,
+    #[error("ntime out of range")]
+    NtimeOutOfRange,
+    #[error("extranonce2 must be {expected} bytes of hex")]
+    BadExtranonce2 { expected: usize },
+    #[error("version bits outside the negotiated mask")]
+    VersionBitsOutsideMask,
+    #[error("version rolling was not negotiated (mining.configure)")]
+    VersionRollingNotNegotiated,
+    #[error("{0} must be 8 hex digits")]
+    BadHexField(&'static str),
+    #[error("connection extranonce1 does not fit the job (pool misconfiguration)")]
+    Extranonce1Mismatch,
+}
+
+impl ShareRejection {
+    /// The Stratum error code (ckpool/cgminer convention).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ShareRejection::NotSubscribed => ErrorCode::NotSubscribed,
+            ShareRejection::Unauthorized => ErrorCode::Unauthorized,
+            ShareRejection::UnknownJob | ShareRejection::StaleJob => ErrorCode::JobNotFound,
+            ShareRejection::Duplicate => ErrorCode::Duplicate,
+            ShareRejection::LowDifficulty => ErrorCode::LowDifficulty,
+            _ => ErrorCode::Other,
+        }
+    }
+
+    fn rpc_error(&self) -> RpcError {
+        RpcError::new(self.code(), self.to_string())
+    }
+}
+
+#[derive(Clone, Debug)]
+struct AuthorizedWorker {
+    username: String,
+    address: PayoutAddress,
+    worker: WorkerName,
+}
+
+/// Identifies a share for duplicate detection (extranonce1 is the connection's own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ShareKey {
+    job_id: u64,
+    extranonce2: [u8; MAX_EXTRANONCE2_SIZE],
+    ntime: u32,
+    nonce: u32,
+    version: u32,
+}
+
+/// How many jobs' issue-time targets a session remembers.
+const ISSUED_MEMORY: usize = 64;
+
+/// One connection's state.
+#[derive(Debug)]
+pub struct Session {
+    config: Arc<SessionConfig>,
+    extranonce1: Vec<u8>,
+    extranonce1_hex: String,
+    subscribed: bool,
+    user_agent: Option<String>,
+    workers: Vec<AuthorizedWorker>,
+    /// The negotiated BIP310 mask (pool mask & miner mask), once configured.
+    version_mask: Option<u32>,
+    vardiff: Vardiff,
+    /// Share target each job was sent with, newest last.
+    issued: VecDeque<(u64, Target)>,
+    /// The last difficulty sent with `mining.set_difficulty`.
+    sent_difficulty: Option<f64>,
+    seen: HashSet<ShareKey>,
+    consecutive_errors: u32,
+    accepted: u64,
+    rejected: u64,
+}
+
+impl Session {
+    /// A new session; `extranonce1` is unique per connection (the server allocates it) and must
+    /// have the job config's extranonce1 size.
+    pub fn new(config: Arc<SessionConfig>, extranonce1: Vec<u8>, now_ms: u64) -> Session {
+        let vardiff = Vardiff::new(&config.vardiff, now_ms);
+        Session {
+            extranonce1_hex: hex::encode(&extranonce1),
+            extranonce1,
+            config,
+            subscribed: false,
+            user_agent: None,
+            workers: Vec::new(),
+            version_mask: None,
+            vardiff,
+            issued: VecDeque::new(),
+            sent_difficulty: None,
+            seen: HashSet::new(),
+            consecutive_errors: 0,
+            accepted: 0,
+            rejected: 0,
+        }
+    }
+
+    pub fn extranonce1(&self) -> &[u8] {
+        &self.extranonce1
+    }
+
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed
+    }
+
+    pub fn is_authorized(&self) -> bool {
+        !self.workers.is_empty()
+    }
+
+    /// The miner software's name from `mining.subscribe`, if it gave one.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    /// The difficulty assigned now (applies to jobs sent from now on).
+    pub fn difficulty(&self) -> f64 {
+        self.vardiff.difficulty()
+    }
+
+    /// The negotiated BIP310 mask, if version rolling is on.
+    pub fn version_mask(&self) -> Option<u32> {
+        self.version_mask
+    }
+
+    /// Shares accepted and rejected so far.
+    pub fn share_counts(&self) -> (u64, u64) {
+        (self.accepted, self.rejected)
+    }
+
+    /// Handles one raw line from the framer (UTF-8 is checked here).
+    pub fn handle_bytes(&mut self, line: &[u8], now_ms: u64, jobs: &JobBook) -> SessionOutput {
+        match std::str::from_utf8(line) {
+            Ok(s) => self.handle_line(s, now_ms, jobs),
+            Err(_) => self.protocol_error(&Value::Null, RpcError::other("invalid UTF-8")),
+        }
+    }
+
+    /// Handles one request line.
+    pub fn handle_line(&mut self, line: &str, now_ms: u64, jobs: &JobBook) -> SessionOutput {
+        let parsed = parse_line(line);
+        let id = parsed.id;
+        let request = match parsed.request {
+            Ok(r) => r,
+            Err(e) => return self.protocol_error(&id, e),
+        };
+        self.consecutive_errors = 0;
+        match request {
+            Request::Subscribe { user_agent } => {
+                self.subscribed = true;
+                self.user_agent = user_agent;
+                let result = json!([
+                    [
+                        ["mining.set_difficulty", &self.extranonce1_hex],
+                        ["mining.notify", &self.extranonce1_hex]
+                    ],
+                    &self.extranonce1_hex,
+                    self.config.extranonce2_size
+                ]);
+                let mut lines = vec![result_line(&id, &result)];
+                // A miner that authorized first gets its work now.
+                if self.is_authorized() {
+                    lines.extend(self.first_work(jobs, now_ms));
+                }
+                SessionOutput::Send(lines)
+            }
+            Request::Authorize { username } => self.authorize(&id, &username, now_ms, jobs),
+            Request::Configure { extensions, params } => SessionOutput::Send(vec![result_line(
+                &id,
+                &self.configure(&extensions, &params),
+            )]),
+            Request::SuggestDifficulty { difficulty } => {
+                let network = network_difficulty(jobs);
+                let d = self
+                    .vardiff
+                    .set(&self.config.vardiff, difficulty, network, now_ms);
+                let mut lines = vec![result_line(&id, &Value::Bool(true))];
+                if self.sent_difficulty.is_some() {
+                    lines.push(set_difficulty_line(d));
+                    self.sent_difficulty = Some(d);
+                }
+                SessionOutput::Send(lines)
+            }
+            Request::ExtranonceSubscribe => {
+                // The extranonce never changes during a connection; nothing more will follow.
+                SessionOutput::Send(vec![result_line(&id, &Value::Bool(true))])
+            }
+            Request::Submit(submit) => self.submit(&id, &submit, now_ms, jobs),
+            Request::ClientResponse => SessionOutput::Send(Vec::new()),
+        }
+    }
+
+    /// The lines announcing a new job (a `mining.set_difficulty` first when the difficulty
+    /// changed, then `mining.notify`). Empty until the miner is subscribed and authorized.
+    pub fn on_job(&mut self, job: &Job, now_ms: u64) -> Vec<String> {
+        if !(self.subscribed && self.is_authorized()) {
+            return Vec::new();
+        }
+        let network = job.block_target.difficulty();
+        // A miner silent for long gets an easier difficulty; the result is sent below.
+        let _ = self.vardiff.on_tick(&self.config.vardiff, network, now_ms);
+        self.issue(job)
+    }
+
+    fn first_work(&mut self, jobs: &JobBook, now_ms: u64) -> Vec<String> {
+        if self.sent_difficulty.is_some() {
+            return Vec::new();
+        }
+        match jobs.current() {
+            Some(job) => {
+                let job = Arc::clone(job);
+                self.on_job(&job, now_ms)
+            }
+            None => {
+                let d = self.vardiff.difficulty();
+                self.sent_difficulty = Some(d);
+                vec![set_difficulty_line(d)]
+            }
+        }
+    }
+
+    /// Sends `job` at the current difficulty and remembers the target it was sent with.
+    fn issue(&mut self, job: &Job) -> Vec<String> {
+        let mut lines = Vec::with_capacity(2);
+        let d = self.vardiff.difficulty();
+        if self.sent_difficulty != Some(d) {
+            lines.push(set_difficulty_line(d));
+            self.sent_difficulty = Some(d);
+        }
+        if job.clean_jobs {
+            self.issued.clear();
+            self.seen.clear();
+        }
+        if self.issued.len() == ISSUED_MEMORY {
+            self.issued.pop_front();
+        }
+        self.issued.push_back((job.id, share_target(d, job)));
+        lines.push(job.notify_line().to_owned());
+        lines
+    }
+
+    fn authorize(
+        &mut self,
+        id: &Value,
+        username: &str,
+        now_ms: u64,
+        jobs: &JobBook,
+    ) -> SessionOutput {
+        if self.workers.iter().any(|w| w.username == username) {
+            return SessionOutput::Send(vec![result_line(id, &Value::Bool(true))]);
+        }
+        if self.workers.len() >= self.config.max_workers {
+            let e = RpcError::new(
+                ErrorCode::Unauthorized,
+                "too many workers on this connection",
+            );
+            return SessionOutput::Send(vec![error_line(id, &e)]);
+        }
+        let (address, worker) = match username.split_once('.') {
+            Some((a, w)) => (a, w),
+            None => (username, ""),
+        };
+        if worker.len() > MAX_WORKER_NAME {
+            let e = RpcError::new(
+                ErrorCode::Unauthorized,
+                format!("worker name longer than {MAX_WORKER_NAME} bytes"),
+            );
+            return SessionOutput::Send(vec![error_line(id, &e)]);
+        }
+        let parsed = match parse_payout_address(address, self.config.chain) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = RpcError::new(
+                    ErrorCode::Unauthorized,
+                    format!(
+                        "username must be a {} payout address, optionally followed by .worker: {e}",
+                        self.config.chain.name
+                    ),
+                );
+                return SessionOutput::Send(vec![error_line(id, &e)]);
+            }
+        };
+        self.workers.push(AuthorizedWorker {
+            username: username.to_owned(),
+            address: parsed.address,
+            worker: WorkerName(worker.to_owned()),
+        });
+        let mut lines = vec![result_line(id, &Value::Bool(true))];
+        if self.subscribed {
+            lines.extend(self.first_work(jobs, now_ms));
+        }
+        SessionOutput::Send(lines)
+    }
+
+    fn configure(
+        &mut self,
+        extensions: &[String],
+        params: &serde_json::Map<String, Value>,
+    ) -> Value {
+        let mut result = serde_json::Map::new();
+        for ext in extensions {
+            if ext == "version-rolling" {
+                let pool_mask = self.config.version_mask;
+                let miner_mask = match params.get("version-rolling.mask") {
+                    Some(Value::String(s)) => u32::from_str_radix(s, 16).unwrap_or(0),
+                    _ => u32::MAX,
+                };
+                let mask = pool_mask & miner_mask;
+                if pool_mask == 0 {
+                    result.insert(ext.clone(), Value::Bool(false));
+                    self.version_mask = None;
+                } else {
+                    result.insert(ext.clone(), Value::Bool(true));
+                    result.insert(
+                        "version-rolling.mask".into(),
+                        Value::String(format!("{mask:08x}")),
+                    );
+                    self.version_mask = Some(mask);
+                }
+            } else if ext.len() <= 64 {
+                result.insert(ext.clone(), Value::Bool(false));
+            }
+        }
+        Value::Object(result)
+    }
+
+    fn submit(
+        &mut self,
+        id: &Value,
+        s: &SubmitParams,
+        now_ms: u64,
+        jobs: &JobBook,
+    ) -> SessionOutput {
+        match self.check_submit(s, now_ms, jobs) {
+            Ok(accepted) => {
+                self.accepted += 1;
+                let mut share = accepted;
+                share.reply = result_line(id, &Value::Bool(true));
+                share.failure_reply = error_line(
+                    id,
+                    &RpcError::other("share not recorded: pool storage error, please retry"),
+                );
+                SessionOutput::ShareAccepted(Box::new(share))
+            }
+            Err(reason) => {
+                self.rejected += 1;
+                SessionOutput::ShareRejected {
+                    reply: error_line(id, &reason.rpc_error()),
+                    reason,
+                }
+            }
+        }
+    }
+
+    fn check_submit(
+        &mut self,
+        s: &SubmitParams,
+        now_ms: u64,
+        jobs: &JobBook,
+    ) -> Result<AcceptedShare, ShareRejection> {
+        if !self.subscribed {
+            return Err(ShareRejection::NotSubscribed);
+        }
+        let worker = self
+            .workers
+            .iter()
+            .find(|w| w.username == s.worker)
+            .ok_or(ShareRejection::Unauthorized)?
+            .clone();
+        let job = jobs.get(&s.job_id).map_err(|e| match e {
+            JobLookupError::Unknown => ShareRejection::UnknownJob,
+            JobLookupError::Stale => ShareRejection::StaleJob,
+        })?;
+        if self.extranonce1.len() != job.extranonce1_size {
+            return Err(ShareRejection::Extranonce1Mismatch);
+        }
+
+        let size = job.extranonce2_size;
+        let mut extranonce2 = [0u8; MAX_EXTRANONCE2_SIZE];
+        if s.extranonce2.len() != size * 2
+            || hex::decode_to_slice(&s.extranonce2, &mut extranonce2[..size]).is_err()
+        {
+            return Err(ShareRejection::BadExtranonce2 { expected: size });
+        }
+        let ntime = parse_u32_hex(&s.ntime).ok_or(ShareRejection::BadHexField("ntime"))?;
+        let nonce = parse_u32_hex(&s.nonce).ok_or(ShareRejection::BadHexField("nonce"))?;
+        if ntime < job.min_ntime
+            || ntime > job.ntime.saturating_add(self.config.max_ntime_ahead_secs)
+        {
+            return Err(ShareRejection::NtimeOutOfRange);
+        }
+        let version = match &s.version_bits {
+            None => job.version,
+            Some(bits) => {
+                let bits =
+                    parse_u32_hex(bits).ok_or(ShareRejection::BadHexField("version bits"))?;
+                match self.version_mask {
+                    None if bits == 0 => job.version,
+                    None => return Err(ShareRejection::VersionRollingNotNegotiated),
+                    Some(mask) if bits & !mask != 0 => {
+                        return Err(ShareRejection::VersionBitsOutsideMask)
+                    }
+                    Some(mask) => rolled_version(job.version, bits, mask),
+                }
+            }
+        };
+        let key = ShareKey {
+            job_id: job.id,
+            extranonce2,
+            ntime,
+            nonce,
+            version,
+        };
+        if self.seen.contains(&key) {
+            return Err(ShareRejection::Duplicate);
+        }
+
+        // Shares are checked against the target the job was sent with, or the current one when
+        // that is easier (the miner may apply a new difficulty at once).
+        let current = share_target(self.vardiff.difficulty(), job);
+        let target = self
+            .issued
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == job.id)
+            .map_or(current, |(_, t)| t.easier(current));
+
+        let input = ShareInput {
+            coinb1: &job.coinb1,
+            extranonce1: &self.extranonce1,
+            extranonce2: &extranonce2[..size],
+            coinb2: &job.coinb2,
+            merkle_branch: &job.merkle_branch,
+            version,
+            prev_hash: &job.prev_hash,
+            nbits: job.nbits,
+            ntime,
+            nonce,
+        };
+        let check = check_share(&input, |h| job.pow.hash(h), &target, &job.block_target);
+        if !check.meets_share && !check.meets_block {
+            return Err(ShareRejection::LowDifficulty);
+        }
+        self.seen.insert(key);
+
+        let block = check.meets_block.then(|| BlockCandidate {
+            height: job.height,
+            block_id: job
+                .pow
+                .block_id(job.block_id_algorithm, &check.header, &check.pow_hash),
+            block_hex: job.block_hex(&check.header, &self.extranonce1, &extranonce2[..size]),
+            reward: job.pool_reward,
+            network_target: job.network_target,
+            finder: worker.address.clone(),
+            worker: worker.worker.clone(),
+            job_id: job.id,
+            header: check.header,
+        });
+
+        let mut follow_up = Vec::new();
+        let network = job.block_target.difficulty();
+        if let Some(d) =
+            self.vardiff
+                .on_share(&self.config.vardiff, target.difficulty(), network, now_ms)
+        {
+            follow_up.push(set_difficulty_line(d));
+            self.sent_difficulty = Some(d);
+        }
+
+        Ok(AcceptedShare {
+            event: ShareAccepted {
+                address: worker.address,
+                worker: worker.worker,
+                share_target: target,
+                weight: target.work(),
+                job_id: job.id,
+                height: job.height,
+                network_target: job.network_target,
+                time_ms: now_ms,
+            },
+            block,
+            reply: String::new(),
+            follow_up,
+            failure_reply: String::new(),
+        })
+    }
+
+    fn protocol_error(&mut self, id: &Value, e: RpcError) -> SessionOutput {
+        self.consecutive_errors = self.consecutive_errors.saturating_add(1);
+        let line = error_line(id, &e);
+        if self.consecutive_errors >= self.config.max_consecutive_errors {
+            return SessionOutput::Disconnect {
+                lines: vec![line],
+                reason: format!(
+                    "{} malformed requests in a row (last: {})",
+                    self.consecutive_errors, e.message
+                ),
+            };
+        }
+        SessionOutput::Send(vec![line])
+    }
+}
+
+/// The share target for difficulty `d` on `job`: never harder than the block threshold (so
+/// every block is also a share).
+fn share_target(d: f64, job: &Job) -> Target {
+    Target::from_difficulty(d)
+        .unwrap_or(job.block_target)
+        .easier(job.block_target)
+}
+
+fn network_difficulty(jobs: &JobBook) -> f64 {
+    jobs.current()
+        .map_or(f64::INFINITY, |j| j.block_target.difficulty())
+}
+
+/// Eight hex digits, big-endian (Stratum's ntime, nonce and version bits).
+fn parse_u32_hex(s: &str) -> Option<u32> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(s, 16).ok()
+}

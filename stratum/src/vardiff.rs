@@ -1,1 +1,261 @@
 //! Variable difficulty per connection toward a target share rate.
+//!
+//! The estimator counts the difficulty the miner's accepted shares were worth over a window
+//! (difficulty-1 shares per second, i.e. hashrate / 2^32) and sets the difficulty that would give
+//! one share per target interval. It retargets only when the estimate is off by more than a
+//! factor (hysteresis), on enough shares for the estimate to be trustworthy, so a miner at a
+//! steady hashrate converges in a step or two and then stays put instead of oscillating:
+//! - after [`VardiffConfig::fast_shares`] shares, when off by more than 4x (big hashrate changes);
+//! - after [`VardiffConfig::window_shares`] shares, when off by more than 2x;
+//! - after 8 target intervals without a share, lower the difficulty (the miner is too slow to
+//!   ever produce a share at this difficulty).
+//!
+//! Times are passed in (milliseconds); nothing here reads a clock. Difficulty is an `f64` (it only
+//! chooses share targets; a share's weight is the integer work of the target it was checked at).
+
+/// Vardiff settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VardiffConfig {
+    /// Difficulty a new connection starts at.
+    pub initial_difficulty: f64,
+    /// Lowest difficulty (fractions below 1 are allowed, e.g. for CPU miners on test networks).
+    pub min_difficulty: f64,
+    pub max_difficulty: f64,
+    /// Wanted time between shares, ms (default 10 s).
+    pub target_interval_ms: u64,
+    /// Shares before a big (>4x) correction may happen.
+    pub fast_shares: u32,
+    /// Shares before a normal (>2x) correction may happen.
+    pub window_shares: u32,
+}
+
+impl Default for VardiffConfig {
+    fn default() -> Self {
+        VardiffConfig {
+            initial_difficulty: 1.0,
+            min_difficulty: 0.001,
+            max_difficulty: 1e12,
+            target_interval_ms: 10_000,
+            fast_shares: 6,
+            window_shares: 16,
+        }
+    }
+}
+
+impl VardiffConfig {
+    /// Clamps a difficulty into `[min, max]` and below the network difficulty.
+    pub fn clamp(&self, difficulty: f64, network_difficulty: f64) -> f64 {
+        let mut d = if difficulty.is_finite() && difficulty > 0.0 {
+            difficulty
+        } else {
+            self.initial_difficulty
+        };
+        d = d.clamp(
+            self.min_difficulty,
+            self.max_difficulty.max(self.min_difficulty),
+        );
+        if network_difficulty.is_finite() && network_difficulty > 0.0 && d > network_difficulty {
+            d = network_difficulty;
+        }
+        d
+    }
+}
+
+/// One connection's vardiff state.
+#[derive(Clone, Debug)]
+pub struct Vardiff {
+    difficulty: f64,
+    window_start_ms: u64,
+    window_shares: u32,
+    /// Sum of the difficulties of the window's shares.
+    window_difficulty: f64,
+}
+
+impl Vardiff {
+    pub fn new(config: &VardiffConfig, now_ms: u64) -> Vardiff {
+        Vardiff {
+            difficulty: config.clamp(config.initial_difficulty, f64::INFINITY),
+            window_start_ms: now_ms,
+            window_shares: 0,
+            window_difficulty: 0.0,
+        }
+    }
+
+    /// The difficulty currently assigned.
+    pub fn difficulty(&self) -> f64 {
+        self.difficulty
+    }
+
+    /// Sets the difficulty (e.g. from `mining.suggest_difficulty`), clamped; restarts the window.
+    /// Returns the difficulty now in force.
+    pub fn set(
+        &mut self,
+        config: &VardiffConfig,
+        difficulty: f64,
+        network_difficulty: f64,
+        now_ms: u64,
+    ) -> f64 {
+        self.difficulty = config.clamp(difficulty, network_difficulty);
+        self.restart(now_ms);
+        self.difficulty
+    }
+
+    fn restart(&mut self, now_ms: u64) {
+        self.window_start_ms = now_ms;
+        self.window_shares = 0;
+        self.window_difficulty = 0.0;
+    }
+
+    /// Records an accepted share worth `share_difficulty` and returns a new difficulty when a
+    /// retarget is due.
+    pub fn on_share(
+        &mut self,
+        config: &VardiffConfig,
+        share_difficulty: f64,
+        network_difficulty: f64,
+        now_ms: u64,
+    ) -> Option<f64> {
+        self.window_shares = self.window_shares.saturating_add(1);
+        if share_difficulty.is_finite() && share_difficulty > 0.0 {
+            self.window_difficulty += share_difficulty;
+        }
+        let elapsed_ms = now_ms.saturating_sub(self.window_start_ms).max(1);
+        let factor = if self.window_shares >= config.window_shares {
+            2.0
+        } else if self.window_shares >= config.fast_shares {
+            4.0
+        } else {
+            return None;
+        };
+        // Difficulty that gives one share per interval: rate (diff-1 shares/ms) x interval.
+        let ideal = self.window_difficulty * config.target_interval_ms as f64 / elapsed_ms as f64;
+        let ratio = ideal / self.difficulty;
+        if ratio > factor || ratio < 1.0 / factor {
+            return self.retarget(config, ideal, network_difficulty, now_ms);
+        }
+        if self.window_shares >= config.window_shares {
+            // On target: start a fresh window so the estimate follows hashrate changes.
+            self.restart(now_ms);
+        }
+        None
+    }
+
+    /// Called without a share (e.g. when a job is sent): lowers the difficulty of a miner that
+    /// has not found a share for 8 target intervals.
+    pub fn on_tick(
+        &mut self,
+        config: &VardiffConfig,
+        network_difficulty: f64,
+        now_ms: u64,
+    ) -> Option<f64> {
+        let elapsed_ms = now_ms.saturating_sub(self.window_start_ms);
+        if elapsed_ms < config.target_interval_ms.saturating_mul(8) || self.window_shares > 0 {
+            return None;
+        }
+        // Upper bound of the rate, as if two shares were about to arrive.
+        let ideal =
+            2.0 * self.difficulty * config.target_interval_ms as f64 / elapsed_ms.max(1) as f64;
+        self.retarget(config, ideal, network_difficulty, now_ms)
+    }
+
+    fn retarget(
+        &mut self,
+        config: &VardiffConfig,
+        ideal: f64,
+        network_difficulty: f64,
+        now_ms: u64,
+    ) -> Option<f64> {
+        let new = config.clamp(ideal, network_difficulty);
+        self.restart(now_ms);
+        if (new - self.difficulty).abs() <= self.difficulty * 1e-9 {
+            return None;
+        }
+        self.difficulty = new;
+        Some(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// Simulates a miner doing `rate` difficulty-1 shares per second: at difficulty d its shares
+    /// arrive as a Poisson process of rate `rate / d`. Returns the difficulty after each share.
+    fn simulate(rate: f64, start: f64, shares: usize, seed: u64) -> (Vec<f64>, usize) {
+        let config = VardiffConfig {
+            initial_difficulty: start,
+            ..VardiffConfig::default()
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut now_ms = 1_000_000u64;
+        let mut v = Vardiff::new(&config, now_ms);
+        let mut history = Vec::new();
+        let mut retargets = 0;
+        while history.len() < shares {
+            let d = v.difficulty();
+            let mean_s = d / rate;
+            let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+            let wait_ms = (-u.ln() * mean_s * 1000.0) as u64;
+            // Jobs arrive every 30 s; the idle rule may fire between shares.
+            let mut t = now_ms;
+            while t + 30_000 < now_ms + wait_ms {
+                t += 30_000;
+                if v.on_tick(&config, 1e9, t).is_some() {
+                    retargets += 1;
+                }
+            }
+            if v.difficulty() != d {
+                // The difficulty changed mid-wait; redraw at the new difficulty.
+                now_ms = t;
+                continue;
+            }
+            now_ms += wait_ms;
+            if v.on_share(&config, d, 1e9, now_ms).is_some() {
+                retargets += 1;
+            }
+            history.push(v.difficulty());
+        }
+        (history, retargets)
+    }
+
+    #[test]
+    fn converges_from_far_below_and_stays() {
+        for seed in 0..5 {
+            // 50 diff-1 shares/s: ideal difficulty 500 at one share per 10 s.
+            let (history, retargets) = simulate(50.0, 1.0, 600, seed);
+            let settled = &history[100..];
+            for d in settled {
+                assert!((250.0..=1000.0).contains(d), "seed {seed}: {d}");
+            }
+            assert!(retargets <= 12, "seed {seed}: {retargets} retargets");
+            let changes = settled.windows(2).filter(|w| w[0] != w[1]).count();
+            assert!(changes <= 4, "seed {seed}: oscillates ({changes} changes)");
+        }
+    }
+
+    #[test]
+    fn converges_from_far_above_through_idle_rule() {
+        // 0.05 diff-1 shares/s (a CPU miner): ideal 0.5, starting at 1000.
+        let (history, _) = simulate(0.05, 1000.0, 300, 7);
+        for d in &history[100..] {
+            assert!((0.25..=1.0).contains(d), "{d}");
+        }
+    }
+
+    #[test]
+    fn clamps_to_min_max_and_network() {
+        let config = VardiffConfig {
+            min_difficulty: 0.5,
+            max_difficulty: 1000.0,
+            ..VardiffConfig::default()
+        };
+        assert_eq!(config.clamp(0.01, 1e9), 0.5);
+        assert_eq!(config.clamp(5000.0, 1e9), 1000.0);
+        assert_eq!(config.clamp(800.0, 100.0), 100.0);
+        assert_eq!(config.clamp(f64::NAN, 1e9), 1.0);
+        let mut v = Vardiff::new(&config, 0);
+        assert_eq!(v.set(&config, 1e6, 1e9, 0), 1000.0);
+    }
+}
