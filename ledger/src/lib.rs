@@ -24,6 +24,7 @@ use pool_core::Event;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use writer::{Reply, Request, Writer};
 
@@ -84,21 +85,28 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// How long `open` keeps retrying a held lock: a handle of this process that was just closed
+/// may still be releasing the directory (sled drops its file from a background thread).
+const LOCK_RETRY: Duration = Duration::from_millis(500);
+
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
-    // Durability comes from the writer's explicit flush per commit batch; sled's own periodic
-    // flusher would only compete with it.
-    sled::Config::new()
-        .path(dir)
-        .flush_every_ms(None)
-        .open()
-        .map_err(|e| match &e {
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                LedgerError::Locked {
-                    dir: dir.to_path_buf(),
+    let started = Instant::now();
+    loop {
+        // Durability comes from the writer's explicit flush per commit batch; sled's own
+        // periodic flusher would only compete with it.
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                if started.elapsed() >= LOCK_RETRY {
+                    return Err(LedgerError::Locked {
+                        dir: dir.to_path_buf(),
+                    });
                 }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            _ => LedgerError::from(e),
-        })
+            Err(e) => return Err(LedgerError::from(e)),
+        }
+    }
 }
 
 impl Ledger {

@@ -25,7 +25,9 @@ fn appends_read_back_in_order_and_verify() {
     assert_eq!(ledger.head(), None);
     let a = ledger.append_blocking(orphaned(0)).unwrap();
     assert_eq!(a.seq, 0);
-    let b = ledger.append_batch_blocking(vec![failed(1), orphaned(2)]).unwrap();
+    let b = ledger
+        .append_batch_blocking(vec![failed(1), orphaned(2)])
+        .unwrap();
     assert_eq!(b.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(
         ledger.head(),
@@ -41,10 +43,7 @@ fn appends_read_back_in_order_and_verify() {
     assert_eq!(records[2].event, orphaned(2));
     assert_eq!(records[2].hash, b[1].hash);
     assert!(records.iter().all(|r| r.version == 1));
-    let middle: Vec<u64> = ledger
-        .read_range(1, 2)
-        .map(|r| r.unwrap().seq)
-        .collect();
+    let middle: Vec<u64> = ledger.read_range(1, 2).map(|r| r.unwrap().seq).collect();
     assert_eq!(middle, vec![1]);
     assert_eq!(ledger.read_from(3).count(), 0);
     let report = ledger.verify().unwrap();
@@ -154,7 +153,9 @@ fn corrupt_tail_refuses_appends_but_audit_still_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
     ledger.append_blocking(orphaned(0)).unwrap();
-    ledger.append_batch_blocking(vec![orphaned(1), failed(2)]).unwrap();
+    ledger
+        .append_batch_blocking(vec![orphaned(1), failed(2)])
+        .unwrap();
     ledger.close_blocking();
     rewrite_batch(dir.path(), 1, |records| records[1].event[5] ^= 1);
     let err = Ledger::open(dir.path()).unwrap_err();

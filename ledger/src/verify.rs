@@ -93,9 +93,7 @@ pub(crate) fn recover_tail(tree: &sled::Tree) -> Result<Option<Head>, VerifyErro
         None => (0, GENESIS_PREV_HASH),
         Some(entry) => {
             let (key, value) = entry.map_err(storage)?;
-            let before = last_record(&value).map_err(|p| {
-                bad(key_seq(&key).unwrap_or(0), p)
-            })?;
+            let before = last_record(&value).map_err(|p| bad(key_seq(&key).unwrap_or(0), p))?;
             (before.seq + 1, before.hash)
         }
     };
