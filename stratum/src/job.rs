@@ -690,7 +690,7 @@ mod tests {
         });
         let job = Job::build(&t, &cfg, 7, true, &MatrixCache::new(2)).unwrap();
         // scriptSig: length, BIP34 height 300 = push 2 bytes 2c01, tag, then the extranonces.
-        assert!(hex::encode(&job.coinb1).ends_with("ffffffff0e022c012f706f6f6c2f"));
+        assert!(hex::encode(&job.coinb1).ends_with("ffffffff11022c012f706f6f6c2f"));
         let coinb2 = hex::encode(&job.coinb2);
         assert!(coinb2.starts_with("ffffffff03"));
         // Payout: 99% of 50 BTC to the configured script.
