@@ -1,1 +1,263 @@
-fn main() {}
+//! Ledger throughput: durable appends (each acknowledgement awaited) with 1, 16 and 256
+//! concurrent appenders against plain sled baselines (120-byte values flushed once per 1,000
+//! inserts, and once per insert); full replay (decode + verify) against sled's raw iteration
+//! over the same records. Criterion reports each; a summary pass at the end prints the ratios
+//! the ledger is held to. Run with `cargo bench --bench ledger`.
+
+use criterion::{black_box, BenchmarkId, Criterion, Throughput};
+use ledger::Ledger;
+use pool_core::event::{PayoutAddress, ShareAccepted, WorkerName};
+use pool_core::{Event, Target};
+use std::time::{Duration, Instant};
+
+fn share(n: u64) -> Event {
+    let share_target = Target::from_compact(0x1d00ffff).expect("constant bits");
+    Event::ShareAccepted(ShareAccepted {
+        address: PayoutAddress("mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef".into()),
+        worker: WorkerName(format!("rig{}", n % 16)),
+        share_target,
+        weight: share_target.work(),
+        job_id: n,
+        height: 800_000,
+        network_target: Target::from_compact(0x1703a30c).expect("constant bits"),
+        time_ms: 1_700_000_000_000 + n,
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// `total` durable appends spread over `appenders` tasks; returns the elapsed time.
+fn appends(rt: &tokio::runtime::Runtime, ledger: &Ledger, appenders: u64, total: u64) -> Duration {
+    rt.block_on(async {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for a in 0..appenders {
+            let n = total / appenders + u64::from(a < total % appenders);
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..n {
+                    ledger.append(share(a << 32 | i)).await.expect("append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("appender task");
+        }
+        started.elapsed()
+    })
+}
+
+/// `total` sled inserts of 120-byte values, flushing once per `flush_every`.
+fn sled_inserts(tree: &sled::Tree, start: u64, total: u64, flush_every: u64) -> Duration {
+    let value = [7u8; 120];
+    let started = Instant::now();
+    for i in start..start + total {
+        tree.insert(i.to_be_bytes(), &value[..]).expect("insert");
+        if (i + 1) % flush_every == 0 {
+            tree.flush().expect("flush");
+        }
+    }
+    tree.flush().expect("flush");
+    started.elapsed()
+}
+
+fn sled_tree(dir: &std::path::Path) -> (sled::Db, sled::Tree) {
+    let db = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .open()
+        .expect("sled open");
+    let tree = db.open_tree("baseline").expect("tree");
+    (db, tree)
+}
+
+fn bench_appends(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("ledger_append_durable");
+    group.throughput(Throughput::Elements(1));
+    for appenders in [1u64, 16, 256] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(dir.path()).expect("open");
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{appenders}_appenders")),
+            &appenders,
+            |b, &appenders| b.iter_custom(|iters| appends(&rt, &ledger, appenders, iters)),
+        );
+        ledger.close_blocking();
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("sled_baseline");
+    group.throughput(Throughput::Elements(1));
+    for flush_every in [1_000u64, 1] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_db, tree) = sled_tree(dir.path());
+        let mut next = 0u64;
+        group.bench_function(format!("insert_120b_flush_every_{flush_every}"), |b| {
+            b.iter_custom(|iters| {
+                let d = sled_inserts(&tree, next, iters, flush_every);
+                next += iters;
+                d
+            })
+        });
+    }
+    group.finish();
+}
+
+/// A ledger of `n` records written in commit batches of 256 (what 256 appenders produce), and
+/// a plain sled tree holding the same records' bytes one entry per record.
+struct ReplayData {
+    _dir: tempfile::TempDir,
+    ledger: Ledger,
+    _raw_db: sled::Db,
+    raw: sled::Tree,
+    records: u64,
+}
+
+fn replay_data(n: u64) -> ReplayData {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(&dir.path().join("ledger")).expect("open");
+    let mut seq = 0;
+    while seq < n {
+        let batch: Vec<Event> = (seq..(seq + 256).min(n)).map(share).collect();
+        seq += batch.len() as u64;
+        ledger.append_batch_blocking(batch).expect("append");
+    }
+    let (raw_db, raw) = sled_tree(&dir.path().join("raw"));
+    for r in ledger.read_from(0) {
+        let r = r.expect("record");
+        let event = ledger::record::encode_event(&r.event).expect("encode");
+        let mut value = Vec::with_capacity(event.len() + 54);
+        ledger::record::push_record(&mut value, &[0; 32], r.seq, r.version, r.time_ms, &event)
+            .expect("record");
+        raw.insert(r.seq.to_be_bytes(), value).expect("insert");
+    }
+    raw.flush().expect("flush");
+    ReplayData {
+        _dir: dir,
+        ledger,
+        _raw_db: raw_db,
+        raw,
+        records: n,
+    }
+}
+
+fn raw_iterate(tree: &sled::Tree) -> u64 {
+    let mut bytes = 0u64;
+    for entry in tree.iter() {
+        let (_, v) = entry.expect("entry");
+        bytes += black_box(v.len() as u64);
+    }
+    bytes
+}
+
+/// Decodes every record (what a projection replay does); returns the sum of sequences.
+fn read_all(ledger: &Ledger) -> u64 {
+    let mut sum = 0u64;
+    for r in ledger.read_from(0) {
+        sum = sum.wrapping_add(black_box(r.expect("record")).seq);
+    }
+    sum
+}
+
+fn bench_replay(c: &mut Criterion, data: &ReplayData) {
+    let mut group = c.benchmark_group("ledger_replay");
+    group.throughput(Throughput::Elements(data.records));
+    group.bench_function("verify_decode_and_chain", |b| {
+        b.iter(|| data.ledger.verify().expect("verify"))
+    });
+    group.bench_function("read_from_0_decode", |b| b.iter(|| read_all(&data.ledger)));
+    group.bench_function("sled_raw_iter_one_entry_per_record", |b| {
+        b.iter(|| raw_iterate(&data.raw))
+    });
+    group.finish();
+}
+
+fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().unwrap_or_default()
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+/// The figures the ledger is held to, measured in this run, with their ratios.
+fn summary(data: &ReplayData) {
+    let rt = runtime();
+    println!("\n== ledger summary (same run) ==");
+    let mut rates = Vec::new();
+    for (appenders, total) in [(1u64, 2_000u64), (16, 30_000), (256, 200_000)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ledger = Ledger::open(dir.path()).expect("open");
+        appends(&rt, &ledger, appenders, total / 10); // warm up
+        let rate = per_sec(total, appends(&rt, &ledger, appenders, total));
+        println!("durable appends, {appenders:>3} appenders: {rate:>12.0}/s ({total} appends)");
+        rates.push(rate);
+        ledger.close_blocking();
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_db, tree) = sled_tree(dir.path());
+    sled_inserts(&tree, 0, 20_000, 1_000);
+    let baseline = per_sec(200_000, sled_inserts(&tree, 20_000, 200_000, 1_000));
+    println!("sled insert 120 B, flush per 1,000: {baseline:>12.0}/s");
+    let per_insert = per_sec(2_000, sled_inserts(&tree, 300_000, 2_000, 1));
+    println!("sled insert 120 B, flush per insert:{per_insert:>12.0}/s");
+    println!(
+        "ratio durable appends (256 appenders) / sled flush-per-1,000 baseline: {:.2}",
+        rates[2] / baseline
+    );
+    println!(
+        "ratio durable appends (1 appender) / sled flush-per-insert: {:.2}",
+        rates[0] / per_insert
+    );
+
+    let n = data.records;
+    let verify = per_sec(
+        n,
+        best_of(5, || {
+            let t = Instant::now();
+            data.ledger.verify().expect("verify");
+            t.elapsed()
+        }),
+    );
+    let read = per_sec(
+        n,
+        best_of(5, || {
+            let t = Instant::now();
+            black_box(read_all(&data.ledger));
+            t.elapsed()
+        }),
+    );
+    let raw = per_sec(
+        n,
+        best_of(5, || {
+            let t = Instant::now();
+            raw_iterate(&data.raw);
+            t.elapsed()
+        }),
+    );
+    println!("replay verify (decode + chain), {n} records: {verify:>12.0} records/s");
+    println!("replay read_from(0) (decode):               {read:>12.0} records/s");
+    println!("sled raw iteration, one entry per record:   {raw:>12.0} records/s");
+    println!("ratio verify / sled raw iteration: {:.2}", verify / raw);
+    println!("ratio read_from / sled raw iteration: {:.2}", read / raw);
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    bench_appends(&mut c);
+    let data = replay_data(200_000);
+    bench_replay(&mut c, &data);
+    c.final_summary();
+    summary(&data);
+}
