@@ -1,0 +1,504 @@
+//! The session state machine: every share reject reason with its code, authorization, BIP310
+//! mask negotiation, suggest_difficulty clamping, vardiff retargets, and malformed input.
+
+use pool_core::chain::Chain;
+use pool_core::pow::MatrixCache;
+use pool_core::Target;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use stratum::job::{BlockTemplate, JobBook, JobConfig};
+use stratum::session::{Session, SessionConfig, SessionOutput, ShareRejection};
+use stratum::vardiff::VardiffConfig;
+
+const ADDRESS: &str = "mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef";
+const PREV_A: &str = "62cb5ce485af08d24ebdca678df5643250ae068fa3ab2798d0283dd337f3ab06";
+const PREV_B: &str = "7e34cdd8a9079a8623da53b55ebceebf3c1c0d81a615da1e1431b9dec22f3952";
+const CURTIME: u32 = 1_795_572_408;
+
+fn template(prev: &str, bits: &str) -> BlockTemplate {
+    BlockTemplate::from_value(json!({
+        "version": 0x2000_0000u32,
+        "previousblockhash": prev,
+        "transactions": [],
+        "coinbasevalue": 5_000_000_000u64,
+        "bits": bits,
+        "curtime": CURTIME,
+        "height": 200,
+    }))
+    .unwrap()
+}
+
+struct Pool {
+    book: JobBook,
+    job_config: JobConfig,
+    session_config: Arc<SessionConfig>,
+    cache: MatrixCache,
+}
+
+impl Pool {
+    /// A BSV-regtest (SHA-256d) pool with the given network bits and vardiff settings.
+    fn new(bits: &str, vardiff: VardiffConfig) -> Pool {
+        let chain = Chain::BsvRegtest.params();
+        let job_config = JobConfig::new(chain, b"/t/", vec![0x51]);
+        let mut session_config = SessionConfig::new(chain, 4);
+        session_config.vardiff = vardiff;
+        let mut pool = Pool {
+            book: JobBook::new(4),
+            job_config,
+            session_config: Arc::new(session_config),
+            cache: MatrixCache::new(2),
+        };
+        pool.add(PREV_A, bits);
+        pool
+    }
+
+    fn add(&mut self, prev: &str, bits: &str) -> Arc<stratum::job::Job> {
+        self.book
+            .add_template(&template(prev, bits), &self.job_config, &self.cache)
+            .unwrap()
+    }
+
+    fn session(&self) -> Session {
+        Session::new(Arc::clone(&self.session_config), vec![1, 2, 3, 4], 0)
+    }
+
+    fn ready_session(&self) -> Session {
+        let mut s = self.session();
+        lines(
+            &mut s,
+            r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+            self,
+        );
+        let auth =
+            json!({"id":2,"method":"mining.authorize","params":[format!("{ADDRESS}.w1"),"x"]});
+        let out = lines(&mut s, &auth.to_string(), self);
+        assert_eq!(reply(&out[0])["result"], true, "{out:?}");
+        s
+    }
+}
+
+fn lines(s: &mut Session, line: &str, pool: &Pool) -> Vec<String> {
+    match s.handle_line(line, 1_000, &pool.book) {
+        SessionOutput::Send(l) => l,
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+fn reply(line: &str) -> Value {
+    serde_json::from_str(line).unwrap()
+}
+
+fn submit_line(job: &str, en2: &str, ntime: u32, nonce: u32, bits: Option<&str>) -> String {
+    let mut params = vec![
+        json!(format!("{ADDRESS}.w1")),
+        json!(job),
+        json!(en2),
+        json!(format!("{ntime:08x}")),
+        json!(format!("{nonce:08x}")),
+    ];
+    if let Some(b) = bits {
+        params.push(json!(b));
+    }
+    json!({"id": 9, "method": "mining.submit", "params": params}).to_string()
+}
+
+fn rejection(s: &mut Session, line: &str, pool: &Pool) -> (ShareRejection, i64) {
+    match s.handle_line(line, 5_000, &pool.book) {
+        SessionOutput::ShareRejected { reply: r, reason } => {
+            let v = reply(&r);
+            assert_eq!(v["id"], 9);
+            assert!(v["result"].is_null());
+            assert_eq!(v["error"][1], reason.to_string());
+            (reason, v["error"][0].as_i64().unwrap())
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// Submits nonces from `start` until one is accepted; returns the outcome and the nonce.
+fn first_accepted(
+    s: &mut Session,
+    pool: &Pool,
+    job: &str,
+    start: u32,
+    now_ms: u64,
+) -> (Box<stratum::session::AcceptedShare>, u32) {
+    for nonce in start..start + 10_000 {
+        match s.handle_line(
+            &submit_line(job, "00000000", CURTIME, nonce, None),
+            now_ms,
+            &pool.book,
+        ) {
+            SessionOutput::ShareAccepted(a) => return (a, nonce),
+            SessionOutput::ShareRejected {
+                reason: ShareRejection::LowDifficulty,
+                ..
+            } => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    panic!("no share found in 10,000 nonces");
+}
+
+fn easy_vardiff() -> VardiffConfig {
+    VardiffConfig {
+        initial_difficulty: 1e-9,
+        min_difficulty: 1e-12,
+        ..VardiffConfig::default()
+    }
+}
+
+#[test]
+fn not_subscribed_is_25_and_unauthorized_is_24() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.session();
+    let line = submit_line("1", "00000000", CURTIME, 0, None);
+    assert_eq!(
+        rejection(&mut s, &line, &pool),
+        (ShareRejection::NotSubscribed, 25)
+    );
+    lines(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        &pool,
+    );
+    assert_eq!(
+        rejection(&mut s, &line, &pool),
+        (ShareRejection::Unauthorized, 24)
+    );
+}
+
+#[test]
+fn unknown_and_stale_jobs_are_21() {
+    let mut pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.ready_session();
+    let unknown = submit_line("99", "00000000", CURTIME, 0, None);
+    assert_eq!(
+        rejection(&mut s, &unknown, &pool),
+        (ShareRejection::UnknownJob, 21)
+    );
+    let garbage = submit_line("job1", "00000000", CURTIME, 0, None);
+    assert_eq!(
+        rejection(&mut s, &garbage, &pool),
+        (ShareRejection::UnknownJob, 21)
+    );
+    let job = pool.add(PREV_B, "1d00ffff");
+    assert!(job.clean_jobs);
+    let notify = s.on_job(&job, 2_000);
+    assert!(notify.last().unwrap().contains("mining.notify"));
+    let stale = submit_line("1", "00000000", CURTIME, 0, None);
+    assert_eq!(
+        rejection(&mut s, &stale, &pool),
+        (ShareRejection::StaleJob, 21)
+    );
+}
+
+#[test]
+fn low_difficulty_is_23() {
+    // Network difficulty 1 and share difficulty 1: a random nonce fails with odds 2^32 : 1.
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.ready_session();
+    let line = submit_line("1", "00000000", CURTIME, 7, None);
+    assert_eq!(
+        rejection(&mut s, &line, &pool),
+        (ShareRejection::LowDifficulty, 23)
+    );
+    assert_eq!(s.share_counts(), (0, 1));
+}
+
+#[test]
+fn duplicate_is_22_but_a_new_nonce_is_not() {
+    let pool = Pool::new("207fffff", easy_vardiff());
+    let mut s = pool.ready_session();
+    let (accepted, nonce) = first_accepted(&mut s, &pool, "1", 0, 10_000);
+    assert!(accepted.block.is_some(), "regtest: every share is a block");
+    let again = submit_line("1", "00000000", CURTIME, nonce, None);
+    assert_eq!(
+        rejection(&mut s, &again, &pool),
+        (ShareRejection::Duplicate, 22)
+    );
+    let (_, next) = first_accepted(&mut s, &pool, "1", nonce + 1, 11_000);
+    assert!(next > nonce);
+}
+
+#[test]
+fn ntime_window_and_extranonce2_size_and_hex_fields() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.ready_session();
+    let early = submit_line("1", "00000000", CURTIME - 1, 0, None);
+    assert_eq!(
+        rejection(&mut s, &early, &pool),
+        (ShareRejection::NtimeOutOfRange, 20)
+    );
+    let late = submit_line("1", "00000000", CURTIME + 7201, 0, None);
+    assert_eq!(
+        rejection(&mut s, &late, &pool),
+        (ShareRejection::NtimeOutOfRange, 20)
+    );
+    let ok_late = submit_line("1", "00000000", CURTIME + 7200, 0, None);
+    assert_eq!(
+        rejection(&mut s, &ok_late, &pool).0,
+        ShareRejection::LowDifficulty
+    );
+
+    for en2 in ["000000", "0000000000", "zzzzzzzz", ""] {
+        let line = submit_line("1", en2, CURTIME, 0, None);
+        assert_eq!(
+            rejection(&mut s, &line, &pool),
+            (ShareRejection::BadExtranonce2 { expected: 4 }, 20),
+            "{en2:?}"
+        );
+    }
+    let bad_nonce =
+        submit_line("1", "00000000", CURTIME, 0, None).replace("\"00000000\"]", "\"0x12\"]");
+    assert_eq!(
+        rejection(&mut s, &bad_nonce, &pool),
+        (ShareRejection::BadHexField("nonce"), 20)
+    );
+}
+
+#[test]
+fn version_rolling_mask_negotiation_and_bits_outside_the_mask() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.ready_session();
+    // Without mining.configure, nonzero version bits are refused.
+    let rolled = submit_line("1", "00000000", CURTIME, 0, Some("00002000"));
+    assert_eq!(
+        rejection(&mut s, &rolled, &pool),
+        (ShareRejection::VersionRollingNotNegotiated, 20)
+    );
+    // The negotiated mask is the pool's mask AND the miner's.
+    let out = lines(
+        &mut s,
+        r#"{"id":4,"method":"mining.configure","params":[["version-rolling","minimum-difficulty"],{"version-rolling.mask":"00fff000","version-rolling.min-bit-count":2}]}"#,
+        &pool,
+    );
+    let r = reply(&out[0]);
+    assert_eq!(r["result"]["version-rolling"], true);
+    assert_eq!(r["result"]["version-rolling.mask"], "00ffe000");
+    assert_eq!(r["result"]["minimum-difficulty"], false);
+    assert_eq!(s.version_mask(), Some(0x00ff_e000));
+    let outside = submit_line("1", "00000000", CURTIME, 0, Some("00001000"));
+    assert_eq!(
+        rejection(&mut s, &outside, &pool),
+        (ShareRejection::VersionBitsOutsideMask, 20)
+    );
+    let outside = submit_line("1", "00000000", CURTIME, 0, Some("1f000000"));
+    assert_eq!(
+        rejection(&mut s, &outside, &pool).0,
+        ShareRejection::VersionBitsOutsideMask
+    );
+    let inside = submit_line("1", "00000000", CURTIME, 0, Some("00ffe000"));
+    assert_eq!(
+        rejection(&mut s, &inside, &pool).0,
+        ShareRejection::LowDifficulty
+    );
+}
+
+#[test]
+fn version_rolling_off_when_the_pool_mask_is_zero() {
+    let chain = Chain::BsvRegtest.params();
+    let mut config = SessionConfig::new(chain, 4);
+    config.version_mask = 0;
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = Session::new(Arc::new(config), vec![1, 2, 3, 4], 0);
+    let out = lines(
+        &mut s,
+        r#"{"id":4,"method":"mining.configure","params":[["version-rolling"],{}]}"#,
+        &pool,
+    );
+    assert_eq!(reply(&out[0])["result"], json!({"version-rolling": false}));
+    assert_eq!(s.version_mask(), None);
+}
+
+#[test]
+fn authorize_checks_the_address_for_the_network() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.session();
+    lines(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":["cgminer/4.10"]}"#,
+        &pool,
+    );
+    assert_eq!(s.user_agent(), Some("cgminer/4.10"));
+    // A mainnet address on a regtest pool, and garbage.
+    for user in [
+        "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2.rig",
+        "not-an-address",
+        "",
+    ] {
+        let auth = json!({"id":2,"method":"mining.authorize","params":[user, "x"]});
+        let out = lines(&mut s, &auth.to_string(), &pool);
+        let r = reply(&out[0]);
+        assert_eq!(r["error"][0], 24, "{user}");
+        assert!(
+            r["error"][1].as_str().unwrap().contains("payout address"),
+            "{r}"
+        );
+        assert!(!s.is_authorized());
+    }
+    let auth = json!({"id":3,"method":"mining.authorize","params":[ADDRESS]});
+    let out = lines(&mut s, &auth.to_string(), &pool);
+    assert_eq!(reply(&out[0])["result"], true);
+    // Subscribed and authorized: the difficulty and the current job follow.
+    assert!(out[1].contains("mining.set_difficulty"));
+    assert!(out[2].contains("mining.notify"));
+}
+
+#[test]
+fn subscribe_reply_carries_extranonce1_and_size() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.session();
+    let out = lines(
+        &mut s,
+        r#"{"id":"a","method":"mining.subscribe","params":[]}"#,
+        &pool,
+    );
+    let r = reply(&out[0]);
+    assert_eq!(r["id"], "a");
+    assert_eq!(r["result"][1], "01020304");
+    assert_eq!(r["result"][2], 4);
+    assert_eq!(r["result"][0][1][0], "mining.notify");
+    let out = lines(
+        &mut s,
+        r#"{"id":5,"method":"mining.extranonce.subscribe","params":[]}"#,
+        &pool,
+    );
+    assert_eq!(reply(&out[0])["result"], true);
+}
+
+#[test]
+fn suggest_difficulty_is_clamped_and_sent() {
+    let vardiff = VardiffConfig {
+        min_difficulty: 0.01,
+        max_difficulty: 500.0,
+        ..VardiffConfig::default()
+    };
+    let pool = Pool::new("1b04864c", vardiff); // network difficulty ~14484
+    let mut s = pool.ready_session();
+    let out = lines(
+        &mut s,
+        r#"{"id":7,"method":"mining.suggest_difficulty","params":[100000]}"#,
+        &pool,
+    );
+    assert_eq!(reply(&out[0])["result"], true);
+    assert_eq!(reply(&out[1])["params"][0], 500.0);
+    assert_eq!(s.difficulty(), 500.0);
+    lines(
+        &mut s,
+        r#"{"id":8,"method":"mining.suggest_difficulty","params":[0.0001]}"#,
+        &pool,
+    );
+    assert_eq!(s.difficulty(), 0.01);
+    let out = lines(
+        &mut s,
+        r#"{"id":8,"method":"mining.suggest_difficulty","params":["x"]}"#,
+        &pool,
+    );
+    assert_eq!(reply(&out[0])["error"][0], 20);
+}
+
+#[test]
+fn difficulty_never_exceeds_the_block_threshold() {
+    let vardiff = VardiffConfig {
+        initial_difficulty: 1e6,
+        max_difficulty: 1e9,
+        ..VardiffConfig::default()
+    };
+    let pool = Pool::new("207fffff", vardiff);
+    let mut s = pool.ready_session();
+    // Shares are checked at the block threshold at most: every regtest share is accepted.
+    let (accepted, _) = first_accepted(&mut s, &pool, "1", 0, 10_000);
+    assert_eq!(
+        accepted.event.share_target,
+        Target::from_compact(0x207fffff).unwrap()
+    );
+    assert_eq!(accepted.event.weight, accepted.event.share_target.work());
+}
+
+#[test]
+fn vardiff_retarget_is_sent_after_the_reply_and_old_jobs_keep_their_target() {
+    // Share difficulty ~1e-9 on a regtest network: about half of all hashes meet it, so shares
+    // come far faster than one per 10 s and vardiff must raise the difficulty.
+    let mut pool = Pool::new("207fffff", easy_vardiff());
+    let block = Target::from_difficulty(1e-3).unwrap();
+    let mut cfg = pool.job_config.clone();
+    cfg.pool_block_target = Some(block);
+    pool.job_config = cfg;
+    let job = pool.add(PREV_B, "207fffff");
+    let mut s = pool.ready_session();
+    assert_eq!(s.on_job(&job, 1_000).len(), 1, "no difficulty change yet");
+    let job_id = job.notify.job_id.clone();
+    let start = s.difficulty();
+    let mut nonce = 0;
+    let mut retarget = None;
+    for i in 0..20u64 {
+        let (a, n) = first_accepted(&mut s, &pool, &job_id, nonce, 1_000 + i * 10);
+        nonce = n + 1;
+        assert_eq!(a.reply, "{\"id\":9,\"result\":true,\"error\":null}\n");
+        assert!(a.failure_reply.contains("\"error\":[20,"));
+        if let Some(line) = a.follow_up.first() {
+            retarget = Some(reply(line)["params"][0].as_f64().unwrap());
+            break;
+        }
+    }
+    let new = retarget.expect("vardiff raised the difficulty");
+    assert!(new > start * 8.0, "{start} -> {new}");
+    assert_eq!(s.difficulty(), new);
+    // Shares on the job sent before the retarget are still checked at the old, easier target.
+    let (a, _) = first_accepted(&mut s, &pool, &job_id, nonce, 2_000);
+    assert_eq!(
+        a.event.share_target,
+        Target::from_difficulty(start).unwrap()
+    );
+    // A new job goes out at the new difficulty: set_difficulty was already sent, so just notify.
+    let next = pool.add(PREV_B, "207fffff");
+    let out = s.on_job(&next, 3_000);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].contains("mining.notify"));
+}
+
+#[test]
+fn malformed_requests_get_errors_then_a_disconnect() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = pool.session();
+    for (line, id) in [
+        (&b"{not json"[..], Value::Null),
+        (&b"\xff\xfe{}"[..], Value::Null),
+        (
+            &br#"{"id":3,"method":"mining.fly","params":[]}"#[..],
+            json!(3),
+        ),
+        (
+            &br#"{"id":4,"method":"mining.submit","params":[1,2,3,4,5]}"#[..],
+            json!(4),
+        ),
+        (
+            &br#"{"id":5,"method":"mining.authorize","params":[]}"#[..],
+            json!(5),
+        ),
+        (&br#"{"id":6,"method":7}"#[..], json!(6)),
+    ] {
+        let SessionOutput::Send(out) = s.handle_bytes(line, 0, &pool.book) else {
+            panic!()
+        };
+        let r = reply(&out[0]);
+        assert_eq!(r["id"], id);
+        assert_eq!(r["error"][0], 20);
+    }
+    // A miner's reply to a server request is ignored silently.
+    let SessionOutput::Send(out) =
+        s.handle_line(r#"{"id":1,"result":"v1","error":null}"#, 0, &pool.book)
+    else {
+        panic!()
+    };
+    assert!(out.is_empty());
+    let mut last = None;
+    for _ in 0..60 {
+        last = Some(s.handle_line("garbage", 0, &pool.book));
+        if matches!(last, Some(SessionOutput::Disconnect { .. })) {
+            break;
+        }
+    }
+    assert!(matches!(last, Some(SessionOutput::Disconnect { .. })));
+}
