@@ -3,7 +3,7 @@
 //!
 //! To regenerate it (only if the v1 fixture events change; never for a format change, which
 //! must keep reading the committed one):
-//! `cargo test --test ledger_compat -- --ignored generate_ledger_v1_testdata`
+//! `LEDGER_WRITE_TESTDATA=1 cargo test --test ledger_compat -- --ignored generate_ledger_v1_testdata`
 
 mod ledger_support;
 
@@ -90,6 +90,11 @@ fn committed_v1_ledger_stays_small() {
 #[test]
 #[ignore = "generator: run by hand to rewrite testdata/ledger-v1"]
 fn generate_ledger_v1_testdata() {
+    // Guard against `cargo test -- --ignored` rewriting the committed ledger by accident.
+    if std::env::var_os("LEDGER_WRITE_TESTDATA").is_none() {
+        eprintln!("set LEDGER_WRITE_TESTDATA=1 to rewrite testdata/ledger-v1");
+        return;
+    }
     let dir = testdata();
     if dir.exists() {
         std::fs::remove_dir_all(&dir).unwrap();

@@ -8,6 +8,30 @@
 //! append returns only once its record is durable. One process opens a ledger directory at a
 //! time. This crate must never rewrite or delete a stored record, and never acknowledge an
 //! append before its flush.
+//!
+//! ```no_run
+//! # async fn demo(event: pool_core::Event) -> Result<(), ledger::LedgerError> {
+//! let ledger = ledger::Ledger::open(std::path::Path::new("data/ledger"))?;
+//! let appended = ledger.append(event).await?; // durable now: ack the miner
+//! let mut tail = ledger.subscribe(); // follow the tail
+//! let mut next = 0;
+//! loop {
+//!     for record in ledger.read_from(next) {
+//!         let record = record?;
+//!         next = record.seq + 1;
+//!     }
+//!     if tail.changed().await.is_err() {
+//!         break; // writer gone
+//!     }
+//! }
+//! # let _ = appended;
+//! ledger.close().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A dropped `append` future may still have its record committed: the writer owns the request
+//! once it is sent.
 
 mod error;
 mod read;
@@ -190,7 +214,7 @@ impl Ledger {
     /// Appends one event; returns once its record is flushed to disk.
     pub async fn append(&self, event: Event) -> Result<Appended, LedgerError> {
         let mut appended = self.append_batch(vec![event]).await?;
-        appended.pop().ok_or_else(|| closed_early())
+        appended.pop().ok_or_else(closed_early)
     }
 
     /// Appends events as consecutive records; returns once all are flushed to disk.
@@ -208,7 +232,7 @@ impl Ledger {
     /// not call it from an async task).
     pub fn append_blocking(&self, event: Event) -> Result<Appended, LedgerError> {
         let mut appended = self.append_batch_blocking(vec![event])?;
-        appended.pop().ok_or_else(|| closed_early())
+        appended.pop().ok_or_else(closed_early)
     }
 
     /// [`Ledger::append_batch`] for callers outside async code.
