@@ -1,8 +1,199 @@
-//! `obtc-pool run --config FILE`: start the pool.
+//! `obtc-pool run --config FILE`: start the pool (ledger, job source, Stratum server) and serve
+//! until Ctrl-C or SIGTERM; then stop accepting, let in-flight appends finish, flush the ledger
+//! and exit 0.
 
+use crate::config::{Config, ExtraAmount, NodeSettings};
+use anyhow::Context;
+use pool_core::Target;
 use std::path::Path;
+use std::process::ExitCode;
+use stratum::job::{ExtraOutput, JobConfig, OutputValue};
+use stratum::node::{NodeClient, NodeEndpoint};
+use stratum::server::job_source::{NodeSource, TemplateSource};
+use stratum::server::{Server, ServerConfig};
+use stratum::session::SessionConfig;
+use stratum::vardiff::VardiffConfig;
+use tokio_util::sync::CancellationToken;
 
-pub fn run(config: &Path) -> anyhow::Result<std::process::ExitCode> {
-    let _ = config;
-    anyhow::bail!("not implemented yet")
+pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let config = Config::load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let served = runtime.block_on(serve(config));
+    // A long poll may still sit in a blocking RPC call; the ledger is closed by now, so do not
+    // wait for the node to answer it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The server settings a validated configuration describes.
+pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
+    let chain = config.chain;
+    let s = &config.stratum;
+    let mut session = SessionConfig::new(chain, s.extranonce2_size);
+    session.version_mask = s.version_rolling_mask;
+    session.vardiff = VardiffConfig {
+        initial_difficulty: s.vardiff.start_difficulty,
+        min_difficulty: s.vardiff.min_difficulty,
+        max_difficulty: s.vardiff.max_difficulty,
+        target_interval_ms: s.vardiff.target_share_interval.as_millis() as u64,
+        ..VardiffConfig::default()
+    };
+    let mut job = JobConfig::new(
+        chain,
+        s.pool_tag.as_bytes(),
+        config.pool.payout.script_pubkey.clone(),
+    );
+    job.extranonce2_size = s.extranonce2_size;
+    job.extra_outputs = config
+        .pool
+        .extra_outputs
+        .iter()
+        .map(|o| ExtraOutput {
+            value: match o.amount {
+                ExtraAmount::Sats(v) => OutputValue::Fixed(pool_core::Sats(v)),
+                ExtraAmount::BasisPoints(b) => OutputValue::BasisPoints(b),
+            },
+            script_pubkey: o.address.script_pubkey.clone(),
+        })
+        .collect();
+    job.pool_block_target = match config.pool.pool_block_difficulty {
+        Some(d) => Some(
+            Target::from_difficulty(d)
+                .map_err(|e| anyhow::anyhow!("pool.pool_block_difficulty {d}: {e}"))?,
+        ),
+        None => None,
+    };
+    let source = match &config.node {
+        NodeSettings::Synthetic => TemplateSource::Synthetic,
+        NodeSettings::Rpc(n) => TemplateSource::Node(NodeSource {
+            client: NodeClient::new(NodeEndpoint {
+                url: n.url.clone(),
+                auth: n.auth.clone(),
+                timeout: n.rpc_timeout,
+                longpoll_timeout: n.longpoll_timeout,
+            }),
+            longpoll: n.longpoll,
+            refresh_interval: n.refresh_interval,
+            max_retry_backoff: n.max_retry_backoff,
+        }),
+    };
+    Ok(ServerConfig {
+        listen: s.listen,
+        max_line_bytes: s.max_line_bytes,
+        max_connections_per_ip: s.max_connections_per_ip,
+        idle_timeout: s.idle_timeout,
+        session,
+        job_config: job,
+        source,
+        notify_listen: config.notify.listen,
+    })
+}
+
+/// The `chain` name `getblockchaininfo` reports for a preset.
+fn node_chain_name(preset: &str) -> &'static str {
+    if preset.ends_with("-regtest") {
+        "regtest"
+    } else if preset.ends_with("-test") {
+        "test"
+    } else {
+        "main"
+    }
+}
+
+/// Refuses a node that serves another chain; a node that is down is only a warning (the job
+/// source keeps retrying).
+async fn check_node(node: &NodeClient, config: &Config) -> anyhow::Result<()> {
+    let info = match node.get_blockchain_info().await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::warn!(
+                "node not answering yet ({e}); the pool starts anyway and keeps retrying"
+            );
+            return Ok(());
+        }
+    };
+    let expected = node_chain_name(config.chain.name);
+    if info.chain != expected {
+        anyhow::bail!(
+            "the node at {} serves chain {:?}, but the config's chain preset {} needs {:?}",
+            node.endpoint().url,
+            info.chain,
+            config.chain.name,
+            expected
+        );
+    }
+    match node.get_block_hash(0).await {
+        Ok(genesis) if genesis != config.chain.genesis.to_string() => anyhow::bail!(
+            "the node's genesis block {genesis} is not {}'s ({}): wrong node for this chain preset",
+            config.chain.name,
+            config.chain.genesis
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the node's genesis block: {e}"),
+    }
+    tracing::info!(chain = %info.chain, height = info.blocks, "node reachable");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server_config = server_config(&config)?;
+    if let TemplateSource::Node(n) = &server_config.source {
+        check_node(&n.client, &config).await?;
+    }
+    let data_dir = &config.ledger.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the ledger directory {}", data_dir.display()))?;
+    let ledger = ledger::Ledger::open(data_dir)
+        .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
+    match ledger.head() {
+        Some(head) => tracing::info!(seq = head.seq, dir = %data_dir.display(), "ledger opened"),
+        None => tracing::info!(dir = %data_dir.display(), "ledger opened (empty)"),
+    }
+    let server = Server::bind(server_config, ledger.clone()).await?;
+    tracing::info!(
+        chain = config.chain.name,
+        pow = %config.chain.pow,
+        payout = %config.pool.payout.address,
+        "obtc-pool running"
+    );
+    let shutdown = CancellationToken::new();
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    server.run(shutdown).await;
+    signals.abort();
+    ledger.close().await;
+    tracing::info!("ledger flushed; bye");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
+        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
 }

@@ -1,1 +1,249 @@
-//! The Stratum server: one task per connection, job distribution, share acknowledgement after the ledger append is durable.
+//! The Stratum server: accept loop, one task per connection, job distribution, share
+//! acknowledgement after the ledger append is durable, block submission.
+//!
+//! Tasks: the [`job_source`] (templates -> jobs, published as `Arc<JobBook>` snapshots on a
+//! watch channel), the accept loop (per-IP connection limit), one [`connection`] task per miner
+//! driving the pure [`crate::session::Session`], and the optional [`notify`] trigger listener.
+//! Everything stops on the shutdown token; [`Server::run`] returns once every task has ended,
+//! so the caller can then close (flush) the ledger.
+
+pub mod connection;
+pub mod job_source;
+pub mod notify;
+
+use crate::job::{JobBook, JobConfig};
+use crate::node::NodeClient;
+use crate::session::SessionConfig;
+use job_source::{JobSource, TemplateSource};
+use ledger::Ledger;
+use pool_core::pow::MatrixCache;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Everything the server needs, already validated.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_line_bytes: usize,
+    pub max_connections_per_ip: usize,
+    /// A connection that completes no request line for this long is closed (this also ends
+    /// slowloris connections that dribble bytes without ever finishing a line).
+    pub idle_timeout: Duration,
+    pub session: SessionConfig,
+    pub job_config: JobConfig,
+    pub source: TemplateSource,
+    /// Loopback address of the `obtc-pool notify` trigger, if any.
+    pub notify_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen for miners on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen for notify triggers on {addr}: {source}")]
+    BindNotify {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid job settings: {0}")]
+    JobConfig(#[from] crate::job::JobError),
+    #[error("the session's extranonce2 size ({session}) differs from the job's ({job})")]
+    ExtranonceMismatch { session: usize, job: usize },
+}
+
+/// A server with its sockets bound (so a test can learn the port before running it).
+pub struct Server {
+    config: ServerConfig,
+    ledger: Ledger,
+    listener: TcpListener,
+    notify_listener: Option<TcpListener>,
+}
+
+/// State shared by the connection tasks.
+pub(crate) struct Shared {
+    pub session: Arc<SessionConfig>,
+    pub ledger: Ledger,
+    pub node: Option<NodeClient>,
+    pub refetch: mpsc::Sender<()>,
+    pub max_line_bytes: usize,
+    pub idle_timeout: Duration,
+    pub extranonce1_size: usize,
+    next_extranonce1: AtomicU32,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_per_ip: usize,
+    pub tasks: TaskTracker,
+}
+
+impl Shared {
+    /// A fresh extranonce1 for a connection: a counter (random start), big-endian, padded or
+    /// cut to the configured size. Unique among the 2^32 most recent connections.
+    pub fn allocate_extranonce1(&self) -> Vec<u8> {
+        let n = self.next_extranonce1.fetch_add(1, Ordering::Relaxed);
+        let mut e = n.to_be_bytes().to_vec();
+        e.resize(self.extranonce1_size, 0);
+        e
+    }
+}
+
+/// Counts a connection against its IP; released on drop.
+pub(crate) struct IpSlot {
+    shared: Arc<Shared>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.shared.per_ip.lock() {
+            if let Some(n) = map.get_mut(&self.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    map.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+fn take_ip_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
+    let mut map = shared.per_ip.lock().ok()?;
+    let n = map.entry(ip).or_insert(0);
+    if *n >= shared.max_per_ip {
+        return None;
+    }
+    *n += 1;
+    Some(IpSlot {
+        shared: Arc::clone(shared),
+        ip,
+    })
+}
+
+impl Server {
+    /// Checks the settings and binds the miner (and notify) sockets.
+    pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Server, ServerError> {
+        config.job_config.validate()?;
+        if config.session.extranonce2_size != config.job_config.extranonce2_size {
+            return Err(ServerError::ExtranonceMismatch {
+                session: config.session.extranonce2_size,
+                job: config.job_config.extranonce2_size,
+            });
+        }
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let notify_listener = match config.notify_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::BindNotify { addr, source })?,
+            ),
+            None => None,
+        };
+        Ok(Server {
+            config,
+            ledger,
+            listener,
+            notify_listener,
+        })
+    }
+
+    /// The address miners connect to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The notify trigger's address, if it listens.
+    pub fn notify_addr(&self) -> Option<SocketAddr> {
+        self.notify_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` is cancelled, then waits for every task (in-flight ledger
+    /// appends and block submissions included) to end.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (jobs_tx, jobs_rx) = watch::channel(Arc::new(JobBook::default()));
+        let (refetch_tx, refetch_rx) = mpsc::channel(8);
+        let tasks = TaskTracker::new();
+        let node = match &self.config.source {
+            TemplateSource::Node(n) => Some(n.client.clone()),
+            TemplateSource::Synthetic => None,
+        };
+        let shared = Arc::new(Shared {
+            session: Arc::new(self.config.session.clone()),
+            ledger: self.ledger.clone(),
+            node,
+            refetch: refetch_tx.clone(),
+            max_line_bytes: self.config.max_line_bytes,
+            idle_timeout: self.config.idle_timeout,
+            extranonce1_size: self.config.job_config.extranonce1_size,
+            next_extranonce1: AtomicU32::new(rand::random()),
+            per_ip: Mutex::new(HashMap::new()),
+            max_per_ip: self.config.max_connections_per_ip,
+            tasks: tasks.clone(),
+        });
+
+        let source = JobSource {
+            source: self.config.source.clone(),
+            job_config: self.config.job_config.clone(),
+            matrices: MatrixCache::new(4),
+            jobs: jobs_tx,
+            refetch: refetch_rx,
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(source.run());
+        if let Some(listener) = self.notify_listener {
+            tasks.spawn(notify::listen(listener, refetch_tx, shutdown.clone()));
+        }
+        if let Ok(addr) = self.listener.local_addr() {
+            tracing::info!(%addr, "stratum server listening");
+        }
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            match accepted {
+                Ok((stream, peer)) => match take_ip_slot(&shared, peer.ip()) {
+                    Some(slot) => {
+                        let conn = connection::Connection::new(
+                            Arc::clone(&shared),
+                            stream,
+                            peer,
+                            jobs_rx.clone(),
+                            shutdown.clone(),
+                            slot,
+                        );
+                        tasks.spawn(conn.run());
+                    }
+                    None => {
+                        tracing::warn!(%peer, "refused: too many connections from this address");
+                        drop(stream);
+                    }
+                },
+                Err(e) => {
+                    // Out of file descriptors and the like: log, breathe, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        drop(self.listener);
+        tracing::info!("stopped accepting miners; waiting for connections to finish");
+        tasks.close();
+        tasks.wait().await;
+    }
+}

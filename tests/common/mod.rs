@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod nodes;
+pub mod pool;
+pub mod stratum_client;
 
 /// Tests of one binary that mine or watch the chain take this lock so they run one at a time.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {

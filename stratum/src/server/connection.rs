@@ -1,0 +1,290 @@
+//! One miner connection: bytes -> lines (framer) -> [`Session`] -> replies, plus new jobs from the
+//! job source. An accepted share is acknowledged only after its ledger append is durable; a block
+//! candidate is submitted to the node at once, in parallel with that append, and its outcome is
+//! recorded after the share (so the finding share precedes `BlockFound` in the ledger).
+
+use super::{IpSlot, Shared};
+use crate::codec::LineFramer;
+use crate::job::JobBook;
+use crate::node::{NodeClient, SubmitOutcome};
+use crate::session::{BlockCandidate, Session, SessionOutput};
+use ledger::Ledger;
+use pool_core::event::{BlockFound, BlockRejected, Event};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How long a write to a miner may take before the miner counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// submitblock attempts while the node is unreachable.
+const SUBMIT_ATTEMPTS: u32 = 5;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    jobs: watch::Receiver<Arc<JobBook>>,
+    shutdown: CancellationToken,
+    _slot: IpSlot,
+}
+
+enum Flow {
+    Continue,
+    Close,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        jobs: watch::Receiver<Arc<JobBook>>,
+        shutdown: CancellationToken,
+        slot: IpSlot,
+    ) -> Connection {
+        Connection {
+            shared,
+            stream,
+            peer,
+            jobs,
+            shutdown,
+            _slot: slot,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let _ = self.stream.set_nodelay(true);
+        let peer = self.peer;
+        let extranonce1 = self.shared.allocate_extranonce1();
+        let mut session = Session::new(Arc::clone(&self.shared.session), extranonce1, now_ms());
+        let mut framer = LineFramer::new(self.shared.max_line_bytes);
+        let mut book = Arc::clone(&self.jobs.borrow_and_update());
+        let mut buf = vec![0u8; 4096];
+        let mut deadline = Instant::now() + self.shared.idle_timeout;
+        tracing::debug!(%peer, "miner connected");
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::info!(%peer, "closing idle connection (no complete request within the idle timeout)");
+                    break;
+                }
+                changed = self.jobs.changed() => {
+                    if changed.is_err() {
+                        break; // the job source is gone: the server is stopping
+                    }
+                    book = Arc::clone(&self.jobs.borrow_and_update());
+                    let lines = match book.current() {
+                        Some(job) => session.on_job(job, now_ms()),
+                        None => Vec::new(),
+                    };
+                    if !self.write_lines(&lines).await {
+                        break;
+                    }
+                }
+                read = self.stream.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::debug!(%peer, "read failed: {e}");
+                            break;
+                        }
+                    };
+                    framer.feed(&buf[..n]);
+                    match self.drain_lines(&mut framer, &mut session, &book, &mut deadline).await {
+                        Flow::Continue => {}
+                        Flow::Close => break,
+                    }
+                }
+            }
+        }
+        let (accepted, rejected) = session.share_counts();
+        tracing::debug!(%peer, accepted, rejected, "miner disconnected");
+    }
+
+    /// Handles every complete line in the framer.
+    async fn drain_lines(
+        &mut self,
+        framer: &mut LineFramer,
+        session: &mut Session,
+        book: &Arc<JobBook>,
+        deadline: &mut Instant,
+    ) -> Flow {
+        let peer = self.peer;
+        loop {
+            let output = match framer.next_line() {
+                Ok(Some(line)) => session.handle_bytes(line, now_ms(), book),
+                Ok(None) => return Flow::Continue,
+                Err(e) => {
+                    tracing::warn!(%peer, "closing connection: {e}");
+                    return Flow::Close;
+                }
+            };
+            *deadline = Instant::now() + self.shared.idle_timeout;
+            match output {
+                SessionOutput::Send(lines) => {
+                    if !self.write_lines(&lines).await {
+                        return Flow::Close;
+                    }
+                }
+                SessionOutput::ShareRejected { reply, reason } => {
+                    tracing::debug!(%peer, %reason, "share rejected");
+                    if !self.write_lines(&[reply]).await {
+                        return Flow::Close;
+                    }
+                }
+                SessionOutput::ShareAccepted(share) => {
+                    let share = *share;
+                    // Submit a block at once, in parallel with the share's durable append.
+                    let submission = share.block.map(|block| {
+                        let node = self.shared.node.clone();
+                        let hex = block.block_hex.clone();
+                        (block, tokio::spawn(submit_block(node, hex)))
+                    });
+                    let appended = self
+                        .shared
+                        .ledger
+                        .append(Event::ShareAccepted(share.event))
+                        .await;
+                    let ok = match appended {
+                        Ok(_) => {
+                            let mut lines = Vec::with_capacity(1 + share.follow_up.len());
+                            lines.push(share.reply);
+                            lines.extend(share.follow_up);
+                            self.write_lines(&lines).await
+                        }
+                        Err(e) => {
+                            tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
+                            self.write_lines(&[share.failure_reply]).await
+                        }
+                    };
+                    if let Some((block, handle)) = submission {
+                        let ledger = self.shared.ledger.clone();
+                        let refetch = self.shared.refetch.clone();
+                        self.shared.tasks.spawn(async move {
+                            let outcome = match handle.await {
+                                Ok(o) => o,
+                                Err(e) => Err(format!("submit task failed: {e}")),
+                            };
+                            record_block(&ledger, block, outcome).await;
+                            // The chain moved (or should have): get new work out quickly.
+                            let _ = refetch.try_send(());
+                        });
+                    }
+                    if !ok {
+                        return Flow::Close;
+                    }
+                }
+                SessionOutput::Disconnect { lines, reason } => {
+                    tracing::warn!(%peer, "closing connection: {reason}");
+                    let _ = self.write_lines(&lines).await;
+                    return Flow::Close;
+                }
+            }
+        }
+    }
+
+    /// Writes lines (each already ends with `\n`); false when the miner is gone or too slow.
+    async fn write_lines(&mut self, lines: &[String]) -> bool {
+        if lines.is_empty() {
+            return true;
+        }
+        let bytes: Vec<u8> = lines.iter().flat_map(|l| l.bytes()).collect();
+        match tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, "write failed: {e}");
+                false
+            }
+            Err(_) => {
+                tracing::info!(peer = %self.peer, "closing connection: miner does not read");
+                false
+            }
+        }
+    }
+}
+
+/// `submitblock`, retried while the node is unreachable. `Ok` carries the node's verdict.
+async fn submit_block(node: Option<NodeClient>, hex: String) -> Result<SubmitOutcome, String> {
+    let Some(node) = node else {
+        return Err("no node configured (synthetic job source)".into());
+    };
+    let mut delay = Duration::from_millis(200);
+    let mut last = String::new();
+    for attempt in 1..=SUBMIT_ATTEMPTS {
+        match node.submit_block(hex.clone()).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) if e.is_transient() && attempt < SUBMIT_ATTEMPTS => {
+                tracing::warn!("submitblock failed (attempt {attempt}): {e}; retrying");
+                last = e.to_string();
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => {
+                last = e.to_string();
+                break;
+            }
+        }
+    }
+    Err(format!("submitblock failed: {last}"))
+}
+
+async fn record_block(
+    ledger: &Ledger,
+    block: BlockCandidate,
+    outcome: Result<SubmitOutcome, String>,
+) {
+    let event = match outcome {
+        Ok(SubmitOutcome::Accepted) => {
+            tracing::info!(
+                height = block.height,
+                block = %block.block_id,
+                finder = %block.finder,
+                worker = %block.worker,
+                reward = block.reward.0,
+                "block found and accepted by the node"
+            );
+            Event::BlockFound(BlockFound {
+                height: block.height,
+                block_id: block.block_id,
+                reward: block.reward,
+                network_target: block.network_target,
+                finder: block.finder,
+                worker: block.worker,
+                time_ms: now_ms(),
+            })
+        }
+        Ok(SubmitOutcome::Rejected(reason)) | Err(reason) => {
+            tracing::warn!(
+                height = block.height,
+                block = %block.block_id,
+                %reason,
+                "block candidate rejected"
+            );
+            Event::BlockRejected(BlockRejected {
+                height: block.height,
+                block_id: block.block_id,
+                reason,
+                finder: block.finder,
+                worker: block.worker,
+                time_ms: now_ms(),
+            })
+        }
+    };
+    if let Err(e) = ledger.append(event).await {
+        tracing::error!("cannot record the block outcome in the ledger: {e}");
+    }
+}

@@ -1,0 +1,220 @@
+//! The job source: one task that turns the node's block templates into jobs and publishes the
+//! current [`JobBook`] to every connection through a watch channel.
+//!
+//! A new template is fetched when a long poll returns (new block, or new transactions after the
+//! node's own delay), when the refresh interval passes (new transactions), when a local trigger
+//! fires (`obtc-pool notify`, wired to the node's `-blocknotify`), or right after the pool found a
+//! block. While the node is down or slow the task retries with a capped exponential backoff and
+//! miners keep working on the last job; it never ends the pool.
+
+use crate::job::{BlockTemplate, JobBook, JobConfig};
+use crate::node::{NodeClient, NodeError};
+use pool_core::pow::MatrixCache;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where templates come from.
+#[derive(Clone, Debug)]
+pub enum TemplateSource {
+    Node(NodeSource),
+    /// No node: one fixed template whose network target no share meets (for benchmarks).
+    Synthetic,
+}
+
+#[derive(Clone, Debug)]
+pub struct NodeSource {
+    pub client: NodeClient,
+    pub longpoll: bool,
+    pub refresh_interval: Duration,
+    pub max_retry_backoff: Duration,
+}
+
+/// Everything the job source task needs.
+pub struct JobSource {
+    pub source: TemplateSource,
+    pub job_config: JobConfig,
+    pub matrices: MatrixCache,
+    /// Where the current jobs are published.
+    pub jobs: watch::Sender<Arc<JobBook>>,
+    /// Local "fetch a new template now" triggers (notify listener, found blocks).
+    pub refetch: mpsc::Receiver<()>,
+    pub shutdown: CancellationToken,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+
+impl JobSource {
+    pub async fn run(self) {
+        match self.source.clone() {
+            TemplateSource::Synthetic => self.run_synthetic().await,
+            TemplateSource::Node(node) => self.run_node(node).await,
+        }
+    }
+
+    async fn run_synthetic(self) {
+        let mut book = JobBook::default();
+        match BlockTemplate::from_value(synthetic_template())
+            .map_err(|e| e.to_string())
+            .and_then(|t| {
+                book.add_template(&t, &self.job_config, &self.matrices)
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok(job) => {
+                tracing::info!(job = job.id, "synthetic job source: one fixed job, no node");
+                self.jobs.send_replace(Arc::new(book));
+            }
+            Err(e) => tracing::error!("synthetic template cannot be turned into a job: {e}"),
+        }
+        self.shutdown.cancelled().await;
+    }
+
+    async fn run_node(mut self, node: NodeSource) {
+        let mut book = JobBook::default();
+        let mut backoff = MIN_BACKOFF;
+        let mut longpoll: Option<JoinHandle<Result<Value, NodeError>>> = None;
+        let mut longpollid: Option<String> = None;
+        let mut fetch_now = true;
+        let mut node_down = false;
+        loop {
+            if fetch_now {
+                let fetched = tokio::select! {
+                    _ = self.shutdown.cancelled() => break,
+                    r = node.client.get_block_template(None) => r,
+                };
+                match fetched {
+                    Ok(value) => {
+                        if node_down {
+                            tracing::info!("node is answering again");
+                            node_down = false;
+                        }
+                        backoff = MIN_BACKOFF;
+                        if let Some(id) = self.publish(&mut book, value) {
+                            longpollid = Some(id);
+                        }
+                        fetch_now = false;
+                    }
+                    Err(e) => {
+                        if !node_down || !e.is_transient() {
+                            tracing::warn!(
+                                "cannot get a block template ({e}); miners stay on the last job, retrying"
+                            );
+                        }
+                        node_down = true;
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(node.max_retry_backoff);
+                        continue;
+                    }
+                }
+            }
+            if node.longpoll && longpoll.is_none() {
+                if let Some(id) = longpollid.clone() {
+                    let client = node.client.clone();
+                    longpoll = Some(tokio::spawn(async move {
+                        client.get_block_template(Some(&id)).await
+                    }));
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(node.refresh_interval) => fetch_now = true,
+                trigger = self.refetch.recv() => {
+                    if trigger.is_none() {
+                        // Every trigger sender is gone; only the timers remain.
+                        self.refetch = mpsc::channel(1).1;
+                    }
+                    tracing::debug!("template refetch triggered");
+                    fetch_now = true;
+                }
+                polled = wait_longpoll(&mut longpoll) => {
+                    longpoll = None;
+                    match polled {
+                        Ok(value) => {
+                            match self.publish(&mut book, value) {
+                                Some(id) => longpollid = Some(id),
+                                None => fetch_now = true,
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!("long poll ended without a template: {e}");
+                            fetch_now = true;
+                            // A failing long poll must not spin: wait a little first.
+                            tokio::select! {
+                                _ = self.shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(handle) = longpoll {
+            handle.abort();
+        }
+    }
+
+    /// Builds a job from a template and publishes the book; returns the template's longpollid.
+    fn publish(&self, book: &mut JobBook, value: Value) -> Option<String> {
+        let template = match BlockTemplate::from_value(value) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!("node sent a template this pool cannot use: {e}");
+                return None;
+            }
+        };
+        match book.add_template(&template, &self.job_config, &self.matrices) {
+            Ok(job) => {
+                if job.clean_jobs {
+                    tracing::info!(
+                        height = job.height,
+                        job = job.id,
+                        txs = job.transaction_count(),
+                        "new block to mine on"
+                    );
+                } else {
+                    tracing::debug!(height = job.height, job = job.id, "template refreshed");
+                }
+                self.jobs.send_replace(Arc::new(book.clone()));
+                template.longpollid
+            }
+            Err(e) => {
+                tracing::error!("cannot build a job from the template: {e}");
+                None
+            }
+        }
+    }
+}
+
+async fn wait_longpoll(
+    handle: &mut Option<JoinHandle<Result<Value, NodeError>>>,
+) -> Result<Value, String> {
+    match handle {
+        Some(h) => match h.await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("long poll task failed: {e}")),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// A fixed template on an impossible network target (bits `03000001`: target 1), so no share
+/// is ever a block. Previous hash and time are fixed: jobs are identical run to run.
+pub fn synthetic_template() -> Value {
+    serde_json::json!({
+        "version": 0x2000_0000u32,
+        "previousblockhash": "00000000000000000000000000000000000000000000000000000000000000aa",
+        "transactions": [],
+        "coinbasevalue": 5_000_000_000u64,
+        "bits": "03000001",
+        "curtime": 1_700_000_000u32,
+        "mintime": 1_700_000_000u32,
+        "height": 1_000u64,
+    })
+}

@@ -1,0 +1,232 @@
+//! Runs the real `obtc-pool run` binary against the test node pair, with a config written into a
+//! temporary directory (the ledger lives there too). Killed on drop.
+
+use super::nodes::{free_port, nodes, RPC_PASSWORD, RPC_USER};
+use pool_core::Event;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Knobs of the generated config.
+#[derive(Clone, Debug)]
+pub struct PoolOptions {
+    pub payout_address: String,
+    pub pool_block_difficulty: Option<f64>,
+    pub start_difficulty: f64,
+    pub min_difficulty: f64,
+    pub max_difficulty: f64,
+    pub target_share_secs: f64,
+    pub max_line_bytes: usize,
+    pub idle_timeout_secs: u64,
+    pub max_connections_per_ip: usize,
+    pub longpoll: bool,
+    pub refresh_secs: u64,
+    /// Extra TOML appended verbatim.
+    pub extra: String,
+}
+
+impl PoolOptions {
+    pub fn new(payout_address: &str) -> PoolOptions {
+        PoolOptions {
+            payout_address: payout_address.to_owned(),
+            pool_block_difficulty: None,
+            start_difficulty: 1e-6,
+            min_difficulty: 1e-9,
+            max_difficulty: 1e6,
+            target_share_secs: 10.0,
+            max_line_bytes: 4096,
+            idle_timeout_secs: 120,
+            max_connections_per_ip: 64,
+            longpoll: true,
+            refresh_secs: 30,
+            extra: String::new(),
+        }
+    }
+}
+
+pub struct PoolProcess {
+    child: Option<Child>,
+    pub stratum: SocketAddr,
+    pub notify: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+}
+
+impl PoolProcess {
+    pub fn start(options: &PoolOptions) -> PoolProcess {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stratum: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let notify: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let config_path = dir.path().join("pool.toml");
+        std::fs::write(&config_path, config_text(options, stratum, notify)).unwrap();
+        let mut pool = PoolProcess {
+            child: None,
+            stratum,
+            notify,
+            dir,
+            config_path,
+        };
+        pool.spawn();
+        pool
+    }
+
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.dir.path().join("ledger")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pool.log")).unwrap_or_default()
+    }
+
+    /// Starts the binary (again) with the same config and ledger, and waits until it accepts.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "pool already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("pool.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info,stratum=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start obtc-pool");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if std::net::TcpStream::connect_timeout(&self.stratum, Duration::from_millis(200))
+                .is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("obtc-pool exited early ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "obtc-pool did not listen within 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("pool running").id()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("pool running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "obtc-pool did not exit within 30 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every event in the ledger; the pool must be stopped.
+    pub fn ledger_events(&self) -> Vec<Event> {
+        read_events(&self.ledger_dir())
+    }
+}
+
+impl Drop for PoolProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn read_events(dir: &Path) -> Vec<Event> {
+    let ledger = ledger::Ledger::open_read_only(dir).expect("open ledger");
+    ledger.verify().expect("ledger verifies");
+    ledger
+        .read_from(0)
+        .map(|r| r.expect("ledger record").event)
+        .collect()
+}
+
+fn config_text(o: &PoolOptions, stratum: SocketAddr, notify: SocketAddr) -> String {
+    let block = match o.pool_block_difficulty {
+        Some(d) => format!("pool_block_difficulty = {d:e}\n"),
+        None => String::new(),
+    };
+    format!(
+        r#"[chain]
+preset = "bsv-regtest"
+
+[node]
+url = "{url}"
+user = "{RPC_USER}"
+password = "{RPC_PASSWORD}"
+rpc_timeout_secs = 30
+longpoll = {longpoll}
+longpoll_timeout_secs = 60
+refresh_secs = {refresh}
+max_retry_backoff_secs = 2
+
+[stratum]
+listen = "{stratum}"
+extranonce2_size = 4
+pool_tag = "/obtc-pool-test/"
+version_rolling_mask = "1fffe000"
+max_line_bytes = {max_line}
+max_connections_per_ip = {max_conn}
+idle_timeout_secs = {idle}
+
+[stratum.vardiff]
+target_share_secs = {interval:?}
+min_difficulty = {min:e}
+max_difficulty = {max:e}
+start_difficulty = {start:e}
+
+[pool]
+payout_address = "{payout}"
+{block}
+[ledger]
+data_dir = "ledger"
+
+[notify]
+listen = "{notify}"
+{extra}"#,
+        url = nodes().node1.rpc_url(),
+        longpoll = o.longpoll,
+        refresh = o.refresh_secs,
+        max_line = o.max_line_bytes,
+        max_conn = o.max_connections_per_ip,
+        idle = o.idle_timeout_secs,
+        interval = o.target_share_secs,
+        min = o.min_difficulty,
+        max = o.max_difficulty,
+        start = o.start_difficulty,
+        payout = o.payout_address,
+        extra = o.extra,
+    )
+}
