@@ -18,6 +18,8 @@ fn client() -> NodeClient {
     })
 }
 
+// Each #[tokio::test] has its own runtime: the std lock serializes tests, not tasks.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn node_client_speaks_to_the_real_node() {
     let _serial = common::serial();
@@ -64,6 +66,8 @@ async fn rpc_errors_and_refusals_are_typed() {
     assert!(matches!(err, NodeError::Unauthorized { .. }), "{err:?}");
 }
 
+// Each #[tokio::test] has its own runtime: the std lock serializes tests, not tasks.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test]
 async fn long_poll_returns_when_a_block_arrives() {
     let _serial = common::serial();
