@@ -17,7 +17,8 @@ WHEEL_VERSION="0.0.27"
 RPC_USER="obtc"
 RPC_PASSWORD="obtcpass"
 BSV_FLAGS=(-regtest -server -listen=1 -txindex=0 -excessiveblocksize=10000000000
-  -maxstackmemoryusageconsensus=0 -minminingtxfee=0.00000500 -printtoconsole=0)
+  -maxstackmemoryusageconsensus=0 -minminingtxfee=0.00000500 -printtoconsole=0
+  -rpcthreads=16 -rpcworkqueue=64)
 
 die() { echo "nodes.sh: $*" >&2; exit 1; }
 

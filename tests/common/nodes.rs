@@ -185,6 +185,10 @@ fn spawn_node(bin: &Path, n: u32, peer: Option<u16>) -> Result<Node, String> {
         "-excessiveblocksize=10000000000".to_owned(),
         "-maxstackmemoryusageconsensus=0".to_owned(),
         "-minminingtxfee=0.00000500".to_owned(),
+        // Every pool a test starts holds one RPC thread in a long poll until the next block
+        // (a SIGKILLed pool's long poll too): give the node plenty.
+        "-rpcthreads=32".to_owned(),
+        "-rpcworkqueue=128".to_owned(),
     ];
     if let Some(port) = peer {
         args.push(format!("-addnode=127.0.0.1:{port}"));

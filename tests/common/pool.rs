@@ -24,6 +24,8 @@ pub struct PoolOptions {
     pub refresh_secs: u64,
     /// Extra TOML appended verbatim.
     pub extra: String,
+    /// Node RPC URL; default: the test pair's node1.
+    pub node_url: Option<String>,
 }
 
 impl PoolOptions {
@@ -41,6 +43,7 @@ impl PoolOptions {
             longpoll: true,
             refresh_secs: 30,
             extra: String::new(),
+            node_url: None,
         }
     }
 }
@@ -216,7 +219,10 @@ data_dir = "ledger"
 [notify]
 listen = "{notify}"
 {extra}"#,
-        url = nodes().node1.rpc_url(),
+        url = o
+            .node_url
+            .clone()
+            .unwrap_or_else(|| nodes().node1.rpc_url()),
         longpoll = o.longpoll,
         refresh = o.refresh_secs,
         max_line = o.max_line_bytes,
