@@ -208,7 +208,15 @@ impl Ledger {
     }
 
     fn encode(event: &Event) -> Result<Vec<u8>, LedgerError> {
-        record::encode_event(event).map_err(|e| LedgerError::Encode(e.to_string()))
+        let bytes = record::encode_event(event).map_err(|e| LedgerError::Encode(e.to_string()))?;
+        // The stored length field is a u32.
+        if u32::try_from(bytes.len()).is_err() {
+            return Err(LedgerError::Encode(format!(
+                "event of {} bytes is too long",
+                bytes.len()
+            )));
+        }
+        Ok(bytes)
     }
 
     /// Appends one event; returns once its record is flushed to disk.

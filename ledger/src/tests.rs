@@ -219,3 +219,27 @@ async fn concurrent_appenders_are_group_committed() {
     assert!(report.batches < 640, "{} batches", report.batches);
     ledger.close().await;
 }
+
+#[test]
+fn a_large_commit_is_stored_as_several_batches_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    ledger.append_blocking(orphaned(0)).unwrap();
+    let events: Vec<Event> = (1..3001).map(failed).collect();
+    let appended = ledger.append_batch_blocking(events.clone()).unwrap();
+    assert_eq!(appended.first().unwrap().seq, 1);
+    assert_eq!(appended.last().unwrap().seq, 3000);
+    let report = ledger.verify().unwrap();
+    assert_eq!(report.records, 3001);
+    assert!(report.batches > 2, "{} batches", report.batches);
+    let read: Vec<Event> = ledger.read_from(1).map(|r| r.unwrap().event).collect();
+    assert_eq!(read, events);
+    let one: Vec<Event> = ledger
+        .read_range(2000, 2001)
+        .map(|r| r.unwrap().event)
+        .collect();
+    assert_eq!(one, vec![failed(2000)]);
+    ledger.close_blocking();
+    let reopened = Ledger::open(dir.path()).unwrap();
+    assert_eq!(reopened.head().map(|h| h.seq), Some(3000));
+}

@@ -3,15 +3,21 @@
 //! them all. Acknowledgement therefore always means durable.
 
 use crate::error::LedgerError;
-use crate::record::{batch_key, begin_batch, finish_batch, push_record};
+use crate::record::{batch_key, begin_batch, finish_batch, push_record, RECORD_HEADER_LEN};
 use crate::{Appended, Head};
 use pool_core::EVENT_SCHEMA_VERSION;
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 
-/// Most records written in one commit batch (bounds the size of one sled value).
+/// Most records drained into one commit (one flush).
 const MAX_BATCH_RECORDS: usize = 16_384;
+/// Largest stored batch (one sled value) the writer builds; a commit with more bytes is stored
+/// as several consecutive batches, still with one flush. sled writes values over 128 KiB
+/// (a quarter of its 512 KiB segment) as separate blob files, so batches stay below that.
+const MAX_BATCH_BYTES: usize = 96 * 1024;
+/// Stored bytes of a record besides its event: header and hash.
+const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + 32;
 
 pub(crate) type AppendResult = Result<Vec<Appended>, LedgerError>;
 
@@ -90,7 +96,8 @@ impl Writer {
         let _ = self.db.flush();
     }
 
-    /// Writes all pending appends as one batch, flushes, answers every caller.
+    /// Writes all pending appends as one or more stored batches, flushes once, answers every
+    /// caller.
     fn commit(&mut self, appends: &mut Vec<(Vec<Vec<u8>>, Reply)>) -> Result<(), LedgerError> {
         let first_seq = self.head.map_or(0, |h| h.seq + 1);
         let time_ms = SystemTime::now()
@@ -98,47 +105,57 @@ impl Writer {
             .map_or(0, |d| d.as_millis() as u64);
         let bytes: usize = appends
             .iter()
-            .flat_map(|(events, _)| events.iter().map(|e| e.len() + 54))
+            .flat_map(|(events, _)| events.iter().map(|e| e.len() + RECORD_OVERHEAD))
             .sum();
-        let mut batch = begin_batch(bytes);
+        let mut batches: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut batch = begin_batch(bytes.min(MAX_BATCH_BYTES));
+        let mut batch_first = first_seq;
         let mut prev = self.head.map_or([0; 32], |h| h.hash);
         let mut seq = first_seq;
         let mut acks: Vec<Vec<Appended>> = Vec::with_capacity(appends.len());
-        let mut encode_error = None;
         for (events, _) in appends.iter() {
             let mut mine = Vec::with_capacity(events.len());
             for event in events {
-                match push_record(&mut batch, &prev, seq, EVENT_SCHEMA_VERSION, time_ms, event) {
-                    Ok(hash) => {
-                        mine.push(Appended { seq, hash });
-                        prev = hash;
-                        seq += 1;
-                    }
-                    Err(p) => encode_error = Some(p.to_string()),
+                if seq > batch_first
+                    && batch.len() + event.len() + RECORD_OVERHEAD > MAX_BATCH_BYTES
+                {
+                    finish_batch(&mut batch, (seq - batch_first) as u32);
+                    let next = begin_batch((bytes - batch.len()).min(MAX_BATCH_BYTES));
+                    batches.push((batch_first, std::mem::replace(&mut batch, next)));
+                    batch_first = seq;
                 }
+                // Event lengths were checked by the caller (`Ledger::encode`).
+                let hash =
+                    push_record(&mut batch, &prev, seq, EVENT_SCHEMA_VERSION, time_ms, event)
+                        .map_err(|p| LedgerError::Encode(p.to_string()));
+                let hash = match hash {
+                    Ok(hash) => hash,
+                    Err(e) => {
+                        for (_, reply) in appends.drain(..) {
+                            reply.send(Err(e.clone()));
+                        }
+                        return Ok(());
+                    }
+                };
+                mine.push(Appended { seq, hash });
+                prev = hash;
+                seq += 1;
             }
             acks.push(mine);
         }
-        if let Some(why) = encode_error {
-            // Only an event longer than 4 GiB gets here; refuse the whole batch, write nothing.
-            for (_, reply) in appends.drain(..) {
-                reply.send(Err(LedgerError::Encode(why.clone())));
-            }
-            return Ok(());
-        }
-        let count = (seq - first_seq) as u32;
-        if count == 0 {
+        if seq == first_seq {
             // Only empty `append_batch` calls: nothing to write.
             for (_, reply) in appends.drain(..) {
                 reply.send(Ok(Vec::new()));
             }
             return Ok(());
         }
-        finish_batch(&mut batch, count);
-        let written = self
-            .tree
-            .insert(batch_key(first_seq), batch)
-            .and_then(|_| self.tree.flush().map(|_| ()));
+        finish_batch(&mut batch, (seq - batch_first) as u32);
+        batches.push((batch_first, batch));
+        let written = batches
+            .into_iter()
+            .try_for_each(|(first, batch)| self.tree.insert(batch_key(first), batch).map(|_| ()))
+            .and_then(|()| self.tree.flush().map(|_| ()));
         if let Err(e) = written {
             let err = LedgerError::from(e);
             for (_, reply) in appends.drain(..) {
