@@ -101,11 +101,48 @@ CONF
   if [[ "$(cli "$dir" 1 getblockcount)" == 0 ]]; then
     cli "$dir" 1 generate 1 >/dev/null
   fi
+  local payout stratum_port notify_port
+  payout="$(cli "$dir" 1 getnewaddress)"
+  stratum_port="${STRATUM_PORT:-3333}"
+  notify_port="$(free_port)"
+  cat > "$dir/pool.toml" <<TOML
+# Written by scripts/nodes.sh start: the pool against node1 of this regtest pair.
+[chain]
+preset = "bsv-regtest"
+
+[node]
+url = "http://127.0.0.1:$rpc1"
+user = "$RPC_USER"
+password = "$RPC_PASSWORD"
+refresh_secs = 30
+
+[stratum]
+listen = "127.0.0.1:$stratum_port"
+extranonce2_size = 4
+
+[stratum.vardiff]
+target_share_secs = 10
+min_difficulty = 0.00000001
+start_difficulty = 0.000001
+
+[pool]
+payout_address = "$payout"
+# Regtest only: a share is a block only if it also meets this difficulty (many shares per block).
+pool_block_difficulty = 0.0001
+
+[ledger]
+data_dir = "pool-ledger"
+
+[notify]
+listen = "127.0.0.1:$notify_port"
+TOML
   cat <<INFO
 node1: rpc http://127.0.0.1:$rpc1  p2p 127.0.0.1:$p2p1  datadir $dir/node1
 node2: rpc http://127.0.0.1:$rpc2  p2p 127.0.0.1:$p2p2  datadir $dir/node2 (peer of node1)
 rpc user: $RPC_USER  password: $RPC_PASSWORD
 cli: $BIN_DIR/bitcoin-cli -regtest -datadir=$dir/node1 getblockchaininfo
+pool config: $dir/pool.toml (stratum 127.0.0.1:$stratum_port, pays $payout)
+run the pool: obtc-pool run --config $dir/pool.toml
 INFO
 }
 

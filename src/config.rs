@@ -653,6 +653,20 @@ data_dir = "data"
     }
 
     #[test]
+    fn shipped_examples_load() {
+        for text in [
+            include_str!("../examples/bsv-regtest.toml"),
+            include_str!("../examples/obtc-regtest.toml"),
+            include_str!("../examples/synthetic.toml"),
+        ] {
+            Config::parse(text, Path::new("/tmp")).unwrap();
+        }
+        // The mainnet example must be edited first: it names no real address.
+        let (key, _) = problem(include_str!("../examples/obtc-mainnet.toml"));
+        assert_eq!(key, "pool.payout_address");
+    }
+
+    #[test]
     fn synthetic_node_needs_no_url() {
         let text = minimal("").replace(
             "url = \"http://127.0.0.1:18332\"\nuser = \"u\"\npassword = \"p\"\n",
