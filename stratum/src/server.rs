@@ -247,3 +247,87 @@ impl Server {
         tasks.wait().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::chain::ChainParams;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpStream;
+
+    const ADDRESS: &str = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX";
+
+    fn config() -> ServerConfig {
+        let chain = ChainParams::by_name("bsv-regtest").unwrap();
+        let payout = pool_core::address::parse_payout_address(ADDRESS, chain).unwrap();
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_line_bytes: 1024,
+            max_connections_per_ip: 2,
+            idle_timeout: Duration::from_secs(30),
+            session: SessionConfig::new(chain, 4),
+            job_config: JobConfig::new(chain, b"/test/", payout.script_pubkey),
+            source: TemplateSource::Synthetic,
+            notify_listen: None,
+        }
+    }
+
+    async fn next_line(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+            .await
+            .unwrap()
+            .unwrap();
+        line
+    }
+
+    #[tokio::test]
+    async fn synthetic_server_serves_jobs_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let server = Server::bind(config(), ledger.clone()).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(server.run(shutdown.clone()));
+
+        let (read, mut write) = TcpStream::connect(addr).await.unwrap().into_split();
+        let mut reader = BufReader::new(read);
+        write
+            .write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+            .await
+            .unwrap();
+        assert!(next_line(&mut reader).await.contains("\"id\":1"));
+        let auth = format!(
+            "{{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"{ADDRESS}\",\"x\"]}}\n"
+        );
+        write.write_all(auth.as_bytes()).await.unwrap();
+        let mut saw_notify = false;
+        for _ in 0..4 {
+            if next_line(&mut reader).await.contains("mining.notify") {
+                saw_notify = true;
+                break;
+            }
+        }
+        assert!(saw_notify, "an authorized miner gets the synthetic job");
+
+        // The per-IP limit (2): a third connection is closed at once.
+        let _second = TcpStream::connect(addr).await.unwrap();
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read(&mut third, &mut buf),
+        )
+        .await
+        .unwrap()
+        .unwrap_or(0);
+        assert_eq!(n, 0);
+
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .unwrap()
+            .unwrap();
+        ledger.close().await;
+    }
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Where templates come from.
@@ -46,6 +47,8 @@ pub struct JobSource {
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
+/// Least time between the starts of two long polls.
+const MIN_LONGPOLL_SPACING: Duration = Duration::from_millis(500);
 
 impl JobSource {
     pub async fn run(self) {
@@ -79,6 +82,7 @@ impl JobSource {
         let mut longpollid: Option<String> = None;
         let mut fetch_now = true;
         let mut node_down = false;
+        let mut last_longpoll: Option<Instant> = None;
         loop {
             if fetch_now {
                 let fetched = tokio::select! {
@@ -116,7 +120,13 @@ impl JobSource {
             if node.longpoll && longpoll.is_none() {
                 if let Some(id) = longpollid.clone() {
                     let client = node.client.clone();
+                    // A node that answers long polls at once must not make us spin.
+                    let wait = last_longpoll
+                        .map(|t| MIN_LONGPOLL_SPACING.saturating_sub(t.elapsed()))
+                        .unwrap_or_default();
+                    last_longpoll = Some(Instant::now() + wait);
                     longpoll = Some(tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
                         client.get_block_template(Some(&id)).await
                     }));
                 }
