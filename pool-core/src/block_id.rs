@@ -1,13 +1,13 @@
 //! Block ids: 32 bytes in the order the hash function writes them; displayed reversed, as nodes
 //! print them (`getblockhash`).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
 /// A block id in internal (serialized) byte order. Which hash it is (SHA-256d or HeavyHash) is a
 /// chain setting; this type only carries the bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BlockId(pub [u8; 32]);
 
 impl BlockId {
@@ -39,6 +39,29 @@ impl fmt::Debug for BlockId {
     }
 }
 
+/// Binary formats (the ledger's bincode) store the 32 raw bytes; human-readable ones (JSON dumps)
+/// show the display hex a node prints, so a dump can be checked against `getblockhash` directly.
+impl Serialize for BlockId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_display_hex())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            BlockId::from_display_hex(&s).map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(BlockId)
+        }
+    }
+}
+
 impl FromStr for BlockId {
     type Err = hex::FromHexError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -57,5 +80,16 @@ mod tests {
         assert_eq!(id.0[31], 0x00);
         assert_eq!(id.0[0], 0x6f);
         assert_eq!(id.to_string(), genesis);
+    }
+
+    #[test]
+    fn serde_is_raw_bytes_in_bincode_and_display_hex_in_json() {
+        let id = BlockId([7u8; 32]);
+        let bin = bincode::serialize(&id).unwrap();
+        assert_eq!(bin, vec![7u8; 32]);
+        assert_eq!(bincode::deserialize::<BlockId>(&bin).unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "07".repeat(32)));
+        assert_eq!(serde_json::from_str::<BlockId>(&json).unwrap(), id);
     }
 }
