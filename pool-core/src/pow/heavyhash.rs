@@ -24,6 +24,7 @@ pub struct Matrix {
     /// `columns[j][i]` is the spec's `M[i][j]`.
     columns: [[u16; MATRIX_SIZE]; MATRIX_SIZE],
     generations: u32,
+    prev_hash: [u8; 32],
 }
 
 impl Matrix {
@@ -37,7 +38,7 @@ impl Matrix {
             generations += 1;
             let rows = draw_rows(&mut rng);
             if is_full_rank(&rows) {
-                return Matrix::from_rows(&rows, generations);
+                return Matrix::from_rows(&rows, generations, *prev_hash);
             }
         }
     }
@@ -52,7 +53,16 @@ impl Matrix {
         self.columns[col][row]
     }
 
-    fn from_rows(rows: &[[u16; MATRIX_SIZE]; MATRIX_SIZE], generations: u32) -> Matrix {
+    /// The previous block hash (serialized order) this matrix belongs to.
+    pub fn prev_hash(&self) -> &[u8; 32] {
+        &self.prev_hash
+    }
+
+    fn from_rows(
+        rows: &[[u16; MATRIX_SIZE]; MATRIX_SIZE],
+        generations: u32,
+        prev_hash: [u8; 32],
+    ) -> Matrix {
         let mut columns = [[0u16; MATRIX_SIZE]; MATRIX_SIZE];
         for (i, row) in rows.iter().enumerate() {
             for (j, value) in row.iter().enumerate() {
@@ -62,6 +72,7 @@ impl Matrix {
         Matrix {
             columns,
             generations,
+            prev_hash,
         }
     }
 }
@@ -70,6 +81,7 @@ impl std::fmt::Debug for Matrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // 4096 numbers help nobody in a log line.
         f.debug_struct("Matrix")
+            .field("prev_hash", &hex::encode(self.prev_hash))
             .field("generations", &self.generations)
             .field("column0", &&self.columns[0][..8])
             .finish_non_exhaustive()
@@ -84,9 +96,15 @@ pub fn heavyhash(header: &[u8; 80]) -> [u8; 32] {
 }
 
 /// HeavyHash of an 80-byte header with the matrix of its previous hash already built. The caller
-/// guarantees `matrix` was built for `header[4..36]`; nothing here checks it (the hot path).
+/// guarantees `matrix` was built for `header[4..36]` ([`Matrix::prev_hash`]); only debug builds
+/// check it.
 #[inline]
 pub fn heavyhash_with_matrix(matrix: &Matrix, header: &[u8; 80]) -> [u8; 32] {
+    debug_assert_eq!(
+        &header[4..36],
+        matrix.prev_hash.as_slice(),
+        "HeavyHash matrix built for another previous block hash"
+    );
     let h1: [u8; 32] = Sha3_256::digest(header).into();
 
     // p = M · x with x the nibbles of h1, high nibble first: x[2i] = h1[i] >> 4,
@@ -267,7 +285,7 @@ mod tests {
     fn column_layout_computes_the_spec_product() {
         let mut rng = Xoshiro256PlusPlus::from_seed(&[9u8; 32]);
         let rows = draw_rows(&mut rng);
-        let m = Matrix::from_rows(&rows, 1);
+        let m = Matrix::from_rows(&rows, 1, [0u8; 32]);
         for i in 0..MATRIX_SIZE {
             for j in 0..MATRIX_SIZE {
                 assert_eq!(m.get(i, j), rows[i][j]);
@@ -283,7 +301,7 @@ mod tests {
                 naive_heavyhash(&rows, &header)
             );
             assert_eq!(
-                heavyhash_with_matrix(&Matrix::from_rows(&full, 1), &header),
+                heavyhash_with_matrix(&Matrix::from_rows(&full, 1, [0u8; 32]), &header),
                 naive_heavyhash(&full, &header)
             );
         }
