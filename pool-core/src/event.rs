@@ -162,18 +162,22 @@ pub enum PayoutScheme {
         window_numerator: u32,
         window_denominator: u32,
     },
-    /// The seed system's rule: shares since the previous non-orphaned block.
+    /// The seed system's rule: shares since the previous non-orphaned block. An orphaned
+    /// block's round rolls forward into the next round whose block has not matured (see the
+    /// `projections` crate for reinstatement).
     Prop,
-    /// The finder takes the reward.
+    /// The finder takes the reward (after the pool fee).
     Solo,
 }
 
-/// Who bears the network fee of a payment transaction.
+/// Who bears the network fee of a payment transaction. The rule in force when a payment is
+/// prepared decides for that payment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NetworkFeePayer {
-    /// Booked against the pool's fee balance.
+    /// Booked against the pool's fee balance (the rule's fee address).
     Pool,
-    /// Deducted from the paid miners' amounts.
+    /// Deducted from the paid miners' amounts, in proportion to the output amounts
+    /// (`projections::split::split_network_fee` gives the exact satoshis per output).
     Miners,
 }
 
@@ -183,14 +187,17 @@ pub struct PaymentOutput {
     pub amount: Sats,
 }
 
-/// A payment was decided: these amounts leave the payable balances and are in flight.
+/// A payment was decided: these amounts leave the payable balances and are in flight. An amount
+/// above an address's payable balance leaves that address a debt, repaid by later credits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentPrepared {
     pub payment_id: u64,
     pub outputs: Vec<PaymentOutput>,
 }
 
-/// The payment's transaction was broadcast.
+/// The payment's transaction was broadcast. `network_fee` is booked now, by the payer of the rule
+/// in force when the payment was prepared; with [`NetworkFeePayer::Miners`] each output's
+/// transaction amount is its prepared amount minus its share of the fee.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentSent {
     pub payment_id: u64,
@@ -198,7 +205,8 @@ pub struct PaymentSent {
     pub network_fee: Sats,
 }
 
-/// The payment's transaction is confirmed: the amounts are paid.
+/// The payment's transaction is confirmed: the amounts (net of any network fee deducted) are
+/// paid.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentConfirmed {
     pub payment_id: u64,
@@ -207,7 +215,7 @@ pub struct PaymentConfirmed {
 }
 
 /// The payment will not happen (never sent, or its transaction was dropped): the amounts return
-/// to the payable balances.
+/// to the payable balances and any booked network fee is undone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentFailed {
     pub payment_id: u64,
