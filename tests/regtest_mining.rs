@@ -240,3 +240,51 @@ fn notify_command_brings_new_work_without_long_polling() {
         .unwrap_or_else(|| panic!("no new job after notify:\n{}", pool.log()));
     assert!(next.clean_jobs);
 }
+
+#[test]
+fn extra_outputs_are_paid_in_the_coinbase() {
+    let _serial = common::serial();
+    let node = &nodes().node1;
+    let payout = node.new_address();
+    let fee_address = node.new_address();
+    let donation_address = node.new_address();
+    let mut options = PoolOptions::new(&payout);
+    options.extra = format!(
+        "\n[[pool.extra_outputs]]\naddress = \"{fee_address}\"\nbps = 150\n\n\
+         [[pool.extra_outputs]]\naddress = \"{donation_address}\"\nsats = 12345\n"
+    );
+    // Appended after [notify]: TOML allows `[[pool.extra_outputs]]` anywhere after [pool].
+    let mut pool = PoolProcess::start(&options);
+    let user = node.new_address();
+    let mut client = StratumClient::connect(pool.stratum);
+    client.subscribe();
+    client.authorize(&user).unwrap();
+    let job = client.wait_for_job();
+    let s = client.grind(&job, None, None, 1_000_000);
+    assert_eq!(
+        client.submit(&user, &s),
+        Ok(serde_json::json!(true)),
+        "{}",
+        pool.log()
+    );
+    drop(client);
+    assert!(pool.terminate().success());
+    let found = block_events(&pool.ledger_events());
+    assert_eq!(found.len(), 1);
+    let coinbase = coinbase_of(&found[0].block_id.to_string());
+    let paid_to = |address: &str| -> u64 {
+        let script = script_of(address);
+        coinbase
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey.as_bytes() == script.as_slice())
+            .map(|o| o.value.to_sat())
+            .sum()
+    };
+    let total: u64 = coinbase.output.iter().map(|o| o.value.to_sat()).sum();
+    assert_eq!(total, 5_000_000_000);
+    assert_eq!(paid_to(&fee_address), 5_000_000_000 * 150 / 10_000);
+    assert_eq!(paid_to(&donation_address), 12_345);
+    assert_eq!(paid_to(&payout), found[0].reward.0);
+    assert_eq!(found[0].reward.0, 5_000_000_000 - 75_000_000 - 12_345);
+}
