@@ -106,7 +106,7 @@ port_open() {
 free_port() {
     local port
     for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 20000))
+        port=$((20000 + RANDOM % 12000)) # below the ephemeral range
         if ! port_open "$port"; then
             echo "$port"
             return 0

@@ -56,14 +56,15 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
 async fn answer(mut stream: TcpStream, extranonce1: u32) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut input: Vec<u8> = Vec::with_capacity(16 * 1024);
-    let mut chunk = vec![0u8; 16 * 1024];
     let mut output: Vec<u8> = Vec::with_capacity(16 * 1024);
     loop {
-        let n = stream.read(&mut chunk).await?;
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        let n = stream.read_buf(&mut input).await?;
         if n == 0 {
             return Ok(());
         }
-        input.extend_from_slice(&chunk[..n]);
         let mut consumed = 0;
         while let Some(pos) = input[consumed..].iter().position(|&b| b == b'\n') {
             let line = &input[consumed..consumed + pos];

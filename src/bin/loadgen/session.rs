@@ -67,7 +67,6 @@ struct Conn {
     input: Vec<u8>,
     /// Start of the unread part of `input`.
     read_pos: usize,
-    chunk: Vec<u8>,
     output: Vec<u8>,
 }
 
@@ -77,7 +76,6 @@ impl Conn {
             stream,
             input: Vec::with_capacity(16 * 1024),
             read_pos: 0,
-            chunk: vec![0u8; 16 * 1024],
             output: Vec::with_capacity(16 * 1024),
         }
     }
@@ -106,15 +104,18 @@ impl Conn {
 
     /// Reads more bytes from the socket (cancel safe: a cancelled read has read nothing).
     async fn fill(&mut self) -> Result<(), SessionError> {
-        let n = self.stream.read(&mut self.chunk).await?;
-        if n == 0 {
-            return Err(SessionError::Closed);
-        }
         if self.read_pos > 0 {
             self.input.drain(..self.read_pos);
             self.read_pos = 0;
         }
-        self.input.extend_from_slice(&self.chunk[..n]);
+        if self.input.capacity() - self.input.len() < 4096 {
+            self.input.reserve(16 * 1024);
+        }
+        // Straight into the buffer's spare capacity, no copy.
+        let n = self.stream.read_buf(&mut self.input).await?;
+        if n == 0 {
+            return Err(SessionError::Closed);
+        }
         if self.input.len() > MAX_LINE {
             return Err(SessionError::LineTooLong);
         }
@@ -270,9 +271,8 @@ impl Ready {
             return;
         };
         let now = Instant::now();
-        let micros = u64::try_from(now.duration_since(sent_at).as_micros()).unwrap_or(u64::MAX);
-        // Out-of-range values are clamped by saturating_record rather than dropped.
-        tally.latency_us.saturating_record(micros.max(1));
+        let micros = u32::try_from(now.duration_since(sent_at).as_micros()).unwrap_or(u32::MAX);
+        tally.latencies_us.push(micros);
         tally.last_reply_after = now.duration_since(start);
         match wire::verdict(&line) {
             Verdict::Accepted => tally.accepted += 1,
