@@ -213,3 +213,43 @@ fn a_node_that_is_down_does_not_stop_the_pool() {
     let status = pool.terminate();
     assert!(status.success(), "{status}\n{}", pool.log());
 }
+
+#[test]
+fn miners_keep_working_while_the_node_is_down_and_get_new_work_when_it_returns() {
+    let _serial = common::serial();
+    let node = &nodes().node1;
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", node.rpc_port).parse().unwrap();
+    let proxy = common::proxy::CuttableProxy::start(upstream);
+    let mut options = no_block_options();
+    options.node_url = Some(format!("http://{}", proxy.addr));
+    options.refresh_secs = 1;
+    let pool = PoolProcess::start(&options);
+    let (mut client, user) = honest_miner(&pool);
+    let job = client.latest_job().unwrap();
+
+    proxy.cut();
+    // The pool notices (refresh every second) and retries; shares on the last job still count.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pool.log().contains("retrying") && Instant::now() < deadline {
+        assert_still_served(&mut client, &user);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(pool.log().contains("retrying"), "{}", pool.log());
+    for _ in 0..3 {
+        assert_still_served(&mut client, &user);
+    }
+
+    // The network moves on meanwhile; once the node is back, miners get the new block.
+    nodes().node2.cli(&["generate", "1"]);
+    proxy.restore();
+    let next = client
+        .wait_for_new_block(&job.prev_hash, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no new work after the node came back:\n{}", pool.log()));
+    assert!(next.clean_jobs);
+    assert!(
+        pool.log().contains("node is answering again"),
+        "{}",
+        pool.log()
+    );
+    assert_still_served(&mut client, &user);
+}

@@ -90,3 +90,20 @@ async fn long_poll_returns_when_a_block_arrives() {
         .unwrap();
     assert!(next["height"].as_u64().unwrap() > height);
 }
+
+#[tokio::test]
+async fn cookie_file_auth_is_read_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let cookie = dir.path().join(".cookie");
+    // A cookie holds `user:password`, exactly what HTTP basic auth encodes.
+    std::fs::write(&cookie, format!("{RPC_USER}:wrong\n")).unwrap();
+    let node = NodeClient::new(NodeEndpoint {
+        auth: NodeAuth::CookieFile(cookie.clone()),
+        ..client().endpoint().clone()
+    });
+    let err = node.get_blockchain_info().await.unwrap_err();
+    assert!(matches!(err, NodeError::Unauthorized { .. }), "{err:?}");
+    // The node restarted with a new cookie: the next call reads it.
+    std::fs::write(&cookie, format!("{RPC_USER}:{RPC_PASSWORD}")).unwrap();
+    assert_eq!(node.get_blockchain_info().await.unwrap().chain, "regtest");
+}

@@ -4,6 +4,7 @@
 
 pub mod nodes;
 pub mod pool;
+pub mod proxy;
 pub mod stratum_client;
 
 /// Tests of one binary that mine or watch the chain take this lock so they run one at a time.
