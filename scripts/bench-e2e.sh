@@ -10,7 +10,7 @@
 #   against the null server and the pool, with p99 latency.
 # After every pool run the pool is stopped (SIGINT, which flushes the ledger) and
 # `obtc-pool ledger dump --json` must hold exactly as many ShareAccepted events as the generator
-# counted accepted shares.
+# counted accepted shares, and `obtc-pool ledger verify` must find the hash chain intact.
 #
 # Targets (printed as PASS/MISS): valid >= 50% and invalid >= 70% of the null server's rate;
 # open loop p99 < 10 ms. Exits non-zero on a correctness failure (a ledger count that differs,
@@ -247,6 +247,9 @@ pool_run() {
         echo "   $label: ledger holds $events ShareAccepted events = $accepted accepted (ok)" >&2
     else
         fail "$label: ledger holds $events ShareAccepted events but the generator counted $accepted accepted"
+    fi
+    if ! timeout 120 "$POOL" ledger verify --data "$dir/ledger" >"$BENCH_OUT/$label.verify.log" 2>&1; then
+        fail "$label: ledger verify failed ($(tail -n 2 "$BENCH_OUT/$label.verify.log" | tr '\n' ' '))"
     fi
     rm -rf "$dir"
     echo "$out"
