@@ -1,1 +1,154 @@
-fn main() {}
+//! Share validation per core: coinbase txid, merkle root, header, proof of work and target check
+//! (`pool_core::share::check_share`), SHA-256d with a 12-level merkle branch (a ~3,000
+//! transaction block) and with an empty one (regtest), HeavyHash with the block's cached matrix
+//! and a 12-level branch, and the raw HeavyHash rate beside it. Also the whole session path for
+//! one `mining.submit` line (JSON parsing, checks, validation, reply). Each iteration changes the
+//! nonce. Run with `cargo bench --bench share_validation`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use pool_core::chain::Chain;
+use pool_core::pow::{heavyhash_with_matrix, MatrixCache, PowAlgorithm, PowHasher};
+use pool_core::share::{check_share, ShareInput};
+use pool_core::Target;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use stratum::job::{BlockTemplate, JobBook, JobConfig};
+use stratum::session::{Session, SessionConfig, SessionOutput};
+
+/// A segwit coinbase split as the job builder makes it (BIP34 height, tag, payout and witness
+/// commitment outputs), from the shared oBTC vector.
+const COINB1: &str = "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff1401692f6f6274632d706f6f6c";
+const COINB2: &str = "ffffffff02be10062a01000000160014582115d39778f38690d442b19bbcf48dc732b4700000000000000000266a24aa21a9edf03610d45c8f12fbb27a9f94c9b4473910e1c2ef1584ddad04ddb1082444780000000000";
+const PREV: [u8; 32] = [0x5a; 32];
+
+fn branch(levels: usize) -> Vec<[u8; 32]> {
+    (0..levels).map(|i| [i as u8 + 1; 32]).collect()
+}
+
+fn bench_check(c: &mut Criterion, name: &str, hasher: &PowHasher, merkle_branch: &[[u8; 32]]) {
+    let coinb1 = hex::decode(COINB1).expect("constant hex");
+    let coinb2 = hex::decode(COINB2).expect("constant hex");
+    let share_target = Target::from_difficulty(65536.0).expect("positive difficulty");
+    let block_target = Target::from_compact(0x1703_4e6d).expect("mainnet-like bits");
+    let mut nonce = 0u32;
+    let mut group = c.benchmark_group("share_validation");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            nonce = nonce.wrapping_add(1);
+            let input = ShareInput {
+                coinb1: &coinb1,
+                extranonce1: &[0xde, 0xad, 0xbe, 0xef],
+                extranonce2: &[0, 0, 0, 1],
+                coinb2: &coinb2,
+                merkle_branch,
+                version: 0x2000_0000,
+                prev_hash: &PREV,
+                nbits: 0x1703_4e6d,
+                ntime: 0x6b06_42b1,
+                nonce,
+            };
+            check_share(
+                black_box(&input),
+                |h| hasher.hash(h),
+                &share_target,
+                &block_target,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn share_validation(c: &mut Criterion) {
+    let cache = MatrixCache::new(2);
+    let sha = PowHasher::new(PowAlgorithm::Sha256d, &PREV, &cache);
+    let heavy = PowHasher::new(PowAlgorithm::HeavyHash, &PREV, &cache);
+    bench_check(c, "sha256d_branch12", &sha, &branch(12));
+    bench_check(c, "sha256d_branch0", &sha, &branch(0));
+    bench_check(c, "heavyhash_cached_matrix_branch12", &heavy, &branch(12));
+
+    // The raw HeavyHash rate, for comparison with the full check above.
+    let PowHasher::HeavyHash(matrix) = &heavy else {
+        unreachable!("built as HeavyHash")
+    };
+    let mut header = [0u8; 80];
+    header[4..36].copy_from_slice(&PREV);
+    let mut nonce = 0u32;
+    let mut group = c.benchmark_group("share_validation");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("heavyhash_raw_cached_matrix", |b| {
+        b.iter(|| {
+            nonce = nonce.wrapping_add(1);
+            header[76..80].copy_from_slice(&nonce.to_le_bytes());
+            heavyhash_with_matrix(black_box(matrix), black_box(&header))
+        })
+    });
+    group.finish();
+}
+
+/// One `mining.submit` line through a session: JSON parse, checks, validation, reply. A
+/// ~3,000-transaction SHA-256d job (12-level branch) at network difficulty 1, so the shares are
+/// (almost always) low-difficulty rejections that still run the whole validation.
+fn session_submit(c: &mut Criterion) {
+    let chain = Chain::BsvRegtest.params();
+    let txs: Vec<serde_json::Value> = (0..3000u32)
+        .map(|i| {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            json!({ "data": "", "txid": hex::encode(id) })
+        })
+        .collect();
+    let template = BlockTemplate::from_value(json!({
+        "version": 0x2000_0000u32,
+        "previousblockhash": hex::encode(PREV),
+        "transactions": txs,
+        "coinbasevalue": 625_000_000u64,
+        "bits": "1d00ffff",
+        "curtime": 1_795_572_408u32,
+        "height": 900_000,
+    }))
+    .expect("bench template");
+    let mut book = JobBook::default();
+    let config = JobConfig::new(chain, b"/obtc-pool/", vec![0x51]);
+    let job = book
+        .add_template(&template, &config, &MatrixCache::new(1))
+        .expect("bench job");
+    assert_eq!(job.merkle_branch.len(), 12);
+    let mut session = Session::new(Arc::new(SessionConfig::new(chain, 4)), vec![1, 2, 3, 4], 0);
+    let address = "mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef";
+    let _ = session.handle_line(
+        r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        0,
+        &book,
+    );
+    let auth = json!({"id": 2, "method": "mining.authorize", "params": [address]}).to_string();
+    let _ = session.handle_line(&auth, 0, &book);
+    let mut nonce = 0u32;
+    let mut group = c.benchmark_group("share_validation");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("session_submit_line_sha256d_branch12", |b| {
+        b.iter(|| {
+            nonce = nonce.wrapping_add(1);
+            let line = format!(
+                r#"{{"id":7,"method":"mining.submit","params":["{address}","1","00000001","6b0642b8","{nonce:08x}"]}}"#
+            );
+            match session.handle_line(black_box(&line), 1, &book) {
+                SessionOutput::ShareRejected { reply, .. } => reply,
+                SessionOutput::ShareAccepted(a) => a.reply,
+                SessionOutput::Send(mut l) => l.pop().unwrap_or_default(),
+                SessionOutput::Disconnect { reason, .. } => reason,
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(4));
+    targets = share_validation, session_submit
+}
+criterion_main!(benches);

@@ -462,7 +462,12 @@ impl Session {
                     _ => u32::MAX,
                 };
                 let mask = pool_mask & miner_mask;
-                if pool_mask == 0 {
+                let min_bits = params
+                    .get("version-rolling.min-bit-count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                // BIP310: without as many bits as the miner needs, there is no version rolling.
+                if pool_mask == 0 || u64::from(mask.count_ones()) < min_bits {
                     result.insert(ext.clone(), Value::Bool(false));
                     self.version_mask = None;
                 } else {

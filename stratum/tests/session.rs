@@ -309,6 +309,15 @@ fn version_rolling_off_when_the_pool_mask_is_zero() {
     );
     assert_eq!(reply(&out[0])["result"], json!({"version-rolling": false}));
     assert_eq!(s.version_mask(), None);
+    // A pool mask with fewer bits than the miner's min-bit-count: no rolling either.
+    let mut s = pool.ready_session();
+    let out = lines(
+        &mut s,
+        r#"{"id":4,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"00006000","version-rolling.min-bit-count":3}]}"#,
+        &pool,
+    );
+    assert_eq!(reply(&out[0])["result"]["version-rolling"], false);
+    assert_eq!(s.version_mask(), None);
 }
 
 #[test]
