@@ -230,3 +230,50 @@ fn sigkill_under_load_loses_no_acknowledged_share() {
         .count() as u64;
     assert_eq!(after, before + 5);
 }
+
+#[test]
+fn pipelined_submits_are_answered_in_order_and_all_stored() {
+    let _serial = common::serial();
+    let node = &nodes().node1;
+    let mut options = no_block_options(&node.new_address());
+    options.start_difficulty = 1e-9;
+    options.min_difficulty = 1e-9;
+    options.max_difficulty = 1e-9;
+    let mut pool = PoolProcess::start(&options);
+    let user = node.new_address();
+    let mut client = StratumClient::connect(pool.stratum);
+    client.subscribe();
+    client.authorize(&user).unwrap();
+    let job = client.wait_for_job();
+    const N: u64 = 100;
+    let mut batch = String::new();
+    for i in 0..N {
+        let s = client.grind(&job, None, None, 1_000_000);
+        batch.push_str(
+            &json!({"id": 1000 + i, "method": "mining.submit",
+                    "params": [user, s.job_id, s.extranonce2, s.ntime, s.nonce]})
+            .to_string(),
+        );
+        batch.push('\n');
+    }
+    // Every submit in one write: the pool handles them while earlier appends are in flight.
+    client.send_raw(batch.trim_end()).unwrap();
+    let mut next = 1000;
+    while next < 1000 + N {
+        let msg = client.read_line().expect("reply");
+        if msg["id"].is_null() {
+            continue; // a notification
+        }
+        assert_eq!(msg["id"], json!(next), "replies out of order");
+        assert_eq!(msg["result"], json!(true), "{msg}");
+        next += 1;
+    }
+    drop(client);
+    assert!(pool.terminate().success());
+    let stored = pool
+        .ledger_events()
+        .iter()
+        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .count() as u64;
+    assert_eq!(stored, N);
+}

@@ -2,20 +2,27 @@
 //! job source. An accepted share is acknowledged only after its ledger append is durable; a block
 //! candidate is submitted to the node at once, in parallel with that append, and its outcome is
 //! recorded after the share (so the finding share precedes `BlockFound` in the ledger).
+//!
+//! Replies leave in request order. A miner that pipelines submits is not held to one ledger
+//! commit per share: later lines are handled while earlier shares' appends are in flight (the
+//! ledger's group commit batches them), up to [`MAX_PIPELINE`] queued replies, after which the
+//! connection stops reading until the front is answered.
 
 use super::{IpSlot, Shared};
 use crate::codec::LineFramer;
 use crate::job::JobBook;
 use crate::node::{NodeClient, SubmitOutcome};
-use crate::session::{BlockCandidate, Session, SessionOutput};
+use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
 use ledger::Ledger;
 use pool_core::event::{BlockFound, BlockRejected, Event};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +30,9 @@ use tokio_util::sync::CancellationToken;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// submitblock attempts while the node is unreachable.
 const SUBMIT_ATTEMPTS: u32 = 5;
+/// Replies a connection may have queued (shares awaiting their append included) before it
+/// stops reading more requests.
+const MAX_PIPELINE: usize = 256;
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -73,28 +83,36 @@ impl Connection {
         let mut book = Arc::clone(&self.jobs.borrow_and_update());
         let mut buf = vec![0u8; 4096];
         let mut deadline = Instant::now() + self.shared.idle_timeout;
+        // Replies in request order; an accepted share's reply waits for its durable append
+        // while later lines are already being handled (pipelining miners are not serialized
+        // on the ledger's commit latency).
+        let mut outgoing: VecDeque<Outgoing> = VecDeque::new();
         tracing::debug!(%peer, "miner connected");
         loop {
+            let waiting_on_share = matches!(outgoing.front(), Some(Outgoing::Share(_)));
+            let can_read = outgoing.len() < MAX_PIPELINE;
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = tokio::time::sleep_until(deadline) => {
                     tracing::info!(%peer, "closing idle connection (no complete request within the idle timeout)");
                     break;
                 }
+                lines = front_share(&mut outgoing), if waiting_on_share => {
+                    outgoing.pop_front();
+                    outgoing.push_front(Outgoing::Ready(lines));
+                }
                 changed = self.jobs.changed() => {
                     if changed.is_err() {
                         break; // the job source is gone: the server is stopping
                     }
                     book = Arc::clone(&self.jobs.borrow_and_update());
-                    let lines = match book.current() {
-                        Some(job) => session.on_job(job, now_ms()),
-                        None => Vec::new(),
-                    };
-                    if !self.write_lines(&lines).await {
-                        break;
+                    if let Some(job) = book.current() {
+                        // Behind any pending share replies, so a vardiff change announced in
+                        // a reply reaches the miner before the job it applies to.
+                        outgoing.push_back(Outgoing::Ready(session.on_job(job, now_ms())));
                     }
                 }
-                read = self.stream.read(&mut buf) => {
+                read = self.stream.read(&mut buf), if can_read => {
                     let n = match read {
                         Ok(0) => break,
                         Ok(n) => n,
@@ -104,24 +122,30 @@ impl Connection {
                         }
                     };
                     framer.feed(&buf[..n]);
-                    match self.drain_lines(&mut framer, &mut session, &book, &mut deadline).await {
-                        Flow::Continue => {}
-                        Flow::Close => break,
+                    let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
+                    if let Flow::Close = flow {
+                        // Answer what can be answered at once, then close.
+                        let _ = self.flush_ready(&mut outgoing).await;
+                        break;
                     }
                 }
+            }
+            if !self.flush_ready(&mut outgoing).await {
+                break;
             }
         }
         let (accepted, rejected) = session.share_counts();
         tracing::debug!(%peer, accepted, rejected, "miner disconnected");
     }
 
-    /// Handles every complete line in the framer.
-    async fn drain_lines(
+    /// Handles every complete line in the framer, queueing the replies.
+    fn drain_lines(
         &mut self,
         framer: &mut LineFramer,
         session: &mut Session,
         book: &Arc<JobBook>,
         deadline: &mut Instant,
+        outgoing: &mut VecDeque<Outgoing>,
     ) -> Flow {
         let peer = self.peer;
         loop {
@@ -135,66 +159,38 @@ impl Connection {
             };
             *deadline = Instant::now() + self.shared.idle_timeout;
             match output {
-                SessionOutput::Send(lines) => {
-                    if !self.write_lines(&lines).await {
-                        return Flow::Close;
-                    }
-                }
+                SessionOutput::Send(lines) => outgoing.push_back(Outgoing::Ready(lines)),
                 SessionOutput::ShareRejected { reply, reason } => {
                     tracing::debug!(%peer, %reason, "share rejected");
-                    if !self.write_lines(&[reply]).await {
-                        return Flow::Close;
-                    }
+                    outgoing.push_back(Outgoing::Ready(vec![reply]));
                 }
                 SessionOutput::ShareAccepted(share) => {
-                    let share = *share;
-                    // Submit a block at once, in parallel with the share's durable append.
-                    let submission = share.block.map(|block| {
-                        let node = self.shared.node.clone();
-                        let hex = block.block_hex.clone();
-                        (block, tokio::spawn(submit_block(node, hex)))
-                    });
-                    let appended = self
-                        .shared
-                        .ledger
-                        .append(Event::ShareAccepted(share.event))
-                        .await;
-                    let ok = match appended {
-                        Ok(_) => {
-                            let mut lines = Vec::with_capacity(1 + share.follow_up.len());
-                            lines.push(share.reply);
-                            lines.extend(share.follow_up);
-                            self.write_lines(&lines).await
-                        }
-                        Err(e) => {
-                            tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
-                            self.write_lines(&[share.failure_reply]).await
-                        }
-                    };
-                    if let Some((block, handle)) = submission {
-                        let ledger = self.shared.ledger.clone();
-                        let refetch = self.shared.refetch.clone();
-                        self.shared.tasks.spawn(async move {
-                            let outcome = match handle.await {
-                                Ok(o) => o,
-                                Err(e) => Err(format!("submit task failed: {e}")),
-                            };
-                            record_block(&ledger, block, outcome).await;
-                            // The chain moved (or should have): get new work out quickly.
-                            let _ = refetch.try_send(());
-                        });
-                    }
-                    if !ok {
-                        return Flow::Close;
-                    }
+                    let task = self.shared.tasks.spawn(persist_share(
+                        Arc::clone(&self.shared),
+                        *share,
+                        peer,
+                    ));
+                    outgoing.push_back(Outgoing::Share(task));
                 }
                 SessionOutput::Disconnect { lines, reason } => {
                     tracing::warn!(%peer, "closing connection: {reason}");
-                    let _ = self.write_lines(&lines).await;
+                    outgoing.push_back(Outgoing::Ready(lines));
                     return Flow::Close;
                 }
             }
         }
+    }
+
+    /// Writes the replies at the front of the queue that are ready; false when the miner is
+    /// gone.
+    async fn flush_ready(&mut self, outgoing: &mut VecDeque<Outgoing>) -> bool {
+        let mut lines = Vec::new();
+        while let Some(Outgoing::Ready(_)) = outgoing.front() {
+            if let Some(Outgoing::Ready(l)) = outgoing.pop_front() {
+                lines.extend(l);
+            }
+        }
+        self.write_lines(&lines).await
     }
 
     /// Writes lines (each already ends with `\n`); false when the miner is gone or too slow.
@@ -215,6 +211,64 @@ impl Connection {
             }
         }
     }
+}
+
+/// A queued reply: ready now, or an accepted share's reply once its append is durable.
+enum Outgoing {
+    Ready(Vec<String>),
+    Share(JoinHandle<Vec<String>>),
+}
+
+/// Waits for the share at the front of the queue (only polled when there is one).
+async fn front_share(outgoing: &mut VecDeque<Outgoing>) -> Vec<String> {
+    match outgoing.front_mut() {
+        Some(Outgoing::Share(task)) => task.await.unwrap_or_else(|e| {
+            tracing::error!("share task failed: {e}");
+            Vec::new()
+        }),
+        _ => std::future::pending().await,
+    }
+}
+
+/// Makes an accepted share durable and returns the lines to send for it: the `true` reply and
+/// its follow-ups once the append is durable, the failure reply otherwise. A block candidate is
+/// submitted at once, in parallel with the append; its outcome is recorded after the share.
+async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAddr) -> Vec<String> {
+    let submission = share.block.map(|block| {
+        let node = shared.node.clone();
+        let hex = block.block_hex.clone();
+        (block, tokio::spawn(submit_block(node, hex)))
+    });
+    let appended = shared
+        .ledger
+        .append(Event::ShareAccepted(share.event))
+        .await;
+    let lines = match appended {
+        Ok(_) => {
+            let mut lines = Vec::with_capacity(1 + share.follow_up.len());
+            lines.push(share.reply);
+            lines.extend(share.follow_up);
+            lines
+        }
+        Err(e) => {
+            tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
+            vec![share.failure_reply]
+        }
+    };
+    if let Some((block, handle)) = submission {
+        let ledger = shared.ledger.clone();
+        let refetch = shared.refetch.clone();
+        shared.tasks.spawn(async move {
+            let outcome = match handle.await {
+                Ok(o) => o,
+                Err(e) => Err(format!("submit task failed: {e}")),
+            };
+            record_block(&ledger, block, outcome).await;
+            // The chain moved (or should have): get new work out quickly.
+            let _ = refetch.try_send(());
+        });
+    }
+    lines
 }
 
 /// `submitblock`, retried while the node is unreachable. `Ok` carries the node's verdict.
