@@ -83,6 +83,7 @@ impl JobSource {
         let mut fetch_now = true;
         let mut node_down = false;
         let mut last_longpoll: Option<Instant> = None;
+        let mut triggers_open = true;
         loop {
             if fetch_now {
                 let fetched = tokio::select! {
@@ -134,13 +135,15 @@ impl JobSource {
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 _ = tokio::time::sleep(node.refresh_interval) => fetch_now = true,
-                trigger = self.refetch.recv() => {
-                    if trigger.is_none() {
-                        // Every trigger sender is gone; only the timers remain.
-                        self.refetch = mpsc::channel(1).1;
+                trigger = self.refetch.recv(), if triggers_open => {
+                    match trigger {
+                        Some(()) => {
+                            tracing::debug!("template refetch triggered");
+                            fetch_now = true;
+                        }
+                        // Every trigger sender is gone; only the timers and long polls remain.
+                        None => triggers_open = false,
                     }
-                    tracing::debug!("template refetch triggered");
-                    fetch_now = true;
                 }
                 polled = wait_longpoll(&mut longpoll) => {
                     longpoll = None;
