@@ -288,3 +288,49 @@ fn extra_outputs_are_paid_in_the_coinbase() {
     assert_eq!(paid_to(&payout), found[0].reward.0);
     assert_eq!(found[0].reward.0, 5_000_000_000 - 75_000_000 - 12_345);
 }
+
+#[test]
+fn a_block_on_an_outdated_tip_is_recorded_as_rejected_with_the_nodes_reason() {
+    let _serial = common::serial();
+    let node = &nodes().node1;
+    let mut options = PoolOptions::new(&node.new_address());
+    // No long poll, no refresh, no notify: the pool keeps mining on the old tip.
+    options.longpoll = false;
+    options.refresh_secs = 600;
+    let mut pool = PoolProcess::start(&options);
+    let user = node.new_address();
+    let mut client = StratumClient::connect(pool.stratum);
+    client.subscribe();
+    client.authorize(&user).unwrap();
+    let job = client.wait_for_job();
+    let best = node.cli(&["getbestblockhash"]);
+    nodes().node2.cli(&["generate", "1"]);
+    assert!(
+        node.wait_until(Duration::from_secs(30), |n| n.cli(&["getbestblockhash"])
+            != best)
+    );
+
+    let s = client.grind(&job, None, None, 1_000_000);
+    // The share itself is fine for the pool; only the block loses.
+    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    drop(client);
+    // The outcome is recorded after the share; give the submission a moment (bounded).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !pool.log().contains("block candidate rejected") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(pool.terminate().success());
+    let events = pool.ledger_events();
+    assert!(block_events(&events).is_empty(), "{events:?}");
+    let rejected: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BlockRejected(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rejected.len(), 1, "{}", pool.log());
+    assert!(!rejected[0].reason.is_empty());
+    assert_eq!(rejected[0].finder.0, user);
+    eprintln!("node's reason: {}", rejected[0].reason);
+}
