@@ -19,13 +19,16 @@ use ledger::Ledger;
 use pool_core::pow::MatrixCache;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How often the server logs its share counters.
+const STATS_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Everything the server needs, already validated.
 #[derive(Clone, Debug)]
@@ -82,6 +85,39 @@ pub(crate) struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
     pub tasks: TaskTracker,
+    pub stats: Stats,
+}
+
+/// Counters for the periodic log line.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub connections: AtomicU64,
+    pub accepted: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// Logs a summary line every `every` while anything happens.
+async fn log_stats(shared: Arc<Shared>, every: Duration, shutdown: CancellationToken) {
+    let mut last = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let accepted = shared.stats.accepted.load(Ordering::Relaxed);
+        let rejected = shared.stats.rejected.load(Ordering::Relaxed);
+        let connections = shared.stats.connections.load(Ordering::Relaxed);
+        if (accepted, rejected) != last || connections > 0 {
+            tracing::info!(
+                connections,
+                accepted = accepted - last.0,
+                rejected = rejected - last.1,
+                "shares in the last {} s",
+                every.as_secs()
+            );
+            last = (accepted, rejected);
+        }
+    }
 }
 
 impl Shared {
@@ -194,7 +230,13 @@ impl Server {
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: self.config.max_connections_per_ip,
             tasks: tasks.clone(),
+            stats: Stats::default(),
         });
+        tasks.spawn(log_stats(
+            Arc::clone(&shared),
+            STATS_INTERVAL,
+            shutdown.clone(),
+        ));
 
         let source = JobSource {
             source: self.config.source.clone(),

@@ -17,6 +17,7 @@ use ledger::Ledger;
 use pool_core::event::{BlockFound, BlockRejected, Event};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,6 +89,10 @@ impl Connection {
         // on the ledger's commit latency).
         let mut outgoing: VecDeque<Outgoing> = VecDeque::new();
         tracing::debug!(%peer, "miner connected");
+        self.shared
+            .stats
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
         loop {
             let waiting_on_share = matches!(outgoing.front(), Some(Outgoing::Share(_)));
             let can_read = outgoing.len() < MAX_PIPELINE;
@@ -134,6 +139,10 @@ impl Connection {
                 break;
             }
         }
+        self.shared
+            .stats
+            .connections
+            .fetch_sub(1, Ordering::Relaxed);
         let (accepted, rejected) = session.share_counts();
         tracing::debug!(%peer, accepted, rejected, "miner disconnected");
     }
@@ -162,6 +171,7 @@ impl Connection {
                 SessionOutput::Send(lines) => outgoing.push_back(Outgoing::Ready(lines)),
                 SessionOutput::ShareRejected { reply, reason } => {
                     tracing::debug!(%peer, %reason, "share rejected");
+                    self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     outgoing.push_back(Outgoing::Ready(vec![reply]));
                 }
                 SessionOutput::ShareAccepted(share) => {
@@ -245,6 +255,7 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
         .await;
     let lines = match appended {
         Ok(_) => {
+            shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             let mut lines = Vec::with_capacity(1 + share.follow_up.len());
             lines.push(share.reply);
             lines.extend(share.follow_up);
