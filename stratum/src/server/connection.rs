@@ -209,7 +209,13 @@ impl Connection {
             return true;
         }
         let bytes: Vec<u8> = lines.iter().flat_map(|l| l.bytes()).collect();
-        match tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes)).await {
+        let write = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes));
+        let written = tokio::select! {
+            // A miner that does not read must not hold up the pool's shutdown.
+            _ = self.shutdown.cancelled() => return false,
+            w = write => w,
+        };
+        match written {
             Ok(Ok(())) => true,
             Ok(Err(e)) => {
                 tracing::debug!(peer = %self.peer, "write failed: {e}");
