@@ -224,6 +224,8 @@ pub struct Session {
     /// The last difficulty sent with `mining.set_difficulty`.
     sent_difficulty: Option<f64>,
     seen: HashSet<ShareKey>,
+    /// The target of the current difficulty, cached with the difficulty it was computed for.
+    difficulty_target: Option<(f64, Target)>,
     consecutive_errors: u32,
     accepted: u64,
     rejected: u64,
@@ -246,6 +248,7 @@ impl Session {
             issued: VecDeque::new(),
             sent_difficulty: None,
             seen: HashSet::new(),
+            difficulty_target: None,
             consecutive_errors: 0,
             accepted: 0,
             rejected: 0,
@@ -390,7 +393,8 @@ impl Session {
         if self.issued.len() == ISSUED_MEMORY {
             self.issued.pop_front();
         }
-        self.issued.push_back((job.id, share_target(d, job)));
+        let target = self.share_target(job);
+        self.issued.push_back((job.id, target));
         lines.push(job.notify_line().to_owned());
         lines
     }
@@ -578,7 +582,7 @@ impl Session {
 
         // Shares are checked against the target the job was sent with, or the current one when
         // that is easier (the miner may apply a new difficulty at once).
-        let current = share_target(self.vardiff.difficulty(), job);
+        let current = self.share_target(job);
         let target = self
             .issued
             .iter()
@@ -646,6 +650,22 @@ impl Session {
         })
     }
 
+    /// The share target at the current difficulty on `job`: never harder than the job's block
+    /// threshold (so every block is also a share). The difficulty's target is cached: it only
+    /// changes on a retarget.
+    fn share_target(&mut self, job: &Job) -> Target {
+        let d = self.vardiff.difficulty();
+        let target = match self.difficulty_target {
+            Some((cached, t)) if cached == d => t,
+            _ => {
+                let t = Target::from_difficulty(d).unwrap_or(Target::MAX);
+                self.difficulty_target = Some((d, t));
+                t
+            }
+        };
+        target.easier(job.block_target)
+    }
+
     fn protocol_error(&mut self, id: &Value, e: RpcError) -> SessionOutput {
         self.consecutive_errors = self.consecutive_errors.saturating_add(1);
         let line = error_line(id, &e);
@@ -660,14 +680,6 @@ impl Session {
         }
         SessionOutput::Send(vec![line])
     }
-}
-
-/// The share target for difficulty `d` on `job`: never harder than the block threshold (so
-/// every block is also a share).
-fn share_target(d: f64, job: &Job) -> Target {
-    Target::from_difficulty(d)
-        .unwrap_or(job.block_target)
-        .easier(job.block_target)
 }
 
 fn network_difficulty(jobs: &JobBook) -> f64 {
