@@ -253,3 +253,31 @@ fn miners_keep_working_while_the_node_is_down_and_get_new_work_when_it_returns()
     );
     assert_still_served(&mut client, &user);
 }
+
+#[test]
+fn run_refuses_a_node_of_another_chain() {
+    let _serial = common::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pool.toml");
+    let node = &nodes().node1;
+    // oBTC regtest shares Bitcoin's address prefixes but not the BSV node's genesis block.
+    let text = format!(
+        "[chain]\npreset = \"obtc-regtest\"\n[node]\nurl = \"{}\"\nuser = \"{}\"\npassword = \"{}\"\n\
+         [stratum]\nlisten = \"127.0.0.1:{}\"\n[pool]\npayout_address = \"{}\"\n[ledger]\ndata_dir = \"ledger\"\n",
+        node.rpc_url(),
+        common::nodes::RPC_USER,
+        common::nodes::RPC_PASSWORD,
+        free_port(),
+        node.new_address()
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("genesis"), "{err}");
+}
