@@ -5,13 +5,13 @@
 //! one share per target interval. It retargets only when the estimate is off by more than a
 //! factor (hysteresis), on enough shares for the estimate to be trustworthy, so a miner at a
 //! steady hashrate converges in a step or two and then stays put instead of oscillating:
-//! - after [`VardiffConfig::fast_shares`] shares, when off by more than 8x (a new miner or a big
-//!   hashrate change): jump to the estimate;
+//! - after [`VardiffConfig::fast_shares`] shares, when off by more than 32x (or 8x after twice
+//!   as many shares, or 8x too slow): a new miner or a big hashrate change, jump to the estimate;
 //! - after [`VardiffConfig::window_shares`] shares (or that many intervals with at least
 //!   `fast_shares` shares), when off by more than 2x: move halfway
 //!   (geometric mean of the current difficulty and the estimate), which damps estimate noise;
-//! - after 8 target intervals without a share, lower the difficulty (the miner is too slow to
-//!   ever produce a share at this difficulty).
+//! - after 16 target intervals without a share, lower the difficulty (the miner is too slow to
+//!   produce shares at this difficulty).
 //!
 //! Times are passed in (milliseconds); nothing here reads a clock. Difficulty is an `f64` (it only
 //! chooses share targets; a share's weight is the integer work of the target it was checked at).
@@ -26,7 +26,7 @@ pub struct VardiffConfig {
     pub max_difficulty: f64,
     /// Wanted time between shares, ms (default 10 s).
     pub target_interval_ms: u64,
-    /// Shares before a big (>8x) correction may happen.
+    /// Shares before a big (>32x, or >8x on twice as many) correction may happen.
     pub fast_shares: u32,
     /// Shares before a normal (>2x) correction may happen.
     pub window_shares: u32,
@@ -72,6 +72,7 @@ pub struct Vardiff {
     window_shares: u32,
     /// Sum of the difficulties of the window's shares.
     window_difficulty: f64,
+    last_share_ms: u64,
 }
 
 impl Vardiff {
@@ -81,6 +82,7 @@ impl Vardiff {
             window_start_ms: now_ms,
             window_shares: 0,
             window_difficulty: 0.0,
+            last_share_ms: now_ms,
         }
     }
 
@@ -119,6 +121,7 @@ impl Vardiff {
         now_ms: u64,
     ) -> Option<f64> {
         self.window_shares = self.window_shares.saturating_add(1);
+        self.last_share_ms = now_ms;
         if share_difficulty.is_finite() && share_difficulty > 0.0 {
             self.window_difficulty += share_difficulty;
         }
@@ -126,8 +129,13 @@ impl Vardiff {
         // Difficulty that gives one share per interval: rate (diff-1 shares/ms) x interval.
         let ideal = self.window_difficulty * config.target_interval_ms as f64 / elapsed_ms as f64;
         let ratio = ideal / self.difficulty;
-        if self.window_shares >= config.fast_shares && !(0.125..=8.0).contains(&ratio) {
-            // Far off: jump straight to the estimate.
+        let n = self.window_shares;
+        let far_off = (n >= config.fast_shares && !(1.0 / 8.0..=32.0).contains(&ratio))
+            || (n >= 2 * config.fast_shares && ratio > 8.0);
+        if far_off {
+            // Far off: jump straight to the estimate. Few shares arriving in a short time are
+            // noisy evidence, so a fast rise needs more than 32x on `fast_shares` shares, or 8x
+            // on twice as many; a spurious jump is then a one-in-millions event.
             return self.retarget(config, ideal, network_difficulty, now_ms);
         }
         // A full window of shares, or (for a miner below the target rate) a window's worth of
@@ -149,20 +157,23 @@ impl Vardiff {
     }
 
     /// Called without a share (e.g. when a job is sent): lowers the difficulty of a miner that
-    /// has not found a share for 8 target intervals.
+    /// has not found a share for 16 target intervals (a miner that lost most of its hashrate, or
+    /// started far too high).
     pub fn on_tick(
         &mut self,
         config: &VardiffConfig,
         network_difficulty: f64,
         now_ms: u64,
     ) -> Option<f64> {
-        let elapsed_ms = now_ms.saturating_sub(self.window_start_ms);
-        if elapsed_ms < config.target_interval_ms.saturating_mul(8) || self.window_shares > 0 {
+        let silent_ms = now_ms.saturating_sub(self.last_share_ms.max(self.window_start_ms));
+        // At the target rate a 16-interval silence happens by chance once in ~9 million shares.
+        if silent_ms < config.target_interval_ms.saturating_mul(16) {
             return None;
         }
-        // Upper bound of the rate, as if two shares were about to arrive.
+        // Upper bound of the rate, as if two shares had come in the silence: at most an eighth
+        // of the current difficulty.
         let ideal =
-            2.0 * self.difficulty * config.target_interval_ms as f64 / elapsed_ms.max(1) as f64;
+            2.0 * self.difficulty * config.target_interval_ms as f64 / silent_ms.max(1) as f64;
         self.retarget(config, ideal, network_difficulty, now_ms)
     }
 
@@ -192,6 +203,17 @@ mod tests {
     /// Simulates a miner doing `rate` difficulty-1 shares per second: at difficulty d its shares
     /// arrive as a Poisson process of rate `rate / d`. Returns the difficulty after each share.
     fn simulate(rate: f64, start: f64, shares: usize, seed: u64) -> (Vec<f64>, usize) {
+        simulate_change(rate, (usize::MAX, rate), start, shares, seed)
+    }
+
+    /// As `simulate`, with the hashrate changing to `new_rate` after `at` shares.
+    fn simulate_change(
+        rate: f64,
+        (at, new_rate): (usize, f64),
+        start: f64,
+        shares: usize,
+        seed: u64,
+    ) -> (Vec<f64>, usize) {
         let config = VardiffConfig {
             initial_difficulty: start,
             ..VardiffConfig::default()
@@ -203,6 +225,7 @@ mod tests {
         let mut retargets = 0;
         while history.len() < shares {
             let d = v.difficulty();
+            let rate = if history.len() >= at { new_rate } else { rate };
             let mean_s = d / rate;
             let u: f64 = rng.gen_range(f64::EPSILON..1.0);
             let wait_ms = (-u.ln() * mean_s * 1000.0) as u64;
@@ -240,8 +263,29 @@ mod tests {
             }
             assert!(retargets <= 12, "seed {seed}: {retargets} retargets");
             let changes = settled.windows(2).filter(|w| w[0] != w[1]).count();
-            // ...and then stays (at most a couple of damped corrections in ~2.5 hours).
-            assert!(changes <= 3, "seed {seed}: oscillates ({changes} changes)");
+            // ...and then stays: over 300 seeds, 0-2 damped corrections in ~2.5 hours is typical
+            // and 5 the most seen.
+            assert!(changes <= 5, "seed {seed}: oscillates ({changes} changes)");
+        }
+    }
+
+    #[test]
+    fn follows_a_hashrate_change() {
+        for seed in 0..10 {
+            // 50 -> 500 diff-1 shares/s after 300 shares: ideal 500 -> 5000. The 2x hysteresis
+            // lets the difficulty settle anywhere within about 2x of the ideal.
+            let (history, _) = simulate_change(50.0, (300, 500.0), 1.0, 700, seed);
+            for d in &history[250..300] {
+                assert!((250.0..=1000.0).contains(d), "seed {seed}: {d}");
+            }
+            for d in &history[400..] {
+                assert!((1667.0..=15000.0).contains(d), "seed {seed}: {d}");
+            }
+            // And back down: 500 -> 5 (a miner losing most of its hashrate).
+            let (history, _) = simulate_change(500.0, (300, 5.0), 5000.0, 500, seed);
+            for d in &history[400..] {
+                assert!((16.7..=150.0).contains(d), "seed {seed} down: {d}");
+            }
         }
     }
 
