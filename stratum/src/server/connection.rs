@@ -10,7 +10,8 @@
 
 use super::{IpSlot, Shared};
 use crate::codec::LineFramer;
-use crate::job::JobBook;
+use crate::job::{Job, JobBook};
+use crate::message::notify_line;
 use crate::node::{NodeClient, SubmitOutcome};
 use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
 use ledger::Ledger;
@@ -110,11 +111,18 @@ impl Connection {
                     if changed.is_err() {
                         break; // the job source is gone: the server is stopping
                     }
+                    let old_prev = book.current().map(|j| j.prev_hash);
                     book = Arc::clone(&self.jobs.borrow_and_update());
                     if let Some(job) = book.current() {
+                        let mut lines = session.on_job(job, now_ms());
+                        // The watch shows only the newest book: if this connection missed the
+                        // job that moved to a new block, this one must clean the old jobs.
+                        if !job.clean_jobs && old_prev.is_some_and(|p| p != job.prev_hash) {
+                            force_clean(&mut lines, job);
+                        }
                         // Behind any pending share replies, so a vardiff change announced in
                         // a reply reaches the miner before the job it applies to.
-                        outgoing.push_back(Outgoing::Ready(session.on_job(job, now_ms())));
+                        outgoing.push_back(Outgoing::Ready(lines));
                     }
                 }
                 read = self.stream.read(&mut buf), if can_read => {
@@ -225,6 +233,17 @@ impl Connection {
                 tracing::info!(peer = %self.peer, "closing connection: miner does not read");
                 false
             }
+        }
+    }
+}
+
+/// Replaces `job`'s notify line in `lines` by one with `clean_jobs` set.
+fn force_clean(lines: &mut [String], job: &Job) {
+    let mut notify = job.notify.clone();
+    notify.clean_jobs = true;
+    for line in lines.iter_mut() {
+        if line.as_str() == job.notify_line() {
+            *line = notify_line(&notify);
         }
     }
 }
@@ -357,5 +376,29 @@ async fn record_block(
     };
     if let Err(e) = ledger.append(event).await {
         tracing::error!("cannot record the block outcome in the ledger: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{BlockTemplate, JobConfig};
+    use pool_core::chain::ChainParams;
+    use pool_core::pow::MatrixCache;
+
+    #[test]
+    fn force_clean_sets_clean_jobs_on_the_jobs_notify_line_only() {
+        let chain = ChainParams::by_name("bsv-regtest").unwrap();
+        let config = JobConfig::new(chain, b"/t/", vec![0x51]);
+        let template =
+            BlockTemplate::from_value(super::super::job_source::synthetic_template()).unwrap();
+        let job = Job::build(&template, &config, 7, false, &MatrixCache::new(1)).unwrap();
+        let other = "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1.0]}\n";
+        let mut lines = vec![other.to_owned(), job.notify_line().to_owned()];
+        force_clean(&mut lines, &job);
+        assert_eq!(lines[0], other);
+        let notify: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(notify["params"][8], serde_json::Value::Bool(true));
+        assert_eq!(notify["params"][0], serde_json::json!("7"));
     }
 }
