@@ -4,6 +4,10 @@
 //! and a 12-level branch, and the raw HeavyHash rate beside it. Also the whole session path for
 //! one `mining.submit` line (JSON parsing, checks, validation, reply). Each iteration changes the
 //! nonce. Run with `cargo bench --bench share_validation`.
+//!
+//! On a shared machine criterion's wall-clock figures drop with the load; at the end the bench
+//! also prints each variant's rate per second of this thread's CPU time (from
+//! `/proc/thread-self/schedstat`), which is what one otherwise idle core would do.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pool_core::chain::Chain;
@@ -26,38 +30,96 @@ fn branch(levels: usize) -> Vec<[u8; 32]> {
     (0..levels).map(|i| [i as u8 + 1; 32]).collect()
 }
 
-fn bench_check(c: &mut Criterion, name: &str, hasher: &PowHasher, merkle_branch: &[[u8; 32]]) {
+/// A share checker over fixed job parts; each call checks the next nonce.
+fn checker<'a>(
+    hasher: &'a PowHasher,
+    merkle_branch: &'a [[u8; 32]],
+) -> impl FnMut() -> pool_core::share::ShareCheck + 'a {
     let coinb1 = hex::decode(COINB1).expect("constant hex");
     let coinb2 = hex::decode(COINB2).expect("constant hex");
     let share_target = Target::from_difficulty(65536.0).expect("positive difficulty");
     let block_target = Target::from_compact(0x1703_4e6d).expect("mainnet-like bits");
     let mut nonce = 0u32;
+    move || {
+        nonce = nonce.wrapping_add(1);
+        let input = ShareInput {
+            coinb1: &coinb1,
+            extranonce1: &[0xde, 0xad, 0xbe, 0xef],
+            extranonce2: &[0, 0, 0, 1],
+            coinb2: &coinb2,
+            merkle_branch,
+            version: 0x2000_0000,
+            prev_hash: &PREV,
+            nbits: 0x1703_4e6d,
+            ntime: 0x6b06_42b1,
+            nonce,
+        };
+        check_share(
+            black_box(&input),
+            |h| hasher.hash(h),
+            &share_target,
+            &block_target,
+        )
+    }
+}
+
+fn bench_check(c: &mut Criterion, name: &str, hasher: &PowHasher, merkle_branch: &[[u8; 32]]) {
+    let mut check = checker(hasher, merkle_branch);
     let mut group = c.benchmark_group("share_validation");
     group.throughput(Throughput::Elements(1));
-    group.bench_function(name, |b| {
-        b.iter(|| {
-            nonce = nonce.wrapping_add(1);
-            let input = ShareInput {
-                coinb1: &coinb1,
-                extranonce1: &[0xde, 0xad, 0xbe, 0xef],
-                extranonce2: &[0, 0, 0, 1],
-                coinb2: &coinb2,
-                merkle_branch,
-                version: 0x2000_0000,
-                prev_hash: &PREV,
-                nbits: 0x1703_4e6d,
-                ntime: 0x6b06_42b1,
-                nonce,
-            };
-            check_share(
-                black_box(&input),
-                |h| hasher.hash(h),
-                &share_target,
-                &block_target,
-            )
-        })
-    });
+    group.bench_function(name, |b| b.iter(&mut check));
     group.finish();
+}
+
+/// This thread's CPU time in nanoseconds (Linux), if readable.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `f` `n` times and prints its rate per second of CPU time and of wall time.
+fn print_cpu_rate<T>(name: &str, n: u32, mut f: impl FnMut() -> T) {
+    let (Some(cpu0), wall0) = (thread_cpu_ns(), std::time::Instant::now()) else {
+        println!("{name}: no thread CPU clock on this system");
+        return;
+    };
+    for _ in 0..n {
+        black_box(f());
+    }
+    let wall = wall0.elapsed().as_secs_f64();
+    let cpu = thread_cpu_ns().map_or(f64::NAN, |c| c.saturating_sub(cpu0) as f64 / 1e9);
+    println!(
+        "{name:<40} {:>12.0} /s per core of CPU time   ({:>10.0} /s wall, {n} iterations)",
+        f64::from(n) / cpu,
+        f64::from(n) / wall,
+    );
+}
+
+/// Rates per second of CPU time, independent of how busy the machine is.
+fn cpu_time_rates(_: &mut Criterion) {
+    let cache = MatrixCache::new(2);
+    let sha = PowHasher::new(PowAlgorithm::Sha256d, &PREV, &cache);
+    let heavy = PowHasher::new(PowAlgorithm::HeavyHash, &PREV, &cache);
+    let (b12, b0) = (branch(12), branch(0));
+    println!("\nshare validation, per second of one core's CPU time:");
+    print_cpu_rate("sha256d_branch12", 400_000, checker(&sha, &b12));
+    print_cpu_rate("sha256d_branch0", 1_000_000, checker(&sha, &b0));
+    print_cpu_rate(
+        "heavyhash_cached_matrix_branch12",
+        200_000,
+        checker(&heavy, &b12),
+    );
+    let PowHasher::HeavyHash(matrix) = &heavy else {
+        unreachable!("built as HeavyHash")
+    };
+    let mut header = [0u8; 80];
+    header[4..36].copy_from_slice(&PREV);
+    let mut nonce = 0u32;
+    print_cpu_rate("heavyhash_raw_cached_matrix", 400_000, || {
+        nonce = nonce.wrapping_add(1);
+        header[76..80].copy_from_slice(&nonce.to_le_bytes());
+        heavyhash_with_matrix(black_box(matrix), black_box(&header))
+    });
 }
 
 fn share_validation(c: &mut Criterion) {
@@ -149,6 +211,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(4));
-    targets = share_validation, session_submit
+    targets = share_validation, session_submit, cpu_time_rates
 }
 criterion_main!(benches);
