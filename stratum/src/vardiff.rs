@@ -46,21 +46,30 @@ impl Default for VardiffConfig {
 }
 
 impl VardiffConfig {
-    /// Clamps a difficulty into `[min, max]` and below the network difficulty.
+    /// Clamps a difficulty into `[min, max]` and below the network difficulty. Never panics,
+    /// whatever the settings (comparisons, not `f64::clamp`); the result is positive and finite
+    /// (1.0 when nothing else is).
     pub fn clamp(&self, difficulty: f64, network_difficulty: f64) -> f64 {
-        let mut d = if difficulty.is_finite() && difficulty > 0.0 {
+        let usable = |x: f64| x.is_finite() && x > 0.0;
+        let mut d = if usable(difficulty) {
             difficulty
         } else {
             self.initial_difficulty
         };
-        d = d.clamp(
-            self.min_difficulty,
-            self.max_difficulty.max(self.min_difficulty),
-        );
-        if network_difficulty.is_finite() && network_difficulty > 0.0 && d > network_difficulty {
+        if usable(self.max_difficulty) && d > self.max_difficulty {
+            d = self.max_difficulty;
+        }
+        if usable(self.min_difficulty) && d < self.min_difficulty {
+            d = self.min_difficulty;
+        }
+        if usable(network_difficulty) && d > network_difficulty {
             d = network_difficulty;
         }
-        d
+        if usable(d) {
+            d
+        } else {
+            1.0
+        }
     }
 }
 
@@ -131,7 +140,7 @@ impl Vardiff {
         let ratio = ideal / self.difficulty;
         let n = self.window_shares;
         let far_off = (n >= config.fast_shares && !(1.0 / 8.0..=32.0).contains(&ratio))
-            || (n >= 2 * config.fast_shares && ratio > 8.0);
+            || (n >= config.fast_shares.saturating_mul(2) && ratio > 8.0);
         if far_off {
             // Far off: jump straight to the estimate. Few shares arriving in a short time are
             // noisy evidence, so a fast rise needs more than 32x on `fast_shares` shares, or 8x
@@ -142,7 +151,10 @@ impl Vardiff {
         // time with at least the fast minimum of shares.
         let window_full = self.window_shares >= config.window_shares
             || (self.window_shares >= config.fast_shares
-                && elapsed_ms >= config.target_interval_ms * u64::from(config.window_shares));
+                && elapsed_ms
+                    >= config
+                        .target_interval_ms
+                        .saturating_mul(u64::from(config.window_shares)));
         if window_full && !(0.5..=2.0).contains(&ratio) {
             // Moderately off: move halfway (geometrically), so estimate noise cannot make the
             // difficulty bounce between two values on either side of the ideal.
@@ -309,6 +321,14 @@ mod tests {
         assert_eq!(config.clamp(5000.0, 1e9), 1000.0);
         assert_eq!(config.clamp(800.0, 100.0), 100.0);
         assert_eq!(config.clamp(f64::NAN, 1e9), 1.0);
+        let broken = VardiffConfig {
+            min_difficulty: f64::NAN,
+            max_difficulty: -1.0,
+            initial_difficulty: f64::INFINITY,
+            ..VardiffConfig::default()
+        };
+        assert_eq!(broken.clamp(f64::NAN, f64::NAN), 1.0);
+        assert_eq!(broken.clamp(3.0, 2.0), 2.0);
         let mut v = Vardiff::new(&config, 0);
         assert_eq!(v.set(&config, 1e6, 1e9, 0), 1000.0);
     }
