@@ -18,9 +18,9 @@ pub mod pow;
 pub mod share;
 pub mod target;
 
+pub use address::{parse_payout_address, AddressError, ParsedAddress};
 pub use amount::Sats;
 pub use block_id::BlockId;
-pub use address::{parse_payout_address, AddressError, ParsedAddress};
 pub use chain::{Chain, ChainParams};
 pub use event::{Event, EVENT_SCHEMA_VERSION};
 pub use pow::{MatrixCache, PowAlgorithm, PowHasher};
