@@ -216,6 +216,40 @@ proptest! {
         run_stream(&bytes, &cuts, Some((&mut session, &book)));
     }
 
+    /// Any JSON as a block template, and templates with fields replaced by any JSON: a clear
+    /// error or a job, never a panic.
+    #[test]
+    fn any_template_json_never_panics_the_job_builder(
+        whole in json_value(),
+        field in prop::sample::select(vec![
+            "version", "previousblockhash", "transactions", "coinbasevalue", "bits", "curtime",
+            "mintime", "height", "default_witness_commitment", "rules", "mweb",
+        ]),
+        replacement in json_value(),
+        tx in (".{0,8}", "[0-9a-f]{0,70}", prop::option::of("[0-9a-f]{62,66}")),
+    ) {
+        let chain = Chain::ObtcRegtest.params();
+        let cfg = JobConfig::new(chain, b"/fuzz/", vec![0x51]);
+        let cache = MatrixCache::new(1);
+        if let Ok(t) = BlockTemplate::from_value(whole) {
+            let _ = stratum::job::Job::build(&t, &cfg, 1, true, &cache);
+        }
+        let mut t = json!({
+            "version": 0x2000_0000u32,
+            "previousblockhash": "62cb5ce485af08d24ebdca678df5643250ae068fa3ab2798d0283dd337f3ab06",
+            "transactions": [{"data": tx.0, "txid": tx.1, "hash": tx.2}],
+            "coinbasevalue": 5_000_000_000u64,
+            "bits": "207fffff",
+            "curtime": 1_795_572_408u32,
+            "height": 200,
+        });
+        t[field] = replacement;
+        if let Ok(t) = BlockTemplate::from_value(t) {
+            let mut book = JobBook::new(2);
+            let _ = book.add_template(&t, &cfg, &cache);
+        }
+    }
+
     /// Stratum-shaped requests with any params, after a handshake or not, split anywhere.
     #[test]
     fn any_json_request_never_panics_the_session(
