@@ -711,6 +711,53 @@ mod tests {
     }
 
     #[test]
+    fn config_errors_are_refused_clearly() {
+        let mut cfg = config();
+        cfg.pool_tag = vec![b'x'; 90];
+        assert!(matches!(
+            cfg.validate(),
+            Err(JobError::ScriptSigTooLong { len: 107 })
+        ));
+        let mut cfg = config();
+        cfg.extranonce2_size = 0;
+        assert_eq!(cfg.validate(), Err(JobError::BadExtranonceSize));
+        let mut cfg = config();
+        cfg.pool_block_target = Some(Target::DIFF1);
+        assert_eq!(cfg.validate(), Ok(()), "regtest allows a pool block target");
+        cfg.chain = Chain::ObtcMain.params();
+        assert!(matches!(
+            cfg.validate(),
+            Err(JobError::BlockTargetNotAllowed(_))
+        ));
+        let mut cfg = config();
+        cfg.extra_outputs.push(ExtraOutput {
+            value: OutputValue::Fixed(Sats(6_000_000_000)),
+            script_pubkey: vec![0x51],
+        });
+        let t = BlockTemplate::from_value(template(PREV, json!([]))).unwrap();
+        assert!(matches!(
+            Job::build(&t, &cfg, 1, true, &MatrixCache::new(1)),
+            Err(JobError::OutputsExceedValue { .. })
+        ));
+    }
+
+    #[test]
+    fn pool_block_target_is_the_harder_of_the_two() {
+        let t = BlockTemplate::from_value(template(PREV, json!([]))).unwrap();
+        let mut cfg = config();
+        cfg.pool_block_target = Some(Target::DIFF1);
+        let job = Job::build(&t, &cfg, 1, true, &MatrixCache::new(1)).unwrap();
+        assert_eq!(job.block_target, Target::DIFF1);
+        assert_eq!(
+            job.network_target,
+            Target::from_compact(0x207fffff).unwrap()
+        );
+        cfg.pool_block_target = Some(Target::MAX);
+        let job = Job::build(&t, &cfg, 1, true, &MatrixCache::new(1)).unwrap();
+        assert_eq!(job.block_target, job.network_target);
+    }
+
+    #[test]
     fn commitment_that_does_not_match_the_transactions_is_refused() {
         let txs = json!([{ "data": "00", "txid": PREV, "hash": PREV }]);
         let t = BlockTemplate::from_value(template(PREV, txs)).unwrap();
