@@ -243,3 +243,54 @@ fn a_large_commit_is_stored_as_several_batches_and_reads_back() {
     let reopened = Ledger::open(dir.path()).unwrap();
     assert_eq!(reopened.head().map(|h| h.seq), Some(3000));
 }
+
+#[test]
+fn parallel_and_sequential_verification_agree_on_every_corruption() {
+    type Edit = fn(&mut Vec<record::RawRecord>);
+    let edits: Vec<(u64, Edit)> = vec![
+        (0, |r| r[3].event[0] ^= 1),
+        (0, |r| r.swap(1, 2)),
+        (0, |r| {
+            r.remove(4);
+        }),
+        (8, |r| r[0].hash[31] ^= 1),
+        (8, |r| r[0].seq = u64::MAX),
+        (12, |r| r[0].version = 9),
+        (12, |r| r.clear()),
+    ];
+    for (i, (key, edit)) in edits.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        ledger
+            .append_batch_blocking((0..8).map(orphaned).collect())
+            .unwrap();
+        ledger
+            .append_batch_blocking((8..12).map(failed).collect())
+            .unwrap();
+        for n in 12..20 {
+            ledger.append_blocking(orphaned(n)).unwrap();
+        }
+        ledger.close_blocking();
+        rewrite_batch(dir.path(), key, edit);
+        let audit = Ledger::open_read_only(dir.path()).unwrap();
+        let parallel = verify::verify_tree(&audit.inner.tree).unwrap_err();
+        let sequential = verify::verify_sequential(&audit.inner.tree).unwrap_err();
+        assert_eq!(parallel, sequential, "edit {i}");
+    }
+}
+
+#[test]
+fn parallel_verification_reports_like_sequential_when_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    for chunk in 0..30u64 {
+        ledger
+            .append_batch_blocking((0..(chunk % 7 + 1)).map(orphaned).collect())
+            .unwrap();
+    }
+    let parallel = verify::verify_tree(&ledger.inner.tree).unwrap();
+    let sequential = verify::verify_sequential(&ledger.inner.tree).unwrap();
+    assert_eq!(parallel, sequential);
+    assert_eq!(parallel.batches, 30);
+    assert_eq!(parallel.head, ledger.head());
+}

@@ -4,6 +4,8 @@
 use crate::error::{Problem, VerifyError};
 use crate::record::{key_seq, BatchRecords, GENESIS_PREV_HASH};
 use crate::Head;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
 
 /// What a successful verification checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +66,103 @@ pub(crate) fn check_batch(
     Ok(head)
 }
 
-/// Verifies the whole chain from record 0.
+/// Verifies the whole chain from record 0, on up to [`MAX_VERIFY_THREADS`] threads.
+///
+/// Every record's hash covers the previous record's *stored* hash, so batches can be checked
+/// independently once each knows the hash it must chain onto. This thread walks the batches in
+/// order, reads each one's last stored hash from the record headers (no hashing, no decoding)
+/// and hands the batch with its expected first sequence and previous hash to a worker, which
+/// checks every record (sequence, chain hash, event decode). The reported error is the one with
+/// the lowest sequence number, as a sequential pass would report.
 pub(crate) fn verify_tree(tree: &sled::Tree) -> Result<VerifyReport, VerifyError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_VERIFY_THREADS);
+    if threads <= 1 {
+        return verify_sequential(tree);
+    }
+    let first_bad = AtomicU64::new(u64::MAX);
+    let found: Mutex<Option<VerifyError>> = Mutex::new(None);
+    let report = |e: VerifyError| {
+        let mut found = found.lock().unwrap_or_else(|p| p.into_inner());
+        let earlier = match found.as_ref() {
+            None => true,
+            Some(f) => e.seq < f.seq,
+        };
+        if earlier {
+            first_bad.store(e.seq, Ordering::Relaxed);
+            *found = Some(e);
+        }
+    };
+    let mut head: Option<Head> = None;
+    let mut batches = 0u64;
+    std::thread::scope(|scope| {
+        let mut jobs = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (tx, rx) = mpsc::sync_channel::<(sled::IVec, sled::IVec, u64, [u8; 32])>(32);
+            let report = &report;
+            let first_bad = &first_bad;
+            scope.spawn(move || {
+                for (key, value, expected, prev) in rx {
+                    // Batches after a known error need no checking.
+                    if expected < first_bad.load(Ordering::Relaxed) {
+                        if let Err(e) = check_batch(&key, &value, expected, prev, true) {
+                            report(e);
+                        }
+                    }
+                }
+            });
+            jobs.push(tx);
+        }
+        for entry in tree.iter() {
+            let expected = head.map_or(0, |h| h.seq + 1);
+            if expected >= first_bad.load(Ordering::Relaxed) {
+                break;
+            }
+            let (key, value) = match entry {
+                Ok(kv) => kv,
+                Err(e) => {
+                    report(bad(expected, Problem::Storage(e.to_string())));
+                    break;
+                }
+            };
+            let prev = head.map_or(GENESIS_PREV_HASH, |h| h.hash);
+            let tail = batch_tail(&value);
+            let worker = &jobs[(batches % threads as u64) as usize];
+            // A closed channel means the worker panicked; the scope re-raises that.
+            let _ = worker.send((key, value, expected, prev));
+            batches += 1;
+            match tail {
+                // The next batch must follow this one's records (the worker checks their
+                // numbers).
+                Ok((count, hash)) => {
+                    head = Some(Head {
+                        seq: expected + (count - 1),
+                        hash,
+                    })
+                }
+                // The worker checking this batch meets the same fault (or an earlier one in
+                // it) and reports it with the exact sequence number.
+                Err(_) => break,
+            }
+        }
+        drop(jobs);
+    });
+    if let Some(e) = found.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(VerifyReport {
+        records: head.map_or(0, |h| h.seq + 1),
+        batches,
+        head,
+    })
+}
+
+/// Most threads [`verify_tree`] uses.
+const MAX_VERIFY_THREADS: usize = 4;
+
+/// [`verify_tree`] on this thread alone.
+pub(crate) fn verify_sequential(tree: &sled::Tree) -> Result<VerifyReport, VerifyError> {
     let mut head: Option<Head> = None;
     let mut batches = 0u64;
     for entry in tree.iter() {
@@ -94,7 +191,7 @@ pub(crate) fn recover_tail(tree: &sled::Tree) -> Result<Option<Head>, VerifyErro
         Some(entry) => {
             let (key, value) = entry.map_err(storage)?;
             let before = last_record(&value).map_err(|p| bad(key_seq(&key).unwrap_or(0), p))?;
-            (before.seq + 1, before.hash)
+            (before.seq.saturating_add(1), before.hash)
         }
     };
     check_batch(&last_key, &last_value, expected, prev, true)
@@ -111,4 +208,18 @@ pub(crate) fn last_record(value: &[u8]) -> Result<Head, Problem> {
         });
     }
     last.ok_or_else(|| Problem::Malformed("empty batch".into()))
+}
+
+/// The number of records in a stored batch (at least one) and the last one's stored hash,
+/// read from the record headers alone.
+fn batch_tail(value: &[u8]) -> Result<(u64, [u8; 32]), Problem> {
+    let mut records = BatchRecords::parse(value)?;
+    let mut count = 0u64;
+    let mut hash = None;
+    while let Some(r) = records.next_record()? {
+        count += 1;
+        hash = Some(r.hash);
+    }
+    hash.map(|h| (count, h))
+        .ok_or_else(|| Problem::Malformed("empty batch".into()))
 }
