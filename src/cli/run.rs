@@ -1,10 +1,15 @@
 //! `obtc-pool run --config FILE`: start the pool (ledger, job source, Stratum server) and serve
 //! until Ctrl-C or SIGTERM; then stop accepting, let in-flight appends finish, flush the ledger
 //! and exit 0.
+//!
+//! Before serving miners it records the configured payout rule in the ledger (a durable
+//! `PayoutRuleSet`) unless the rule recorded last is the same, so every block found from now on
+//! is credited by the rule the config names, and blocks found earlier keep theirs.
 
 use crate::config::{Config, ExtraAmount, NodeSettings};
 use anyhow::Context;
-use pool_core::Target;
+use pool_core::event::{NetworkFeePayer, PayoutRule, PayoutScheme};
+use pool_core::{Event, Target};
 use std::path::Path;
 use std::process::ExitCode;
 use stratum::job::{ExtraOutput, JobConfig, OutputValue};
@@ -164,6 +169,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(head) => tracing::info!(seq = head.seq, dir = %data_dir.display(), "ledger opened"),
         None => tracing::info!(dir = %data_dir.display(), "ledger opened (empty)"),
     }
+    record_payout_rule(&ledger, &config.payout.rule).await?;
     let server = Server::bind(server_config, ledger.clone()).await?;
     tracing::info!(
         chain = config.chain.name,
@@ -178,6 +184,84 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     ledger.close().await;
     tracing::info!("ledger flushed; bye");
     Ok(())
+}
+
+/// The last `PayoutRuleSet` in the ledger, with its sequence number.
+///
+/// Cost: this reads and decodes every record (a full scan, O(ledger size)) on each start; fine
+/// while ledgers are millions of records, to be replaced by a projection snapshot or an index of
+/// rule events when start-up time matters.
+pub fn last_recorded_rule(ledger: &ledger::Ledger) -> anyhow::Result<Option<(u64, PayoutRule)>> {
+    let mut last = None;
+    for record in ledger.read_from(0) {
+        let record = record.context("reading the ledger for the payout rule in force")?;
+        if let Event::PayoutRuleSet(rule) = record.event {
+            last = Some((record.seq, rule));
+        }
+    }
+    Ok(last)
+}
+
+/// Appends the configured rule (durably) unless it is the one recorded last.
+async fn record_payout_rule(
+    ledger: &ledger::Ledger,
+    configured: &PayoutRule,
+) -> anyhow::Result<()> {
+    let scan = ledger.clone();
+    let recorded = tokio::task::spawn_blocking(move || last_recorded_rule(&scan))
+        .await
+        .context("the ledger scan for the payout rule stopped")??;
+    match recorded {
+        Some((seq, rule)) if rule == *configured => {
+            tracing::info!(seq, rule = %describe_rule(&rule), "payout rule unchanged");
+        }
+        previous => {
+            let appended = ledger
+                .append(Event::PayoutRuleSet(configured.clone()))
+                .await
+                .context("cannot record the payout rule in the ledger")?;
+            match previous {
+                Some((seq, rule)) => tracing::info!(
+                    seq = appended.seq,
+                    rule = %describe_rule(configured),
+                    previous_seq = seq,
+                    previous = %describe_rule(&rule),
+                    "payout rule recorded (changed)"
+                ),
+                None => tracing::info!(
+                    seq = appended.seq,
+                    rule = %describe_rule(configured),
+                    "payout rule recorded (first)"
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line for logs and reports: scheme and window, fee and its address, network fee payer.
+pub fn describe_rule(rule: &PayoutRule) -> String {
+    let scheme = match &rule.scheme {
+        PayoutScheme::Pplns {
+            window_numerator,
+            window_denominator,
+        } => format!("PPLNS window {window_numerator}/{window_denominator} x block work"),
+        PayoutScheme::Prop => "PROP".to_owned(),
+        PayoutScheme::Solo => "SOLO".to_owned(),
+    };
+    let fee_address = if rule.fee_address.0.is_empty() {
+        "(none)"
+    } else {
+        rule.fee_address.0.as_str()
+    };
+    let payer = match rule.network_fee_payer {
+        NetworkFeePayer::Pool => "pool",
+        NetworkFeePayer::Miners => "miners",
+    };
+    format!(
+        "{scheme}, pool fee {} bps to {fee_address}, network fees paid by {payer}",
+        rule.fee_bps
+    )
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {
