@@ -31,6 +31,13 @@ pub enum LedgerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Verify, then replay every record: payout rules, blocks and credits, balances, totals.
+    Balances {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
@@ -43,6 +50,7 @@ pub fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             limit,
             json,
         } => dump(&data, from, limit, json),
+        LedgerCommand::Balances { data, json } => super::replay::balances(open(&data)?, json),
     }
 }
 

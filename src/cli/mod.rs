@@ -3,4 +3,5 @@
 pub mod init;
 pub mod ledger;
 pub mod notify;
+pub mod replay;
 pub mod run;
