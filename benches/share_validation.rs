@@ -120,6 +120,7 @@ fn cpu_time_rates(_: &mut Criterion) {
         header[76..80].copy_from_slice(&nonce.to_le_bytes());
         heavyhash_with_matrix(black_box(matrix), black_box(&header))
     });
+    print_cpu_rate("session_submit_line_sha256d_branch12", 200_000, submitter());
 }
 
 fn share_validation(c: &mut Criterion) {
@@ -149,10 +150,11 @@ fn share_validation(c: &mut Criterion) {
     group.finish();
 }
 
-/// One `mining.submit` line through a session: JSON parse, checks, validation, reply. A
-/// ~3,000-transaction SHA-256d job (12-level branch) at network difficulty 1, so the shares are
-/// (almost always) low-difficulty rejections that still run the whole validation.
-fn session_submit(c: &mut Criterion) {
+/// A subscribed, authorized session on a ~3,000-transaction SHA-256d job (12-level branch) at
+/// network difficulty 1, and a submitter: each call sends the next nonce as a `mining.submit`
+/// line. The shares are (almost always) low-difficulty rejections that still run the whole
+/// validation.
+fn submitter() -> impl FnMut() -> String {
     let chain = Chain::BsvRegtest.params();
     let txs: Vec<serde_json::Value> = (0..3000u32)
         .map(|i| {
@@ -187,21 +189,27 @@ fn session_submit(c: &mut Criterion) {
     let auth = json!({"id": 2, "method": "mining.authorize", "params": [address]}).to_string();
     let _ = session.handle_line(&auth, 0, &book);
     let mut nonce = 0u32;
+    move || {
+        nonce = nonce.wrapping_add(1);
+        let line = format!(
+            r#"{{"id":7,"method":"mining.submit","params":["{address}","1","00000001","6b0642b8","{nonce:08x}"]}}"#
+        );
+        match session.handle_line(black_box(&line), 1, &book) {
+            SessionOutput::ShareRejected { reply, .. } => reply,
+            SessionOutput::ShareAccepted(a) => a.reply,
+            SessionOutput::Send(mut l) => l.pop().unwrap_or_default(),
+            SessionOutput::Disconnect { reason, .. } => reason,
+        }
+    }
+}
+
+/// One `mining.submit` line through a session: JSON parse, checks, validation, reply.
+fn session_submit(c: &mut Criterion) {
+    let mut submit = submitter();
     let mut group = c.benchmark_group("share_validation");
     group.throughput(Throughput::Elements(1));
     group.bench_function("session_submit_line_sha256d_branch12", |b| {
-        b.iter(|| {
-            nonce = nonce.wrapping_add(1);
-            let line = format!(
-                r#"{{"id":7,"method":"mining.submit","params":["{address}","1","00000001","6b0642b8","{nonce:08x}"]}}"#
-            );
-            match session.handle_line(black_box(&line), 1, &book) {
-                SessionOutput::ShareRejected { reply, .. } => reply,
-                SessionOutput::ShareAccepted(a) => a.reply,
-                SessionOutput::Send(mut l) => l.pop().unwrap_or_default(),
-                SessionOutput::Disconnect { reason, .. } => reason,
-            }
-        })
+        b.iter(&mut submit)
     });
     group.finish();
 }
