@@ -511,3 +511,64 @@ fn malformed_requests_get_errors_then_a_disconnect() {
     }
     assert!(matches!(last, Some(SessionOutput::Disconnect { .. })));
 }
+
+#[test]
+fn authorize_before_subscribe_and_several_workers() {
+    let pool = Pool::new("207fffff", easy_vardiff());
+    let mut s = pool.session();
+    // Some miners authorize first: no work until subscribed.
+    let auth = json!({"id":2,"method":"mining.authorize","params":[format!("{ADDRESS}.w1"),"x"]});
+    let out = lines(&mut s, &auth.to_string(), &pool);
+    assert_eq!(out.len(), 1);
+    assert!(s.on_job(pool.book.current().unwrap(), 1_000).is_empty());
+    let out = lines(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        &pool,
+    );
+    assert_eq!(out.len(), 3, "reply, set_difficulty, notify: {out:?}");
+    // A second worker on the same connection is credited under its own name.
+    let auth = json!({"id":3,"method":"mining.authorize","params":[format!("{ADDRESS}.w2")]});
+    assert_eq!(
+        reply(&lines(&mut s, &auth.to_string(), &pool)[0])["result"],
+        true
+    );
+    let mut found = None;
+    for nonce in 0..64u32 {
+        let submit = json!({"id":9,"method":"mining.submit",
+            "params":[format!("{ADDRESS}.w2"), "1", "00000000", format!("{CURTIME:08x}"), format!("{nonce:08x}")]});
+        if let SessionOutput::ShareAccepted(a) =
+            s.handle_line(&submit.to_string(), 2_000, &pool.book)
+        {
+            found = Some(a);
+            break;
+        }
+    }
+    let a = found.expect("half of all hashes meet the share target");
+    assert_eq!(a.event.worker.0, "w2");
+    assert_eq!(a.event.address.0, ADDRESS);
+    // An unknown worker name on an authorized connection is still unauthorized.
+    let other = submit_line("1", "00000000", CURTIME, 0, None).replace(".w1", ".w3");
+    assert_eq!(
+        rejection(&mut s, &other, &pool),
+        (ShareRejection::Unauthorized, 24)
+    );
+}
+
+#[test]
+fn extranonce1_of_the_wrong_size_is_a_clear_error() {
+    let pool = Pool::new("1d00ffff", VardiffConfig::default());
+    let mut s = Session::new(Arc::clone(&pool.session_config), vec![1, 2, 3], 0);
+    lines(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        &pool,
+    );
+    let auth = json!({"id":2,"method":"mining.authorize","params":[format!("{ADDRESS}.w1")]});
+    lines(&mut s, &auth.to_string(), &pool);
+    let line = submit_line("1", "00000000", CURTIME, 0, None);
+    assert_eq!(
+        rejection(&mut s, &line, &pool),
+        (ShareRejection::Extranonce1Mismatch, 20)
+    );
+}
