@@ -111,6 +111,23 @@ payout_address = "{address}"
 # address = "..."
 # bps = 100
 
+[payout]
+# How block rewards are split among miners. The rule is recorded in the ledger (a PayoutRuleSet
+# event) whenever the pool starts with a rule different from the one recorded last; blocks
+# already found keep the rule they were credited by.
+# "pplns": the last N of share work before the block, N = pplns_window x the block's work;
+# "prop": the shares since the previous block; "solo": the finder takes the reward.
+scheme = "pplns"
+# A whole number, a fraction ("3/2") or a decimal ("1.5"), quoted: converted exactly.
+pplns_window = "2"
+# Pool fee in basis points (100 = 1 %) of each block's reward, credited to fee_address.
+fee_bps = 0
+# Where the pool fee is credited; defaults to pool.payout_address.
+# fee_address = "..."
+# Who bears a payment transaction's network fee: "pool" (booked against the fee address) or
+# "miners" (deducted from the paid amounts in proportion).
+network_fee_payer = "pool"
+
 [ledger]
 # The append-only event ledger (relative paths are relative to this file).
 data_dir = "data/ledger"
@@ -150,6 +167,39 @@ mod tests {
         assert_eq!(config.pool.pool_block_difficulty, Some(0.5));
         let main = example_config(preset(Network::Mainnet, Pow::Heavyhash).params());
         assert!(!main.contains("pool_block_difficulty"));
+    }
+
+    #[test]
+    fn example_payout_section_is_the_default_rule_and_its_options_load() {
+        let chain = preset(Network::Regtest, Pow::Sha256d).params();
+        let text = example_config(chain);
+        let config = Config::from_text(&text, Path::new("/tmp")).unwrap();
+        let mut expected = projections::default_rule();
+        expected.fee_address = config.pool.payout.address.clone();
+        assert_eq!(config.payout.rule, expected);
+        let text = text
+            .replace("fee_bps = 0", "fee_bps = 250")
+            .replace("pplns_window = \"2\"", "pplns_window = \"1.5\"")
+            .replace(
+                "network_fee_payer = \"pool\"",
+                "network_fee_payer = \"miners\"",
+            );
+        let rule = Config::from_text(&text, Path::new("/tmp"))
+            .unwrap()
+            .payout
+            .rule;
+        assert_eq!(rule.fee_bps, 250);
+        assert_eq!(
+            rule.scheme,
+            pool_core::event::PayoutScheme::Pplns {
+                window_numerator: 3,
+                window_denominator: 2
+            }
+        );
+        assert_eq!(
+            rule.network_fee_payer,
+            pool_core::event::NetworkFeePayer::Miners
+        );
     }
 
     #[test]
