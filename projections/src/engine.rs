@@ -176,8 +176,7 @@ struct State {
     rejected: Vec<pool_core::event::BlockRejected>,
     balances: Vec<Balance>,
     payments: BTreeMap<u64, PaymentRecord>,
-    worker_counters: Vec<ShareCounters>,
-    pool_counters: ShareCounters,
+    share_counters: ShareCounters,
     anomalies: Vec<Anomaly>,
 }
 
@@ -412,13 +411,8 @@ impl Projection {
         s.workers
             .names
             .iter()
-            .zip(&s.worker_counters)
-            .map(|((a, w), c)| {
-                (
-                    (s.addresses.name(*a).clone(), w.clone()),
-                    c.report(s.now_ms),
-                )
-            })
+            .zip(s.share_counters.reports(s.now_ms))
+            .map(|((a, w), report)| ((s.addresses.name(*a).clone(), w.clone()), report))
             .collect()
     }
 
@@ -426,10 +420,15 @@ impl Projection {
     pub fn address_stats(&self) -> BTreeMap<PayoutAddress, ShareStats> {
         let s = &self.state;
         let mut out: BTreeMap<PayoutAddress, ShareStats> = BTreeMap::new();
-        for ((a, _), c) in s.workers.names.iter().zip(&s.worker_counters) {
+        for ((a, _), report) in s
+            .workers
+            .names
+            .iter()
+            .zip(s.share_counters.reports(s.now_ms))
+        {
             out.entry(s.addresses.name(*a).clone())
                 .or_insert_with(ShareStats::empty)
-                .merge(&c.report(s.now_ms));
+                .merge(&report);
         }
         out
     }
@@ -437,7 +436,14 @@ impl Projection {
     pub fn pool_totals(&self) -> PoolTotals {
         let s = &self.state;
         let mut t = PoolTotals {
-            shares: s.pool_counters.report(s.now_ms),
+            // The pool's windows are the sum of its workers' (cheaper to fold than to keep).
+            shares: s.share_counters.reports(s.now_ms).iter().fold(
+                ShareStats::empty(),
+                |mut acc, report| {
+                    acc.merge(report);
+                    acc
+                },
+            ),
             addresses: s.addresses.len() as u64,
             workers: s.workers.names.len() as u64,
             blocks_immature: 0,
@@ -514,7 +520,7 @@ impl State {
         let a = self.intern_address(&share.address);
         let (w, new) = self.workers.intern(a, &share.worker);
         if new {
-            self.worker_counters.push(ShareCounters::new());
+            self.share_counters.add_worker();
         }
         let weight = share.weight;
         let before = self.share_cumulative.last().copied().unwrap_or(Work::ZERO);
@@ -527,8 +533,7 @@ impl State {
             }
             *slot += weight;
         }
-        self.worker_counters[w as usize].add(share.time_ms, weight);
-        self.pool_counters.add(share.time_ms, weight);
+        self.share_counters.add(w, share.time_ms, weight);
         self.now_ms = self.now_ms.max(share.time_ms);
     }
 
@@ -976,7 +981,7 @@ impl State {
         if self.balances.len() != n_addr || self.open_round.len() != n_addr {
             return bad("address tables differ in length");
         }
-        if self.worker_counters.len() != self.workers.names.len()
+        if self.share_counters.workers() != self.workers.names.len()
             || self
                 .workers
                 .names
