@@ -40,5 +40,8 @@ fn main() {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{seq} events in {secs:.3} s: {:.0} events/s", seq as f64 / secs);
+    println!(
+        "{seq} events in {secs:.3} s: {:.0} events/s",
+        seq as f64 / secs
+    );
 }

@@ -5,6 +5,7 @@
 
 use pool_core::event::{PayoutAddress, WorkerName};
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -98,10 +99,11 @@ impl KeyIndex {
         let start = self.arena.len() as u32;
         self.arena.extend_from_slice(bytes);
         self.keys.push((namespace, start, bytes.len() as u32));
-        if self.by_hash.contains_key(&h) {
-            self.colliding.entry(h).or_default().push(id);
-        } else {
-            self.by_hash.insert(h, id);
+        match self.by_hash.entry(h) {
+            Entry::Occupied(_) => self.colliding.entry(h).or_default().push(id),
+            Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
         }
     }
 }

@@ -340,7 +340,11 @@ mod tests {
         c.add(0, 1_500, w(2));
         c.add(1, 1_600, w(4));
         c.add(0, 1_700, w(8));
-        assert_eq!(c.logs[0].buckets[0].len(), 2, "worker 0's later share joins its entry");
+        assert_eq!(
+            c.logs[0].buckets[0].len(),
+            2,
+            "worker 0's later share joins its entry"
+        );
         let r = c.reports(1_700);
         assert_eq!((r[0].windows[0].shares, r[0].windows[0].work), (3, w(11)));
         assert_eq!((r[1].windows[0].shares, r[1].windows[0].work), (1, w(4)));

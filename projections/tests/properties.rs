@@ -134,8 +134,13 @@ fn all_credits(p: &Projection) -> Vec<BTreeMap<pool_core::event::PayoutAddress, 
 }
 
 fn config() -> ProptestConfig {
+    // PROPTEST_CASES overrides the default for longer runs.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
     ProptestConfig {
-        cases: 128,
+        cases,
         ..ProptestConfig::default()
     }
 }
@@ -213,10 +218,8 @@ proptest! {
         with_reorg.push(reinstated(n));
         let a = replay(&with_reorg);
         let mut b = replay(&head);
-        let mut seq = head.len() as u64 + 1;
-        for e in &between_events {
+        for (seq, e) in (head.len() as u64 + 1..).zip(&between_events) {
             b.apply(seq, e).unwrap();
-            seq += 1;
         }
         assert_conserved(&a);
         prop_assert_eq!(a.anomalies(), b.anomalies());
