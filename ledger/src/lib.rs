@@ -50,7 +50,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-use writer::{Reply, Request, Writer};
+use writer::{Acks, Answer, Events, Reply, Request, Writer};
 
 /// Name of the sled tree holding the commit batches.
 #[doc(hidden)]
@@ -200,7 +200,7 @@ impl Ledger {
         &self.inner.dir
     }
 
-    fn send(&self, events: Vec<Vec<u8>>, reply: Reply) -> Result<(), LedgerError> {
+    fn send(&self, events: Events, reply: Reply) -> Result<(), LedgerError> {
         let requests = self.inner.requests.as_ref().ok_or(LedgerError::ReadOnly)?;
         requests
             .send(Request::Append { events, reply })
@@ -221,37 +221,39 @@ impl Ledger {
 
     /// Appends one event; returns once its record is flushed to disk.
     pub async fn append(&self, event: Event) -> Result<Appended, LedgerError> {
-        let mut appended = self.append_batch(vec![event]).await?;
-        appended.pop().ok_or_else(closed_early)
+        let (tx, rx) = oneshot::channel();
+        self.send(Events::One(Self::encode(&event)?), Reply::Async(tx))?;
+        one(rx.await.map_err(|_| closed_early())?)
     }
 
     /// Appends events as consecutive records; returns once all are flushed to disk.
     pub async fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>, LedgerError> {
-        let encoded = events
-            .iter()
-            .map(Self::encode)
-            .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = oneshot::channel();
-        self.send(encoded, Reply::Async(tx))?;
-        rx.await.map_err(|_| closed_early())?
+        self.send(Self::encode_all(&events)?, Reply::Async(tx))?;
+        many(rx.await.map_err(|_| closed_early())?)
     }
 
     /// [`Ledger::append`] for callers outside async code (it blocks the calling thread; do
     /// not call it from an async task).
     pub fn append_blocking(&self, event: Event) -> Result<Appended, LedgerError> {
-        let mut appended = self.append_batch_blocking(vec![event])?;
-        appended.pop().ok_or_else(closed_early)
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Events::One(Self::encode(&event)?), Reply::Blocking(tx))?;
+        one(rx.recv().map_err(|_| closed_early())?)
     }
 
     /// [`Ledger::append_batch`] for callers outside async code.
     pub fn append_batch_blocking(&self, events: Vec<Event>) -> Result<Vec<Appended>, LedgerError> {
-        let encoded = events
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Self::encode_all(&events)?, Reply::Blocking(tx))?;
+        many(rx.recv().map_err(|_| closed_early())?)
+    }
+
+    fn encode_all(events: &[Event]) -> Result<Events, LedgerError> {
+        events
             .iter()
             .map(Self::encode)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.send(encoded, Reply::Blocking(tx))?;
-        rx.recv().map_err(|_| closed_early())?
+            .collect::<Result<Vec<_>, _>>()
+            .map(Events::Many)
     }
 
     /// The last durable record, `None` while the ledger is empty.
@@ -290,6 +292,20 @@ impl Ledger {
     /// [`Ledger::close`] for callers outside async code.
     pub fn close_blocking(self) {
         self.inner.shutdown();
+    }
+}
+
+fn one(answer: Answer) -> Result<Appended, LedgerError> {
+    match answer.result? {
+        Acks::One(appended) => Ok(appended),
+        Acks::Many(mut appended) => appended.pop().ok_or_else(closed_early),
+    }
+}
+
+fn many(answer: Answer) -> Result<Vec<Appended>, LedgerError> {
+    match answer.result? {
+        Acks::One(appended) => Ok(vec![appended]),
+        Acks::Many(appended) => Ok(appended),
     }
 }
 
