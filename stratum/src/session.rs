@@ -38,6 +38,9 @@
 //! ```
 //! The `JobBook` is shared (e.g. the server publishes `Arc<JobBook>` snapshots through a watch
 //! channel): every connection must see each job in the book before it is notified.
+//! `on_job` also runs the vardiff idle rule (lowering the difficulty of a silent miner), so jobs
+//! (template refreshes) should reach every session at least every ~30 s. The session config's
+//! `extranonce2_size` and the extranonce1 length must equal the job config's sizes.
 //! Every line produced here ends with `\n`.
 
 use crate::job::{Job, JobBook, JobLookupError, MAX_EXTRANONCE2_SIZE};
