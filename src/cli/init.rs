@@ -122,7 +122,7 @@ scheme = "pplns"
 pplns_window = "2"
 # Pool fee in basis points (100 = 1 %) of each block's reward, credited to fee_address.
 fee_bps = 0
-# Where the pool fee is credited; defaults to pool.payout_address.
+# Where the pool fee is credited; defaults to the pool's payout address.
 # fee_address = "..."
 # Who bears a payment transaction's network fee: "pool" (booked against the fee address) or
 # "miners" (deducted from the paid amounts in proportion).

@@ -170,6 +170,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None => tracing::info!(dir = %data_dir.display(), "ledger opened (empty)"),
     }
     record_payout_rule(&ledger, &config.payout.rule).await?;
+    let signals = ShutdownSignals::install();
     let server = Server::bind(server_config, ledger.clone()).await?;
     tracing::info!(
         chain = config.chain.name,
@@ -178,7 +179,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "obtc-pool running"
     );
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let signals = tokio::spawn(wait_for_signal(signals, shutdown.clone()));
     server.run(shutdown).await;
     signals.abort();
     ledger.close().await;
@@ -264,21 +265,44 @@ pub fn describe_rule(rule: &PayoutRule) -> String {
     )
 }
 
-async fn wait_for_signal(shutdown: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+/// SIGINT (Ctrl-C) and SIGTERM handlers, installed before the pool listens: a signal that
+/// arrives as soon as miners (or a test) can connect must stop the pool cleanly, not kill it by
+/// the default action.
+struct ShutdownSignals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    fn install() -> ShutdownSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
             Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
+                tracing::warn!("cannot listen for {name}: {e}");
+                None
             }
+        };
+        ShutdownSignals {
+            interrupt: listen(SignalKind::interrupt(), "Ctrl-C"),
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
         }
-    };
+    }
+}
+
+async fn recv_or_never(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+async fn wait_for_signal(mut signals: ShutdownSignals, shutdown: CancellationToken) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down"),
-        _ = terminate => tracing::info!("SIGTERM: shutting down"),
+        _ = recv_or_never(signals.interrupt.as_mut()) => tracing::info!("Ctrl-C: shutting down"),
+        _ = recv_or_never(signals.terminate.as_mut()) => tracing::info!("SIGTERM: shutting down"),
     }
     shutdown.cancel();
 }
