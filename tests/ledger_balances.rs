@@ -258,3 +258,18 @@ fn empty_ledger_reports_the_default_rule_and_nothing_owed() {
     assert!(report["balances"].as_object().unwrap().is_empty());
     assert_eq!(report["totals"]["conserved"], true);
 }
+
+#[test]
+fn ledger_held_by_a_running_pool_is_reported_as_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let running = Ledger::open(dir.path()).unwrap();
+    let out = obtc_pool(&["ledger", "balances", "--data", dir.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is in use (is the pool running?)"),
+        "{}",
+        text(&out.stderr)
+    );
+    running.close_blocking();
+}

@@ -167,6 +167,14 @@ fn amount(s: Sats) -> String {
     format!("{} sat ({s})", s.0)
 }
 
+fn addresses(n: usize) -> String {
+    if n == 1 {
+        "1 address".to_owned()
+    } else {
+        format!("{n} addresses")
+    }
+}
+
 fn status(s: BlockStatus) -> &'static str {
     match s {
         BlockStatus::Immature => "immature",
@@ -249,9 +257,9 @@ fn write_text(o: &mut String, r: &BalancesReport, dir: &Path) -> std::fmt::Resul
         let credited: u64 = b.credits.values().map(|s| s.0).sum();
         writeln!(
             o,
-            "    credits   {} over {} addresses{}",
+            "    credits   {} over {}{}",
             amount(Sats(credited)),
-            b.credits.len(),
+            addresses(b.credits.len()),
             if b.status == BlockStatus::Orphaned {
                 " (withdrawn: the block is orphaned)"
             } else {
@@ -263,7 +271,7 @@ fn write_text(o: &mut String, r: &BalancesReport, dir: &Path) -> std::fmt::Resul
         }
     }
 
-    writeln!(o, "\nbalances: {} addresses", r.balances.len())?;
+    writeln!(o, "\nbalances: {}", addresses(r.balances.len()))?;
     for (address, b) in &r.balances {
         writeln!(o, "  {address}")?;
         for (label, value) in [
