@@ -43,6 +43,14 @@
 //! booking and returns the outputs to payable. Conservation: over all addresses, `immature +
 //! payable + in_flight + paid + network_fees - debt` equals the rewards of non-orphaned blocks.
 //!
+//! # Snapshots and odd events
+//! [`Projection::snapshot`] writes the state with bincode together with the sequence it reflects;
+//! [`Projection::from_snapshot`] loads it (checking its internal indices), and applying the
+//! ledger's tail from [`Projection::next_seq`] gives byte-identical state to a full replay.
+//! Events that do not fit the state (a maturity of an unknown block, an orphaning of a matured
+//! block, a confirmation of an unknown payment, ...) change nothing and are listed as
+//! [`Anomaly`]s, so a replay never stops on them.
+//!
 //! # Statistics
 //! Shares, work and hashrate per worker, per address and for the pool over 1 minute, 1 hour and
 //! 24 hours, from the events' `time_ms` ([`stats`]).

@@ -392,3 +392,29 @@ fn damaged_snapshots_are_errors() {
         ProjectionError::SnapshotVersion(99)
     );
 }
+
+#[test]
+fn a_rule_change_never_rewrites_blocks_found_before_it() {
+    let t = Target::MAX;
+    let events = vec![
+        rule(PayoutScheme::Prop, 0, NetworkFeePayer::Pool),
+        share("X", "r", 1, 1),
+        found(1, 1_000, "X", t),
+        share("Y", "r", 1, 2),
+        found(2, 1_000, "Y", t),
+        rule(PayoutScheme::Solo, 1_000, NetworkFeePayer::Miners),
+        // Block 1 leaves and comes back: it is recredited, by its own (old) rule.
+        orphaned(1),
+        reinstated(1),
+        share("Z", "r", 1, 3),
+        found(3, 1_000, "Z", t),
+    ];
+    let p = replay(&events);
+    assert_eq!(credits(&p, 1), map(&[("X", 1_000)]));
+    assert_eq!(p.block(&block_id(1)).unwrap().fee, Sats(0));
+    assert_eq!(p.block(&block_id(1)).unwrap().scheme, PayoutScheme::Prop);
+    assert_eq!(credits(&p, 3), map(&[("Z", 900)]));
+    assert_eq!(p.block(&block_id(3)).unwrap().fee, Sats(100));
+    assert_eq!(p.rule_history().len(), 2);
+    assert_conserved(&p);
+}
