@@ -7,7 +7,7 @@
 //! is passed in (SHA-256d or HeavyHash with the block's cached matrix), so this module does not
 //! care which chain it serves.
 
-use crate::merkle::{root_from_branch, sha256d_header};
+use crate::merkle::root_from_branch;
 use crate::Target;
 use sha2::{Digest, Sha256};
 
@@ -129,12 +129,6 @@ where
     }
 }
 
-/// The proof-of-work function of SHA-256d chains, in the shape [`check_share`] takes.
-#[inline]
-pub fn sha256d_pow(header: &[u8; 80]) -> [u8; 32] {
-    sha256d_header(header)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +168,7 @@ mod tests {
             nonce: 0,
         };
         let network = Target::from_compact(0x207f_ffff).unwrap();
-        let check = check_share(&input, sha256d_pow, &Target::DIFF1, &network);
+        let check = check_share(&input, crate::pow::sha256d_header, &Target::DIFF1, &network);
         assert_eq!(hex::encode(check.header), HEADER);
         assert_eq!(
             hex::encode(check.merkle_root),

@@ -11,7 +11,7 @@ mod sha256d;
 
 pub use cache::MatrixCache;
 pub use heavyhash::{heavyhash, heavyhash_with_matrix, prev_hash_of, Matrix, MATRIX_SIZE};
-pub use sha256d::sha256d;
+pub use sha256d::{merkle_step, sha256d, sha256d_header};
 
 use crate::BlockId;
 use serde::{Deserialize, Serialize};
@@ -44,7 +44,7 @@ impl PowAlgorithm {
     /// [`PowHasher`].
     pub fn hash(self, header: &[u8; 80]) -> [u8; 32] {
         match self {
-            PowAlgorithm::Sha256d => sha256d(header),
+            PowAlgorithm::Sha256d => sha256d_header(header),
             PowAlgorithm::HeavyHash => heavyhash(header),
         }
     }
@@ -104,7 +104,7 @@ impl PowHasher {
     #[inline]
     pub fn hash(&self, header: &[u8; 80]) -> [u8; 32] {
         match self {
-            PowHasher::Sha256d => sha256d(header),
+            PowHasher::Sha256d => sha256d_header(header),
             PowHasher::HeavyHash(matrix) => heavyhash_with_matrix(matrix, header),
         }
     }
