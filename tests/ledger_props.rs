@@ -59,3 +59,55 @@ proptest! {
         prop_assert_eq!(again, expected);
     }
 }
+
+/// How an event's bytes are damaged before both decoders see them.
+#[derive(Debug, Clone)]
+enum Damage {
+    None,
+    Flip(usize, u8),
+    Truncate(usize),
+    Append(u8),
+    SetTag(u32),
+}
+
+fn arb_damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        Just(Damage::None),
+        (any::<usize>(), 1u8..=255).prop_map(|(i, x)| Damage::Flip(i, x)),
+        any::<usize>().prop_map(Damage::Truncate),
+        any::<u8>().prop_map(Damage::Append),
+        (0u32..14).prop_map(Damage::SetTag),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// `verify` checks events with an allocation-free walk of the v1 layout; it must accept
+    /// exactly what the bincode decoder accepts, for intact and damaged bytes alike.
+    #[test]
+    fn event_check_agrees_with_the_decoder(event in arb_event(), damage in arb_damage()) {
+        let mut bytes = ledger::record::encode_event(&event).unwrap();
+        prop_assert!(ledger::record::check_event(1, &bytes).is_ok());
+        match damage {
+            Damage::None => {}
+            Damage::Flip(i, x) => {
+                let i = i % bytes.len();
+                bytes[i] ^= x;
+            }
+            Damage::Truncate(n) => bytes.truncate(n % bytes.len()),
+            Damage::Append(b) => bytes.push(b),
+            Damage::SetTag(t) => bytes[..4].copy_from_slice(&t.to_le_bytes()),
+        }
+        let decoded = ledger::record::decode_event(1, &bytes);
+        let checked = ledger::record::check_event(1, &bytes);
+        prop_assert_eq!(checked.is_ok(), decoded.is_ok(), "{:?} vs {:?}", checked, decoded.map(|e| e.kind()));
+    }
+
+    #[test]
+    fn event_check_agrees_with_the_decoder_on_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let decoded = ledger::record::decode_event(1, &bytes);
+        let checked = ledger::record::check_event(1, &bytes);
+        prop_assert_eq!(checked.is_ok(), decoded.is_ok());
+    }
+}

@@ -37,6 +37,7 @@ mod error;
 mod read;
 #[doc(hidden)]
 pub mod record;
+mod validate;
 mod verify;
 mod writer;
 

@@ -50,6 +50,11 @@ impl RecordView<'_> {
     pub fn decode_event(&self) -> Result<Event, Problem> {
         decode_event(self.version, self.event)
     }
+
+    /// Whether the event decodes, without building it.
+    pub fn check_event(&self) -> Result<(), Problem> {
+        check_event(self.version, self.event)
+    }
 }
 
 /// SHA-256 over the previous record's hash and this record's header and event bytes.
@@ -80,6 +85,15 @@ pub fn decode_event(version: u16, bytes: &[u8]) -> Result<Event, Problem> {
         1 => bincode_options()
             .deserialize::<Event>(bytes)
             .map_err(|e| Problem::Decode(e.to_string())),
+        v => Err(Problem::UnknownVersion(v)),
+    }
+}
+
+/// Whether event bytes stored at schema `version` decode, without building the event; the
+/// same answer as [`decode_event`]`.is_ok()`, at a fraction of the cost.
+pub fn check_event(version: u16, bytes: &[u8]) -> Result<(), Problem> {
+    match version {
+        1 => crate::validate::validate_v1(bytes),
         v => Err(Problem::UnknownVersion(v)),
     }
 }

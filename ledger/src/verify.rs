@@ -54,7 +54,7 @@ pub(crate) fn check_batch(
             return Err(bad(seq, Problem::HashMismatch));
         }
         if decode {
-            r.decode_event().map_err(|p| bad(seq, p))?;
+            r.check_event().map_err(|p| bad(seq, p))?;
         }
         prev = r.hash;
         head = Some(Head { seq, hash: r.hash });
