@@ -91,7 +91,9 @@ pub struct ShareAccepted {
     pub job_id: u64,
     /// Height of the block the job would have made.
     pub height: u64,
-    /// The job's network target (from the template's `bits`).
+    /// The job's network target (from the template's `bits`): the threshold a block had to
+    /// meet. On regtest with the pool's harder block threshold (`pool_block_difficulty`), that
+    /// threshold, so payout windows behave there as on a real network.
     pub network_target: Target,
     /// Unix time in milliseconds when the pool accepted the share.
     pub time_ms: u64,
@@ -105,6 +107,8 @@ pub struct BlockFound {
     pub block_id: BlockId,
     /// The coinbase value paid to the pool (outputs to the pool's address), in satoshis.
     pub reward: Sats,
+    /// The threshold the block met: the network target (or the regtest pool threshold, as in
+    /// [`ShareAccepted::network_target`]). PPLNS windows are a multiple of its work.
     pub network_target: Target,
     pub finder: PayoutAddress,
     pub worker: WorkerName,

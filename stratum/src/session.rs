@@ -618,7 +618,10 @@ impl Session {
                 .block_id(job.block_id_algorithm, &check.header, &check.pow_hash),
             block_hex: job.block_hex(&check.header, &self.extranonce1, &extranonce2[..size]),
             reward: job.pool_reward,
-            network_target: job.network_target,
+            // The threshold the block had to meet: the network target, or on regtest with
+            // `pool_block_difficulty` the pool's harder one, so PPLNS windows (a multiple of this
+            // target's work) span many shares there as they do on a real network.
+            network_target: job.block_target,
             finder: worker.address.clone(),
             worker: worker.worker.clone(),
             job_id: job.id,
@@ -643,7 +646,7 @@ impl Session {
                 weight: target.work(),
                 job_id: job.id,
                 height: job.height,
-                network_target: job.network_target,
+                network_target: job.block_target,
                 time_ms: now_ms,
             },
             block,
