@@ -17,14 +17,16 @@ use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
 use ledger::Ledger;
 use pool_core::event::{BlockFound, BlockRejected, Event};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -84,7 +86,16 @@ impl Connection {
         let mut framer = LineFramer::new(self.shared.max_line_bytes);
         let mut book = Arc::clone(&self.jobs.borrow_and_update());
         let mut buf = vec![0u8; 4096];
+        let mut out = Vec::new();
+        // The futures below live across loop turns: building them anew on every turn would
+        // register (and drop) a timer, a cancellation waiter and a watch waiter per request, on
+        // structures every connection shares.
         let mut deadline = Instant::now() + self.shared.idle_timeout;
+        let idle = tokio::time::sleep_until(deadline);
+        tokio::pin!(idle);
+        let cancelled = self.shutdown.clone().cancelled_owned();
+        tokio::pin!(cancelled);
+        let mut job_change = wait_for_job(self.jobs.clone());
         // Replies in request order; an accepted share's reply waits for its durable append
         // while later lines are already being handled (pipelining miners are not serialized
         // on the ledger's commit latency).
@@ -95,24 +106,28 @@ impl Connection {
             .connections
             .fetch_add(1, Ordering::Relaxed);
         loop {
-            let waiting_on_share = matches!(outgoing.front(), Some(Outgoing::Share(_)));
+            let shares_pending = outgoing.iter().any(|o| matches!(o, Outgoing::Share(_)));
             let can_read = outgoing.len() < MAX_PIPELINE;
             tokio::select! {
-                _ = self.shutdown.cancelled() => break,
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut cancelled => break,
+                _ = &mut idle => {
+                    // The deadline moves with every request; the timer only catches up here.
+                    if deadline > Instant::now() {
+                        idle.as_mut().reset(deadline);
+                        continue;
+                    }
                     tracing::info!(%peer, "closing idle connection (no complete request within the idle timeout)");
                     break;
                 }
-                lines = front_share(&mut outgoing), if waiting_on_share => {
-                    outgoing.pop_front();
-                    outgoing.push_front(Outgoing::Ready(lines));
-                }
-                changed = self.jobs.changed() => {
+                _ = front_ready(&mut outgoing), if shares_pending => {}
+                (jobs, changed) = &mut job_change => {
                     if changed.is_err() {
                         break; // the job source is gone: the server is stopping
                     }
+                    self.jobs = jobs;
                     let old_prev = book.current().map(|j| j.prev_hash);
                     book = Arc::clone(&self.jobs.borrow_and_update());
+                    job_change = wait_for_job(self.jobs.clone());
                     if let Some(job) = book.current() {
                         let mut lines = session.on_job(job, now_ms());
                         // The watch shows only the newest book: if this connection missed the
@@ -138,13 +153,20 @@ impl Connection {
                     let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
                     if let Flow::Close = flow {
                         // Answer what can be answered at once, then close.
-                        let _ = self.flush_ready(&mut outgoing).await;
+                        let _ = self.flush_ready(&mut outgoing, &mut out).await;
                         break;
                     }
                 }
             }
-            if !self.flush_ready(&mut outgoing).await {
+            if !self.flush_ready(&mut outgoing, &mut out).await {
                 break;
+            }
+        }
+        // Appends already handed to the ledger complete (unanswered) before the task ends, so
+        // the server's shutdown waits for them.
+        for o in outgoing {
+            if let Outgoing::Share(share) = o {
+                share.await;
             }
         }
         self.shared
@@ -165,16 +187,17 @@ impl Connection {
         outgoing: &mut VecDeque<Outgoing>,
     ) -> Flow {
         let peer = self.peer;
-        loop {
+        let mut handled = false;
+        let flow = loop {
             let output = match framer.next_line() {
                 Ok(Some(line)) => session.handle_bytes(line, now_ms(), book),
-                Ok(None) => return Flow::Continue,
+                Ok(None) => break Flow::Continue,
                 Err(e) => {
                     tracing::warn!(%peer, "closing connection: {e}");
-                    return Flow::Close;
+                    break Flow::Close;
                 }
             };
-            *deadline = Instant::now() + self.shared.idle_timeout;
+            handled = true;
             match output {
                 SessionOutput::Send(lines) => outgoing.push_back(Outgoing::Ready(lines)),
                 SessionOutput::ShareRejected { reply, reason } => {
@@ -183,41 +206,59 @@ impl Connection {
                     outgoing.push_back(Outgoing::Ready(vec![reply]));
                 }
                 SessionOutput::ShareAccepted(share) => {
-                    let task = self.shared.tasks.spawn(persist_share(
-                        Arc::clone(&self.shared),
-                        *share,
-                        peer,
-                    ));
-                    outgoing.push_back(Outgoing::Share(task));
+                    // Polled (and so handed to the ledger) on the next turn of the loop, with
+                    // the other pending shares: no task per share, and the ledger's wakeup
+                    // reaches this connection's task directly.
+                    let future = persist_share(Arc::clone(&self.shared), *share, peer);
+                    outgoing.push_back(Outgoing::Share(Box::pin(future)));
                 }
                 SessionOutput::Disconnect { lines, reason } => {
                     tracing::warn!(%peer, "closing connection: {reason}");
                     outgoing.push_back(Outgoing::Ready(lines));
-                    return Flow::Close;
+                    break Flow::Close;
                 }
             }
+        };
+        if handled {
+            *deadline = Instant::now() + self.shared.idle_timeout;
         }
+        flow
     }
 
     /// Writes the replies at the front of the queue that are ready; false when the miner is
     /// gone.
-    async fn flush_ready(&mut self, outgoing: &mut VecDeque<Outgoing>) -> bool {
-        let mut lines = Vec::new();
+    async fn flush_ready(&mut self, outgoing: &mut VecDeque<Outgoing>, out: &mut Vec<u8>) -> bool {
+        out.clear();
         while let Some(Outgoing::Ready(_)) = outgoing.front() {
-            if let Some(Outgoing::Ready(l)) = outgoing.pop_front() {
-                lines.extend(l);
+            if let Some(Outgoing::Ready(lines)) = outgoing.pop_front() {
+                for line in lines {
+                    out.extend_from_slice(line.as_bytes());
+                }
             }
         }
-        self.write_lines(&lines).await
+        self.write_bytes(out).await
     }
 
-    /// Writes lines (each already ends with `\n`); false when the miner is gone or too slow.
-    async fn write_lines(&mut self, lines: &[String]) -> bool {
-        if lines.is_empty() {
+    /// Writes bytes (whole lines); false when the miner is gone or too slow. Tries a
+    /// non-blocking write first: the socket buffer nearly always has room, and then no timer
+    /// is needed.
+    async fn write_bytes(&mut self, bytes: &[u8]) -> bool {
+        let mut written = 0;
+        while written < bytes.len() {
+            match self.stream.try_write(&bytes[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!(peer = %self.peer, "write failed: {e}");
+                    return false;
+                }
+            }
+        }
+        if written == bytes.len() {
             return true;
         }
-        let bytes: Vec<u8> = lines.iter().flat_map(|l| l.bytes()).collect();
-        let write = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes));
+        let write = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes[written..]));
         let written = tokio::select! {
             // A miner that does not read must not hold up the pool's shutdown.
             _ = self.shutdown.cancelled() => return false,
@@ -237,6 +278,22 @@ impl Connection {
     }
 }
 
+/// The next change of the job book, with the receiver handed back (an owned future, so it can
+/// wait across loop turns).
+fn wait_for_job(mut jobs: watch::Receiver<Arc<JobBook>>) -> JobChange {
+    Box::pin(async move {
+        let changed = jobs.changed().await;
+        (jobs, changed)
+    })
+}
+
+/// What [`wait_for_job`] resolves to: the receiver back, and whether the sender still exists.
+type JobChanged = (
+    watch::Receiver<Arc<JobBook>>,
+    Result<(), watch::error::RecvError>,
+);
+type JobChange = Pin<Box<dyn Future<Output = JobChanged> + Send>>;
+
 /// Replaces `job`'s notify line in `lines` by one with `clean_jobs` set.
 fn force_clean(lines: &mut [String], job: &Job) {
     let mut notify = job.notify.clone();
@@ -251,18 +308,29 @@ fn force_clean(lines: &mut [String], job: &Job) {
 /// A queued reply: ready now, or an accepted share's reply once its append is durable.
 enum Outgoing {
     Ready(Vec<String>),
-    Share(JoinHandle<Vec<String>>),
+    Share(PendingShare),
 }
 
-/// Waits for the share at the front of the queue (only polled when there is one).
-async fn front_share(outgoing: &mut VecDeque<Outgoing>) -> Vec<String> {
-    match outgoing.front_mut() {
-        Some(Outgoing::Share(task)) => task.await.unwrap_or_else(|e| {
-            tracing::error!("share task failed: {e}");
-            Vec::new()
-        }),
-        _ => std::future::pending().await,
-    }
+/// An accepted share's append under way: its lines once it has finished.
+type PendingShare = Pin<Box<dyn Future<Output = Vec<String>> + Send>>;
+
+/// Drives every pending share (the first poll hands the event to the ledger, so all of a
+/// connection's shares join the same group commit); finished ones become ready replies.
+/// Resolves once the front of the queue is ready to be written.
+fn front_ready(outgoing: &mut VecDeque<Outgoing>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| {
+        for o in outgoing.iter_mut() {
+            if let Outgoing::Share(share) = o {
+                if let Poll::Ready(lines) = share.as_mut().poll(cx) {
+                    *o = Outgoing::Ready(lines);
+                }
+            }
+        }
+        match outgoing.front() {
+            Some(Outgoing::Ready(_)) | None => Poll::Ready(()),
+            Some(Outgoing::Share(_)) => Poll::Pending,
+        }
+    })
 }
 
 /// Makes an accepted share durable and returns the lines to send for it: the `true` reply and
