@@ -4,11 +4,11 @@
 # pool is stopped cleanly and its ledger is verified and replayed into per-block credits and
 # balances. Everything runs on this machine, on loopback, and is stopped at the end.
 #
-#   scripts/demo.sh [SECONDS]      mine for SECONDS (default 40)
+#   scripts/demo.sh [SECONDS]      mine for SECONDS (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
-SECONDS_TO_MINE="${1:-40}"
+SECONDS_TO_MINE="${1:-60}"
 DEMO="$REPO/demo-data"
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
@@ -34,10 +34,10 @@ mkdir -p "$DEMO"
 STRATUM_PORT="${STRATUM_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}" \
   scripts/nodes.sh start "$DEMO/nodes" | tee "$DEMO/nodes.txt"
 CONFIG="$DEMO/nodes/pool.toml"
-# A share every ~2 s per miner and a harder regtest block threshold: many shares per block, so the
+# A share every ~1 s per miner and a harder regtest block threshold: many shares per block, so the
 # replayed credits show the PPLNS split between the two miners.
-sed -i -e 's/^target_share_secs = .*/target_share_secs = 2/' \
-  -e 's/^pool_block_difficulty = .*/pool_block_difficulty = 0.01/' "$CONFIG"
+sed -i -e 's/^target_share_secs = .*/target_share_secs = 1/' \
+  -e 's/^pool_block_difficulty = .*/pool_block_difficulty = 0.02/' "$CONFIG"
 STRATUM="$(sed -n 's/^listen = "\(127\.0\.0\.1:[0-9]*\)"$/\1/p' "$CONFIG" | head -n1)"
 HEIGHT0="$("${CLI[@]}" getblockcount)"
 

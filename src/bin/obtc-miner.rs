@@ -65,6 +65,9 @@ struct Job {
 struct Shared {
     job: Mutex<Option<Job>>,
     target: Mutex<Target>,
+    /// Bumped on every `mining.set_difficulty`; grinding threads then reload the target (a
+    /// harder target is safe at once: a share meeting it also meets the job's older one).
+    target_generation: AtomicU64,
     generation: AtomicU64,
     stop: AtomicBool,
     extranonce1: Mutex<Vec<u8>>,
@@ -139,6 +142,7 @@ fn main() -> anyhow::Result<()> {
     let shared = Arc::new(Shared {
         job: Mutex::new(None),
         target: Mutex::new(Target::DIFF1),
+        target_generation: AtomicU64::new(0),
         generation: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         extranonce1: Mutex::new(Vec::new()),
@@ -248,9 +252,11 @@ fn handle_message(shared: &Shared, msg: &Value) -> anyhow::Result<()> {
             if let Some(d) = msg["params"].get(0).and_then(Value::as_f64) {
                 match Target::from_difficulty(d) {
                     Ok(t) => {
+                        eprintln!("obtc-miner: difficulty {d}");
                         if let Ok(mut target) = shared.target.lock() {
                             *target = t;
                         }
+                        shared.target_generation.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(e) => eprintln!("obtc-miner: bad difficulty {d}: {e}"),
                 }
@@ -296,7 +302,8 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
                 continue;
             }
         };
-        let target = shared.target.lock().map(|t| *t).unwrap_or(Target::DIFF1);
+        let mut target_generation = shared.target_generation.load(Ordering::Relaxed);
+        let mut target = shared.target.lock().map(|t| *t).unwrap_or(Target::DIFF1);
         let en1 = shared
             .extranonce1
             .lock()
@@ -336,11 +343,17 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
         let hasher = PowHasher::new(algo, &job.prev_hash, &cache);
 
         for nonce in 0..=u32::MAX {
-            if nonce % 4096 == 0
-                && (shared.stop.load(Ordering::Relaxed)
-                    || shared.generation.load(Ordering::Relaxed) != job.generation)
-            {
-                break;
+            if nonce % 4096 == 0 {
+                if shared.stop.load(Ordering::Relaxed)
+                    || shared.generation.load(Ordering::Relaxed) != job.generation
+                {
+                    break;
+                }
+                let current = shared.target_generation.load(Ordering::Relaxed);
+                if current != target_generation {
+                    target_generation = current;
+                    target = shared.target.lock().map(|t| *t).unwrap_or(target);
+                }
             }
             header[76..80].copy_from_slice(&nonce.to_le_bytes());
             let hash = hasher.hash(&header);
