@@ -280,7 +280,36 @@ fn summary(data: &ReplayData) {
     println!("ratio read_from / sled raw iteration: {:.2}", read / raw);
 }
 
+/// `LEDGER_BENCH_GROWTH=N`: N rounds of 100,000 durable appends (256 appenders) onto one
+/// growing ledger, one line per round, to see whether throughput holds as the ledger grows.
+fn growth(rounds: u32) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = Ledger::open(dir.path()).expect("open");
+    for round in 0..rounds {
+        let rate = per_sec(100_000, appends(&rt, &ledger, 256, 100_000));
+        let size: u64 = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        println!(
+            "round {round}: {rate:>9.0} appends/s, ledger {} records, {} MB on disk",
+            (round + 1) * 100_000,
+            size / 1_000_000
+        );
+    }
+    ledger.close_blocking();
+}
+
 fn main() {
+    if let Some(rounds) = std::env::var("LEDGER_BENCH_GROWTH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        growth(rounds);
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
