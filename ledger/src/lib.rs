@@ -4,9 +4,10 @@
 //! 0), each with its event schema version, its time, the bincode-encoded event and a SHA-256
 //! chain hash over the previous record's hash and every other byte of the record, so any edit,
 //! deletion or reordering is detectable ([`Ledger::verify`]). Appends go through one writer
-//! thread that commits all pending appends as one batch with one flush (group commit); an
-//! append returns only once its record is durable. One process opens a ledger directory at a
-//! time. This crate must never rewrite or delete a stored record, and never acknowledge an
+//! thread that commits all pending appends with one flush (group commit), stored as batches of
+//! consecutive records (one sled entry of a few KiB each, keyed by its first sequence number);
+//! an append returns only once its record is durable. One process opens a ledger directory at
+//! a time. This crate must never rewrite or delete a stored record, and never acknowledge an
 //! append before its flush.
 //!
 //! ```no_run
@@ -53,7 +54,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 use writer::{Acks, Answer, Events, Reply, Request, Writer};
 
-/// Name of the sled tree holding the commit batches.
+/// Name of the sled tree holding the stored batches.
 #[doc(hidden)]
 pub const BATCH_TREE: &str = "ledger-batches";
 

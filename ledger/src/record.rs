@@ -1,7 +1,8 @@
 //! The stored format of records and commit batches, and the chain hash.
 //!
-//! One sled entry holds one commit batch: key = the batch's first sequence number (8 bytes,
-//! big-endian, so sled's key order is sequence order), value =
+//! One sled entry holds one stored batch of consecutive records (a commit is one or more of
+//! them): key = the batch's first sequence number (8 bytes, big-endian, so sled's key order is
+//! sequence order), value =
 //!
 //! ```text
 //! batch  := format:u8 (=1) | count:u32 BE | record * count
