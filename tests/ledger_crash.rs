@@ -112,7 +112,7 @@ fn run_and_kill(dir: &std::path::Path, run: u64, rng: &mut impl Rng) -> Round {
     });
     let mut lines = Vec::new();
     // One kill in ten lands anywhere from spawn on (during open and recovery too); the others
-    // while appends are in flight.
+    // at a random moment after the first acknowledgement, while appends are in flight.
     if rng.gen_ratio(1, 10) {
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..30)));
     } else {
@@ -121,19 +121,19 @@ fn run_and_kill(dir: &std::path::Path, run: u64, rng: &mut impl Rng) -> Round {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines_rx.recv_timeout(left) {
                 Ok(line) => {
-                    let ready = line == "READY";
+                    let acked = line.starts_with("ACK ");
                     lines.push(line);
-                    if ready {
+                    if acked {
                         break;
                     }
                 }
                 Err(_) => panic!(
-                    "child did not start: {lines:?} {}",
+                    "child acknowledged nothing within 20 s: {lines:?} {}",
                     std::fs::read_to_string(log.path()).unwrap_or_default()
                 ),
             }
         }
-        std::thread::sleep(Duration::from_millis(rng.gen_range(1..40)));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..30)));
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -205,7 +205,7 @@ fn crash_kills_never_lose_acknowledged_appends() {
         started.elapsed()
     );
     assert!(
-        rounds_with_acks >= KILLS / 2,
+        rounds_with_acks >= KILLS * 8 / 10,
         "too few rounds appended anything"
     );
 }
