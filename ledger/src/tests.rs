@@ -294,3 +294,12 @@ fn parallel_verification_reports_like_sequential_when_intact() {
     assert_eq!(parallel.batches, 30);
     assert_eq!(parallel.head, ledger.head());
 }
+
+#[test]
+fn handles_cross_threads_and_tasks() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<Ledger>();
+    send_sync::<LedgerError>();
+    send::<RecordIter>();
+}
