@@ -86,6 +86,15 @@ fn deleted_one_record_batch() {
 }
 
 #[test]
+fn deleted_last_record() {
+    assert_verify_fails_at(21, "deleted last record", |dir| {
+        edit_tree(dir, |tree| {
+            tree.remove(batch_key(21)).unwrap().unwrap();
+        });
+    });
+}
+
+#[test]
 fn deleted_record_inside_a_batch() {
     assert_verify_fails_at(15, "deleted record in batch", |dir| {
         edit_batch(dir, 10, |records| {

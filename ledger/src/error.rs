@@ -67,6 +67,10 @@ pub enum Problem {
     UnknownVersion(u16),
     /// The event bytes do not decode as an event of the record's schema version.
     Decode(String),
+    /// The chain ends before the head the writer recorded: records were deleted at the end.
+    Truncated { recorded_head: u64 },
+    /// The recorded head's hash is not the stored hash of that record.
+    HeadMismatch,
     /// sled failed while reading.
     Storage(String),
 }
@@ -93,6 +97,14 @@ impl fmt::Display for Problem {
                 pool_core::EVENT_SCHEMA_VERSION
             ),
             Problem::Decode(why) => write!(f, "event does not decode: {why}"),
+            Problem::Truncated { recorded_head } => write!(
+                f,
+                "missing: the chain ends here but the writer recorded records up to {recorded_head} (records were deleted at the end)"
+            ),
+            Problem::HeadMismatch => write!(
+                f,
+                "the recorded head's hash differs from this record's stored hash"
+            ),
             Problem::Storage(why) => write!(f, "storage error while reading: {why}"),
         }
     }

@@ -57,6 +57,11 @@ use writer::{Acks, Answer, Events, Reply, Request, Writer};
 /// Name of the sled tree holding the stored batches.
 #[doc(hidden)]
 pub const BATCH_TREE: &str = "ledger-batches";
+/// Name of the sled tree holding the last committed head (see [`record::HEAD_KEY`]): with it,
+/// `verify` also notices records deleted from the end of the chain, which the chain alone
+/// cannot show.
+#[doc(hidden)]
+pub const HEAD_TREE: &str = "ledger-head";
 
 /// The last record of the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,6 +99,7 @@ pub struct Ledger {
 struct Inner {
     dir: PathBuf,
     tree: sled::Tree,
+    head_tree: sled::Tree,
     // Kept so the directory stays open (and locked) as long as a handle lives.
     _db: sled::Db,
     head_tx: Arc<watch::Sender<Option<Head>>>,
@@ -142,12 +148,14 @@ impl Ledger {
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
         let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
+        let head_tree = db.open_tree(HEAD_TREE)?;
         let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
         let head_tx = Arc::new(watch::Sender::new(head));
         let (requests, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
             tree: tree.clone(),
+            head_tree: head_tree.clone(),
             head,
             head_tx: head_tx.clone(),
         };
@@ -159,6 +167,7 @@ impl Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 tree,
+                head_tree,
                 _db: db,
                 head_tx,
                 requests: Some(requests),
@@ -180,6 +189,7 @@ impl Ledger {
         }
         let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
+        let head_tree = db.open_tree(HEAD_TREE)?;
         // The head as stored, unchecked: `verify` says whether it can be trusted.
         let head = match tree.last()? {
             None => None,
@@ -189,6 +199,7 @@ impl Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 tree,
+                head_tree,
                 _db: db,
                 head_tx: Arc::new(watch::Sender::new(head)),
                 requests: None,
@@ -280,9 +291,14 @@ impl Ledger {
         RecordIter::new(&self.inner.tree, from, end)
     }
 
-    /// Verifies the whole chain: every record in sequence, every hash, every event decodes.
+    /// Verifies the whole chain: every record in sequence, every hash, every event decodes,
+    /// and the chain reaches the last head the writer recorded (no records deleted at the end).
     pub fn verify(&self) -> Result<VerifyReport, VerifyError> {
-        verify::verify_tree(&self.inner.tree)
+        // Read the recorded head first: on a live ledger the chain only grows past it.
+        let recorded = verify::recorded_head(&self.inner.head_tree)?;
+        let report = verify::verify_tree(&self.inner.tree)?;
+        verify::check_recorded_head(&self.inner.tree, recorded, &report)?;
+        Ok(report)
     }
 
     /// Flushes, stops the writer and waits for it. Appends through other clones fail with

@@ -274,3 +274,21 @@ pub fn encode_batch(records: &[RawRecord]) -> Vec<u8> {
     finish_batch(&mut out, records.len() as u32);
     out
 }
+
+/// Key of the recorded head in the head tree; value = seq (u64 BE) | hash (32 bytes).
+pub const HEAD_KEY: &[u8] = b"head";
+
+pub fn encode_head(head: &crate::Head) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..8].copy_from_slice(&head.seq.to_be_bytes());
+    out[8..].copy_from_slice(&head.hash);
+    out
+}
+
+pub fn decode_head(bytes: &[u8]) -> Option<crate::Head> {
+    let bytes: &[u8; 40] = bytes.try_into().ok()?;
+    Some(crate::Head {
+        seq: u64::from_be_bytes(fixed(&bytes[..8])),
+        hash: fixed(&bytes[8..]),
+    })
+}

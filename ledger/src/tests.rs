@@ -303,3 +303,60 @@ fn handles_cross_threads_and_tasks() {
     send_sync::<LedgerError>();
     send::<RecordIter>();
 }
+
+#[test]
+fn records_deleted_at_the_end_are_noticed_through_the_recorded_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let mut appended = Vec::new();
+    for n in 0..6 {
+        appended.push(ledger.append_blocking(orphaned(n)).unwrap());
+    }
+    ledger.close_blocking();
+    let set_recorded = |head: Head| {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree(HEAD_TREE).unwrap();
+        tree.insert(record::HEAD_KEY, &record::encode_head(&head)[..])
+            .unwrap();
+        db.flush().unwrap();
+    };
+    // A recorded head behind the chain (a crash between the batch and the head) is fine.
+    set_recorded(Head {
+        seq: 3,
+        hash: appended[3].hash,
+    });
+    assert_eq!(
+        Ledger::open_read_only(dir.path())
+            .unwrap()
+            .verify()
+            .unwrap()
+            .records,
+        6
+    );
+    // One that does not match the stored record is not.
+    set_recorded(Head {
+        seq: 3,
+        hash: appended[2].hash,
+    });
+    let bad = Ledger::open_read_only(dir.path())
+        .unwrap()
+        .verify()
+        .unwrap_err();
+    assert_eq!((bad.seq, bad.problem), (3, Problem::HeadMismatch));
+    // The last record deleted: the chain alone still verifies, the recorded head does not.
+    set_recorded(Head {
+        seq: 5,
+        hash: appended[5].hash,
+    });
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree(BATCH_TREE).unwrap();
+        tree.remove(record::batch_key(5)).unwrap().unwrap();
+        db.flush().unwrap();
+    }
+    let audit = Ledger::open_read_only(dir.path()).unwrap();
+    let bad = audit.verify().unwrap_err();
+    assert_eq!(bad.seq, 5);
+    assert_eq!(bad.problem, Problem::Truncated { recorded_head: 5 });
+    assert!(bad.to_string().contains("deleted at the end"));
+}

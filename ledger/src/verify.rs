@@ -2,7 +2,7 @@
 //! checked where they lie in sled's buffers and only the event is decoded.
 
 use crate::error::{Problem, VerifyError};
-use crate::record::{key_seq, BatchRecords, GENESIS_PREV_HASH};
+use crate::record::{batch_key, decode_head, key_seq, BatchRecords, GENESIS_PREV_HASH, HEAD_KEY};
 use crate::Head;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -222,4 +222,62 @@ fn batch_tail(value: &[u8]) -> Result<(u64, [u8; 32]), Problem> {
     }
     hash.map(|h| (count, h))
         .ok_or_else(|| Problem::Malformed("empty batch".into()))
+}
+
+/// The head the writer last recorded next to the chain, if any (ledgers written before it was
+/// recorded have none).
+pub(crate) fn recorded_head(head_tree: &sled::Tree) -> Result<Option<Head>, VerifyError> {
+    match head_tree.get(HEAD_KEY) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) => decode_head(&v).map(Some).ok_or_else(|| {
+            bad(
+                0,
+                Problem::Malformed("recorded head is not 40 bytes".into()),
+            )
+        }),
+        Err(e) => Err(bad(0, Problem::Storage(e.to_string()))),
+    }
+}
+
+/// The verified chain must reach the recorded head, and hold it: a chain that ends before it
+/// lost records at its end.
+pub(crate) fn check_recorded_head(
+    tree: &sled::Tree,
+    recorded: Option<Head>,
+    report: &VerifyReport,
+) -> Result<(), VerifyError> {
+    let Some(recorded) = recorded else {
+        return Ok(());
+    };
+    if recorded.seq >= report.records {
+        return Err(bad(
+            report.records,
+            Problem::Truncated {
+                recorded_head: recorded.seq,
+            },
+        ));
+    }
+    let stored = stored_hash(tree, recorded.seq).map_err(|p| bad(recorded.seq, p))?;
+    if stored != recorded.hash {
+        return Err(bad(recorded.seq, Problem::HeadMismatch));
+    }
+    Ok(())
+}
+
+/// The stored hash of record `seq` (known to be in the verified chain).
+fn stored_hash(tree: &sled::Tree, seq: u64) -> Result<[u8; 32], Problem> {
+    let (_, value) = tree
+        .range(..=batch_key(seq))
+        .next_back()
+        .ok_or_else(|| Problem::Malformed("no batch holds the recorded head".into()))?
+        .map_err(|e| Problem::Storage(e.to_string()))?;
+    let mut records = BatchRecords::parse(&value)?;
+    while let Some(r) = records.next_record()? {
+        if r.seq == seq {
+            return Ok(r.hash);
+        }
+    }
+    Err(Problem::Malformed(
+        "no batch holds the recorded head".into(),
+    ))
 }

@@ -3,7 +3,9 @@
 //! once, then acknowledges them all. Acknowledgement therefore always means durable.
 
 use crate::error::LedgerError;
-use crate::record::{batch_key, begin_batch, finish_batch, push_record, RECORD_HEADER_LEN};
+use crate::record::{
+    batch_key, begin_batch, encode_head, finish_batch, push_record, HEAD_KEY, RECORD_HEADER_LEN,
+};
 use crate::{Appended, Head};
 use pool_core::EVENT_SCHEMA_VERSION;
 use std::sync::mpsc;
@@ -96,6 +98,7 @@ fn fail_all(appends: &mut Pending, err: &LedgerError) {
 pub(crate) struct Writer {
     pub db: sled::Db,
     pub tree: sled::Tree,
+    pub head_tree: sled::Tree,
     pub head: Option<Head>,
     pub head_tx: std::sync::Arc<watch::Sender<Option<Head>>>,
 }
@@ -202,19 +205,27 @@ impl Writer {
         }
         finish_batch(&mut batch, (seq - batch_first) as u32);
         batches.push((batch_first, batch));
+        let head = Head {
+            seq: seq - 1,
+            hash: prev,
+        };
+        // Batches first, then the recorded head: sled recovers a prefix of its log, so after a
+        // crash the recorded head never runs ahead of the stored chain. One flush covers both
+        // trees (they share sled's log).
         let written = batches
             .into_iter()
             .try_for_each(|(first, batch)| self.tree.insert(batch_key(first), batch).map(|_| ()))
+            .and_then(|()| {
+                self.head_tree
+                    .insert(HEAD_KEY, &encode_head(&head)[..])
+                    .map(|_| ())
+            })
             .and_then(|()| self.tree.flush().map(|_| ()));
         if let Err(e) = written {
             let err = LedgerError::from(e);
             fail_all(appends, &err);
             return Err(err);
         }
-        let head = Head {
-            seq: seq - 1,
-            hash: prev,
-        };
         self.head = Some(head);
         self.head_tx.send_replace(Some(head));
         for ((events, reply), acks) in appends.drain(..).zip(acks) {
