@@ -75,6 +75,11 @@ struct Shared {
     next_extranonce2: AtomicU64,
     accepted: AtomicU64,
     rejected: AtomicU64,
+    /// Submits written to the pool; at the end the miner waits (bounded) until each is answered,
+    /// so the counts it prints are the pool's verdicts on everything it sent.
+    submitted: AtomicU64,
+    /// The pool connection is closed (no more answers will come).
+    reader_done: AtomicBool,
 }
 
 fn sha256d(data: &[u8]) -> [u8; 32] {
@@ -150,6 +155,8 @@ fn main() -> anyhow::Result<()> {
         next_extranonce2: AtomicU64::new(0),
         accepted: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
+        submitted: AtomicU64::new(0),
+        reader_done: AtomicBool::new(false),
     });
 
     writeln!(
@@ -184,6 +191,7 @@ fn main() -> anyhow::Result<()> {
                 writer_shared.stop.store(true, Ordering::Relaxed);
                 break;
             }
+            writer_shared.submitted.fetch_add(1, Ordering::Relaxed);
         }
     });
 
@@ -195,6 +203,7 @@ fn main() -> anyhow::Result<()> {
             eprintln!("obtc-miner: {e:#}");
         }
         reader_shared.stop.store(true, Ordering::Relaxed);
+        reader_shared.reader_done.store(true, Ordering::Relaxed);
     });
 
     while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
@@ -205,6 +214,16 @@ fn main() -> anyhow::Result<()> {
         let _ = w.join();
     }
     let _ = writer_thread.join();
+    // Shares sent just before stopping are still in flight: wait for their answers.
+    let drain_deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < drain_deadline && !shared.reader_done.load(Ordering::Relaxed) {
+        let answered =
+            shared.accepted.load(Ordering::Relaxed) + shared.rejected.load(Ordering::Relaxed);
+        if answered >= shared.submitted.load(Ordering::Relaxed) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     println!(
         "obtc-miner: accepted {} rejected {}",
         shared.accepted.load(Ordering::Relaxed),
@@ -227,9 +246,7 @@ fn read_pool(shared: &Shared, reader: BufReader<TcpStream>, max_shares: u64) -> 
         if max_shares > 0 && shared.accepted.load(Ordering::Relaxed) >= max_shares {
             shared.stop.store(true, Ordering::Relaxed);
         }
-        if shared.stop.load(Ordering::Relaxed) {
-            break;
-        }
+        // Reading goes on after a stop: answers to shares in flight still count.
     }
     anyhow::bail!("the pool closed the connection")
 }
@@ -358,6 +375,9 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
             header[76..80].copy_from_slice(&nonce.to_le_bytes());
             let hash = hasher.hash(&header);
             if target.is_met_by(&hash) {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 submit_id += 1;
                 let line = json!({
                     "id": submit_id,
