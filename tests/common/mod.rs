@@ -2,6 +2,7 @@
 //! Stratum client, and helpers to run the pool against the nodes.
 #![allow(dead_code)]
 
+pub mod miner;
 pub mod nodes;
 pub mod pool;
 pub mod proxy;

@@ -58,11 +58,17 @@ pub struct PoolProcess {
 
 impl PoolProcess {
     pub fn start(options: &PoolOptions) -> PoolProcess {
+        PoolProcess::start_with_config(|stratum, notify| config_text(options, stratum, notify))
+    }
+
+    /// Like [`PoolProcess::start`] with a config of the caller's own (another chain, no node):
+    /// `config` gets the free stratum and notify addresses to listen on.
+    pub fn start_with_config(config: impl FnOnce(SocketAddr, SocketAddr) -> String) -> PoolProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let stratum: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let notify: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("pool.toml");
-        std::fs::write(&config_path, config_text(options, stratum, notify)).unwrap();
+        std::fs::write(&config_path, config(stratum, notify)).unwrap();
         let mut pool = PoolProcess {
             child: None,
             stratum,
