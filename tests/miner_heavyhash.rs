@@ -117,9 +117,11 @@ fn sha256d_shares_are_refused_by_a_heavyhash_pool() {
     let _serial = common::serial();
     // The SHA-256d miner submits headers whose SHA-256d meets the share target; their HeavyHash
     // is unrelated to it, so each passes the pool's check only with probability
-    // target / 2^256 = 1 / (2^32 * difficulty * 65536/65535), about 2.3e-6 here. Waiting for
-    // three refusals makes a false pass about a 1-in-100,000 event; at 1e-7 it would be 1 in
-    // 430 per share. The cost: some 430k SHA-256d hashes a share, a second or two each.
+    // target / 2^256 = 1 / (2^32 * difficulty * 65536/65535), about 2.3e-6 here. Three refusals
+    // (and the odd share in flight at the kill) make a false pass about a 1-in-100,000 event; at
+    // 1e-7 it would be 1 in 430 per share. The cost: some 430k SHA-256d hashes a share, a second
+    // or two each. The same miner's SHA-256d shares are accepted by a SHA-256d pool
+    // (miner_regtest.rs), so a refusal here is the algorithm, not the share's assembly.
     const DIFFICULTY: f64 = 1e-4;
     const REFUSALS: usize = 3;
     let mut pool =
