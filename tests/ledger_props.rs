@@ -111,3 +111,96 @@ proptest! {
         prop_assert_eq!(checked.is_ok(), decoded.is_ok());
     }
 }
+
+fn damaged(event: &Event, damage: &Damage) -> Vec<u8> {
+    let mut bytes = ledger::record::encode_event(event).unwrap();
+    match *damage {
+        Damage::None => {}
+        Damage::Flip(i, x) => {
+            let i = i % bytes.len();
+            bytes[i] ^= x;
+        }
+        Damage::Truncate(n) => bytes.truncate(n % bytes.len()),
+        Damage::Append(b) => bytes.push(b),
+        Damage::SetTag(t) => bytes[..4].copy_from_slice(&t.to_le_bytes()),
+    }
+    bytes
+}
+
+/// Variant indices the fast decoder builds itself (the others always go to bincode).
+fn fast_variant(bytes: &[u8]) -> bool {
+    bytes.len() >= 4
+        && matches!(
+            u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            0..=5 | 8..=10
+        )
+}
+
+/// The fast decoder and bincode agree: the same event, or bincode refuses what the fast decoder
+/// leaves to it; and the read path's decode (fast, falling back to bincode) answers exactly as
+/// bincode does, errors included.
+fn assert_fast_agrees(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let reference = ledger::record::decode_v1_bincode(bytes);
+    match ledger::decode::decode_v1_fast(bytes) {
+        Some(fast) => prop_assert_eq!(reference.as_ref(), Ok(&fast)),
+        None => prop_assert!(
+            reference.is_err() || !fast_variant(bytes),
+            "fast decoder refused a {:?} bincode decodes",
+            reference.map(|e| e.kind())
+        ),
+    }
+    prop_assert_eq!(ledger::record::decode_event(1, bytes), reference);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_decoder_agrees_with_bincode(event in arb_event(), damage in arb_damage()) {
+        let bytes = damaged(&event, &damage);
+        if matches!(damage, Damage::None) {
+            prop_assert_eq!(ledger::record::decode_event(1, &bytes).unwrap(), event);
+        }
+        assert_fast_agrees(&bytes)?;
+    }
+
+    #[test]
+    fn fast_decoder_agrees_with_bincode_on_any_bytes(
+        tag in 0u32..12,
+        body in prop::collection::vec(any::<u8>(), 0..200),
+    ) {
+        let mut bytes = tag.to_le_bytes().to_vec();
+        bytes.extend(body);
+        assert_fast_agrees(&bytes)?;
+    }
+
+    /// Strings of arbitrary bytes (often not UTF-8) in a share: an error, never a panic.
+    #[test]
+    fn fast_decoder_refuses_what_bincode_refuses_in_strings(
+        address in prop::collection::vec(any::<u8>(), 0..8),
+        worker in prop::collection::vec(any::<u8>(), 0..8),
+    ) {
+        let mut bytes = 0u32.to_le_bytes().to_vec();
+        for s in [&address, &worker] {
+            bytes.extend((s.len() as u64).to_le_bytes());
+            bytes.extend(s.iter().copied());
+        }
+        bytes.extend([7u8; 32 * 3 + 8 * 3]);
+        assert_fast_agrees(&bytes)?;
+        let utf8 = std::str::from_utf8(&address).is_ok() && std::str::from_utf8(&worker).is_ok();
+        prop_assert_eq!(ledger::decode::decode_v1_fast(&bytes).is_some(), utf8);
+    }
+}
+
+/// A length field far beyond the buffer is refused before anything is allocated.
+#[test]
+fn fast_decoder_refuses_huge_lengths() {
+    for len in [u64::MAX, u64::MAX / 2, 1 << 40, 9] {
+        let mut bytes = 0u32.to_le_bytes().to_vec();
+        bytes.extend(len.to_le_bytes());
+        bytes.extend(b"abcdefgh");
+        assert!(ledger::decode::decode_v1_fast(&bytes).is_none());
+        assert!(ledger::record::decode_event(1, &bytes).is_err());
+    }
+}

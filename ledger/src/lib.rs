@@ -34,6 +34,8 @@
 //! A dropped `append` future may still have its record committed: the writer owns the request
 //! once it is sent.
 
+#[doc(hidden)]
+pub mod decode;
 mod error;
 mod read;
 #[doc(hidden)]

@@ -83,11 +83,21 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, bincode::Error> {
 /// layout keeps its old decoder here (decode into the old shape, convert to the new).
 pub fn decode_event(version: u16, bytes: &[u8]) -> Result<Event, Problem> {
     match version {
-        1 => bincode_options()
-            .deserialize::<Event>(bytes)
-            .map_err(|e| Problem::Decode(e.to_string())),
+        1 => match crate::decode::decode_v1_fast(bytes) {
+            Some(event) => Ok(event),
+            // Other variants, and bytes the fast decoder refuses (bincode's error says why).
+            None => decode_v1_bincode(bytes),
+        },
         v => Err(Problem::UnknownVersion(v)),
     }
+}
+
+/// Decodes v1 event bytes with bincode alone: the reference the fast decoder is checked
+/// against.
+pub fn decode_v1_bincode(bytes: &[u8]) -> Result<Event, Problem> {
+    bincode_options()
+        .deserialize::<Event>(bytes)
+        .map_err(|e| Problem::Decode(e.to_string()))
 }
 
 /// Whether event bytes stored at schema `version` decode, without building the event; the
