@@ -147,3 +147,152 @@ pub fn decode_v1_fast(bytes: &[u8]) -> Option<Event> {
     };
     r.finish(event)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{decode_event, decode_v1_bincode, encode_event};
+    use pool_core::event::{
+        NetworkFeePayer, PaymentOutput, PaymentPrepared, PayoutRule, PayoutScheme,
+    };
+
+    fn id(n: u8) -> BlockId {
+        BlockId([n; 32])
+    }
+
+    fn every_variant() -> Vec<Event> {
+        let t = Target::from_compact(0x1d00ffff).unwrap();
+        vec![
+            Event::ShareAccepted(ShareAccepted {
+                address: PayoutAddress("bcrt1qminer".into()),
+                worker: WorkerName("rïg 1".into()),
+                share_target: t,
+                weight: t.work(),
+                job_id: 7,
+                height: 101,
+                network_target: Target::MAX,
+                time_ms: 1_700_000_000_000,
+            }),
+            Event::BlockFound(BlockFound {
+                height: 101,
+                block_id: id(1),
+                reward: Sats(5_000_000_000),
+                network_target: t,
+                finder: PayoutAddress("bcrt1qfinder".into()),
+                worker: WorkerName(String::new()),
+                time_ms: 1,
+            }),
+            Event::BlockRejected(BlockRejected {
+                height: 102,
+                block_id: id(2),
+                reason: "high-hash".into(),
+                finder: PayoutAddress("a".into()),
+                worker: WorkerName("w".into()),
+                time_ms: 2,
+            }),
+            Event::BlockOrphaned(BlockOrphaned {
+                block_id: id(3),
+                height: 3,
+            }),
+            Event::BlockReinstated(BlockReinstated {
+                block_id: id(4),
+                height: 4,
+            }),
+            Event::BlockMatured(BlockMatured {
+                block_id: id(5),
+                height: 5,
+            }),
+            Event::PayoutRuleSet(PayoutRule {
+                scheme: PayoutScheme::Pplns {
+                    window_numerator: 2,
+                    window_denominator: 1,
+                },
+                fee_bps: 100,
+                fee_address: PayoutAddress("fee".into()),
+                network_fee_payer: NetworkFeePayer::Miners,
+            }),
+            Event::PaymentPrepared(PaymentPrepared {
+                payment_id: 9,
+                outputs: vec![PaymentOutput {
+                    address: PayoutAddress("a".into()),
+                    amount: Sats(10),
+                }],
+            }),
+            Event::PaymentSent(PaymentSent {
+                payment_id: 9,
+                txid: id(6),
+                network_fee: Sats(200),
+            }),
+            Event::PaymentConfirmed(PaymentConfirmed {
+                payment_id: 9,
+                txid: id(6),
+                height: 110,
+            }),
+            Event::PaymentFailed(PaymentFailed {
+                payment_id: 10,
+                reason: "dropped".into(),
+            }),
+        ]
+    }
+
+    #[test]
+    fn hot_variants_decode_fast_and_the_rest_fall_back_to_bincode() {
+        for event in every_variant() {
+            let bytes = encode_event(&event).unwrap();
+            let fast = decode_v1_fast(&bytes);
+            match event {
+                Event::PayoutRuleSet(_) | Event::PaymentPrepared(_) => assert_eq!(fast, None),
+                _ => assert_eq!(fast.as_ref(), Some(&event), "{}", event.kind()),
+            }
+            assert_eq!(decode_event(1, &bytes).unwrap(), event);
+            assert_eq!(decode_v1_bincode(&bytes).unwrap(), event);
+        }
+    }
+
+    /// The layout spelled out by hand, independently of bincode: targets big-endian.
+    #[test]
+    fn share_layout_by_hand() {
+        let mut bytes = 0u32.to_le_bytes().to_vec();
+        for s in ["addr", "w1"] {
+            bytes.extend((s.len() as u64).to_le_bytes());
+            bytes.extend(s.as_bytes());
+        }
+        let mut target = [0u8; 32];
+        target[31] = 0xff; // big-endian: the value 255
+        let mut weight = [0u8; 32];
+        weight[0] = 1; // 2^248
+        bytes.extend(target);
+        bytes.extend(weight);
+        bytes.extend(5u64.to_le_bytes());
+        bytes.extend(6u64.to_le_bytes());
+        bytes.extend([0xffu8; 32]);
+        bytes.extend(7u64.to_le_bytes());
+        let Some(Event::ShareAccepted(s)) = decode_v1_fast(&bytes) else {
+            panic!("not a share");
+        };
+        assert_eq!(s.address.0, "addr");
+        assert_eq!(s.worker.0, "w1");
+        assert_eq!(s.share_target.to_be_bytes(), target);
+        assert_eq!(s.weight.as_u256(), Target::from_be_bytes(weight).as_u256());
+        assert_eq!((s.job_id, s.height, s.time_ms), (5, 6, 7));
+        assert_eq!(s.network_target, Target::MAX);
+        assert_eq!(
+            decode_v1_bincode(&bytes).unwrap(),
+            Event::ShareAccepted(s.clone())
+        );
+        // One byte short, one byte over, and a non-UTF-8 worker: refused, like bincode.
+        for bad in [
+            bytes[..bytes.len() - 1].to_vec(),
+            [bytes.as_slice(), &[0]].concat(),
+            {
+                let mut b = bytes.clone();
+                b[4 + 8 + 4 + 8] = 0xff;
+                b
+            },
+        ] {
+            assert_eq!(decode_v1_fast(&bad), None);
+            assert!(decode_v1_bincode(&bad).is_err());
+            assert!(decode_event(1, &bad).is_err());
+        }
+    }
+}

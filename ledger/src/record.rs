@@ -12,7 +12,8 @@
 //!
 //! The genesis record's previous hash is 32 zero bytes. `event` is the bincode encoding of
 //! [`pool_core::Event`] at the record's schema `version`; [`decode_event`] has one branch per
-//! version this build has ever written.
+//! version this build has ever written (v1: the fast decoder of [`crate::decode`] for the hot
+//! variants, bincode for the rest).
 
 use crate::error::Problem;
 use bincode::Options;

@@ -360,3 +360,87 @@ fn records_deleted_at_the_end_are_noticed_through_the_recorded_head() {
     assert_eq!(bad.problem, Problem::Truncated { recorded_head: 5 });
     assert!(bad.to_string().contains("deleted at the end"));
 }
+
+/// Every record as `read_range` gives it, errors as their messages (for comparisons).
+fn outcomes(
+    records: impl Iterator<Item = Result<Record, LedgerError>>,
+) -> Vec<Result<Record, String>> {
+    records.map(|r| r.map_err(|e| e.to_string())).collect()
+}
+
+#[test]
+fn read_ahead_gives_the_same_records_as_read_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    // Several stored batches and several read-ahead chunks.
+    let events: Vec<Event> = (0..2600)
+        .map(|n| if n % 3 == 0 { orphaned(n) } else { failed(n) })
+        .collect();
+    ledger.append_batch_blocking(events.clone()).unwrap();
+    let all = outcomes(ledger.read_ahead_from(0));
+    assert_eq!(all.len(), 2600);
+    assert_eq!(all, outcomes(ledger.read_from(0)));
+    for (from, to) in [
+        (0, 1),
+        (1023, 1025),
+        (1500, 2600),
+        (2599, u64::MAX),
+        (2600, u64::MAX),
+        (7, 7),
+        (9, 3),
+    ] {
+        assert_eq!(
+            outcomes(ledger.read_ahead_range(from, to)),
+            outcomes(ledger.read_range(from, to)),
+            "{from}..{to}"
+        );
+    }
+    // Stopping early ends the helper (the drop waits for it).
+    let first: Vec<u64> = ledger
+        .read_ahead_from(5)
+        .take(3)
+        .map(|r| r.unwrap().seq)
+        .collect();
+    assert_eq!(first, vec![5, 6, 7]);
+    ledger.close_blocking();
+}
+
+#[test]
+fn read_ahead_stops_at_the_first_bad_record_like_read_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    ledger
+        .append_batch_blocking((0..2000).map(failed).collect())
+        .unwrap();
+    ledger.close_blocking();
+    // A record whose event no longer decodes (a string length past its bytes), and later a
+    // record out of sequence: reading stops at the first.
+    for (seq, edit) in [
+        (
+            1500,
+            (|r: &mut record::RawRecord| r.event[4 + 8] = 0xff) as fn(&mut _),
+        ),
+        (1700, |r| r.seq = 9),
+    ] {
+        let key = {
+            let db = sled::open(dir.path()).unwrap();
+            let tree = db.open_tree(BATCH_TREE).unwrap();
+            let (key, _) = tree
+                .range(..=record::batch_key(seq))
+                .next_back()
+                .unwrap()
+                .unwrap();
+            record::key_seq(&key).unwrap()
+        };
+        rewrite_batch(dir.path(), key, |records| {
+            edit(&mut records[(seq - key) as usize])
+        });
+    }
+    let audit = Ledger::open_read_only(dir.path()).unwrap();
+    let ahead = outcomes(audit.read_ahead_from(0));
+    assert_eq!(ahead, outcomes(audit.read_from(0)));
+    assert_eq!(ahead.len(), 1501);
+    let last = ahead.last().unwrap().as_ref().unwrap_err();
+    assert!(last.contains("record 1500"), "{last}");
+    assert!(last.contains("does not decode"), "{last}");
+}

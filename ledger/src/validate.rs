@@ -1,8 +1,8 @@
 //! Checks that stored event bytes decode, without building the event: a walk over the v1
 //! bincode layout of [`pool_core::Event`] that skips fixed-size fields, checks strings are
 //! UTF-8 and tags are in range, and allocates nothing. `verify` runs this on every record;
-//! building the `Event` (what `read_from` does) costs several times more, mostly in serde's
-//! byte-at-a-time decoding of the 32-byte targets and block ids.
+//! building the `Event` (what `read_from` does, with [`crate::decode`]) costs more, mostly in
+//! the strings' allocations.
 //!
 //! Layout facts relied on (bincode 1 with fixed-width little-endian integers): an enum is a
 //! `u32` variant index then its fields in order; a `String` or `Vec` is a `u64` length then its
