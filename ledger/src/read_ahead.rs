@@ -32,7 +32,7 @@ enum Source {
         helper: Option<JoinHandle<()>>,
     },
     /// No helper thread could be started: read in the calling thread.
-    Inline(RecordIter),
+    Inline(Box<RecordIter>),
 }
 
 impl ReadAhead {
@@ -40,7 +40,7 @@ impl ReadAhead {
         if from >= end {
             // Nothing to read (a tail follower that is up to date): no thread for that.
             return ReadAhead {
-                source: Source::Inline(RecordIter::new(tree, from, end)),
+                source: Source::Inline(Box::new(RecordIter::new(tree, from, end))),
             };
         }
         let (tx, rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
@@ -54,7 +54,7 @@ impl ReadAhead {
                 current: Vec::new().into_iter(),
                 helper: Some(helper),
             },
-            Err(_) => Source::Inline(RecordIter::new(tree, from, end)),
+            Err(_) => Source::Inline(Box::new(RecordIter::new(tree, from, end))),
         };
         ReadAhead { source }
     }
