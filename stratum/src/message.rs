@@ -5,10 +5,19 @@
 //! requests with `"id":null`. Error codes follow the ckpool/cgminer convention ([`ErrorCode`]).
 //! Parsing never panics: anything malformed becomes an [`RpcError`] the session sends back.
 //! Every line built here ends with `\n`, ready to be written to the socket as is.
+//!
+//! The hot path has its own, allocation-light code: [`parse_submit_fast`] reads an ordinary
+//! `mining.submit` line into borrowed strings without building a `serde_json::Value` (anything
+//! unusual returns `None` and goes through [`parse_line`], so replies never depend on which path
+//! ran), and the fixed reply lines are formatted directly ([`true_line`], [`error_reply`]),
+//! byte for byte as serde_json would write them.
 
-use serde::Serialize;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use std::fmt::Write as _;
+use std::marker::PhantomData;
 
 /// Stratum error codes (ckpool/cgminer convention).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +72,167 @@ pub struct SubmitParams {
     pub nonce: String,
     /// BIP310: the miner's version bits (6th parameter), when version rolling is on.
     pub version_bits: Option<String>,
+}
+
+impl SubmitParams {
+    /// The parameters as borrowed strings, the form the session checks.
+    pub fn view(&self) -> SubmitRef<'_> {
+        SubmitRef {
+            worker: &self.worker,
+            job_id: &self.job_id,
+            extranonce2: &self.extranonce2,
+            ntime: &self.ntime,
+            nonce: &self.nonce,
+            version_bits: self.version_bits.as_deref(),
+        }
+    }
+}
+
+/// `mining.submit` parameters borrowed from the request line (or from a [`SubmitParams`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubmitRef<'a> {
+    pub worker: &'a str,
+    pub job_id: &'a str,
+    pub extranonce2: &'a str,
+    pub ntime: &'a str,
+    pub nonce: &'a str,
+    pub version_bits: Option<&'a str>,
+}
+
+/// A request id to echo in a reply, borrowed from wherever it was read.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReplyId<'a> {
+    Null,
+    Number(u64),
+    Str(&'a str),
+    /// Any other JSON value (negative or fractional numbers, arrays, objects, booleans).
+    Json(&'a Value),
+}
+
+impl<'a> ReplyId<'a> {
+    pub fn from_value(id: &'a Value) -> ReplyId<'a> {
+        match id {
+            Value::Null => ReplyId::Null,
+            Value::Number(n) => n.as_u64().map_or(ReplyId::Json(id), ReplyId::Number),
+            Value::String(s) => ReplyId::Str(s),
+            _ => ReplyId::Json(id),
+        }
+    }
+}
+
+/// A `mining.submit` line read by [`parse_submit_fast`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FastSubmit<'a> {
+    pub id: ReplyId<'a>,
+    pub params: SubmitRef<'a>,
+}
+
+/// Reads the common shape of a `mining.submit` line: a JSON object whose `id` is absent, null,
+/// a non-negative integer or a string, whose `method` is `"mining.submit"` and whose `params`
+/// are 5 or 6 strings, none of them (nor the id, nor the method) with escape sequences. Returns
+/// `None` for anything else (including invalid JSON); [`parse_line`] then reads the line and
+/// yields the same request (or error) the session would have got here.
+pub fn parse_submit_fast(line: &str) -> Option<FastSubmit<'_>> {
+    // A derived struct also accepts a JSON array; the general path refuses one.
+    if !line
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return None;
+    }
+    let raw: RawSubmit<'_> = serde_json::from_str(line).ok()?;
+    if raw.method != "mining.submit" || raw.params.len < 5 {
+        return None;
+    }
+    let p = &raw.params.items;
+    let id = match raw.id {
+        None => ReplyId::Null,
+        Some(RawId::Number(n)) => ReplyId::Number(n),
+        Some(RawId::Str(s)) => ReplyId::Str(s),
+    };
+    Some(FastSubmit {
+        id,
+        params: SubmitRef {
+            worker: p[0],
+            job_id: p[1],
+            extranonce2: p[2],
+            ntime: p[3],
+            nonce: p[4],
+            version_bits: (raw.params.len == 6).then_some(p[5]),
+        },
+    })
+}
+
+/// The fields [`parse_submit_fast`] reads; unknown fields are skipped, duplicates refused.
+#[derive(Deserialize)]
+struct RawSubmit<'a> {
+    #[serde(default, borrow)]
+    id: Option<RawId<'a>>,
+    method: &'a str,
+    #[serde(borrow)]
+    params: RawParams<'a>,
+}
+
+enum RawId<'a> {
+    Number(u64),
+    Str(&'a str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawId<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IdVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for IdVisitor<'a> {
+            type Value = RawId<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative integer or an unescaped string")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawId<'a>, E> {
+                Ok(RawId::Number(v))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<RawId<'a>, E> {
+                Ok(RawId::Str(v))
+            }
+        }
+        d.deserialize_any(IdVisitor(PhantomData))
+    }
+}
+
+/// Up to six unescaped strings.
+struct RawParams<'a> {
+    items: [&'a str; 6],
+    len: usize,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawParams<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ParamsVisitor<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ParamsVisitor<'a> {
+            type Value = RawParams<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of at most six unescaped strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawParams<'a>, A::Error> {
+                let mut out = RawParams {
+                    items: [""; 6],
+                    len: 0,
+                };
+                while out.len < out.items.len() {
+                    match seq.next_element::<&'de str>()? {
+                        Some(s) => {
+                            out.items[out.len] = s;
+                            out.len += 1;
+                        }
+                        None => return Ok(out),
+                    }
+                }
+                match seq.next_element::<IgnoredAny>()? {
+                    None => Ok(out),
+                    Some(_) => Err(de::Error::custom("more than six parameters")),
+                }
+            }
+        }
+        d.deserialize_seq(ParamsVisitor(PhantomData))
+    }
 }
 
 /// A parsed client request.
@@ -271,6 +441,9 @@ fn to_line<T: Serialize>(value: &T) -> String {
 
 /// A success response line.
 pub fn result_line(id: &Value, result: &Value) -> String {
+    if *result == Value::Bool(true) {
+        return true_line(ReplyId::from_value(id));
+    }
     to_line(&Response {
         id,
         result,
@@ -280,11 +453,86 @@ pub fn result_line(id: &Value, result: &Value) -> String {
 
 /// An error response line: `{"id":..,"result":null,"error":[code,"message",null]}`.
 pub fn error_line(id: &Value, error: &RpcError) -> String {
-    to_line(&Response {
-        id,
-        result: &Value::Null,
-        error: Some((error.code as i32, &error.message, Value::Null)),
-    })
+    error_reply(ReplyId::from_value(id), error.code, &error.message.as_str())
+}
+
+/// `{"id":..,"result":true,"error":null}`, the reply to an accepted share.
+pub fn true_line(id: ReplyId<'_>) -> String {
+    let mut line = String::with_capacity(48);
+    line.push_str("{\"id\":");
+    write_id(&mut line, id);
+    line.push_str(TRUE_TAIL);
+    line
+}
+
+/// What follows the id in a [`true_line`].
+pub const TRUE_TAIL: &str = ",\"result\":true,\"error\":null}\n";
+
+/// `{"id":..,"result":null,"error":[code,"message",null]}`, the message written (and escaped)
+/// straight into the line.
+pub fn error_reply(id: ReplyId<'_>, code: ErrorCode, message: &dyn fmt::Display) -> String {
+    let mut line = String::with_capacity(112);
+    line.push_str("{\"id\":");
+    write_id(&mut line, id);
+    // Writing to a String cannot fail.
+    let _ = write!(line, ",\"result\":null,\"error\":[{},\"", code as i32);
+    let _ = write!(JsonEscaper(&mut line), "{message}");
+    line.push_str("\",null]}\n");
+    line
+}
+
+fn write_id(out: &mut String, id: ReplyId<'_>) {
+    match id {
+        ReplyId::Null => out.push_str("null"),
+        ReplyId::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        ReplyId::Str(s) => {
+            out.push('"');
+            escape_json_into(out, s);
+            out.push('"');
+        }
+        ReplyId::Json(v) => match serde_json::to_string(v) {
+            Ok(s) => out.push_str(&s),
+            Err(_) => out.push_str("null"),
+        },
+    }
+}
+
+/// Escapes everything written through it into a JSON string's contents.
+struct JsonEscaper<'a>(&'a mut String);
+
+impl fmt::Write for JsonEscaper<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_json_into(self.0, s);
+        Ok(())
+    }
+}
+
+/// The contents of a JSON string literal, escaped as serde_json escapes them.
+fn escape_json_into(out: &mut String, s: &str) {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
 }
 
 /// `mining.set_difficulty` notification.
@@ -353,8 +601,9 @@ pub fn notify_line(p: &NotifyParams) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -413,5 +662,155 @@ mod tests {
             set_difficulty_line(0.5),
             "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[0.5]}\n"
         );
+    }
+
+    /// The serde_json replies the formatter must reproduce byte for byte.
+    fn serde_reply(id: &Value, result: &Value, error: Option<(i32, &str)>) -> String {
+        to_line(&Response {
+            id,
+            result,
+            error: error.map(|(c, m)| (c, m, Value::Null)),
+        })
+    }
+
+    #[test]
+    fn fast_submit_reads_the_common_shapes_only() {
+        let line = r#"{"id":4,"method":"mining.submit","params":["a.b","1f","00000001","6b0642b8","00000007"]}"#;
+        let f = parse_submit_fast(line).unwrap();
+        assert_eq!(f.id, ReplyId::Number(4));
+        assert_eq!(f.params.worker, "a.b");
+        assert_eq!(f.params.version_bits, None);
+        for line in [
+            r#"[4,"mining.submit",["a","1","00000001","6b0642b8","00000007"]]"#,
+            r#"{"id":-4,"method":"mining.submit","params":["a","1","00000001","6b0642b8","00000007"]}"#,
+            r#"{"id":"\u0034","method":"mining.submit","params":["a","1","00000001","6b0642b8","00000007"]}"#,
+            r#"{"id":4,"method":"mining.submit","params":["a","1","00000001","6b0642b8","00000007",null]}"#,
+            r#"{"id":4,"method":"mining.submit","params":["a","1","00000001","6b0642b8","00000007","0","x"]}"#,
+            r#"{"id":4,"id":5,"method":"mining.submit","params":["a","1","00000001","6b0642b8","00000007"]}"#,
+            r#"{"id":4,"method":"mining.subscribe","params":["a","1","00000001","6b0642b8","00000007"]}"#,
+        ] {
+            assert_eq!(parse_submit_fast(line), None, "{line}");
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[0-9a-f]{0,10}".prop_map(Value::String),
+            any::<String>().prop_map(Value::String),
+            "[\"\\\\\u{0}-\u{1f}\u{7f}é]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{0,6}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A JSON text for `v`, sometimes with every string character `\u`-escaped.
+    pub(crate) fn json_text(v: Value) -> impl Strategy<Value = String> {
+        let plain = v.to_string();
+        let escaped = match &v {
+            Value::String(s) => {
+                s.chars().fold(String::from("\""), |mut out, c| {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        let _ = write!(out, "\\u{unit:04x}");
+                    }
+                    out
+                }) + "\""
+            }
+            _ => plain.clone(),
+        };
+        prop_oneof![3 => Just(plain), 1 => Just(escaped)]
+    }
+
+    /// Request-like JSON texts: submit-shaped members in any order, odd ids, odd params,
+    /// duplicate and unknown keys, arrays instead of objects, whitespace, truncation.
+    pub(crate) fn request_text() -> impl Strategy<Value = String> {
+        let param = prop_oneof![
+            4 => "[0-9a-f]{0,9}".prop_map(Value::String),
+            1 => json_value(),
+        ]
+        .prop_flat_map(json_text);
+        let params = prop_oneof![
+            6 => prop::collection::vec(param, 0..8).prop_map(|p| format!("[{}]", p.join(","))),
+            1 => json_value().prop_map(|v| v.to_string()),
+        ];
+        let id = json_value().prop_flat_map(json_text);
+        let method = prop_oneof![
+            6 => Just("\"mining.submit\"".to_owned()),
+            1 => Just("\"mining\\u002esubmit\"".to_owned()),
+            1 => Just("\"mining.subscribe\"".to_owned()),
+            1 => json_value().prop_map(|v| v.to_string()),
+        ];
+        let member = prop_oneof![
+            3 => id.prop_map(|v| format!("\"id\":{v}")),
+            3 => method.prop_map(|v| format!("\"method\":{v}")),
+            3 => params.prop_map(|v| format!("\"params\":{v}")),
+            1 => json_value().prop_map(|v| format!("\"result\":{v}")),
+            1 => ("[a-z]{1,6}", json_value()).prop_map(|(k, v)| format!("\"{k}\":{v}")),
+        ];
+        (
+            prop::collection::vec(member, 0..6),
+            any::<bool>(),
+            " {0,2}",
+            0usize..400,
+            0u8..8,
+        )
+            .prop_map(|(members, array, ws, cut, truncate)| {
+                let body = members.join(&format!(",{ws}"));
+                let mut text = if array {
+                    format!("{ws}[{body}]")
+                } else {
+                    format!("{ws}{{{body}}}{ws}")
+                };
+                if truncate == 0 {
+                    let mut cut = cut.min(text.len());
+                    while !text.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    text.truncate(cut);
+                }
+                text
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whenever the fast path reads a line, the general path reads the same submit, and the
+        /// replies built from either id are identical.
+        #[test]
+        fn fast_submit_agrees_with_the_general_path(line in request_text()) {
+            let general = parse_line(&line);
+            if let Some(fast) = parse_submit_fast(&line) {
+                let Ok(Request::Submit(s)) = &general.request else {
+                    panic!("fast path read {line:?}, general path: {:?}", general.request);
+                };
+                prop_assert_eq!(s.view(), fast.params);
+                prop_assert_eq!(true_line(fast.id), result_line(&general.id, &json!(true)));
+                prop_assert_eq!(
+                    error_reply(fast.id, ErrorCode::Duplicate, &"Duplicate share"),
+                    error_line(&general.id, &RpcError::new(ErrorCode::Duplicate, "Duplicate share"))
+                );
+            }
+        }
+
+        /// The formatted reply lines equal serde_json's for any id and message.
+        #[test]
+        fn formatted_replies_equal_serde_json(id in json_value(), message in any::<String>(),
+                                              escapes in "[\"\\\\\u{0}-\u{1f}\u{7f}a]{0,8}") {
+            let message = message + &escapes;
+            prop_assert_eq!(result_line(&id, &json!(true)), serde_reply(&id, &json!(true), None));
+            let e = RpcError::new(ErrorCode::LowDifficulty, message.clone());
+            prop_assert_eq!(error_line(&id, &e), serde_reply(&id, &Value::Null, Some((23, &message))));
+        }
     }
 }

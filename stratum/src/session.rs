@@ -23,7 +23,8 @@
 //!                     SessionOutput::ShareRejected { reply, reason } => { count/log reason; write reply }
 //!                     SessionOutput::ShareAccepted(share) => {
 //!                         // 1. durable first: append Event::ShareAccepted(share.event) to the ledger
-//!                         //    and await the acknowledgement; on failure write share.failure_reply.
+//!                         //    and await the acknowledgement; on failure write
+//!                         //    share_failure_reply(&share.reply).
 //!                         // 2. then write share.reply and share.follow_up (vardiff set_difficulty).
 //!                         // 3. if share.block is Some: submitblock(block.block_hex); record
 //!                         //    BlockFound / BlockRejected with block.block_id, height, reward.
@@ -45,8 +46,8 @@
 
 use crate::job::{Job, JobBook, JobLookupError, MAX_EXTRANONCE2_SIZE};
 use crate::message::{
-    error_line, parse_line, result_line, set_difficulty_line, ErrorCode, Request, RpcError,
-    SubmitParams,
+    error_line, error_reply, parse_line, parse_submit_fast, result_line, set_difficulty_line,
+    true_line, ErrorCode, ParsedLine, ReplyId, Request, RpcError, SubmitRef, TRUE_TAIL,
 };
 use crate::vardiff::{Vardiff, VardiffConfig};
 use pool_core::address::parse_payout_address;
@@ -123,8 +124,25 @@ pub struct AcceptedShare {
     pub reply: String,
     /// Lines to send after `reply` (a vardiff `mining.set_difficulty`).
     pub follow_up: Vec<String>,
-    /// The reply to send instead when the ledger append failed.
-    pub failure_reply: String,
+}
+
+impl AcceptedShare {
+    /// The reply to send instead of `reply` when the ledger append failed (built only then).
+    pub fn failure_reply(&self) -> String {
+        share_failure_reply(&self.reply)
+    }
+}
+
+/// The error reply for a share whose ledger append failed, given its `true` reply (the same id).
+pub fn share_failure_reply(reply: &str) -> String {
+    let message = "share not recorded: pool storage error, please retry";
+    let id = reply
+        .strip_prefix("{\"id\":")
+        .and_then(|r| r.strip_suffix(TRUE_TAIL))
+        .unwrap_or("null");
+    let line = error_reply(ReplyId::Null, ErrorCode::Other, &message);
+    // `line` starts with `{"id":null`: put the id's JSON text in its place.
+    format!("{{\"id\":{id}{}", &line["{\"id\":null".len()..])
 }
 
 /// A share that meets the block threshold, ready for `submitblock`.
@@ -183,10 +201,6 @@ impl ShareRejection {
             ShareRejection::LowDifficulty => ErrorCode::LowDifficulty,
             _ => ErrorCode::Other,
         }
-    }
-
-    fn rpc_error(&self) -> RpcError {
-        RpcError::new(self.code(), self.to_string())
     }
 }
 
@@ -300,7 +314,17 @@ impl Session {
 
     /// Handles one request line.
     pub fn handle_line(&mut self, line: &str, now_ms: u64, jobs: &JobBook) -> SessionOutput {
-        let parsed = parse_line(line);
+        // The common submit line without building a JSON value; anything else (or anything
+        // unusual) takes the general path below, which gives the same request.
+        if let Some(fast) = parse_submit_fast(line) {
+            self.consecutive_errors = 0;
+            return self.submit(fast.id, fast.params, now_ms, jobs);
+        }
+        self.handle_parsed(parse_line(line), now_ms, jobs)
+    }
+
+    /// Handles a request read by the general parser.
+    fn handle_parsed(&mut self, parsed: ParsedLine, now_ms: u64, jobs: &JobBook) -> SessionOutput {
         let id = parsed.id;
         let request = match parsed.request {
             Ok(r) => r,
@@ -347,7 +371,9 @@ impl Session {
                 // The extranonce never changes during a connection; nothing more will follow.
                 SessionOutput::Send(vec![result_line(&id, &Value::Bool(true))])
             }
-            Request::Submit(submit) => self.submit(&id, &submit, now_ms, jobs),
+            Request::Submit(submit) => {
+                self.submit(ReplyId::from_value(&id), submit.view(), now_ms, jobs)
+            }
             Request::ClientResponse => SessionOutput::Send(Vec::new()),
         }
     }
@@ -494,8 +520,8 @@ impl Session {
 
     fn submit(
         &mut self,
-        id: &Value,
-        s: &SubmitParams,
+        id: ReplyId<'_>,
+        s: SubmitRef<'_>,
         now_ms: u64,
         jobs: &JobBook,
     ) -> SessionOutput {
@@ -503,17 +529,13 @@ impl Session {
             Ok(accepted) => {
                 self.accepted += 1;
                 let mut share = accepted;
-                share.reply = result_line(id, &Value::Bool(true));
-                share.failure_reply = error_line(
-                    id,
-                    &RpcError::other("share not recorded: pool storage error, please retry"),
-                );
+                share.reply = true_line(id);
                 SessionOutput::ShareAccepted(Box::new(share))
             }
             Err(reason) => {
                 self.rejected += 1;
                 SessionOutput::ShareRejected {
-                    reply: error_line(id, &reason.rpc_error()),
+                    reply: error_reply(id, reason.code(), &reason),
                     reason,
                 }
             }
@@ -522,20 +544,19 @@ impl Session {
 
     fn check_submit(
         &mut self,
-        s: &SubmitParams,
+        s: SubmitRef<'_>,
         now_ms: u64,
         jobs: &JobBook,
     ) -> Result<AcceptedShare, ShareRejection> {
         if !self.subscribed {
             return Err(ShareRejection::NotSubscribed);
         }
-        let worker = self
+        let worker_index = self
             .workers
             .iter()
-            .find(|w| w.username == s.worker)
-            .ok_or(ShareRejection::Unauthorized)?
-            .clone();
-        let job = jobs.get(&s.job_id).map_err(|e| match e {
+            .position(|w| w.username == s.worker)
+            .ok_or(ShareRejection::Unauthorized)?;
+        let job = jobs.get(s.job_id).map_err(|e| match e {
             JobLookupError::Unknown => ShareRejection::UnknownJob,
             JobLookupError::Stale => ShareRejection::StaleJob,
         })?;
@@ -546,18 +567,18 @@ impl Session {
         let size = job.extranonce2_size;
         let mut extranonce2 = [0u8; MAX_EXTRANONCE2_SIZE];
         if s.extranonce2.len() != size * 2
-            || hex::decode_to_slice(&s.extranonce2, &mut extranonce2[..size]).is_err()
+            || hex::decode_to_slice(s.extranonce2, &mut extranonce2[..size]).is_err()
         {
             return Err(ShareRejection::BadExtranonce2 { expected: size });
         }
-        let ntime = parse_u32_hex(&s.ntime).ok_or(ShareRejection::BadHexField("ntime"))?;
-        let nonce = parse_u32_hex(&s.nonce).ok_or(ShareRejection::BadHexField("nonce"))?;
+        let ntime = parse_u32_hex(s.ntime).ok_or(ShareRejection::BadHexField("ntime"))?;
+        let nonce = parse_u32_hex(s.nonce).ok_or(ShareRejection::BadHexField("nonce"))?;
         if ntime < job.min_ntime
             || ntime > job.ntime.saturating_add(self.config.max_ntime_ahead_secs)
         {
             return Err(ShareRejection::NtimeOutOfRange);
         }
-        let version = match &s.version_bits {
+        let version = match s.version_bits {
             None => job.version,
             Some(bits) => {
                 let bits =
@@ -610,6 +631,8 @@ impl Session {
             return Err(ShareRejection::LowDifficulty);
         }
         self.seen.insert(key);
+        let worker = &self.workers[worker_index];
+        let (address, worker) = (worker.address.clone(), worker.worker.clone());
 
         let block = check.meets_block.then(|| BlockCandidate {
             height: job.height,
@@ -622,8 +645,8 @@ impl Session {
             // `pool_block_difficulty` the pool's harder one, so PPLNS windows (a multiple of this
             // target's work) span many shares there as they do on a real network.
             network_target: job.block_target,
-            finder: worker.address.clone(),
-            worker: worker.worker.clone(),
+            finder: address.clone(),
+            worker: worker.clone(),
             job_id: job.id,
             header: check.header,
         });
@@ -640,8 +663,8 @@ impl Session {
 
         Ok(AcceptedShare {
             event: ShareAccepted {
-                address: worker.address,
-                worker: worker.worker,
+                address,
+                worker,
                 share_target: target,
                 weight: target.work(),
                 job_id: job.id,
@@ -652,7 +675,6 @@ impl Session {
             block,
             reply: String::new(),
             follow_up,
-            failure_reply: String::new(),
         })
     }
 
@@ -699,4 +721,126 @@ fn parse_u32_hex(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(s, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{BlockTemplate, JobConfig};
+    use crate::message::tests::{json_text, request_text};
+    use pool_core::chain::Chain;
+    use pool_core::pow::MatrixCache;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const ADDRESS: &str = "mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef";
+
+    fn setup() -> (JobBook, Session) {
+        let chain = Chain::BsvRegtest.params();
+        let template = BlockTemplate::from_value(json!({
+            "version": 0x2000_0000u32,
+            "previousblockhash": "62cb5ce485af08d24ebdca678df5643250ae068fa3ab2798d0283dd337f3ab06",
+            "transactions": [],
+            "coinbasevalue": 5_000_000_000u64,
+            "bits": "207fffff",
+            "curtime": 1_795_572_408u32,
+            "height": 200,
+        }))
+        .unwrap();
+        let mut book = JobBook::new(4);
+        let cfg = JobConfig::new(chain, b"/fast/", vec![0x51]);
+        book.add_template(&template, &cfg, &MatrixCache::new(1))
+            .unwrap();
+        let mut config = SessionConfig::new(chain, 4);
+        config.vardiff.initial_difficulty = 1e-9;
+        config.vardiff.min_difficulty = 1e-12;
+        let mut session = Session::new(Arc::new(config), vec![0xde, 0xad, 0xbe, 0xef], 0);
+        for line in [
+            r#"{"id":0,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"ffffffff"}]}"#.to_owned(),
+            r#"{"id":1,"method":"mining.subscribe","params":[]}"#.to_owned(),
+            json!({"id": 2, "method": "mining.authorize", "params": [format!("{ADDRESS}.w")]})
+                .to_string(),
+        ] {
+            let _ = session.handle_line(&line, 0, &book);
+        }
+        (book, session)
+    }
+
+    /// Submit lines, mostly valid or nearly so, with ids and params in any JSON form.
+    fn submit_text() -> impl Strategy<Value = String> {
+        let hex8 = "[0-9a-f]{8}";
+        let text = |s: String| json_text(Value::String(s));
+        (
+            prop_oneof![Just(format!("{ADDRESS}.w")), ".{0,8}"].prop_flat_map(text),
+            prop_oneof![Just("1".to_owned()), "[0-9a-z]{0,3}"].prop_flat_map(text),
+            prop_oneof![hex8.prop_map(String::from), "[0-9a-fz]{0,10}"].prop_flat_map(text),
+            prop_oneof![Just("6b0642b8".to_owned()), hex8.prop_map(String::from)]
+                .prop_flat_map(text),
+            hex8.prop_flat_map(|s| json_text(Value::String(s))),
+            prop::option::of(prop_oneof![
+                Just("\"00000000\"".to_owned()),
+                Just("\"1fffe000\"".to_owned()),
+                Just("null".to_owned()),
+                hex8.prop_flat_map(|s| json_text(Value::String(s))),
+            ]),
+            prop_oneof![
+                Just("1".to_owned()),
+                Just("\"a\\\"b\"".to_owned()),
+                Just("null".to_owned()),
+                Just("-3".to_owned()),
+                Just("2.5".to_owned()),
+                any::<String>().prop_flat_map(|s| json_text(Value::String(s))),
+            ],
+        )
+            .prop_map(|(w, j, e, t, n, v, id)| {
+                let mut params = [w, j, e, t, n].join(",");
+                if let Some(v) = v {
+                    params = format!("{params},{v}");
+                }
+                format!(r#"{{"id":{id},"method":"mining.submit","params":[{params}]}}"#)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// The session answers every line the same whether or not the fast submit parser ran.
+        #[test]
+        fn fast_and_general_paths_give_the_same_outputs(
+            lines in prop::collection::vec(prop_oneof![submit_text(), request_text()], 1..30),
+        ) {
+            let (book, mut fast) = setup();
+            let (_, mut general) = setup();
+            for (i, line) in lines.iter().enumerate() {
+                let now = 1_000 + i as u64;
+                let a = fast.handle_line(line, now, &book);
+                let b = general.handle_parsed(parse_line(line), now, &book);
+                if let (SessionOutput::ShareAccepted(a), SessionOutput::ShareAccepted(b)) = (&a, &b) {
+                    prop_assert_eq!(a.failure_reply(), b.failure_reply());
+                }
+                prop_assert_eq!(format!("{a:?}"), format!("{b:?}"), "line {}", line);
+            }
+            prop_assert_eq!(fast.share_counts(), general.share_counts());
+        }
+    }
+
+    #[test]
+    fn failure_reply_echoes_the_id() {
+        let (book, mut s) = setup();
+        let mut accepted = 0;
+        for nonce in 0..20u32 {
+            let line = format!(
+                r#"{{"id":"q\"{nonce}","method":"mining.submit","params":["{ADDRESS}.w","1","00000001","6b0642b8","{nonce:08x}"]}}"#
+            );
+            if let SessionOutput::ShareAccepted(a) = s.handle_line(&line, 5, &book) {
+                let expected = error_line(
+                    &json!(format!("q\"{nonce}")),
+                    &RpcError::other("share not recorded: pool storage error, please retry"),
+                );
+                assert_eq!(a.failure_reply(), expected);
+                accepted += 1;
+            }
+        }
+        assert!(accepted > 0);
+    }
 }

@@ -53,7 +53,7 @@ fn check_output(out: SessionOutput) -> bool {
         SessionOutput::ShareRejected { reply, .. } => check_line(&reply),
         SessionOutput::ShareAccepted(a) => {
             check_line(&a.reply);
-            check_line(&a.failure_reply);
+            check_line(&a.failure_reply());
             a.follow_up.iter().for_each(|l| check_line(l));
             if let Some(b) = &a.block {
                 assert!(b.block_hex.starts_with(&hex::encode(b.header)));

@@ -445,7 +445,7 @@ fn vardiff_retarget_is_sent_after_the_reply_and_old_jobs_keep_their_target() {
         let (a, n) = first_accepted(&mut s, &pool, &job_id, nonce, 1_000 + i * 10);
         nonce = n + 1;
         assert_eq!(a.reply, "{\"id\":9,\"result\":true,\"error\":null}\n");
-        assert!(a.failure_reply.contains("\"error\":[20,"));
+        assert!(a.failure_reply().contains("\"error\":[20,"));
         if let Some(line) = a.follow_up.first() {
             retarget = Some(reply(line)["params"][0].as_f64().unwrap());
             break;

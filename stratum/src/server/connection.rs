@@ -356,7 +356,7 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
         }
         Err(e) => {
             tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
-            vec![share.failure_reply]
+            vec![crate::session::share_failure_reply(&share.reply)]
         }
     };
     if let Some((block, handle)) = submission {
