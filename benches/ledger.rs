@@ -1,8 +1,7 @@
 //! Ledger throughput: durable appends (each acknowledgement awaited) with 1, 16 and 256
 //! concurrent appenders against plain sled baselines (120-byte values flushed once per 1,000
-//! inserts, and once per insert); full replay (decode + verify; decode alone, in the caller's
-//! thread and read ahead on a helper thread) against sled's raw iteration over the same
-//! records; event decoding alone, the fast v1 decoder against bincode. Criterion reports each;
+//! inserts, and once per insert); full replay (decode + verify; decode alone) against sled's raw
+//! iteration over the same records; event decoding alone, the fast v1 decoder against bincode. Criterion reports each;
 //! a summary pass at the end prints the ratios the ledger is held to. Run with
 //! `cargo bench --bench ledger`.
 
@@ -168,15 +167,6 @@ fn read_all(ledger: &Ledger) -> u64 {
     sum
 }
 
-/// [`read_all`] with the records decoded ahead on the ledger's helper thread.
-fn read_all_ahead(ledger: &Ledger) -> u64 {
-    let mut sum = 0u64;
-    for r in ledger.read_ahead_from(0) {
-        sum = sum.wrapping_add(black_box(r.expect("record")).seq);
-    }
-    sum
-}
-
 /// Decodes each of `events` (stored v1 bytes) with `decode`; returns the time taken.
 fn decode_each(
     events: &[Vec<u8>],
@@ -196,9 +186,6 @@ fn bench_replay(c: &mut Criterion, data: &ReplayData) {
         b.iter(|| data.ledger.verify().expect("verify"))
     });
     group.bench_function("read_from_0_decode", |b| b.iter(|| read_all(&data.ledger)));
-    group.bench_function("read_ahead_from_0_decode", |b| {
-        b.iter(|| read_all_ahead(&data.ledger))
-    });
     group.bench_function("sled_raw_iter_one_entry_per_record", |b| {
         b.iter(|| raw_iterate(&data.raw))
     });
@@ -291,14 +278,6 @@ fn summary(data: &ReplayData) {
             t.elapsed()
         }),
     );
-    let ahead = per_sec(
-        n,
-        best_of(5, || {
-            let t = Instant::now();
-            black_box(read_all_ahead(&data.ledger));
-            t.elapsed()
-        }),
-    );
     let raw = per_sec(
         n,
         best_of(5, || {
@@ -328,12 +307,10 @@ fn summary(data: &ReplayData) {
     println!("replay read_from(0) (decode):               {read:>12.0} records/s");
     println!("sled raw iteration, one entry per record:   {raw:>12.0} records/s");
     println!("ratio verify / sled raw iteration: {:.2}", verify / raw);
-    println!("replay read_ahead_from(0) (decode ahead):    {ahead:>12.0} records/s");
     println!("event decode only, fast v1 decoder:         {fast:>12.0} events/s");
     println!("event decode only, bincode:                 {bincode:>12.0} events/s");
     println!("ratio read_from / sled raw iteration: {:.2}", read / raw);
     println!("ratio read_from / verify: {:.2}", read / verify);
-    println!("ratio read_ahead_from / verify: {:.2}", ahead / verify);
     println!("ratio fast decoder / bincode: {:.2}", fast / bincode);
 }
 

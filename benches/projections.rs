@@ -1,7 +1,7 @@
 //! Projection benchmarks: PPLNS credits for one block over a window of 1,000,000 shares; folding
-//! 10,000,000 decoded share events into balances; a full replay from a ledger on disk (records
-//! decoded ahead on the ledger's helper thread while the fold runs), measured next to the
-//! ledger's own read-and-verify of the same records, with a same-run summary of the ratio.
+//! 10,000,000 decoded share events into balances; a full replay from a ledger on disk, measured
+//! next to the ledger's own read-and-verify of the same records, with a same-run summary of the
+//! ratio.
 //!
 //! Run: `cargo bench --bench projections` (release). Targets: window credits < 50 ms; folding
 //! >= 2,000,000 events/s; replay >= 80 % of the ledger's read-and-verify rate.
@@ -186,39 +186,26 @@ fn replay_from_ledger(c: &mut Criterion) {
     });
     group.finish();
     // The same comparison outside criterion, alternating the two so a change in the machine's
-    // load hits both alike (best of 5 each), and the replay on the caller's thread alone.
-    let (mut verify, mut ahead, mut inline) = (Vec::new(), Vec::new(), Vec::new());
+    // load hits both alike (best of 5 each).
+    let (mut verify, mut replayed) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         verify.push(timed(|| {
             ledger.verify().unwrap();
         }));
-        ahead.push(timed(|| drop(replay(&ledger, RECORDS))));
-        inline.push(timed(|| {
-            let mut p = Projection::new(ProjectionConfig::default());
-            for record in ledger.read_from(0) {
-                let record = record.unwrap();
-                p.apply(record.seq, &record.event).unwrap();
-            }
-            assert_eq!(p.next_seq(), RECORDS);
-        }));
+        replayed.push(timed(|| drop(replay(&ledger, RECORDS))));
     }
     let rate = |d: &[Duration]| RECORDS as f64 / d.iter().min().unwrap().as_secs_f64();
-    let (verify, ahead, inline) = (rate(&verify), rate(&ahead), rate(&inline));
-    println!("ledger read-and-verify, {RECORDS} records:          {verify:>10.0} records/s");
-    println!("replay (read_ahead_from(0) + apply):                {ahead:>10.0} records/s");
-    println!("replay (read_from(0) + apply, one thread):          {inline:>10.0} records/s");
-    println!("ratio replay / read-and-verify: {:.2}", ahead / verify);
-    println!(
-        "ratio one-thread replay / read-and-verify: {:.2}",
-        inline / verify
-    );
+    let (verify, replayed) = (rate(&verify), rate(&replayed));
+    println!("ledger read-and-verify, {RECORDS} records: {verify:>10.0} records/s");
+    println!("replay (read_from(0) + apply):             {replayed:>10.0} records/s");
+    println!("ratio replay / read-and-verify: {:.2}", replayed / verify);
     ledger.close_blocking();
 }
 
-/// A full replay: every record decoded (ahead, on the ledger's helper thread) and folded.
+/// A full replay: every record decoded and folded.
 fn replay(ledger: &ledger::Ledger, records: u64) -> Projection {
     let mut p = Projection::new(ProjectionConfig::default());
-    for record in ledger.read_ahead_from(0) {
+    for record in ledger.read_from(0) {
         let record = record.unwrap();
         p.apply(record.seq, &record.event).unwrap();
     }

@@ -38,7 +38,6 @@
 pub mod decode;
 mod error;
 mod read;
-mod read_ahead;
 #[doc(hidden)]
 pub mod record;
 mod validate;
@@ -47,7 +46,6 @@ mod writer;
 
 pub use error::{LedgerError, Problem, VerifyError};
 pub use read::RecordIter;
-pub use read_ahead::ReadAhead;
 pub use verify::VerifyReport;
 
 use pool_core::Event;
@@ -293,18 +291,6 @@ impl Ledger {
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
         let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
         RecordIter::new(&self.inner.tree, from, end)
-    }
-
-    /// [`Ledger::read_from`], read and decoded ahead on a helper thread while the caller
-    /// consumes the records: for replays, whose fold then runs beside the decoding.
-    pub fn read_ahead_from(&self, from: u64) -> ReadAhead {
-        self.read_ahead_range(from, u64::MAX)
-    }
-
-    /// [`Ledger::read_range`], read and decoded ahead on a helper thread.
-    pub fn read_ahead_range(&self, from: u64, to_exclusive: u64) -> ReadAhead {
-        let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
-        ReadAhead::new(&self.inner.tree, from, end)
     }
 
     /// Verifies the whole chain: every record in sequence, every hash, every event decodes,

@@ -118,8 +118,7 @@ pub fn replay(ledger: &Ledger) -> anyhow::Result<BalancesReport> {
     // Only `blocks_due_for_maturity` reads the maturity, and the report does not use it.
     let mut projection = Projection::new(ProjectionConfig::default());
     let mut records = 0u64;
-    // Decoded ahead on the ledger's helper thread while the projection folds.
-    for record in ledger.read_ahead_from(0) {
+    for record in ledger.read_from(0) {
         let record = record.context("reading the ledger")?;
         projection
             .apply(record.seq, &record.event)
