@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratum::job::{BlockTemplate, JobBook, JobConfig};
 use stratum::session::{Session, SessionConfig, SessionOutput};
+use stratum::vardiff::VardiffConfig;
 
 /// A segwit coinbase split as the job builder makes it (BIP34 height, tag, payout and witness
 /// commitment outputs), from the shared oBTC vector.
@@ -155,6 +156,17 @@ fn share_validation(c: &mut Criterion) {
 /// line. The shares are (almost always) low-difficulty rejections that still run the whole
 /// validation.
 fn submitter() -> impl FnMut() -> String {
+    submitter_at(None)
+}
+
+/// As [`submitter`], at a difficulty every share meets (vardiff pinned there): each line is an
+/// accepted share (event, reply). The job is re-sent as a clean job every 4,096 shares so the
+/// duplicate set stays small, as it does between real jobs.
+fn accepting_submitter() -> impl FnMut() -> String {
+    submitter_at(Some(1e-12))
+}
+
+fn submitter_at(fixed_difficulty: Option<f64>) -> impl FnMut() -> String {
     let chain = Chain::BsvRegtest.params();
     let txs: Vec<serde_json::Value> = (0..3000u32)
         .map(|i| {
@@ -179,7 +191,16 @@ fn submitter() -> impl FnMut() -> String {
         .add_template(&template, &config, &MatrixCache::new(1))
         .expect("bench job");
     assert_eq!(job.merkle_branch.len(), 12);
-    let mut session = Session::new(Arc::new(SessionConfig::new(chain, 4)), vec![1, 2, 3, 4], 0);
+    let mut session_config = SessionConfig::new(chain, 4);
+    if let Some(d) = fixed_difficulty {
+        session_config.vardiff = VardiffConfig {
+            initial_difficulty: d,
+            min_difficulty: d,
+            max_difficulty: d,
+            ..VardiffConfig::default()
+        };
+    }
+    let mut session = Session::new(Arc::new(session_config), vec![1, 2, 3, 4], 0);
     let address = "mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef";
     let _ = session.handle_line(
         r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
@@ -191,6 +212,9 @@ fn submitter() -> impl FnMut() -> String {
     let mut nonce = 0u32;
     move || {
         nonce = nonce.wrapping_add(1);
+        if fixed_difficulty.is_some() && nonce % 4096 == 0 {
+            black_box(session.on_job(&job, 1));
+        }
         let line = format!(
             r#"{{"id":7,"method":"mining.submit","params":["{address}","1","00000001","6b0642b8","{nonce:08x}"]}}"#
         );
@@ -210,6 +234,10 @@ fn session_submit(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("session_submit_line_sha256d_branch12", |b| {
         b.iter(&mut submit)
+    });
+    let mut accepted = accepting_submitter();
+    group.bench_function("session_submit_accepted_line_sha256d_branch12", |b| {
+        b.iter(&mut accepted)
     });
     group.finish();
 }
