@@ -120,7 +120,8 @@ pub struct AcceptedShare {
     pub event: ShareAccepted,
     /// Present when the share meets the block threshold.
     pub block: Option<BlockCandidate>,
-    /// The `true` reply, to send after the event is durable.
+    /// The `true` reply, to send after the event is durable. [`AcceptedShare::failure_reply`]
+    /// reads the request id back from it.
     pub reply: String,
     /// Lines to send after `reply` (a vardiff `mining.set_difficulty`).
     pub follow_up: Vec<String>,
