@@ -120,8 +120,9 @@ impl std::fmt::Debug for Ledger {
 }
 
 /// How long `open` keeps retrying a held lock: a handle of this process that was just closed
-/// may still be releasing the directory (sled drops its file from a background thread).
-const LOCK_RETRY: Duration = Duration::from_millis(500);
+/// may still be releasing the directory (sled drops its file from a background thread, which on a
+/// loaded machine can take a while).
+const LOCK_RETRY: Duration = Duration::from_secs(2);
 
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
@@ -141,6 +142,14 @@ fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
             Err(e) => return Err(LedgerError::from(e)),
         }
     }
+}
+
+/// Opens the sled database under `dir` the way the ledger does, retrying a lock that a just-closed
+/// handle is still releasing. For tests and tools that must edit the stored bytes directly (the
+/// tampering tests); everything else goes through [`Ledger`].
+#[doc(hidden)]
+pub fn open_sled_dir(dir: &Path) -> Result<sled::Db, LedgerError> {
+    open_db(dir)
 }
 
 impl Ledger {

@@ -138,7 +138,7 @@ fn unknown_version_is_a_clear_error() {
 }
 
 fn rewrite_batch(dir: &std::path::Path, key: u64, edit: impl FnOnce(&mut Vec<record::RawRecord>)) {
-    let db = sled::open(dir).unwrap();
+    let db = crate::open_db(dir).unwrap();
     let tree = db.open_tree(BATCH_TREE).unwrap();
     let value = tree.get(record::batch_key(key)).unwrap().unwrap();
     let mut records = record::decode_batch(&value).unwrap();
@@ -314,7 +314,7 @@ fn records_deleted_at_the_end_are_noticed_through_the_recorded_head() {
     }
     ledger.close_blocking();
     let set_recorded = |head: Head| {
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::open_db(dir.path()).unwrap();
         let tree = db.open_tree(HEAD_TREE).unwrap();
         tree.insert(record::HEAD_KEY, &record::encode_head(&head)[..])
             .unwrap();
@@ -349,7 +349,7 @@ fn records_deleted_at_the_end_are_noticed_through_the_recorded_head() {
         hash: appended[5].hash,
     });
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::open_db(dir.path()).unwrap();
         let tree = db.open_tree(BATCH_TREE).unwrap();
         tree.remove(record::batch_key(5)).unwrap().unwrap();
         db.flush().unwrap();

@@ -268,7 +268,7 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
 /// Rewrites the stored batch under `key` of a closed ledger in `dir`, bypassing the ledger
 /// (hashes are kept as stored, so the edit is what verification must catch).
 pub fn edit_batch(dir: &Path, key: u64, edit: impl FnOnce(&mut Vec<RawRecord>)) {
-    let db = sled::open(dir).unwrap();
+    let db = ledger::open_sled_dir(dir).unwrap();
     let tree = db.open_tree(ledger::BATCH_TREE).unwrap();
     let value = tree
         .get(batch_key(key))
@@ -282,7 +282,7 @@ pub fn edit_batch(dir: &Path, key: u64, edit: impl FnOnce(&mut Vec<RawRecord>)) 
 
 /// Edits the stored tree itself (delete or swap whole batches).
 pub fn edit_tree(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(dir).unwrap();
+    let db = ledger::open_sled_dir(dir).unwrap();
     let tree = db.open_tree(ledger::BATCH_TREE).unwrap();
     edit(&tree);
     db.flush().unwrap();
