@@ -652,11 +652,27 @@ impl Session {
             header: check.header,
         });
 
+        // For the hashrate estimate, count the share at the hardest of the two targets that it
+        // meets (the job's and the current one): after a retarget some miners switch at once and
+        // some at their next job, and counting every share at the easier target would take a
+        // switched miner's rate for a fraction of itself and swing the difficulty back. This way
+        // the estimate is off by less than 2x for either kind of miner, only until the next job.
+        let harder = self
+            .issued
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == job.id)
+            .map_or(current, |(_, t)| t.harder(current));
+        let rate_difficulty = if harder.is_met_by(&check.pow_hash) {
+            harder.difficulty()
+        } else {
+            target.difficulty()
+        };
         let mut follow_up = Vec::new();
         let network = job.block_target.difficulty();
         if let Some(d) =
             self.vardiff
-                .on_share(&self.config.vardiff, target.difficulty(), network, now_ms)
+                .on_share(&self.config.vardiff, rate_difficulty, network, now_ms)
         {
             follow_up.push(set_difficulty_line(d));
             self.sent_difficulty = Some(d);
