@@ -126,6 +126,7 @@ const LOCK_RETRY: Duration = Duration::from_secs(2);
 
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
+    let mut removed_incomplete_snapshots = false;
     loop {
         // Durability comes from the writer's explicit flush per commit batch; sled's own
         // periodic flusher would only compete with it.
@@ -139,9 +140,42 @@ fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            // sled 0.34 writes a snapshot to `snap.<lsn>.generating` and renames it when it is
+            // complete, but on open it also reads a `.generating` file left by a process killed
+            // mid-write, and then refuses the whole database as corrupt. Such a file is
+            // incomplete by construction (the rename is sled's commit point), and sled's log
+            // still holds everything, so remove it and open again. sled took the directory lock
+            // before reading snapshots, so no other process is using the directory.
+            Err(sled::Error::Corruption { .. }) if !removed_incomplete_snapshots => {
+                removed_incomplete_snapshots = true;
+                if remove_incomplete_snapshots(dir)? == 0 {
+                    return Err(LedgerError::from(sled::Error::Corruption {
+                        at: None,
+                        bt: (),
+                    }));
+                }
+            }
             Err(e) => return Err(LedgerError::from(e)),
         }
     }
+}
+
+/// Removes sled snapshot files that a killed process left half written; returns how many.
+fn remove_incomplete_snapshots(dir: &Path) -> Result<usize, LedgerError> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(sled::Error::from)? {
+        let path = entry.map_err(sled::Error::from)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(
+                file = %path.display(),
+                "removing an incomplete sled snapshot left by a crash; the log is replayed instead"
+            );
+            std::fs::remove_file(&path).map_err(sled::Error::from)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Opens the sled database under `dir` the way the ledger does, retrying a lock that a just-closed

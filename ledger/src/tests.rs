@@ -360,3 +360,30 @@ fn records_deleted_at_the_end_are_noticed_through_the_recorded_head() {
     assert_eq!(bad.problem, Problem::Truncated { recorded_head: 5 });
     assert!(bad.to_string().contains("deleted at the end"));
 }
+
+#[test]
+fn a_snapshot_half_written_by_a_killed_process_does_not_make_the_ledger_unopenable() {
+    // sled 0.34 reads `snap.*.generating` files on open and refuses a truncated one as corrupt;
+    // a SIGKILL during snapshot generation leaves exactly that behind.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let mut appended = Vec::new();
+    for n in 0..5 {
+        appended.push(ledger.append_blocking(orphaned(n)).unwrap());
+    }
+    ledger.close_blocking();
+    let leftover = dir.path().join("snap.FFFFFFFFFFFFFFFF.generating");
+    std::fs::write(&leftover, b"half a snapshot").unwrap();
+    {
+        let direct = sled::Config::new().path(dir.path()).open();
+        assert!(
+            matches!(direct, Err(sled::Error::Corruption { .. })),
+            "sled itself refuses it: {direct:?}"
+        );
+    }
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert!(!leftover.exists());
+    assert_eq!(ledger.head().map(|h| h.seq), Some(4));
+    assert_eq!(ledger.head().map(|h| h.hash), Some(appended[4].hash));
+    ledger.verify().unwrap();
+}
