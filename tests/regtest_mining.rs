@@ -321,7 +321,7 @@ fn a_block_on_an_outdated_tip_is_recorded_as_rejected_with_the_nodes_reason() {
     }
     assert!(pool.terminate().success());
     let events = pool.ledger_events();
-    assert!(block_events(&events).is_empty(), "{events:?}");
+    let found = block_events(&events);
     let rejected: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -329,8 +329,20 @@ fn a_block_on_an_outdated_tip_is_recorded_as_rejected_with_the_nodes_reason() {
             _ => None,
         })
         .collect();
-    assert_eq!(rejected.len(), 1, "{}", pool.log());
-    assert!(!rejected[0].reason.is_empty());
-    assert_eq!(rejected[0].finder.0, user);
-    eprintln!("node's reason: {}", rejected[0].reason);
+    // Bitcoin SV validates blocks in parallel: usually `submitblock` answers "inconclusive" for
+    // the losing sibling, but it may also accept it (null) before deciding which tip wins. Either
+    // way exactly one outcome is recorded, and an "accepted" sibling is not on the best chain
+    // (the chain watcher of the payout issue turns it into BlockOrphaned).
+    assert_eq!(found.len() + rejected.len(), 1, "{}", pool.log());
+    if let Some(r) = rejected.first() {
+        assert!(!r.reason.is_empty());
+        assert_eq!(r.finder.0, user);
+        eprintln!("node's reason: {}", r.reason);
+    } else {
+        let b = &found[0];
+        assert_eq!(b.finder.0, user);
+        let at_height = node.cli(&["getblockhash", &b.height.to_string()]);
+        assert_ne!(at_height.as_str().unwrap(), b.block_id.to_string());
+        eprintln!("the node accepted the losing sibling {}", b.block_id);
+    }
 }
