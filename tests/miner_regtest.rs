@@ -34,18 +34,8 @@ fn obtc_miner_finds_real_blocks_through_the_pool() {
     miner_options.max_shares = SHARES;
     miner_options.duration_secs = 120;
     let run = MinerProcess::spawn(pool.stratum, &miner_options).wait(Duration::from_secs(150));
-    assert!(
-        run.status.success(),
-        "miner: {run:?}\npool:\n{}",
-        pool.log()
-    );
-    let counts = run.counts.unwrap_or_else(|| panic!("no summary: {run:?}"));
+    let counts = run.expect_accepted(SHARES, &pool.log());
     eprintln!("sha256d miner: {counts:?}");
-    assert!(
-        counts.accepted >= SHARES,
-        "miner stopped before {SHARES} shares: {run:?}\npool:\n{}",
-        pool.log()
-    );
     // Only shares on a job a block just replaced may be refused (stale: 21).
     let codes = run.rejection_codes();
     assert_eq!(codes.len() as u64, counts.rejected, "{run:?}");

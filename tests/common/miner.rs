@@ -52,6 +52,20 @@ pub struct MinerRun {
 }
 
 impl MinerRun {
+    /// Asserts the miner exited cleanly after at least `shares` accepted shares (`pool_log` is
+    /// shown on failure) and returns its counts.
+    pub fn expect_accepted(&self, shares: u64, pool_log: &str) -> MinerCounts {
+        assert!(self.status.success(), "miner: {self:?}\npool:\n{pool_log}");
+        let counts = self
+            .counts
+            .unwrap_or_else(|| panic!("no summary: {self:?}"));
+        assert!(
+            counts.accepted >= shares,
+            "miner stopped before {shares} shares: {self:?}\npool:\n{pool_log}"
+        );
+        counts
+    }
+
     /// The Stratum error codes of the rejections the miner logged, in order.
     pub fn rejection_codes(&self) -> Vec<i64> {
         rejection_codes(&self.stderr)
