@@ -14,10 +14,7 @@ use std::time::{Duration, Instant};
 
 fn honest_miner(pool: &PoolProcess) -> (StratumClient, String) {
     let user = nodes().node1.new_address();
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&user).unwrap();
-    client.wait_for_job();
+    let (client, _) = StratumClient::authorized(pool.stratum, &user);
     (client, user)
 }
 

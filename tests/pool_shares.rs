@@ -107,10 +107,7 @@ fn vardiff_raises_the_difficulty_of_a_fast_miner() {
     options.target_share_secs = 5.0;
     let pool = PoolProcess::start(&options);
     let user = node.new_address();
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&user).unwrap();
-    let job = client.wait_for_job();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     let start = client.difficulty;
     // Shares far faster than one per 5 s: vardiff must raise the difficulty.
     for _ in 0..60 {
@@ -211,10 +208,7 @@ fn sigkill_under_load_loses_no_acknowledged_share() {
     // The pool restarts on the same ledger and keeps appending to it.
     let before: u64 = in_ledger.values().sum();
     pool.spawn();
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&format!("{address}.after")).unwrap();
-    let job = client.wait_for_job();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &format!("{address}.after"));
     for _ in 0..5 {
         let s = client.grind(&job, None, None, 1_000_000);
         assert_eq!(
@@ -241,10 +235,7 @@ fn pipelined_submits_are_answered_in_order_and_all_stored() {
     options.max_difficulty = 1e-9;
     let mut pool = PoolProcess::start(&options);
     let user = node.new_address();
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&user).unwrap();
-    let job = client.wait_for_job();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     const N: u64 = 100;
     let mut batch = String::new();
     for i in 0..N {

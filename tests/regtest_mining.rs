@@ -121,10 +121,7 @@ fn pool_block_difficulty_gives_many_shares_per_block() {
     options.max_difficulty = 1e-8;
     let mut pool = PoolProcess::start(&options);
     let user = format!("{}.many", node.new_address());
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&user).unwrap();
-    client.wait_for_job();
+    let (mut client, _) = StratumClient::authorized(pool.stratum, &user);
     let start_height = node.block_count();
     let mut shares = 0u64;
     let mut prev = client.latest_job().unwrap().prev_hash;
@@ -218,10 +215,7 @@ fn notify_command_brings_new_work_without_long_polling() {
     options.longpoll = false;
     options.refresh_secs = 600;
     let pool = PoolProcess::start(&options);
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&node.new_address()).unwrap();
-    let job = client.wait_for_job();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &node.new_address());
     let best = node.cli(&["getbestblockhash"]);
     nodes().node2.cli(&["generate", "1"]);
     // node1 must know the block before the trigger, or the refetch finds nothing new.
@@ -256,10 +250,7 @@ fn extra_outputs_are_paid_in_the_coinbase() {
     // Appended after [notify]: TOML allows `[[pool.extra_outputs]]` anywhere after [pool].
     let mut pool = PoolProcess::start(&options);
     let user = node.new_address();
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&user).unwrap();
-    let job = client.wait_for_job();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     let s = client.grind(&job, None, None, 1_000_000);
     assert_eq!(
         client.submit(&user, &s),
@@ -299,10 +290,7 @@ fn a_block_on_an_outdated_tip_is_recorded_as_rejected_with_the_nodes_reason() {
     options.refresh_secs = 600;
     let mut pool = PoolProcess::start(&options);
     let user = node.new_address();
-    let mut client = StratumClient::connect(pool.stratum);
-    client.subscribe();
-    client.authorize(&user).unwrap();
-    let job = client.wait_for_job();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     let best = node.cli(&["getbestblockhash"]);
     nodes().node2.cli(&["generate", "1"]);
     assert!(

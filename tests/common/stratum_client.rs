@@ -63,6 +63,16 @@ pub fn sha256d(data: &[u8]) -> [u8; 32] {
 }
 
 impl StratumClient {
+    /// Connects, subscribes and authorizes `username` (which must be accepted), then waits for
+    /// the first job: the common start of a mining test.
+    pub fn authorized(addr: SocketAddr, username: &str) -> (StratumClient, Job) {
+        let mut client = StratumClient::connect(addr);
+        client.subscribe();
+        client.authorize(username).unwrap();
+        let job = client.wait_for_job();
+        (client, job)
+    }
+
     pub fn connect(addr: SocketAddr) -> StratumClient {
         let deadline = Instant::now() + Duration::from_secs(20);
         let stream = loop {
