@@ -89,7 +89,10 @@ CONF
     done
     [[ $ok == 1 ]] || die "node$n did not answer RPC within 30 s (see $dir/node$n/regtest/bitcoind.log)"
   done
-  # getblocktemplate needs the peer link: wait until node1 sees node2.
+  # getblocktemplate needs the peer link. node2's -addnode attempt may have come before node1
+  # listened (bitcoind retries added nodes only every minute or two): ask for a connection now.
+  cli "$dir" 2 addnode "127.0.0.1:$p2p1" onetry >/dev/null 2>&1 || true
+  # Wait until node1 sees node2.
   local linked=0
   for _ in $(seq 1 60); do
     if [[ "$(cli "$dir" 1 getconnectioncount 2>/dev/null || echo 0)" -ge 1 ]]; then linked=1; break; fi

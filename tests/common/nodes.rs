@@ -127,6 +127,10 @@ fn start_pair() -> Result<NodePair, String> {
             ));
         }
     }
+    // node2's -addnode attempt may have come before node1 listened, and bitcoind retries added
+    // nodes only every minute or two: ask for a connection now.
+    let peer = format!("127.0.0.1:{}", node1.p2p_port);
+    let _ = node2.try_cli(&["addnode", &peer, "onetry"]);
     let linked = node1.wait_until(Duration::from_secs(30), |n| {
         n.try_cli(&["getconnectioncount"])
             .ok()
