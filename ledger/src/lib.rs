@@ -3,12 +3,16 @@
 //! This crate owns the stored form of [`pool_core::Event`]s: numbered records (sequence from
 //! 0), each with its event schema version, its time, the bincode-encoded event and a SHA-256
 //! chain hash over the previous record's hash and every other byte of the record, so any edit,
-//! deletion or reordering is detectable ([`Ledger::verify`]). Appends go through one writer
-//! thread that commits all pending appends with one flush (group commit), stored as batches of
-//! consecutive records (one sled entry of a few KiB each, keyed by its first sequence number);
-//! an append returns only once its record is durable. One process opens a ledger directory at
-//! a time. This crate must never rewrite or delete a stored record, and never acknowledge an
-//! append before its flush.
+//! deletion or reordering is detectable ([`Ledger::verify`]). Appends go through the writer's
+//! threads, which commit everything pending as one frame of a write-ahead log (`wal.0` and
+//! `wal.1` in the directory, written with `O_DSYNC`, and `O_DIRECT` where the file system
+//! allows), overlapping one frame's write with the next (group commit); an append returns only
+//! once its record and every record before it are durable there. Records then go into sled,
+//! stored as batches of consecutive records (one sled entry of a few KiB each, keyed by its
+//! first sequence number), which a checkpoint (sled's flush plus an `fsync`) makes durable
+//! before a log file is reused; opening the ledger replays what a crash left only in the log.
+//! One process opens a ledger directory at a time. This crate must never rewrite or delete a
+//! stored record, and never acknowledge an append before it is durable.
 //!
 //! ```no_run
 //! # async fn demo(event: pool_core::Event) -> Result<(), ledger::LedgerError> {
@@ -42,6 +46,7 @@ mod read;
 pub mod record;
 mod validate;
 mod verify;
+mod wal;
 mod writer;
 
 pub use error::{LedgerError, Problem, VerifyError};
@@ -54,7 +59,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-use writer::{Acks, Answer, Events, Reply, Request, Writer};
+pub use writer::WriterOptions;
+use writer::{Acks, Answer, Events, Reply, Request};
 
 /// Name of the sled tree holding the stored batches.
 #[doc(hidden)]
@@ -107,7 +113,8 @@ struct Inner {
     head_tx: Arc<watch::Sender<Option<Head>>>,
     /// `None` for a read-only (audit) handle.
     requests: Option<mpsc::Sender<Request>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer's threads (empty for a read-only handle, and once shut down).
+    writer: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -191,23 +198,29 @@ impl Ledger {
     /// [`LedgerError::Locked`] if another handle holds it, and with
     /// [`LedgerError::CorruptTail`] if the last stored batch does not verify.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        Self::open_with(dir, WriterOptions::default())
+    }
+
+    /// [`Ledger::open`] with the writer's settings spelled out (tests use small log files).
+    #[doc(hidden)]
+    pub fn open_with(dir: &Path, options: WriterOptions) -> Result<Ledger, LedgerError> {
         let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
+        let recovered = wal::recover(dir, &db, &tree, &head_tree, head)?;
+        let head = recovered.head;
         let head_tx = Arc::new(watch::Sender::new(head));
-        let (requests, rx) = mpsc::channel();
-        let writer = Writer {
-            db: db.clone(),
-            tree: tree.clone(),
-            head_tree: head_tree.clone(),
+        let (requests, threads) = writer::start(
+            dir.to_path_buf(),
+            db.clone(),
+            tree.clone(),
+            head_tree.clone(),
             head,
-            head_tx: head_tx.clone(),
-        };
-        let handle = std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| LedgerError::Storage(format!("cannot start the writer thread: {e}")))?;
+            head_tx.clone(),
+            recovered.max_gen + 1,
+            options,
+        )?;
         Ok(Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -216,7 +229,7 @@ impl Ledger {
                 _db: db,
                 head_tx,
                 requests: Some(requests),
-                writer: Mutex::new(Some(handle)),
+                writer: Mutex::new(threads),
             }),
         })
     }
@@ -235,6 +248,16 @@ impl Ledger {
         let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
+        // Durable records that a crash left only in the write-ahead log join the store first
+        // (when the store's tail verifies; otherwise the store is audited as it is).
+        match verify::recover_tail(&tree) {
+            Ok(head) => {
+                wal::recover(dir, &db, &tree, &head_tree, head)?;
+            }
+            Err(e) => tracing::warn!(
+                "not replaying the write-ahead log onto a store whose tail does not verify: {e}"
+            ),
+        }
         // The head as stored, unchecked: `verify` says whether it can be trusted.
         let head = match tree.last()? {
             None => None,
@@ -248,7 +271,7 @@ impl Ledger {
                 _db: db,
                 head_tx: Arc::new(watch::Sender::new(head)),
                 requests: None,
-                writer: Mutex::new(None),
+                writer: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -378,18 +401,22 @@ fn closed_early() -> LedgerError {
 
 impl Inner {
     fn shutdown(&self) {
-        let handle = match self.writer.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
+        let threads = match self.writer.lock() {
+            Ok(mut guard) => std::mem::take(&mut *guard),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
-        let Some(handle) = handle else { return };
+        if threads.is_empty() {
+            return;
+        }
         if let Some(requests) = &self.requests {
             let (done, wait) = mpsc::sync_channel(1);
             if requests.send(Request::Shutdown { done }).is_ok() {
                 let _ = wait.recv();
             }
         }
-        let _ = handle.join();
+        for thread in threads {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -401,3 +428,5 @@ impl Drop for Inner {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wal_tests;

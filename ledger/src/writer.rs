@@ -1,24 +1,36 @@
-//! The group-commit writer: one std thread owns appends to the sled tree. It drains every
-//! pending request, writes them as stored batches (one sled entry each, a few KiB), flushes
-//! once, then acknowledges them all. Acknowledgement therefore always means durable.
+//! The group-commit writer. One std thread (`ledger-writer`) takes append requests, gives their
+//! records sequence numbers and chain hashes, and packs everything pending into one frame of the
+//! write-ahead log ([`crate::wal`]); a few I/O threads write frames (each write is durable when it
+//! returns), so the next frame is built and written while earlier ones are still on their way
+//! to the disk. Whatever arrives while every I/O thread is busy goes into the next frame.
+//! Frames complete in any order but are applied in order: the records of a frame go into sled
+//! and its appends are acknowledged only once it and every frame before it are durable.
+//! Acknowledgement therefore always means durable. A checkpoint thread makes sled durable
+//! before a log file is reused.
 
 use crate::error::LedgerError;
-use crate::record::{
-    batch_key, begin_batch, encode_head, finish_batch, push_record, HEAD_KEY, RECORD_HEADER_LEN,
-};
+use crate::record::{begin_batch, finish_batch, push_record, HEAD_KEY, RECORD_HEADER_LEN};
+use crate::wal::{self, AlignedBuf, Wal};
 use crate::{Appended, Head};
 use pool_core::EVENT_SCHEMA_VERSION;
-use std::sync::mpsc;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 
-/// Most records drained into one commit (one flush).
-const MAX_BATCH_RECORDS: usize = 16_384;
-/// Largest stored batch (one sled value) the writer builds; a commit with more bytes is stored
-/// as several consecutive batches, still with one flush. sled keeps up to 16 entries in a leaf
-/// node and writes any node over 128 KiB (a quarter of its 512 KiB segment) as a separate blob
-/// file (a file create, write and delete per rewrite), so stored batches are kept small enough
-/// that a full leaf stays under that.
+/// Most records packed into one frame.
+const MAX_FRAME_RECORDS: usize = 16_384;
+/// Most event bytes packed into one frame (a single larger request still gets a frame of its
+/// own, up to a whole log file).
+const MAX_FRAME_BYTES: usize = 4 << 20;
+/// Largest stored batch (one sled value) the writer builds; a frame holds several. sled keeps
+/// up to 16 entries in a leaf node and writes any node over 128 KiB (a quarter of its 512 KiB
+/// segment) as a separate blob file (a file create, write and delete per rewrite), so stored
+/// batches are kept small enough that a full leaf stays under that.
 const MAX_BATCH_BYTES: usize = 6 * 1024;
 /// Stored bytes of a record besides its event: header and hash.
 const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + 32;
@@ -81,97 +93,476 @@ pub(crate) enum Request {
         events: Events,
         reply: Reply,
     },
-    /// Finish what is queued before this, flush, stop.
+    /// Finish what is queued before this, checkpoint, stop.
     Shutdown {
         done: mpsc::SyncSender<()>,
     },
+    /// The checkpoint thread made the store durable through this record (or failed).
+    Checkpointed(Result<Option<u64>, String>),
 }
 
-type Pending = Vec<(Events, Reply)>;
+/// How the writer is set up (defaults for production; tests shrink the log files).
+#[derive(Debug, Clone, Copy)]
+pub struct WriterOptions {
+    /// Size of each of the two write-ahead log files.
+    pub wal_file_bytes: u64,
+    /// Committer threads: frames written at once.
+    pub committers: usize,
+}
 
-fn fail_all(appends: &mut Pending, err: &LedgerError) {
-    for (events, reply) in appends.drain(..) {
-        reply.send(Err(err.clone()), events);
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            wal_file_bytes: wal::DEFAULT_FILE_BYTES,
+            committers: 2,
+        }
     }
 }
 
-pub(crate) struct Writer {
-    pub db: sled::Db,
-    pub tree: sled::Tree,
-    pub head_tree: sled::Tree,
-    pub head: Option<Head>,
-    pub head_tx: std::sync::Arc<watch::Sender<Option<Head>>>,
+/// Records given their place in the chain, waiting to be written and applied.
+struct Prepared {
+    first_seq: u64,
+    records: u32,
+    batches: Vec<Vec<u8>>,
+    /// Length of the frame these make.
+    frame_len: usize,
+    head: Head,
+    replies: Vec<(Events, Reply, Acks)>,
 }
 
-impl Writer {
-    pub fn run(mut self, rx: mpsc::Receiver<Request>) {
-        let mut failed: Option<String> = None;
-        let mut appends: Pending = Vec::new();
-        while let Ok(first) = rx.recv() {
-            let mut shutdowns = Vec::new();
-            let mut records = 0usize;
-            let mut next = Some(first);
-            while let Some(req) = next.take() {
-                match req {
-                    Request::Append { events, reply } => {
-                        records += events.as_slice().len();
-                        appends.push((events, reply));
-                    }
-                    Request::Shutdown { done } => shutdowns.push(done),
-                }
-                // Stop draining at a shutdown: requests behind it are refused.
-                if records < MAX_BATCH_RECORDS && shutdowns.is_empty() {
-                    next = rx.try_recv().ok();
-                }
+impl Prepared {
+    fn fail(self, err: &LedgerError) {
+        for (events, reply, _) in self.replies {
+            reply.send(Err(err.clone()), events);
+        }
+    }
+}
+
+/// A frame on its way to an I/O thread.
+struct Job {
+    index: u64,
+    file: usize,
+    offset: u64,
+    buf: AlignedBuf,
+    prepared: Prepared,
+}
+
+/// Applies written frames in order: into sled, then the acknowledgements.
+pub(crate) struct Completion {
+    tree: sled::Tree,
+    head_tree: sled::Tree,
+    head_tx: Arc<watch::Sender<Option<Head>>>,
+    state: Mutex<CompletionState>,
+}
+
+struct CompletionState {
+    next: u64,
+    done: BTreeMap<u64, (Prepared, Result<(), String>)>,
+    failed: Option<String>,
+}
+
+impl Completion {
+    fn failed(&self) -> Option<String> {
+        lock(&self.state).failed.clone()
+    }
+
+    fn finish(&self, index: u64, prepared: Prepared, written: Result<(), String>) {
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        state.done.insert(index, (prepared, written));
+        loop {
+            let next = state.next;
+            let Some((prepared, written)) = state.done.remove(&next) else {
+                break;
+            };
+            state.next += 1;
+            if let Some(why) = &state.failed {
+                prepared.fail(&LedgerError::Closed(why.clone()));
+                continue;
             }
-            if let Some(why) = &failed {
-                fail_all(&mut appends, &LedgerError::Closed(why.clone()));
-            } else if !appends.is_empty() {
-                if let Err(e) = self.commit(&mut appends) {
-                    failed = Some(e.to_string());
-                }
-            }
-            if !shutdowns.is_empty() {
-                let _ = self.db.flush();
-                for done in shutdowns {
-                    let _ = done.send(());
-                }
-                return;
+            if let Err(why) = self.apply(prepared, written) {
+                state.failed = Some(why);
             }
         }
-        let _ = self.db.flush();
     }
 
-    /// Writes all pending appends as one or more stored batches, flushes once, answers every
-    /// caller.
-    fn commit(&mut self, appends: &mut Pending) -> Result<(), LedgerError> {
+    /// A durable frame's records into sled (in memory until the next checkpoint; the log holds
+    /// them), the new head published, the appends answered.
+    fn apply(&self, prepared: Prepared, written: Result<(), String>) -> Result<(), String> {
+        if let Err(why) = written {
+            tracing::error!("ledger write failed, appends not acknowledged: {why}");
+            prepared.fail(&LedgerError::Storage(why.clone()));
+            return Err(why);
+        }
+        let head = prepared.head;
+        let mut key = prepared.first_seq;
+        let stored = prepared
+            .batches
+            .iter()
+            .try_for_each(|batch| {
+                let records = u32::from_be_bytes([batch[1], batch[2], batch[3], batch[4]]);
+                let at = key;
+                key += u64::from(records);
+                self.tree
+                    .insert(crate::record::batch_key(at), &batch[..])
+                    .map(|_| ())
+            })
+            .and_then(|()| {
+                self.head_tree
+                    .insert(HEAD_KEY, &crate::record::encode_head(&head)[..])
+                    .map(|_| ())
+            });
+        if let Err(e) = stored {
+            let why = format!("storing durable records in sled: {e}");
+            tracing::error!("{why}; appends not acknowledged (the write-ahead log holds them)");
+            prepared.fail(&LedgerError::Storage(why.clone()));
+            return Err(why);
+        }
+        self.head_tx.send_replace(Some(head));
+        for (events, reply, acks) in prepared.replies {
+            reply.send(Ok(acks), events);
+        }
+        Ok(())
+    }
+}
+
+/// Starts the committer threads and the checkpoint thread; returns where to send requests and
+/// the threads to join once a shutdown was sent.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start(
+    dir: PathBuf,
+    db: sled::Db,
+    tree: sled::Tree,
+    head_tree: sled::Tree,
+    head: Option<Head>,
+    head_tx: Arc<watch::Sender<Option<Head>>>,
+    gen: u64,
+    options: WriterOptions,
+) -> Result<(mpsc::Sender<Request>, Vec<JoinHandle<()>>), LedgerError> {
+    let wal = Wal::open(&dir, options.wal_file_bytes, gen)?;
+    let thread_error =
+        |e: std::io::Error| LedgerError::Storage(format!("cannot start a ledger thread: {e}"));
+    let files = wal
+        .handles()
+        .map_err(|e| LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display())))?;
+    let (tx, rx) = mpsc::channel();
+    let (checkpoint_tx, checkpoint_rx) = mpsc::channel::<()>();
+    let committers = options.committers.max(1);
+    let shared = Arc::new(Shared {
+        intake: Mutex::new(Intake {
+            rx,
+            head,
+            wal,
+            pending: Vec::new(),
+            stash: None,
+            next_index: 0,
+            checkpoint_tx,
+            checkpoint_busy: false,
+            checkpointed: head.map(|h| h.seq),
+            failed: None,
+            shutdowns: Vec::new(),
+            frames: 0,
+            records: 0,
+        }),
+        completion: Completion {
+            tree: tree.clone(),
+            head_tree: head_tree.clone(),
+            head_tx: head_tx.clone(),
+            state: Mutex::new(CompletionState {
+                next: 0,
+                done: BTreeMap::new(),
+                failed: None,
+            }),
+        },
+        files,
+        live: Mutex::new(committers),
+        dir: dir.clone(),
+        db: db.clone(),
+        head_tree,
+    });
+    let mut threads = Vec::new();
+    {
+        let (dir, db, head_tx, writer) = (dir.clone(), db.clone(), head_tx.clone(), tx.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("ledger-checkpoint".into())
+                .spawn(move || {
+                    while checkpoint_rx.recv().is_ok() {
+                        // Everything applied so far is in sled; the checkpoint covers it.
+                        let covered = head_tx.borrow().map(|h| h.seq);
+                        let result = wal::checkpoint(&db, &dir)
+                            .map(|()| covered)
+                            .map_err(|e| e.to_string());
+                        if writer.send(Request::Checkpointed(result)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(thread_error)?,
+        );
+    }
+    for id in 0..committers {
+        let shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("ledger-writer-{id}"))
+                .spawn(move || committer(&shared))
+                .map_err(thread_error)?,
+        );
+    }
+    Ok((tx, threads))
+}
+
+/// What the committer threads share.
+struct Shared {
+    /// Requests, the chain's tip and the log's next place: taken by one committer at a time.
+    intake: Mutex<Intake>,
+    completion: Completion,
+    files: [File; 2],
+    /// Committers still running; the last one out makes the store durable.
+    live: Mutex<usize>,
+    dir: PathBuf,
+    db: sled::Db,
+    head_tree: sled::Tree,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// One committer: takes whatever is pending as one frame (waiting for requests if there are
+/// none), writes it, applies it in order, again. While one writes, another takes the next
+/// requests, so frames overlap on their way to the disk.
+fn committer(shared: &Shared) {
+    loop {
+        let mut intake = lock(&shared.intake);
+        let job = intake.next_job(&shared.completion);
+        drop(intake);
+        let Some(job) = job else { break };
+        // O_DSYNC: durable once the write returns.
+        let written = shared.files[job.file]
+            .write_all_at(job.buf.bytes(), job.offset)
+            .map_err(|e| format!("write-ahead log write at {}: {e}", job.offset));
+        drop(job.buf);
+        shared.completion.finish(job.index, job.prepared, written);
+    }
+    let last = {
+        let mut live = lock(&shared.live);
+        *live -= 1;
+        *live == 0
+    };
+    if last {
+        let mut intake = lock(&shared.intake);
+        intake.finish(shared);
+    }
+}
+
+struct Intake {
+    rx: mpsc::Receiver<Request>,
+    /// The last record given a place (written or not).
+    head: Option<Head>,
+    wal: Wal,
+    pending: Vec<(Events, Reply)>,
+    /// A prepared frame waiting for a log file to be free.
+    stash: Option<Prepared>,
+    next_index: u64,
+    checkpoint_tx: mpsc::Sender<()>,
+    checkpoint_busy: bool,
+    /// The store is durable through this record.
+    checkpointed: Option<u64>,
+    failed: Option<String>,
+    shutdowns: Vec<mpsc::SyncSender<()>>,
+    /// Frames and records written since open (logged at close).
+    frames: u64,
+    records: u64,
+}
+
+impl Intake {
+    /// The next frame to write, waiting for requests while there are none; `None` once the
+    /// ledger is shutting down and everything before the shutdown is written.
+    fn next_job(&mut self, completion: &Completion) -> Option<Job> {
+        loop {
+            while let Ok(request) = self.rx.try_recv() {
+                self.handle(request);
+            }
+            if self.failed.is_none() {
+                if let Some(why) = completion.failed() {
+                    self.failed = Some(why);
+                }
+            }
+            if let Some(why) = &self.failed {
+                let err = LedgerError::Closed(why.clone());
+                if let Some(p) = self.stash.take() {
+                    p.fail(&err);
+                }
+                for (events, reply) in self.pending.drain(..) {
+                    reply.send(Err(err.clone()), events);
+                }
+            }
+            if self.stash.is_none() && !self.pending.is_empty() {
+                self.stash = self.prepare();
+                continue;
+            }
+            if let Some(job) = self.place() {
+                return Some(job);
+            }
+            if self.stash.is_none() && !self.shutdowns.is_empty() {
+                // Nothing left from before the shutdown; in-flight frames finish on their own.
+                return None;
+            }
+            // Wait for a request (or for the checkpoint a stashed frame needs).
+            match self.rx.recv() {
+                Ok(request) => self.handle(request),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request) {
+        match request {
+            Request::Append { events, reply } => {
+                if let Some(why) = &self.failed {
+                    reply.send(Err(LedgerError::Closed(why.clone())), events);
+                } else if !self.shutdowns.is_empty() {
+                    // Requests behind a shutdown are refused.
+                    reply.send(
+                        Err(LedgerError::Closed("the ledger was closed".into())),
+                        events,
+                    );
+                } else {
+                    self.pending.push((events, reply));
+                }
+            }
+            Request::Shutdown { done } => self.shutdowns.push(done),
+            Request::Checkpointed(result) => {
+                self.checkpoint_busy = false;
+                match result {
+                    Ok(covered) => self.checkpointed = self.checkpointed.max(covered),
+                    Err(why) => {
+                        tracing::error!("ledger checkpoint failed: {why}");
+                        self.failed
+                            .get_or_insert(format!("checkpoint failed: {why}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn request_checkpoint(&mut self) {
+        if !self.checkpoint_busy {
+            self.checkpoint_busy = self.checkpoint_tx.send(()).is_ok();
+        }
+    }
+
+    /// Gives the stashed frame its place in the log, if it has one now.
+    fn place(&mut self) -> Option<Job> {
+        let frame_len = self.stash.as_ref()?.frame_len;
+        if self.wal.needs_switch(frame_len) {
+            if !self.wal.other_free(self.checkpointed) {
+                // Wait for a checkpoint to cover the other file's records.
+                self.request_checkpoint();
+                return None;
+            }
+            self.wal.switch();
+        }
+        let prepared = self.stash.take()?;
+        let slot = match self.wal.place(frame_len, prepared.head.seq) {
+            Ok(slot) => slot,
+            Err(e) => {
+                tracing::error!("{e}");
+                self.failed = Some(e.to_string());
+                prepared.fail(&e);
+                return None;
+            }
+        };
+        let buf = wal::encode_frame(
+            self.wal.generation(),
+            prepared.first_seq,
+            prepared.records,
+            &prepared.batches,
+        );
+        debug_assert_eq!(buf.bytes().len(), frame_len);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.frames += 1;
+        self.records += u64::from(prepared.records);
+        // Past half of the active file: make the store durable, so the other file is free by
+        // the time this one is full.
+        if self.wal.used() > self.wal.file_bytes() / 2 && !self.wal.other_free(self.checkpointed) {
+            self.request_checkpoint();
+        }
+        Some(Job {
+            index,
+            file: slot.file,
+            offset: slot.offset,
+            buf,
+            prepared,
+        })
+    }
+
+    /// Gives the pending appends (as many as fit a frame) their records: sequence numbers,
+    /// time and chain hashes, in stored batches.
+    fn prepare(&mut self) -> Option<Prepared> {
+        let max_frame = self.wal.max_frame();
+        let mut take = 0;
+        let mut records = 0usize;
+        let mut bytes = 0usize;
+        for (events, _) in &self.pending {
+            let n = events.as_slice().len();
+            let b: usize = events
+                .as_slice()
+                .iter()
+                .map(|e| e.len() + RECORD_OVERHEAD)
+                .sum();
+            if take > 0 && (records + n > MAX_FRAME_RECORDS || bytes + b > MAX_FRAME_BYTES) {
+                break;
+            }
+            take += 1;
+            records += n;
+            bytes += b;
+        }
+        let appends: Vec<(Events, Reply)> = self.pending.drain(..take).collect();
+        // Room for the frame header, batch headers and length prefixes.
+        let batches_bound = bytes / (MAX_BATCH_BYTES / 2) + records.min(1) + 1;
+        if wal::padded(wal::FRAME_HEADER_LEN + bytes + batches_bound * 9) > max_frame {
+            let err = LedgerError::Encode(format!(
+                "{bytes} bytes of events do not fit the write-ahead log's {max_frame}-byte files"
+            ));
+            for (events, reply) in appends {
+                reply.send(Err(err.clone()), events);
+            }
+            return None;
+        }
         let first_seq = self.head.map_or(0, |h| h.seq + 1);
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let bytes: usize = appends
-            .iter()
-            .flat_map(|(events, _)| events.as_slice().iter().map(|e| e.len() + RECORD_OVERHEAD))
-            .sum();
-        let mut batches: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut batches: Vec<Vec<u8>> = Vec::new();
         let mut batch = begin_batch(bytes.min(MAX_BATCH_BYTES));
         let mut batch_first = first_seq;
         let mut prev = self.head.map_or([0; 32], |h| h.hash);
         let mut seq = first_seq;
-        let mut acks: Vec<Acks> = Vec::with_capacity(appends.len());
-        for (events, _) in appends.iter() {
-            let mut many = match events {
+        let mut replies: Vec<(Events, Reply, Acks)> = Vec::with_capacity(appends.len());
+        let mut left = bytes;
+        for (events, reply) in appends {
+            let mut many = match &events {
                 Events::One(_) => None,
                 Events::Many(events) => Some(Vec::with_capacity(events.len())),
             };
+            let mut one = None;
             for event in events.as_slice() {
                 if seq > batch_first
                     && batch.len() + event.len() + RECORD_OVERHEAD > MAX_BATCH_BYTES
                 {
                     finish_batch(&mut batch, (seq - batch_first) as u32);
-                    let left = bytes.saturating_sub(batch.len());
+                    left = left.saturating_sub(batch.len());
                     let next = begin_batch(left.min(MAX_BATCH_BYTES));
-                    batches.push((batch_first, std::mem::replace(&mut batch, next)));
+                    batches.push(std::mem::replace(&mut batch, next));
                     batch_first = seq;
                 }
                 // Event lengths were checked by the caller (`Ledger::encode`).
@@ -180,57 +571,98 @@ impl Writer {
                     {
                         Ok(hash) => hash,
                         Err(p) => {
-                            fail_all(appends, &LedgerError::Encode(p.to_string()));
-                            return Ok(());
+                            // Cannot happen for a checked event; refuse everything taken.
+                            let err = LedgerError::Encode(p.to_string());
+                            reply.send(Err(err.clone()), events);
+                            for (events, reply, _) in replies {
+                                reply.send(Err(err.clone()), events);
+                            }
+                            return None;
                         }
                     };
                 let appended = Appended { seq, hash };
                 match &mut many {
-                    None => acks.push(Acks::One(appended)),
+                    None => one = Some(appended),
                     Some(many) => many.push(appended),
                 }
                 prev = hash;
                 seq += 1;
             }
-            if let Some(many) = many {
-                acks.push(Acks::Many(many));
-            }
+            let acks = match (many, one) {
+                (Some(many), _) => Acks::Many(many),
+                (None, Some(one)) => Acks::One(one),
+                (None, None) => Acks::Many(Vec::new()),
+            };
+            replies.push((events, reply, acks));
         }
         if seq == first_seq {
             // Only empty `append_batch` calls: nothing to write.
-            for ((events, reply), acks) in appends.drain(..).zip(acks) {
+            for (events, reply, acks) in replies {
                 reply.send(Ok(acks), events);
             }
-            return Ok(());
+            return None;
         }
         finish_batch(&mut batch, (seq - batch_first) as u32);
-        batches.push((batch_first, batch));
+        batches.push(batch);
         let head = Head {
             seq: seq - 1,
             hash: prev,
         };
-        // Batches first, then the recorded head: sled recovers a prefix of its log, so after a
-        // crash the recorded head never runs ahead of the stored chain. One flush covers both
-        // trees (they share sled's log).
-        let written = batches
-            .into_iter()
-            .try_for_each(|(first, batch)| self.tree.insert(batch_key(first), batch).map(|_| ()))
-            .and_then(|()| {
-                self.head_tree
-                    .insert(HEAD_KEY, &encode_head(&head)[..])
-                    .map(|_| ())
-            })
-            .and_then(|()| self.tree.flush().map(|_| ()));
-        if let Err(e) = written {
-            let err = LedgerError::from(e);
-            fail_all(appends, &err);
-            return Err(err);
-        }
         self.head = Some(head);
-        self.head_tx.send_replace(Some(head));
-        for ((events, reply), acks) in appends.drain(..).zip(acks) {
-            reply.send(Ok(acks), events);
+        let payload: usize = batches.iter().map(|b| 4 + b.len()).sum();
+        Some(Prepared {
+            first_seq,
+            records: (seq - first_seq) as u32,
+            batches,
+            frame_len: wal::padded(wal::FRAME_HEADER_LEN + payload),
+            head,
+            replies,
+        })
+    }
+
+    /// After the last frame (every committer has stopped): make the store durable, empty the
+    /// log, answer the shutdowns.
+    fn finish(&mut self, shared: &Shared) {
+        tracing::info!(
+            frames = self.frames,
+            records = self.records,
+            "ledger writer stopping"
+        );
+        // Wait for a checkpoint under way, so its answer does not race the final one.
+        while self.checkpoint_busy {
+            match self.rx.recv() {
+                Ok(request) => self.handle(request),
+                Err(_) => break,
+            }
         }
-        Ok(())
+        let failed = self.failed.clone().or_else(|| shared.completion.failed());
+        let gen = self.wal.generation().to_le_bytes();
+        let checkpointed = shared
+            .head_tree
+            .insert(wal::GEN_KEY, &gen[..])
+            .map_err(LedgerError::from)
+            .and_then(|_| wal::checkpoint(&shared.db, &shared.dir));
+        match checkpointed {
+            Ok(()) if failed.is_none() => {
+                if let Err(e) = self.wal.clear() {
+                    tracing::warn!("could not mark the write-ahead log empty: {e}");
+                }
+            }
+            Ok(()) => {}
+            Err(e) => tracing::error!("final ledger checkpoint failed: {e}"),
+        }
+        // Requests that raced the shutdown.
+        while let Ok(request) = self.rx.try_recv() {
+            self.handle(request);
+        }
+        for (events, reply) in self.pending.drain(..) {
+            reply.send(
+                Err(LedgerError::Closed("the ledger was closed".into())),
+                events,
+            );
+        }
+        for done in self.shutdowns.drain(..) {
+            let _ = done.send(());
+        }
     }
 }
