@@ -1,6 +1,7 @@
 //! Crash safety: a child process appends with 64 concurrent appenders and prints every
 //! acknowledged sequence number as its append returns; the parent SIGKILLs it at random
-//! moments (100 times in all) and after each kill reopens the ledger, verifies the whole chain
+//! moments (100 times in all; every other child with the smallest write-ahead log files, so
+//! kills also land while the log changes files) and after each kill reopens the ledger, verifies the whole chain
 //! and checks that every acknowledged record is there with the content the child appended.
 //!
 //! The child is this test binary re-executed (`--exact crash_child --ignored`) with
@@ -52,8 +53,18 @@ fn crash_child() {
         // The parent may still be releasing its own handle (sled drops its file on a
         // background thread after close), so a lock conflict here is retried briefly.
         let started = std::time::Instant::now();
+        // Every other run uses the smallest write-ahead log files, so kills also land while
+        // the log changes files and while a checkpoint runs.
+        let options = if run % 2 == 1 {
+            ledger::WriterOptions {
+                wal_file_bytes: 64 * 1024,
+                ..ledger::WriterOptions::default()
+            }
+        } else {
+            ledger::WriterOptions::default()
+        };
         let ledger = loop {
-            match Ledger::open(std::path::Path::new(&dir)) {
+            match Ledger::open_with(std::path::Path::new(&dir), options) {
                 Err(ledger::LedgerError::Locked { .. })
                     if started.elapsed() < Duration::from_secs(10) =>
                 {
