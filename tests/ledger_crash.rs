@@ -1,7 +1,7 @@
 //! Crash safety: a child process appends with 64 concurrent appenders and prints every
 //! acknowledged sequence number as its append returns; the parent SIGKILLs it at random
-//! moments (100 times in all; every other child with the smallest write-ahead log files, so
-//! kills also land while the log changes files) and after each kill reopens the ledger, verifies the whole chain
+//! moments (100 times in all; every other child with the smallest write-ahead log files and
+//! overlapping frame writes) and after each kill reopens the ledger, verifies the whole chain
 //! and checks that every acknowledged record is there with the content the child appended.
 //!
 //! The child is this test binary re-executed (`--exact crash_child --ignored`) with
@@ -53,12 +53,13 @@ fn crash_child() {
         // The parent may still be releasing its own handle (sled drops its file on a
         // background thread after close), so a lock conflict here is retried briefly.
         let started = std::time::Instant::now();
-        // Every other run uses the smallest write-ahead log files, so kills also land while
-        // the log changes files and while a checkpoint runs.
+        // Every other run uses the smallest write-ahead log files and overlapping frame
+        // writes, so kills also land while the log changes files, while a checkpoint runs and
+        // while later frames are durable before earlier ones.
         let options = if run % 2 == 1 {
             ledger::WriterOptions {
                 wal_file_bytes: 64 * 1024,
-                ..ledger::WriterOptions::default()
+                committers: 3,
             }
         } else {
             ledger::WriterOptions::default()

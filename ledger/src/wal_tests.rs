@@ -214,10 +214,11 @@ fn an_audit_sees_what_a_crash_left_in_the_log() {
     assert_eq!(report.head, Some(a_head));
 }
 
+/// The smallest log files, and frames overlapping on their way to the disk.
 fn small_log() -> WriterOptions {
     WriterOptions {
         wal_file_bytes: wal::MIN_FILE_BYTES,
-        ..WriterOptions::default()
+        committers: 3,
     }
 }
 

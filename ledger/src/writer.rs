@@ -106,7 +106,9 @@ pub(crate) enum Request {
 pub struct WriterOptions {
     /// Size of each of the two write-ahead log files.
     pub wal_file_bytes: u64,
-    /// Committer threads: frames written at once.
+    /// Committer threads: how many frames may be on their way to the disk at once. One is
+    /// best on the 2-core VM measured in BENCHMARKS.md (each frame's device write costs CPU
+    /// there, so fewer, larger frames win); more can pay where writes overlap cheaply.
     pub committers: usize,
 }
 
@@ -114,7 +116,7 @@ impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             wal_file_bytes: wal::DEFAULT_FILE_BYTES,
-            committers: 2,
+            committers: 1,
         }
     }
 }
