@@ -4,7 +4,8 @@
 //! cache nor persists a grown file's size, and it wakes all of sled's I/O threads: slow, and not
 //! durable against power loss. So every commit is first written here, as one frame with
 //! `O_DSYNC` (and `O_DIRECT` where the file system allows it: no page cache, one device write),
-//! into a file whose blocks were written before (zeros), so the write needs no metadata commit.
+//! into a file whose blocks were written before (zeros, written ahead of the frames by a
+//! background thread), so the write needs no metadata commit.
 //! Once the frame's write returns, its records are durable and are inserted into sled, which
 //! is made durable (`flush` and `fsync` of its file) at checkpoints, off the append path.
 //!
@@ -328,6 +329,23 @@ pub(crate) struct Wal {
     active: usize,
     gen: u64,
     offset: u64,
+    /// The file a background growth is zeroing.
+    growing: Option<usize>,
+}
+
+/// Zeros to write over `[from, to)` of a log file, in the background.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Growth {
+    pub file: usize,
+    pub from: u64,
+    pub to: u64,
+}
+
+impl Growth {
+    /// Writes the zeros through `files[self.file]`.
+    pub fn run(&self, files: &[File; 2]) -> io::Result<()> {
+        write_zeros(&files[self.file], self.from, self.to)
+    }
 }
 
 /// Where one frame goes.
@@ -388,6 +406,7 @@ impl Wal {
             active: 0,
             gen,
             offset: 0,
+            growing: None,
         })
     }
 
@@ -432,12 +451,17 @@ impl Wal {
     }
 
     /// Reserves room for a frame of `len` bytes (a multiple of [`ALIGN`]) holding records up to
-    /// `last_seq` in the active file, growing the file with zeros first if needed.
-    pub fn place(&mut self, len: usize, last_seq: u64) -> Result<Slot, LedgerError> {
+    /// `last_seq` in the active file. Room not yet zeroed is zeroed here first, unless the
+    /// background growth is already zeroing it: then `None`, and the frame waits for
+    /// [`Wal::grown`].
+    pub fn place(&mut self, len: usize, last_seq: u64) -> Result<Option<Slot>, LedgerError> {
         debug_assert!(!self.needs_switch(len));
         let end = self.offset + len as u64;
-        let file = &mut self.files[self.active];
-        if end > file.written_len {
+        if end > self.files[self.active].written_len {
+            if self.growing == Some(self.active) {
+                return Ok(None);
+            }
+            let file = &mut self.files[self.active];
             let grow_to = end
                 .max(file.written_len * 2)
                 .max(FIRST_GROWTH)
@@ -451,13 +475,61 @@ impl Wal {
             })?;
             file.written_len = grow_to;
         }
+        let file = &mut self.files[self.active];
         file.last_seq = Some(last_seq);
         let slot = Slot {
             file: self.active,
             offset: self.offset,
         };
         self.offset = end;
-        Ok(slot)
+        Ok(Some(slot))
+    }
+
+    /// Zeroing the log needs ahead of the frames, for the background (so commits do not wait
+    /// for it): more of the active file once half of its zeroed room is used, or the next file
+    /// once the active one is half full. One at a time; [`Wal::grown`] reports it done.
+    pub fn growth_wanted(&mut self) -> Option<Growth> {
+        if self.growing.is_some() {
+            return None;
+        }
+        let active = &self.files[self.active];
+        let headroom = active.written_len.saturating_sub(self.offset);
+        let growth = if active.written_len < self.file_bytes && headroom <= active.written_len / 2 {
+            Growth {
+                file: self.active,
+                from: active.written_len,
+                to: (active.written_len * 2)
+                    .max(FIRST_GROWTH)
+                    .min(self.file_bytes),
+            }
+        } else {
+            let other = 1 - self.active;
+            let next = &self.files[other];
+            if self.offset <= self.file_bytes / 2 || next.written_len >= self.file_bytes {
+                return None;
+            }
+            Growth {
+                file: other,
+                from: next.written_len,
+                to: self.file_bytes,
+            }
+        };
+        self.growing = Some(growth.file);
+        Some(growth)
+    }
+
+    /// A background growth finished (`ok`) or failed (the room is then zeroed when needed).
+    pub fn grown(&mut self, growth: Growth, ok: bool) {
+        self.growing = None;
+        if ok {
+            let file = &mut self.files[growth.file];
+            file.written_len = file.written_len.max(growth.to);
+        }
+    }
+
+    /// Whether a background growth is under way.
+    pub fn growing(&self) -> bool {
+        self.growing.is_some()
     }
 
     /// Handles for the I/O threads (the same open files).

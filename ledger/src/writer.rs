@@ -6,7 +6,8 @@
 //! Frames complete in any order but are applied in order: the records of a frame go into sled
 //! and its appends are acknowledged only once it and every frame before it are durable.
 //! Acknowledgement therefore always means durable. A checkpoint thread makes sled durable
-//! before a log file is reused.
+//! before a log file is reused; a grower thread zeroes log file room ahead of the frames, so a
+//! commit never waits for that.
 
 use crate::error::LedgerError;
 use crate::record::{begin_batch, finish_batch, push_record, HEAD_KEY, RECORD_HEADER_LEN};
@@ -99,6 +100,8 @@ pub(crate) enum Request {
     },
     /// The checkpoint thread made the store durable through this record (or failed).
     Checkpointed(Result<Option<u64>, String>),
+    /// The grower zeroed more of a log file (or failed to).
+    Grown(wal::Growth, bool),
 }
 
 /// How the writer is set up (defaults for production; tests shrink the log files).
@@ -230,7 +233,7 @@ impl Completion {
     }
 }
 
-/// Starts the committer threads and the checkpoint thread; returns where to send requests and
+/// Starts the committer threads, the checkpoint thread and the grower thread; returns where to send requests and
 /// the threads to join once a shutdown was sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
@@ -251,6 +254,10 @@ pub(crate) fn start(
         .map_err(|e| LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display())))?;
     let (tx, rx) = mpsc::channel();
     let (checkpoint_tx, checkpoint_rx) = mpsc::channel::<()>();
+    let (grow_tx, grow_rx) = mpsc::channel::<wal::Growth>();
+    let grow_files = wal
+        .handles()
+        .map_err(|e| LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display())))?;
     let committers = options.committers.max(1);
     let shared = Arc::new(Shared {
         intake: Mutex::new(Intake {
@@ -262,6 +269,7 @@ pub(crate) fn start(
             next_index: 0,
             checkpoint_tx,
             checkpoint_busy: false,
+            grow_tx,
             checkpointed: head.map(|h| h.seq),
             failed: None,
             shutdowns: Vec::new(),
@@ -298,6 +306,31 @@ pub(crate) fn start(
                             .map(|()| covered)
                             .map_err(|e| e.to_string());
                         if writer.send(Request::Checkpointed(result)).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(thread_error)?,
+        );
+    }
+    {
+        let (dir, writer) = (dir.clone(), tx.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("ledger-grower".into())
+                .spawn(move || {
+                    while let Ok(growth) = grow_rx.recv() {
+                        let ok = match growth.run(&grow_files) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!(
+                                    "zeroing write-ahead log room in {} failed (retried when needed): {e}",
+                                    dir.display()
+                                );
+                                false
+                            }
+                        };
+                        if writer.send(Request::Grown(growth, ok)).is_err() {
                             break;
                         }
                     }
@@ -375,6 +408,7 @@ struct Intake {
     next_index: u64,
     checkpoint_tx: mpsc::Sender<()>,
     checkpoint_busy: bool,
+    grow_tx: mpsc::Sender<wal::Growth>,
     /// The store is durable through this record.
     checkpointed: Option<u64>,
     failed: Option<String>,
@@ -441,6 +475,7 @@ impl Intake {
                 }
             }
             Request::Shutdown { done } => self.shutdowns.push(done),
+            Request::Grown(growth, ok) => self.wal.grown(growth, ok),
             Request::Checkpointed(result) => {
                 self.checkpoint_busy = false;
                 match result {
@@ -472,16 +507,27 @@ impl Intake {
             }
             self.wal.switch();
         }
-        let prepared = self.stash.take()?;
-        let slot = match self.wal.place(frame_len, prepared.head.seq) {
-            Ok(slot) => slot,
+        let last_seq = self.stash.as_ref()?.head.seq;
+        let placed = self.wal.place(frame_len, last_seq);
+        if let Some(growth) = self.wal.growth_wanted() {
+            if self.grow_tx.send(growth).is_err() {
+                self.wal.grown(growth, false);
+            }
+        }
+        let slot = match placed {
+            // Waits for the background growth to zero its room.
+            Ok(None) => return None,
+            Ok(Some(slot)) => slot,
             Err(e) => {
                 tracing::error!("{e}");
                 self.failed = Some(e.to_string());
-                prepared.fail(&e);
+                if let Some(prepared) = self.stash.take() {
+                    prepared.fail(&e);
+                }
                 return None;
             }
         };
+        let prepared = self.stash.take()?;
         let buf = wal::encode_frame(
             self.wal.generation(),
             prepared.first_seq,
@@ -630,8 +676,9 @@ impl Intake {
             records = self.records,
             "ledger writer stopping"
         );
-        // Wait for a checkpoint under way, so its answer does not race the final one.
-        while self.checkpoint_busy {
+        // Wait for a checkpoint under way, so its answer does not race the final one, and for
+        // a growth under way (it writes to the log files).
+        while self.checkpoint_busy || self.wal.growing() {
             match self.rx.recv() {
                 Ok(request) => self.handle(request),
                 Err(_) => break,
