@@ -205,6 +205,37 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Mean time of one 4 KiB `O_DIRECT | O_DSYNC` write into blocks written before: what one
+/// write-ahead log frame costs at least on this disk (`O_DSYNC` alone where `O_DIRECT` is refused).
+fn durable_write_us(dir: &std::path::Path, writes: u64) -> f64 {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const BLOCK: usize = 4096;
+    let path = dir.join("durable-write-probe");
+    std::fs::write(&path, vec![0u8; BLOCK * writes as usize]).expect("probe file");
+    let open = |flags| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(flags)
+            .open(&path)
+    };
+    let file = open(libc::O_DIRECT | libc::O_DSYNC)
+        .or_else(|_| open(libc::O_DSYNC))
+        .expect("open probe");
+    file.sync_all().expect("sync probe");
+    // O_DIRECT wants an aligned buffer: use the aligned part of a larger one.
+    let raw = vec![7u8; 2 * BLOCK];
+    let at = raw.as_ptr().align_offset(BLOCK);
+    let block = &raw[at..at + BLOCK];
+    let t = Instant::now();
+    for i in 0..writes {
+        file.write_all_at(block, i * BLOCK as u64)
+            .expect("probe write");
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / writes as f64;
+    let _ = std::fs::remove_file(&path);
+    us
+}
+
 /// The figures the ledger is held to, measured in this run, with their ratios. The 256-appender
 /// ledger and the sled baseline are measured in alternating rounds (median of each), so a
 /// change in the machine's load hits both alike.
@@ -251,6 +282,10 @@ fn summary(data: &ReplayData) {
     );
     let per_insert = per_sec(2_000, sled_inserts(&tree, next_key, 2_000, 1));
     println!("sled insert 120 B, flush per insert: {per_insert:>9.0}/s");
+    println!(
+        "one durable 4 KiB write (O_DIRECT|O_DSYNC into written blocks, the floor of a commit): {:.1} us",
+        durable_write_us(ledger_dir.path(), 2_000)
+    );
     println!(
         "ratio durable appends (256 appenders) / sled flush-per-1,000 baseline: {:.2}",
         median(ledger_rates) / median(sled_rates)
