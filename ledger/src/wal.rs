@@ -74,39 +74,132 @@ impl AlignedBuf {
     pub fn bytes(&self) -> &[u8] {
         &self.raw[self.start..self.start + self.len]
     }
+}
 
+/// A frame built in place: the writer appends stored batches straight into the buffer the log
+/// write uses (no copy between building and writing), and the buffer is reused for later
+/// frames. The frame starts at an [`ALIGN`]ed address inside a plain vector.
+pub(crate) struct FrameBuf {
+    raw: Vec<u8>,
+    /// Where the frame starts in `raw` (aligned).
+    start: usize,
+    /// Where the open batch's length prefix is, while one is open.
+    batch_at: Option<usize>,
+}
+
+impl FrameBuf {
+    /// An empty frame with room for `capacity` bytes, in `recycled`'s memory if given.
+    pub fn new(capacity: usize, recycled: Option<Vec<u8>>) -> FrameBuf {
+        let mut raw = recycled.unwrap_or_default();
+        raw.clear();
+        raw.reserve(capacity + 2 * ALIGN);
+        let start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
+        raw.resize(start + FRAME_HEADER_LEN, 0);
+        FrameBuf {
+            raw,
+            start,
+            batch_at: None,
+        }
+    }
+
+    /// The vector records are appended to (inside the open batch).
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        &mut self.raw
+    }
+
+    /// Opens a stored batch (length prefix and batch header).
+    pub fn begin_batch(&mut self) {
+        debug_assert!(self.batch_at.is_none());
+        self.batch_at = Some(self.raw.len());
+        self.raw.extend_from_slice(&[0; 4]);
+        self.raw.push(crate::record::BATCH_FORMAT);
+        self.raw.extend_from_slice(&[0; 4]);
+    }
+
+    /// Closes the open batch of `count` records; returns where it lies in the frame (for
+    /// [`FrameBuf::batch`]).
+    pub fn finish_batch(&mut self, count: u32) -> std::ops::Range<usize> {
+        let at = self.batch_at.take().unwrap_or(self.raw.len());
+        let batch = at + 4..self.raw.len();
+        crate::record::finish_batch(&mut self.raw[batch.clone()], count);
+        let len = batch.len() as u32;
+        self.raw[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        batch.start - self.start..batch.end - self.start
+    }
+
+    /// Bytes of the open batch so far (header included).
+    pub fn batch_len(&self) -> usize {
+        self.batch_at.map_or(0, |at| self.raw.len() - at - 4)
+    }
+
+    /// The frame's length once sealed.
+    pub fn frame_len(&self) -> usize {
+        padded(self.raw.len() - self.start)
+    }
+
+    /// Fills in the header and pads the frame to [`ALIGN`]; then [`FrameBuf::bytes`] is what
+    /// the log writes. Moves the frame if the vector had to grow (and so lost its alignment).
+    pub fn seal(&mut self, gen: u64, first_seq: u64, records: u32) {
+        let payload_len = self.raw.len() - self.start - FRAME_HEADER_LEN;
+        let len = self.frame_len();
+        self.raw.resize(self.start + len, 0);
+        if self.raw[self.start..].as_ptr().align_offset(ALIGN) != 0 {
+            let mut moved = FrameBuf::new(len, None);
+            moved.raw.truncate(moved.start);
+            moved.raw.extend_from_slice(&self.raw[self.start..]);
+            self.raw = moved.raw;
+            self.start = moved.start;
+        }
+        let frame = &mut self.raw[self.start..];
+        frame[0..4].copy_from_slice(&FRAME_MAGIC);
+        frame[4..12].copy_from_slice(&gen.to_le_bytes());
+        frame[12..20].copy_from_slice(&first_seq.to_le_bytes());
+        frame[20..24].copy_from_slice(&records.to_le_bytes());
+        frame[24..28].copy_from_slice(&(payload_len as u32).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&frame[..28]);
+        crc.update(&frame[FRAME_HEADER_LEN..FRAME_HEADER_LEN + payload_len]);
+        frame[28..32].copy_from_slice(&crc.finalize().to_le_bytes());
+    }
+
+    /// The sealed frame.
+    pub fn bytes(&self) -> &[u8] {
+        &self.raw[self.start..]
+    }
+
+    /// A batch of the frame, where [`FrameBuf::finish_batch`] said it is.
+    pub fn batch(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.raw[self.start + range.start..self.start + range.end]
+    }
+
+    #[cfg(test)]
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
+        &mut self.raw[self.start..]
+    }
+
+    /// The memory, for the next frame.
+    pub fn into_raw(self) -> Vec<u8> {
+        self.raw
     }
 }
 
-/// Builds one frame: `batches` are stored batches of consecutive records, `first_seq` the first
-/// record's sequence number.
+/// Builds one whole frame from stored batches (tests write log files with it).
+#[cfg(test)]
 pub(crate) fn encode_frame(
     gen: u64,
     first_seq: u64,
     records: u32,
     batches: &[Vec<u8>],
-) -> AlignedBuf {
-    let payload_len: usize = batches.iter().map(|b| 4 + b.len()).sum();
-    let mut buf = AlignedBuf::zeroed(padded(FRAME_HEADER_LEN + payload_len));
-    let out = buf.bytes_mut();
-    out[0..4].copy_from_slice(&FRAME_MAGIC);
-    out[4..12].copy_from_slice(&gen.to_le_bytes());
-    out[12..20].copy_from_slice(&first_seq.to_le_bytes());
-    out[20..24].copy_from_slice(&records.to_le_bytes());
-    out[24..28].copy_from_slice(&(payload_len as u32).to_le_bytes());
-    let mut at = FRAME_HEADER_LEN;
+) -> FrameBuf {
+    let mut frame = FrameBuf::new(batches.iter().map(|b| b.len() + 4).sum(), None);
     for batch in batches {
-        out[at..at + 4].copy_from_slice(&(batch.len() as u32).to_le_bytes());
-        out[at + 4..at + 4 + batch.len()].copy_from_slice(batch);
-        at += 4 + batch.len();
+        frame
+            .out()
+            .extend_from_slice(&(batch.len() as u32).to_le_bytes());
+        frame.out().extend_from_slice(batch);
     }
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&out[..28]);
-    crc.update(&out[FRAME_HEADER_LEN..at]);
-    out[28..32].copy_from_slice(&crc.finalize().to_le_bytes());
-    buf
+    frame.seal(gen, first_seq, records);
+    frame
 }
 
 /// A whole frame read back.

@@ -47,7 +47,7 @@ fn chained(prev: [u8; 32], first: u64, n: u64) -> (Vec<u8>, Head) {
 }
 
 /// Writes frames one after another from offset 0 of a log file, as the writer does.
-fn write_log(dir: &Path, file: &str, frames: &[wal::AlignedBuf]) {
+fn write_log(dir: &Path, file: &str, frames: &[wal::FrameBuf]) {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

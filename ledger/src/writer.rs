@@ -10,8 +10,8 @@
 //! commit never waits for that.
 
 use crate::error::LedgerError;
-use crate::record::{begin_batch, finish_batch, push_record, HEAD_KEY, RECORD_HEADER_LEN};
-use crate::wal::{self, AlignedBuf, Wal};
+use crate::record::{push_record, HEAD_KEY, RECORD_HEADER_LEN};
+use crate::wal::{self, FrameBuf, Wal};
 use crate::{Appended, Head};
 use pool_core::EVENT_SCHEMA_VERSION;
 use std::collections::BTreeMap;
@@ -33,6 +33,9 @@ const MAX_FRAME_BYTES: usize = 4 << 20;
 /// segment) as a separate blob file (a file create, write and delete per rewrite), so stored
 /// batches are kept small enough that a full leaf stays under that.
 const MAX_BATCH_BYTES: usize = 6 * 1024;
+/// Frame buffers kept for reuse, and the largest kept.
+const MAX_SPARE_FRAMES: usize = 4;
+const MAX_SPARE_BYTES: usize = 1 << 20;
 /// Stored bytes of a record besides its event: header and hash.
 const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + 32;
 
@@ -128,8 +131,11 @@ impl Default for WriterOptions {
 struct Prepared {
     first_seq: u64,
     records: u32,
-    batches: Vec<Vec<u8>>,
-    /// Length of the frame these make.
+    /// The frame, built in place (sealed once it has its place in the log).
+    frame: FrameBuf,
+    /// The stored batches: first sequence number and place in the frame.
+    batches: Vec<(u64, std::ops::Range<usize>)>,
+    /// Length of the frame.
     frame_len: usize,
     head: Head,
     replies: Vec<(Events, Reply, Acks)>,
@@ -148,7 +154,6 @@ struct Job {
     index: u64,
     file: usize,
     offset: u64,
-    buf: AlignedBuf,
     prepared: Prepared,
 }
 
@@ -158,6 +163,8 @@ pub(crate) struct Completion {
     head_tree: sled::Tree,
     head_tx: Arc<watch::Sender<Option<Head>>>,
     state: Mutex<CompletionState>,
+    /// Frame buffers to reuse (fresh large allocations cost page faults on every frame).
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 struct CompletionState {
@@ -202,16 +209,15 @@ impl Completion {
             return Err(why);
         }
         let head = prepared.head;
-        let mut key = prepared.first_seq;
         let stored = prepared
             .batches
             .iter()
-            .try_for_each(|batch| {
-                let records = u32::from_be_bytes([batch[1], batch[2], batch[3], batch[4]]);
-                let at = key;
-                key += u64::from(records);
+            .try_for_each(|(first, range)| {
                 self.tree
-                    .insert(crate::record::batch_key(at), &batch[..])
+                    .insert(
+                        crate::record::batch_key(*first),
+                        prepared.frame.batch(range.clone()),
+                    )
                     .map(|_| ())
             })
             .and_then(|()| {
@@ -228,6 +234,11 @@ impl Completion {
         self.head_tx.send_replace(Some(head));
         for (events, reply, acks) in prepared.replies {
             reply.send(Ok(acks), events);
+        }
+        let raw = prepared.frame.into_raw();
+        let mut spare = lock(&self.spare);
+        if spare.len() < MAX_SPARE_FRAMES && raw.capacity() <= MAX_SPARE_BYTES {
+            spare.push(raw);
         }
         Ok(())
     }
@@ -285,6 +296,7 @@ pub(crate) fn start(
                 done: BTreeMap::new(),
                 failed: None,
             }),
+            spare: Mutex::new(Vec::new()),
         },
         files,
         live: Mutex::new(committers),
@@ -381,9 +393,8 @@ fn committer(shared: &Shared) {
         let Some(job) = job else { break };
         // O_DSYNC: durable once the write returns.
         let written = shared.files[job.file]
-            .write_all_at(job.buf.bytes(), job.offset)
+            .write_all_at(job.prepared.frame.bytes(), job.offset)
             .map_err(|e| format!("write-ahead log write at {}: {e}", job.offset));
-        drop(job.buf);
         shared.completion.finish(job.index, job.prepared, written);
     }
     let last = {
@@ -441,7 +452,7 @@ impl Intake {
                 }
             }
             if self.stash.is_none() && !self.pending.is_empty() {
-                self.stash = self.prepare();
+                self.stash = self.prepare(completion);
                 continue;
             }
             if let Some(job) = self.place() {
@@ -527,14 +538,11 @@ impl Intake {
                 return None;
             }
         };
-        let prepared = self.stash.take()?;
-        let buf = wal::encode_frame(
-            self.wal.generation(),
-            prepared.first_seq,
-            prepared.records,
-            &prepared.batches,
-        );
-        debug_assert_eq!(buf.bytes().len(), frame_len);
+        let mut prepared = self.stash.take()?;
+        prepared
+            .frame
+            .seal(self.wal.generation(), prepared.first_seq, prepared.records);
+        debug_assert_eq!(prepared.frame.bytes().len(), frame_len);
         let index = self.next_index;
         self.next_index += 1;
         self.frames += 1;
@@ -548,14 +556,13 @@ impl Intake {
             index,
             file: slot.file,
             offset: slot.offset,
-            buf,
             prepared,
         })
     }
 
     /// Gives the pending appends (as many as fit a frame) their records: sequence numbers,
     /// time and chain hashes, in stored batches.
-    fn prepare(&mut self) -> Option<Prepared> {
+    fn prepare(&mut self, completion: &Completion) -> Option<Prepared> {
         let max_frame = self.wal.max_frame();
         let mut take = 0;
         let mut records = 0usize;
@@ -590,13 +597,14 @@ impl Intake {
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let mut batches: Vec<Vec<u8>> = Vec::new();
-        let mut batch = begin_batch(bytes.min(MAX_BATCH_BYTES));
+        let recycled = lock(&completion.spare).pop();
+        let mut frame = FrameBuf::new(wal::FRAME_HEADER_LEN + bytes + batches_bound * 9, recycled);
+        let mut batches = Vec::new();
+        frame.begin_batch();
         let mut batch_first = first_seq;
         let mut prev = self.head.map_or([0; 32], |h| h.hash);
         let mut seq = first_seq;
         let mut replies: Vec<(Events, Reply, Acks)> = Vec::with_capacity(appends.len());
-        let mut left = bytes;
         for (events, reply) in appends {
             let mut many = match &events {
                 Events::One(_) => None,
@@ -605,29 +613,34 @@ impl Intake {
             let mut one = None;
             for event in events.as_slice() {
                 if seq > batch_first
-                    && batch.len() + event.len() + RECORD_OVERHEAD > MAX_BATCH_BYTES
+                    && frame.batch_len() + event.len() + RECORD_OVERHEAD > MAX_BATCH_BYTES
                 {
-                    finish_batch(&mut batch, (seq - batch_first) as u32);
-                    left = left.saturating_sub(batch.len());
-                    let next = begin_batch(left.min(MAX_BATCH_BYTES));
-                    batches.push(std::mem::replace(&mut batch, next));
+                    let range = frame.finish_batch((seq - batch_first) as u32);
+                    batches.push((batch_first, range));
+                    frame.begin_batch();
                     batch_first = seq;
                 }
                 // Event lengths were checked by the caller (`Ledger::encode`).
-                let hash =
-                    match push_record(&mut batch, &prev, seq, EVENT_SCHEMA_VERSION, time_ms, event)
-                    {
-                        Ok(hash) => hash,
-                        Err(p) => {
-                            // Cannot happen for a checked event; refuse everything taken.
-                            let err = LedgerError::Encode(p.to_string());
+                let pushed = push_record(
+                    frame.out(),
+                    &prev,
+                    seq,
+                    EVENT_SCHEMA_VERSION,
+                    time_ms,
+                    event,
+                );
+                let hash = match pushed {
+                    Ok(hash) => hash,
+                    Err(p) => {
+                        // Cannot happen for a checked event; refuse everything taken.
+                        let err = LedgerError::Encode(p.to_string());
+                        reply.send(Err(err.clone()), events);
+                        for (events, reply, _) in replies {
                             reply.send(Err(err.clone()), events);
-                            for (events, reply, _) in replies {
-                                reply.send(Err(err.clone()), events);
-                            }
-                            return None;
                         }
-                    };
+                        return None;
+                    }
+                };
                 let appended = Appended { seq, hash };
                 match &mut many {
                     None => one = Some(appended),
@@ -650,19 +663,19 @@ impl Intake {
             }
             return None;
         }
-        finish_batch(&mut batch, (seq - batch_first) as u32);
-        batches.push(batch);
+        let range = frame.finish_batch((seq - batch_first) as u32);
+        batches.push((batch_first, range));
         let head = Head {
             seq: seq - 1,
             hash: prev,
         };
         self.head = Some(head);
-        let payload: usize = batches.iter().map(|b| 4 + b.len()).sum();
         Some(Prepared {
             first_seq,
             records: (seq - first_seq) as u32,
+            frame_len: frame.frame_len(),
+            frame,
             batches,
-            frame_len: wal::padded(wal::FRAME_HEADER_LEN + payload),
             head,
             replies,
         })
