@@ -25,6 +25,20 @@ fn share(n: u64) -> Event {
     })
 }
 
+/// A ledger for the append figures; `LEDGER_BENCH_COMMITTERS=N` sets the writer's committer
+/// threads (frames written at once; default 1).
+fn open_ledger(dir: &std::path::Path) -> Ledger {
+    let committers = std::env::var("LEDGER_BENCH_COMMITTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let options = ledger::WriterOptions {
+        committers,
+        ..ledger::WriterOptions::default()
+    };
+    Ledger::open_with(dir, options).expect("open")
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,7 +98,7 @@ fn bench_appends(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for appenders in [1u64, 16, 256] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = Ledger::open(dir.path()).expect("open");
+        let ledger = open_ledger(dir.path());
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("{appenders}_appenders")),
             &appenders,
@@ -245,7 +259,7 @@ fn summary(data: &ReplayData) {
     let mut one_and_sixteen = Vec::new();
     for (appenders, total) in [(1u64, 2_000u64), (16, 30_000)] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ledger = Ledger::open(dir.path()).expect("open");
+        let ledger = open_ledger(dir.path());
         appends(&rt, &ledger, appenders, total / 10); // warm up
         let rate = per_sec(total, appends(&rt, &ledger, appenders, total));
         println!("durable appends, {appenders:>3} appenders: {rate:>9.0}/s ({total} appends)");
@@ -253,7 +267,7 @@ fn summary(data: &ReplayData) {
         ledger.close_blocking();
     }
     let ledger_dir = tempfile::tempdir().expect("tempdir");
-    let ledger = Ledger::open(ledger_dir.path()).expect("open");
+    let ledger = open_ledger(ledger_dir.path());
     let sled_dir = tempfile::tempdir().expect("tempdir");
     let (_db, tree) = sled_tree(sled_dir.path());
     appends(&rt, &ledger, 256, 20_000); // warm up

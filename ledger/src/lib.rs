@@ -36,7 +36,9 @@
 //! ```
 //!
 //! A dropped `append` future may still have its record committed: the writer owns the request
-//! once it is sent.
+//! once it is sent. So may an append answered with a storage error (a log write reported failed
+//! may still have reached the disk, and is replayed on open if it continues the chain): an
+//! acknowledged record is never lost, an unacknowledged one is not guaranteed absent.
 
 #[doc(hidden)]
 pub mod decode;

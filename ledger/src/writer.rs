@@ -33,6 +33,9 @@ const MAX_FRAME_BYTES: usize = 4 << 20;
 /// segment) as a separate blob file (a file create, write and delete per rewrite), so stored
 /// batches are kept small enough that a full leaf stays under that.
 const MAX_BATCH_BYTES: usize = 6 * 1024;
+/// How often the checkpoint thread starts the write-back of sled's dirty pages between
+/// checkpoints.
+const WRITEBACK_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 /// Frame buffers kept for reuse, and the largest kept.
 const MAX_SPARE_FRAMES: usize = 4;
 const MAX_SPARE_BYTES: usize = 1 << 20;
@@ -311,7 +314,20 @@ pub(crate) fn start(
             std::thread::Builder::new()
                 .name("ledger-checkpoint".into())
                 .spawn(move || {
-                    while checkpoint_rx.recv().is_ok() {
+                    let store = File::open(dir.join("db")).ok();
+                    loop {
+                        match checkpoint_rx.recv_timeout(WRITEBACK_EVERY) {
+                            Ok(()) => {}
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                // Start writing sled's dirty pages back now, in small steps,
+                                // rather than all at the next checkpoint's fsync.
+                                if let Some(store) = &store {
+                                    wal::start_writeback(store);
+                                }
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
                         // Everything applied so far is in sled; the checkpoint covers it.
                         let covered = head_tx.borrow().map(|h| h.seq);
                         let result = wal::checkpoint(&db, &dir)
