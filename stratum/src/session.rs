@@ -652,11 +652,16 @@ impl Session {
             header: check.header,
         });
 
-        // For the hashrate estimate, count the share at the hardest of the two targets that it
-        // meets (the job's and the current one): after a retarget some miners switch at once and
-        // some at their next job, and counting every share at the easier target would take a
-        // switched miner's rate for a fraction of itself and swing the difficulty back. This way
-        // the estimate is off by less than 2x for either kind of miner, only until the next job.
+        // For the hashrate estimate, a share counts only if it meets the harder of the two
+        // targets it may have been mined at (the job's and the current one), and then at that
+        // difficulty; one that meets only the easier shows the miner alive and no more. After a
+        // retarget some miners switch at once and some at their next job: a miner working at
+        // the easier target meets the harder one with probability d_easy / d_hard, so counting
+        // those at d_hard credits it d_easy per share on average, exactly its work; a miner at
+        // the harder target has every share counted. Unbiased for both kinds (counting every
+        // share at the easier target took a switched miner for a fraction of itself; counting
+        // at the harder one when met and the easier otherwise overrated a next-job miner by up
+        // to 2x until its next job, and with long jobs settled it ~4x too high).
         let harder = self
             .issued
             .iter()
@@ -666,7 +671,7 @@ impl Session {
         let rate_difficulty = if harder.is_met_by(&check.pow_hash) {
             harder.difficulty()
         } else {
-            target.difficulty()
+            0.0
         };
         let mut follow_up = Vec::new();
         let network = job.block_target.difficulty();

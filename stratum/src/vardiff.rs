@@ -121,7 +121,9 @@ impl Vardiff {
     }
 
     /// Records an accepted share worth `share_difficulty` and returns a new difficulty when a
-    /// retarget is due.
+    /// retarget is due. A share worth 0 (or anything not positive and finite) only shows the
+    /// miner is alive: it is not counted (see the session, which counts a share only when it
+    /// meets the hardest target the miner may be working at).
     pub fn on_share(
         &mut self,
         config: &VardiffConfig,
@@ -129,11 +131,12 @@ impl Vardiff {
         network_difficulty: f64,
         now_ms: u64,
     ) -> Option<f64> {
-        self.window_shares = self.window_shares.saturating_add(1);
         self.last_share_ms = now_ms;
-        if share_difficulty.is_finite() && share_difficulty > 0.0 {
-            self.window_difficulty += share_difficulty;
+        if !(share_difficulty.is_finite() && share_difficulty > 0.0) {
+            return None;
         }
+        self.window_shares = self.window_shares.saturating_add(1);
+        self.window_difficulty += share_difficulty;
         let elapsed_ms = now_ms.saturating_sub(self.window_start_ms).max(1);
         // Difficulty that gives one share per interval: rate (diff-1 shares/ms) x interval.
         let ideal = self.window_difficulty * config.target_interval_ms as f64 / elapsed_ms as f64;

@@ -572,3 +572,128 @@ fn extranonce1_of_the_wrong_size_is_a_clear_error() {
         (ShareRejection::Extranonce1Mismatch, 20)
     );
 }
+
+/// How a simulated miner takes up a new difficulty.
+#[derive(Clone, Copy, Debug)]
+enum Switch {
+    /// At once, for the job it is already hashing (many ASIC firmwares).
+    AtOnce,
+    /// Only with the next `mining.notify` (cpuminer-style).
+    AtNextJob,
+}
+
+/// A miner of `hashes_per_s` (simulated time) on the session: it hashes nonces one after
+/// another, submits only hashes that meet the difficulty it is working at, and takes up each
+/// `mining.set_difficulty` the way `switch` says. A new job every `job_every_ms`. Returns the
+/// session's difficulty after each accepted share.
+fn simulate_miner(
+    switch: Switch,
+    hashes_per_s: f64,
+    job_every_ms: u64,
+    seed: u8,
+    shares: usize,
+) -> Vec<f64> {
+    let mut pool = Pool::new("207fffff", easy_vardiff());
+    let mut cfg = pool.job_config.clone();
+    cfg.pool_block_target = Some(Target::from_difficulty(1e-3).unwrap());
+    pool.job_config = cfg;
+    let mut job = pool.add(PREV_B, "207fffff");
+    let mut s = pool.ready_session();
+    s.on_job(&job, 0);
+    let mut working = s.difficulty();
+    let mut announced = working;
+    let mut next_job_ms = job_every_ms;
+    let mut difficulties = Vec::new();
+    let mut nonce = 0u32;
+    // Bounded: 2,000,000 hashes is far more than `shares` needs at the converged difficulty.
+    for hashes in 0..2_000_000u64 {
+        let now_ms = (hashes as f64 * 1_000.0 / hashes_per_s) as u64;
+        if now_ms >= next_job_ms {
+            next_job_ms += job_every_ms;
+            job = pool.add(PREV_B, "207fffff");
+            s.on_job(&job, now_ms);
+            working = announced;
+            // The nonce goes on: these jobs share their coinbase, so restarting would repeat
+            // the same hashes.
+        }
+        let input = pool_core::share::ShareInput {
+            coinb1: &job.coinb1,
+            extranonce1: &[1, 2, 3, 4],
+            extranonce2: &[seed, 0, 0, 0],
+            coinb2: &job.coinb2,
+            merkle_branch: &job.merkle_branch,
+            version: job.version,
+            prev_hash: &job.prev_hash,
+            nbits: job.nbits,
+            ntime: CURTIME,
+            nonce,
+        };
+        let target = Target::from_difficulty(working).unwrap();
+        let check =
+            pool_core::share::check_share(&input, |h| job.pow.hash(h), &target, &job.block_target);
+        nonce += 1;
+        if !check.meets_share {
+            continue;
+        }
+        let en2 = format!("{seed:02x}000000");
+        let line = submit_line(&job.notify.job_id, &en2, CURTIME, nonce - 1, None);
+        let accepted = match s.handle_line(&line, now_ms, &pool.book) {
+            SessionOutput::ShareAccepted(a) => a,
+            other => panic!("share at difficulty {working} refused: {other:?}"),
+        };
+        if let Some(line) = accepted.follow_up.first() {
+            announced = reply(line)["params"][0].as_f64().unwrap();
+            if let Switch::AtOnce = switch {
+                working = announced;
+            }
+        }
+        difficulties.push(s.difficulty());
+        if difficulties.len() == shares {
+            return difficulties;
+        }
+    }
+    panic!(
+        "{switch:?}: only {} shares in 2,000,000 hashes: {difficulties:?}",
+        difficulties.len()
+    );
+}
+
+#[test]
+fn vardiff_settles_for_miners_that_switch_at_once_and_at_the_next_job() {
+    // 8.6 hashes per simulated second: one share per 10 s (the default aim) at difficulty
+    // 2e-8, far above the 1e-9 start. Small numbers keep the hashing cheap; vardiff only sees
+    // share times and difficulties.
+    let hashes_per_s = 8.6;
+    let ideal = hashes_per_s * 10.0 / 4_294_967_296.0;
+    // Different extranonce2 values: different (deterministic) hash sequences.
+    const SEEDS: u8 = 3;
+    // Long jobs (few blocks, few new transactions) are where a biased count shows: every share
+    // until the next job is counted wrong. Counting each share at the job's (easier) target
+    // settled an at-once miner ~5x too low with 300 s jobs; counting at the harder target when
+    // met and the easier otherwise settled a next-job miner ~4x too high with 120 s jobs.
+    for (switch, job_every_ms) in [
+        (Switch::AtOnce, 30_000),
+        (Switch::AtOnce, 120_000),
+        (Switch::AtOnce, 300_000),
+        (Switch::AtNextJob, 30_000),
+        (Switch::AtNextJob, 120_000),
+        (Switch::AtNextJob, 300_000),
+    ] {
+        for seed in 0..SEEDS {
+            let case = (switch, job_every_ms, seed);
+            let difficulties = simulate_miner(switch, hashes_per_s, job_every_ms, seed, 200);
+            let tail = &difficulties[120..];
+            for d in tail {
+                let near = *d > ideal / 3.0 && *d < ideal * 3.0;
+                assert!(near, "{case:?}: {d:e} vs ideal {ideal:e}; {difficulties:?}");
+            }
+            // Settled: over the last 80 shares the difficulty moves within a 4x band, not back
+            // and forth by 10-100x as when a switched miner's shares were counted at the old
+            // (easier) target.
+            let (lo, hi) = tail
+                .iter()
+                .fold((f64::MAX, 0f64), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+            assert!(hi / lo <= 4.0, "{case:?}: swings {lo:e}..{hi:e}");
+        }
+    }
+}
