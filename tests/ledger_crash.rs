@@ -60,6 +60,7 @@ fn crash_child() {
             ledger::WriterOptions {
                 wal_file_bytes: 64 * 1024,
                 committers: 3,
+                direct_io: true,
             }
         } else {
             ledger::WriterOptions::default()

@@ -459,11 +459,12 @@ pub(crate) struct Slot {
 impl Wal {
     /// Opens (creating if needed) both files; the first frame goes to `wal.0` at offset 0 with
     /// generation `gen`. Everything the files hold must already be in the durable store.
-    pub fn open(dir: &Path, file_bytes: u64, gen: u64) -> Result<Wal, LedgerError> {
+    /// `direct`: try `O_DIRECT` (falling back to page-cache writes where refused).
+    pub fn open(dir: &Path, file_bytes: u64, gen: u64, direct: bool) -> Result<Wal, LedgerError> {
         let err = |e: io::Error| {
             LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display()))
         };
-        let mut direct = true;
+        let mut direct = direct;
         let mut open = |name: &str| -> io::Result<File> {
             let path = dir.join(name);
             let mut options = OpenOptions::new();

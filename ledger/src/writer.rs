@@ -119,6 +119,9 @@ pub struct WriterOptions {
     /// best on the 2-core VM measured in BENCHMARKS.md (each frame's device write costs CPU
     /// there, so fewer, larger frames win); more can pay where writes overlap cheaply.
     pub committers: usize,
+    /// Write the log with `O_DIRECT` where the file system allows (else, and when false,
+    /// `O_DSYNC` writes through the page cache: as durable, a little slower).
+    pub direct_io: bool,
 }
 
 impl Default for WriterOptions {
@@ -126,6 +129,7 @@ impl Default for WriterOptions {
         WriterOptions {
             wal_file_bytes: wal::DEFAULT_FILE_BYTES,
             committers: 1,
+            direct_io: true,
         }
     }
 }
@@ -260,7 +264,7 @@ pub(crate) fn start(
     gen: u64,
     options: WriterOptions,
 ) -> Result<(mpsc::Sender<Request>, Vec<JoinHandle<()>>), LedgerError> {
-    let wal = Wal::open(&dir, options.wal_file_bytes, gen)?;
+    let wal = Wal::open(&dir, options.wal_file_bytes, gen, options.direct_io)?;
     let thread_error =
         |e: std::io::Error| LedgerError::Storage(format!("cannot start a ledger thread: {e}"));
     let files = wal
