@@ -608,12 +608,13 @@ impl Session {
         // Shares are checked against the target the job was sent with, or the current one when
         // that is easier (the miner may apply a new difficulty at once).
         let current = self.share_target(job);
-        let target = self
+        let issued = self
             .issued
             .iter()
             .rev()
             .find(|(id, _)| *id == job.id)
-            .map_or(current, |(_, t)| t.easier(current));
+            .map(|(_, t)| *t);
+        let target = issued.map_or(current, |t| t.easier(current));
 
         let input = ShareInput {
             coinb1: &job.coinb1,
@@ -662,12 +663,7 @@ impl Session {
         // share at the easier target took a switched miner for a fraction of itself; counting
         // at the harder one when met and the easier otherwise overrated a next-job miner by up
         // to 2x until its next job, and with long jobs settled it ~4x too high).
-        let harder = self
-            .issued
-            .iter()
-            .rev()
-            .find(|(id, _)| *id == job.id)
-            .map_or(current, |(_, t)| t.harder(current));
+        let harder = issued.map_or(current, |t| t.harder(current));
         let rate_difficulty = if harder.is_met_by(&check.pow_hash) {
             harder.difficulty()
         } else {
