@@ -27,7 +27,7 @@
 //! covers every record in it.
 
 use crate::error::LedgerError;
-use crate::record::{BatchRecords, GENESIS_PREV_HASH};
+use crate::record::{self, GENESIS_PREV_HASH};
 use crate::verify;
 use crate::Head;
 use std::fs::{File, OpenOptions};
@@ -112,7 +112,7 @@ impl FrameBuf {
         debug_assert!(self.batch_at.is_none());
         self.batch_at = Some(self.raw.len());
         self.raw.extend_from_slice(&[0; 4]);
-        self.raw.push(crate::record::BATCH_FORMAT);
+        self.raw.push(record::BATCH_FORMAT);
         self.raw.extend_from_slice(&[0; 4]);
     }
 
@@ -121,7 +121,7 @@ impl FrameBuf {
     pub fn finish_batch(&mut self, count: u32) -> std::ops::Range<usize> {
         let at = self.batch_at.take().unwrap_or(self.raw.len());
         let batch = at + 4..self.raw.len();
-        crate::record::finish_batch(&mut self.raw[batch.clone()], count);
+        record::finish_batch(&mut self.raw[batch.clone()], count);
         let len = batch.len() as u32;
         self.raw[at..at + 4].copy_from_slice(&len.to_le_bytes());
         batch.start - self.start..batch.end - self.start
@@ -267,17 +267,6 @@ fn split_payload(mut payload: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(batches)
 }
 
-/// The first and last sequence numbers of a stored batch, from its record headers.
-fn batch_span(batch: &[u8]) -> Option<(u64, u64)> {
-    let mut records = BatchRecords::parse(batch).ok()?;
-    let first = records.next_record().ok()??.seq;
-    let mut last = first;
-    while let Some(r) = records.next_record().ok()? {
-        last = r.seq;
-    }
-    Some((first, last))
-}
-
 /// What [`recover`] did.
 pub(crate) struct Recovered {
     /// The store's last record after the replay.
@@ -319,22 +308,17 @@ pub(crate) fn recover(
     let mut replayed = 0u64;
     'frames: for frame in &frames {
         for batch in &frame.batches {
-            let Some((first, last)) = batch_span(batch) else {
-                break 'frames;
-            };
-            if last < expected {
-                continue; // already in the store
+            match verify::last_record(batch) {
+                Ok(last) if last.seq < expected => continue, // already in the store
+                Ok(_) => {}
+                Err(problem) => {
+                    tracing::warn!(%problem, "unreadable write-ahead log batch; replay stops");
+                    break 'frames;
+                }
             }
-            let key = first.to_be_bytes();
-            if first != expected {
-                tracing::warn!(
-                    expected,
-                    found = first,
-                    frame_first = frame.first_seq,
-                    "write-ahead log does not continue the ledger here; replay stops"
-                );
-                break 'frames;
-            }
+            // The batch must start at `expected` and chain onto `prev`; its key is checked
+            // against its first record.
+            let key = record::batch_key(expected);
             match verify::check_batch(&key, batch, expected, prev, true) {
                 Ok(Some(h)) => {
                     tree.insert(key, &batch[..])?;
@@ -342,10 +326,11 @@ pub(crate) fn recover(
                     expected = h.seq + 1;
                     prev = h.hash;
                 }
-                Ok(None) | Err(_) => {
+                Ok(None) => break 'frames,
+                Err(e) => {
                     tracing::warn!(
-                        seq = expected,
-                        "write-ahead log batch does not verify; replay stops"
+                        frame_first = frame.first_seq,
+                        "write-ahead log does not continue the ledger here ({e}); replay stops"
                     );
                     break 'frames;
                 }
@@ -362,7 +347,7 @@ pub(crate) fn recover(
     };
     if replayed > 0 {
         if let Some(h) = head {
-            head_tree.insert(crate::record::HEAD_KEY, &crate::record::encode_head(&h)[..])?;
+            head_tree.insert(record::HEAD_KEY, &record::encode_head(&h)[..])?;
         }
         tracing::info!(
             replayed,
@@ -563,12 +548,8 @@ impl Wal {
             if self.growing == Some(self.active) {
                 return Ok(None);
             }
+            let grow_to = self.next_size(self.files[self.active].written_len).max(end);
             let file = &mut self.files[self.active];
-            let grow_to = end
-                .max(file.written_len * 2)
-                .max(FIRST_GROWTH)
-                .min(self.file_bytes)
-                .max(end);
             write_zeros(&file.file, file.written_len, grow_to).map_err(|e| {
                 LedgerError::Storage(format!(
                     "growing the write-ahead log in {}: {e}",
@@ -587,6 +568,12 @@ impl Wal {
         Ok(Some(slot))
     }
 
+    /// The size a file of `written_len` zeroed bytes grows to: double, at least
+    /// [`FIRST_GROWTH`], at most a whole file.
+    fn next_size(&self, written_len: u64) -> u64 {
+        (written_len * 2).max(FIRST_GROWTH).min(self.file_bytes)
+    }
+
     /// Zeroing the log needs ahead of the frames, for the background (so commits do not wait
     /// for it): more of the active file once half of its zeroed room is used, or the next file
     /// once the active one is half full. One at a time; [`Wal::grown`] reports it done.
@@ -600,9 +587,7 @@ impl Wal {
             Growth {
                 file: self.active,
                 from: active.written_len,
-                to: (active.written_len * 2)
-                    .max(FIRST_GROWTH)
-                    .min(self.file_bytes),
+                to: self.next_size(active.written_len),
             }
         } else {
             let other = 1 - self.active;

@@ -1,16 +1,16 @@
-//! The group-commit writer. One std thread (`ledger-writer`) takes append requests, gives their
-//! records sequence numbers and chain hashes, and packs everything pending into one frame of the
-//! write-ahead log ([`crate::wal`]); a few I/O threads write frames (each write is durable when it
-//! returns), so the next frame is built and written while earlier ones are still on their way
-//! to the disk. Whatever arrives while every I/O thread is busy goes into the next frame.
-//! Frames complete in any order but are applied in order: the records of a frame go into sled
+//! The group-commit writer. A committer thread (`ledger-writer-N`) takes every pending append
+//! request, gives the records sequence numbers and chain hashes, packs them into one frame of
+//! the write-ahead log ([`crate::wal`]) and writes it (durable when the write returns).
+//! Whatever arrives meanwhile goes into the next frame. With several committers (see
+//! [`WriterOptions::committers`]) one builds and writes the next frame while earlier ones are
+//! still on their way to the disk; frames complete in any order but are applied in order: the records of a frame go into sled
 //! and its appends are acknowledged only once it and every frame before it are durable.
 //! Acknowledgement therefore always means durable. A checkpoint thread makes sled durable
 //! before a log file is reused; a grower thread zeroes log file room ahead of the frames, so a
 //! commit never waits for that.
 
 use crate::error::LedgerError;
-use crate::record::{push_record, HEAD_KEY, RECORD_HEADER_LEN};
+use crate::record::{push_record, GENESIS_PREV_HASH, HEAD_KEY, RECORD_HEADER_LEN};
 use crate::wal::{self, FrameBuf, Wal};
 use crate::{Appended, Head};
 use pool_core::EVENT_SCHEMA_VERSION;
@@ -142,8 +142,6 @@ struct Prepared {
     frame: FrameBuf,
     /// The stored batches: first sequence number and place in the frame.
     batches: Vec<(u64, std::ops::Range<usize>)>,
-    /// Length of the frame.
-    frame_len: usize,
     head: Head,
     replies: Vec<(Events, Reply, Acks)>,
 }
@@ -156,7 +154,7 @@ impl Prepared {
     }
 }
 
-/// A frame on its way to an I/O thread.
+/// A placed frame, for its committer to write.
 struct Job {
     index: u64,
     file: usize,
@@ -186,10 +184,7 @@ impl Completion {
     }
 
     fn finish(&self, index: u64, prepared: Prepared, written: Result<(), String>) {
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut state = lock(&self.state);
         state.done.insert(index, (prepared, written));
         loop {
             let next = state.next;
@@ -251,8 +246,8 @@ impl Completion {
     }
 }
 
-/// Starts the committer threads, the checkpoint thread and the grower thread; returns where to send requests and
-/// the threads to join once a shutdown was sent.
+/// Starts the committer threads, the checkpoint thread and the grower thread; returns where to
+/// send requests and the threads to join once a shutdown was sent.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     dir: PathBuf,
@@ -267,15 +262,14 @@ pub(crate) fn start(
     let wal = Wal::open(&dir, options.wal_file_bytes, gen, options.direct_io)?;
     let thread_error =
         |e: std::io::Error| LedgerError::Storage(format!("cannot start a ledger thread: {e}"));
-    let files = wal
-        .handles()
-        .map_err(|e| LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display())))?;
+    let handles = || {
+        wal.handles()
+            .map_err(|e| LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display())))
+    };
+    let (files, grow_files) = (handles()?, handles()?);
     let (tx, rx) = mpsc::channel();
     let (checkpoint_tx, checkpoint_rx) = mpsc::channel::<()>();
     let (grow_tx, grow_rx) = mpsc::channel::<wal::Growth>();
-    let grow_files = wal
-        .handles()
-        .map_err(|e| LedgerError::Storage(format!("write-ahead log in {}: {e}", dir.display())))?;
     let committers = options.committers.max(1);
     let shared = Arc::new(Shared {
         intake: Mutex::new(Intake {
@@ -309,7 +303,6 @@ pub(crate) fn start(
         live: Mutex::new(committers),
         dir: dir.clone(),
         db: db.clone(),
-        head_tree,
     });
     let mut threads = Vec::new();
     {
@@ -392,7 +385,6 @@ struct Shared {
     live: Mutex<usize>,
     dir: PathBuf,
     db: sled::Db,
-    head_tree: sled::Tree,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -529,7 +521,7 @@ impl Intake {
 
     /// Gives the stashed frame its place in the log, if it has one now.
     fn place(&mut self) -> Option<Job> {
-        let frame_len = self.stash.as_ref()?.frame_len;
+        let frame_len = self.stash.as_ref()?.frame.frame_len();
         if self.wal.needs_switch(frame_len) {
             if !self.wal.other_free(self.checkpointed) {
                 // Wait for a checkpoint to cover the other file's records.
@@ -604,7 +596,8 @@ impl Intake {
         let appends: Vec<(Events, Reply)> = self.pending.drain(..take).collect();
         // Room for the frame header, batch headers and length prefixes.
         let batches_bound = bytes / (MAX_BATCH_BYTES / 2) + records.min(1) + 1;
-        if wal::padded(wal::FRAME_HEADER_LEN + bytes + batches_bound * 9) > max_frame {
+        let capacity = wal::FRAME_HEADER_LEN + bytes + batches_bound * 9;
+        if wal::padded(capacity) > max_frame {
             let err = LedgerError::Encode(format!(
                 "{bytes} bytes of events do not fit the write-ahead log's {max_frame}-byte files"
             ));
@@ -618,11 +611,11 @@ impl Intake {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let recycled = lock(&completion.spare).pop();
-        let mut frame = FrameBuf::new(wal::FRAME_HEADER_LEN + bytes + batches_bound * 9, recycled);
+        let mut frame = FrameBuf::new(capacity, recycled);
         let mut batches = Vec::new();
         frame.begin_batch();
         let mut batch_first = first_seq;
-        let mut prev = self.head.map_or([0; 32], |h| h.hash);
+        let mut prev = self.head.map_or(GENESIS_PREV_HASH, |h| h.hash);
         let mut seq = first_seq;
         let mut replies: Vec<(Events, Reply, Acks)> = Vec::with_capacity(appends.len());
         for (events, reply) in appends {
@@ -693,7 +686,6 @@ impl Intake {
         Some(Prepared {
             first_seq,
             records: (seq - first_seq) as u32,
-            frame_len: frame.frame_len(),
             frame,
             batches,
             head,
@@ -720,6 +712,7 @@ impl Intake {
         let failed = self.failed.clone().or_else(|| shared.completion.failed());
         let gen = self.wal.generation().to_le_bytes();
         let checkpointed = shared
+            .completion
             .head_tree
             .insert(wal::GEN_KEY, &gen[..])
             .map_err(LedgerError::from)
