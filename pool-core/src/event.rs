@@ -58,6 +58,7 @@ pub enum Event {
     PaymentSent(PaymentSent),
     PaymentConfirmed(PaymentConfirmed),
     PaymentFailed(PaymentFailed),
+    BlockCandidate(BlockCandidate),
 }
 
 impl Event {
@@ -75,6 +76,7 @@ impl Event {
             Event::PaymentSent(_) => "PaymentSent",
             Event::PaymentConfirmed(_) => "PaymentConfirmed",
             Event::PaymentFailed(_) => "PaymentFailed",
+            Event::BlockCandidate(_) => "BlockCandidate",
         }
     }
 }
@@ -99,7 +101,30 @@ pub struct ShareAccepted {
     pub time_ms: u64,
 }
 
-/// A block the node accepted (`submitblock` returned null).
+/// A share met the block threshold. Recorded (durably, right after its finding share) before
+/// the block is submitted, so a busy node, a node that is down or a crash cannot lose it: the
+/// verdict follows later as a [`BlockFound`] or [`BlockRejected`] with the same `block_id`, and
+/// the block is credited as of the candidate's position in the ledger (see `projections`).
+/// A candidate with no verdict yet is *open*; the pool resolves open candidates at start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockCandidate {
+    pub height: u64,
+    pub block_id: BlockId,
+    /// The coinbase value paid to the pool (outputs to the pool's address), in satoshis.
+    pub reward: Sats,
+    /// As in [`BlockFound::network_target`].
+    pub network_target: Target,
+    pub finder: PayoutAddress,
+    pub worker: WorkerName,
+    pub time_ms: u64,
+    /// The whole block in its consensus serialization (what `submitblock` takes, as hex), so it
+    /// can be resubmitted after a restart.
+    pub block: Vec<u8>,
+}
+
+/// A block the node accepted: `submitblock` answered `null`, `inconclusive` (valid, on a side
+/// branch) or `duplicate` (the node has it), or the node knew the block when asked. Whether it
+/// is (still) in the best chain is the chain watcher's business (`BlockOrphaned`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockFound {
     pub height: u64,
@@ -115,7 +140,9 @@ pub struct BlockFound {
     pub time_ms: u64,
 }
 
-/// A block candidate the node refused, with the node's reason.
+/// A block candidate the node refused, with the node's reason (a BIP 22 string such as
+/// `high-hash` or `duplicate-invalid`). A candidate the node never judged (unreachable or busy
+/// until the block's height was buried) is closed with a reason starting `never judged:`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRejected {
     pub height: u64,

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the snapshot encoding written by [`Projection::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Settings of the projection that do not come from events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,23 @@ pub enum AnomalyKind {
     UnknownPayment(u64),
     /// A payment event that does not follow from the payment's state (e.g. sent twice).
     PaymentOutOfOrder(u64),
+    /// A second `BlockCandidate` for a block id already known.
+    DuplicateCandidate(BlockId),
+    /// A verdict (`BlockFound` or `BlockRejected`) for a candidate that already had one.
+    VerdictAfterVerdict(BlockId),
+    /// A lifecycle event (orphaned, reinstated, matured) for a candidate without a found verdict.
+    NotFound(BlockId),
+}
+
+/// What the node said of a block record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Verdict {
+    /// A `BlockCandidate` awaiting its verdict: it holds its PROP round but credits nothing.
+    Pending,
+    /// Found (`BlockFound`): credited by its rule.
+    Found,
+    /// Refused (`BlockRejected` after its candidate): its round rolls forward like an orphan's.
+    Refused,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +128,10 @@ struct Segment {
 struct BlockRecord {
     found: BlockFound,
     found_seq: u64,
+    /// Sequence of the block's `BlockCandidate`, when it had one: the position it is credited
+    /// at (its rule, PPLNS window and PROP round were fixed there).
+    candidate_seq: Option<u64>,
+    verdict: Verdict,
     status: BlockStatus,
     rule: PayoutRule,
     finder: u32,
@@ -204,6 +225,9 @@ pub struct BlockView {
     pub worker: WorkerName,
     pub time_ms: u64,
     pub found_seq: u64,
+    /// Sequence of its `BlockCandidate` (`None` for blocks recorded before candidates existed):
+    /// the position in the ledger its credits were computed at.
+    pub candidate_seq: Option<u64>,
     pub status: BlockStatus,
     pub scheme: PayoutScheme,
     pub fee: Sats,
@@ -272,10 +296,8 @@ impl Projection {
         match event {
             Event::ShareAccepted(share) => s.on_share(share),
             Event::BlockFound(b) => s.on_block_found(seq, b),
-            Event::BlockRejected(r) => {
-                s.now_ms = s.now_ms.max(r.time_ms);
-                s.rejected.push(r.clone());
-            }
+            Event::BlockRejected(r) => s.on_block_rejected(seq, r),
+            Event::BlockCandidate(c) => s.on_block_candidate(seq, c),
             Event::BlockOrphaned(b) => s.on_orphaned(seq, &b.block_id),
             Event::BlockReinstated(b) => s.on_reinstated(seq, &b.block_id),
             Event::BlockMatured(b) => s.on_matured(seq, &b.block_id),
@@ -353,18 +375,34 @@ impl Projection {
             .collect()
     }
 
-    /// Found blocks in the order they were found.
+    /// Found blocks in ledger order (of their candidates, where they had one).
     pub fn blocks(&self) -> Vec<BlockView> {
         self.state
             .blocks
             .iter()
+            .filter(|b| b.verdict == Verdict::Found)
             .map(|b| self.state.block_view(b))
             .collect()
     }
 
+    /// A found block by id (`None` for unknown ids and for candidates not found).
     pub fn block(&self, id: &BlockId) -> Option<BlockView> {
         let i = *self.state.block_index.get(id)?;
-        Some(self.state.block_view(&self.state.blocks[i as usize]))
+        let b = &self.state.blocks[i as usize];
+        (b.verdict == Verdict::Found).then(|| self.state.block_view(b))
+    }
+
+    /// Candidates without a verdict yet, as `(block id, height, candidate seq)` in ledger order.
+    pub fn open_candidates(&self) -> Vec<(BlockId, u64, u64)> {
+        self.state
+            .blocks
+            .iter()
+            .filter(|b| b.verdict == Verdict::Pending)
+            .map(|b| {
+                let seq = b.candidate_seq.unwrap_or(b.found_seq);
+                (b.found.block_id, b.found.height, seq)
+            })
+            .collect()
     }
 
     /// Blocks the node refused.
@@ -379,7 +417,7 @@ impl Projection {
         self.state
             .blocks
             .iter()
-            .filter(|b| b.status == BlockStatus::Immature)
+            .filter(|b| b.verdict == Verdict::Found && b.status == BlockStatus::Immature)
             .filter(|b| tip_height >= b.found.height.saturating_add(maturity))
             .map(|b| b.found.block_id)
             .collect()
@@ -454,7 +492,7 @@ impl Projection {
             pool_fees: Sats::ZERO,
             balances: Balance::default(),
         };
-        for b in &s.blocks {
+        for b in s.blocks.iter().filter(|b| b.verdict == Verdict::Found) {
             match b.status {
                 BlockStatus::Immature => t.blocks_immature += 1,
                 BlockStatus::Matured => t.blocks_matured += 1,
@@ -558,23 +596,91 @@ impl State {
 
     fn on_block_found(&mut self, seq: u64, found: &BlockFound) {
         self.now_ms = self.now_ms.max(found.time_ms);
-        if self.block_index.contains_key(&found.block_id) {
-            self.anomaly(seq, AnomalyKind::DuplicateBlock(found.block_id));
+        if let Some(&i) = self.block_index.get(&found.block_id) {
+            let b = &self.blocks[i as usize];
+            match (b.candidate_seq, b.verdict) {
+                // The verdict on a candidate: credited where the candidate stands.
+                (Some(_), Verdict::Pending) => {
+                    let finder = self.intern_address(&found.finder);
+                    let b = &mut self.blocks[i as usize];
+                    b.verdict = Verdict::Found;
+                    b.found_seq = seq;
+                    b.fee = pool_fee(found.reward, b.rule.fee_bps);
+                    b.finder = finder;
+                    b.found = found.clone();
+                    self.reassign_rounds(Some(i));
+                }
+                (Some(_), _) => self.anomaly(seq, AnomalyKind::VerdictAfterVerdict(found.block_id)),
+                (None, _) => self.anomaly(seq, AnomalyKind::DuplicateBlock(found.block_id)),
+            }
             return;
         }
+        // No candidate before it (ledgers written before candidates existed): credited here.
+        self.push_block(seq, found.clone(), None);
+    }
+
+    fn on_block_candidate(&mut self, seq: u64, c: &pool_core::event::BlockCandidate) {
+        self.now_ms = self.now_ms.max(c.time_ms);
+        if self.block_index.contains_key(&c.block_id) {
+            self.anomaly(seq, AnomalyKind::DuplicateCandidate(c.block_id));
+            return;
+        }
+        let found = BlockFound {
+            height: c.height,
+            block_id: c.block_id,
+            reward: c.reward,
+            network_target: c.network_target,
+            finder: c.finder.clone(),
+            worker: c.worker.clone(),
+            time_ms: c.time_ms,
+        };
+        self.push_block(seq, found, Some(seq));
+    }
+
+    fn on_block_rejected(&mut self, seq: u64, r: &pool_core::event::BlockRejected) {
+        self.now_ms = self.now_ms.max(r.time_ms);
+        if let Some(&i) = self.block_index.get(&r.block_id) {
+            let b = &mut self.blocks[i as usize];
+            match (b.candidate_seq, b.verdict) {
+                (Some(_), Verdict::Pending) => {
+                    // Never credited; its round rolls forward as an orphan's does.
+                    b.verdict = Verdict::Refused;
+                    b.status = BlockStatus::Orphaned;
+                    self.rejected.push(r.clone());
+                    self.reassign_rounds(None);
+                }
+                (Some(_), _) => self.anomaly(seq, AnomalyKind::VerdictAfterVerdict(r.block_id)),
+                (None, _) => self.rejected.push(r.clone()),
+            }
+            return;
+        }
+        self.rejected.push(r.clone());
+    }
+
+    /// Adds a block record at this point of the ledger: the rule in force, the shares so far
+    /// (PPLNS) and the open round's segment (PROP) are its. A candidate (`candidate_seq`) waits
+    /// for its verdict; a found block is credited at once.
+    fn push_block(&mut self, seq: u64, found: BlockFound, candidate_seq: Option<u64>) {
         let index = self.blocks.len() as u32;
         let rule = self.current_rule();
         let finder = self.intern_address(&found.finder);
         let fee_address = self.intern_address(&rule.fee_address);
         let native_segment = self.close_open_segment(None);
+        let block_id = found.block_id;
+        let verdict = match candidate_seq {
+            Some(_) => Verdict::Pending,
+            None => Verdict::Found,
+        };
         self.blocks.push(BlockRecord {
-            found: found.clone(),
+            candidate_seq,
+            verdict,
             found_seq: seq,
             status: BlockStatus::Immature,
             fee: pool_fee(found.reward, rule.fee_bps),
             rule,
             finder,
             fee_address,
+            found,
             credits: Vec::new(),
             in_immature: false,
             share_end: self.share_address.len() as u64,
@@ -582,16 +688,23 @@ impl State {
             adopted_segments: Vec::new(),
             round: Vec::new(),
         });
-        self.block_index.insert(found.block_id, index);
-        self.reassign_rounds(Some(index));
+        self.block_index.insert(block_id, index);
+        self.reassign_rounds((verdict == Verdict::Found).then_some(index));
     }
 
+    /// A found block's index; an unknown id, or a candidate that was not found, is an anomaly.
     fn find_block(&mut self, seq: u64, id: &BlockId) -> Option<u32> {
-        let found = self.block_index.get(id).copied();
-        if found.is_none() {
-            self.anomaly(seq, AnomalyKind::UnknownBlock(*id));
+        match self.block_index.get(id).copied() {
+            None => {
+                self.anomaly(seq, AnomalyKind::UnknownBlock(*id));
+                None
+            }
+            Some(i) if self.blocks[i as usize].verdict != Verdict::Found => {
+                self.anomaly(seq, AnomalyKind::NotFound(*id));
+                None
+            }
+            found => found,
         }
-        found
     }
 
     fn on_orphaned(&mut self, seq: u64, id: &BlockId) {
@@ -733,7 +846,8 @@ impl State {
             b.round = round;
             let forced = force == Some(i as u32);
             let prop = b.rule.scheme == PayoutScheme::Prop;
-            if b.status == BlockStatus::Immature && (forced || (prop && changed)) {
+            let credited = b.status == BlockStatus::Immature && b.verdict == Verdict::Found;
+            if credited && (forced || (prop && changed)) {
                 self.recredit(i as u32);
             }
         }
@@ -847,6 +961,7 @@ impl State {
             worker: b.found.worker.clone(),
             time_ms: b.found.time_ms,
             found_seq: b.found_seq,
+            candidate_seq: b.candidate_seq,
             status: b.status,
             scheme: b.rule.scheme.clone(),
             fee: b.fee,

@@ -10,6 +10,30 @@
 //! them (an orphaning of a matured block is an [`Anomaly`]). `BlockOrphaned` withdraws an immature
 //! block's credits; `BlockReinstated` brings an orphaned block back to immature.
 //!
+//! ## Candidates and verdicts
+//! Since block candidates exist, a share that meets the block threshold is followed at once (in
+//! the same append) by a `BlockCandidate`, and the node's verdict comes later as a `BlockFound`
+//! or `BlockRejected` with the same block id. A found block is credited **as of its candidate's
+//! position**: the payout rule in force at the candidate, the PPLNS window of the shares before
+//! the candidate (the finding share is the last of them), and the PROP round that closes at the
+//! candidate. Shares accepted between the candidate and its verdict belong to the next round and
+//! the next windows, so however late the verdict, it never changes whose shares pay for a block.
+//! Exactly:
+//! - `BlockCandidate` adds a block record in ledger order, closing the open round's segment
+//!   there. While it waits (*open*), it holds its PROP round like an immature block but credits
+//!   nothing and is not listed among the blocks ([`Projection::open_candidates`] lists it).
+//! - `BlockFound` for an open candidate makes it an immature found block and credits it from the
+//!   candidate's position, with the reward the verdict states; the found block's `found_seq` is
+//!   the verdict's, `candidate_seq` the candidate's.
+//! - `BlockRejected` for an open candidate closes it as refused: it never credited anything, and
+//!   its PROP round rolls forward as an orphaned block's does (to the next immature or open
+//!   candidate block, or to the open round). It is listed with the rejected blocks.
+//! - A second candidate for a known block id, and a second verdict for a candidate, change
+//!   nothing and are anomalies. `BlockOrphaned`, `BlockReinstated` and `BlockMatured` apply to
+//!   found blocks only (for an open or refused candidate they are an anomaly).
+//! - A `BlockFound` with no candidate before it (every ledger written before candidates existed)
+//!   keeps its original meaning: it is credited where it stands.
+//!
 //! # Schemes
 //! - **PPLNS**: the block's reward is split over the last `N` of share weight accepted before it,
 //!   `N = numerator / denominator × work(block's network target)` (rounded down). The share cut by

@@ -24,6 +24,16 @@ enum Op {
         finder: usize,
         work_log2: u32,
     },
+    /// A block candidate; its verdict is a later `Verdict`.
+    Candidate {
+        reward: u64,
+        finder: usize,
+        work_log2: u32,
+    },
+    Verdict {
+        block: usize,
+        found: bool,
+    },
     Orphan(usize),
     Reinstate(usize),
     Mature(usize),
@@ -50,6 +60,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(miner, worker, weight)| Op::Share { miner, worker, weight: 2 * weight }),
         3 => (1..5_000_000u64, 0..MINERS.len(), 0..5u32)
             .prop_map(|(reward, finder, work_log2)| Op::Found { reward, finder, work_log2 }),
+        2 => (1..5_000_000u64, 0..MINERS.len(), 0..5u32)
+            .prop_map(|(reward, finder, work_log2)| Op::Candidate { reward, finder, work_log2 }),
+        2 => (0..8usize, any::<bool>()).prop_map(|(block, found)| Op::Verdict { block, found }),
         2 => (0..8usize).prop_map(Op::Orphan),
         2 => (0..8usize).prop_map(Op::Reinstate),
         2 => (0..8usize).prop_map(Op::Mature),
@@ -60,6 +73,13 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4usize).prop_map(Op::Confirm),
         1 => (0..4usize).prop_map(Op::Fail),
     ]
+}
+
+/// How many block numbers `events(ops)` uses.
+fn ops_blocks(ops: &[Op]) -> u64 {
+    ops.iter()
+        .filter(|o| matches!(o, Op::Found { .. } | Op::Candidate { .. }))
+        .count() as u64
 }
 
 fn scheme(n: u8) -> PayoutScheme {
@@ -75,6 +95,8 @@ fn scheme(n: u8) -> PayoutScheme {
 fn events(ops: &[Op]) -> Vec<Event> {
     let mut out = Vec::new();
     let (mut blocks, mut payments, mut time) = (0u64, 0u64, 0u64);
+    // Per block: reward, finder and network target, so a verdict repeats its candidate's.
+    let mut params: Vec<(u64, usize, u32)> = Vec::new();
     let pick = |i: usize, n: u64| (i as u64 % n) + 1;
     for op in ops {
         time += 7_000;
@@ -90,12 +112,39 @@ fn events(ops: &[Op]) -> Vec<Event> {
                 work_log2,
             } => {
                 blocks += 1;
+                params.push((*reward, *finder, *work_log2));
                 found(
                     blocks,
                     *reward,
                     MINERS[*finder],
                     target_with_work_pow2(*work_log2),
                 )
+            }
+            Op::Candidate {
+                reward,
+                finder,
+                work_log2,
+            } => {
+                blocks += 1;
+                params.push((*reward, *finder, *work_log2));
+                candidate(
+                    blocks,
+                    *reward,
+                    MINERS[*finder],
+                    target_with_work_pow2(*work_log2),
+                )
+            }
+            Op::Verdict { block, found: true } if blocks > 0 => {
+                let n = pick(*block, blocks);
+                let (reward, finder, work_log2) = params[n as usize - 1];
+                found(n, reward, MINERS[finder], target_with_work_pow2(work_log2))
+            }
+            Op::Verdict {
+                block,
+                found: false,
+            } if blocks > 0 => {
+                let n = pick(*block, blocks);
+                rejected(n, "high-hash", MINERS[params[n as usize - 1].1])
             }
             Op::Orphan(i) if blocks > 0 => orphaned(pick(*i, blocks)),
             Op::Reinstate(i) if blocks > 0 => reinstated(pick(*i, blocks)),
@@ -180,17 +229,18 @@ proptest! {
     ) {
         let head = events(&before);
         let base = replay(&head);
+        // Block numbers as `events` gives them (candidates count too).
+        let number = |id| (1..=ops_blocks(&before)).find(|n| block_id(*n) == id);
         let immature: Vec<u64> = base
             .blocks()
             .iter()
-            .enumerate()
-            .filter(|(_, b)| b.status == BlockStatus::Immature)
-            .map(|(i, _)| i as u64 + 1)
+            .filter(|b| b.status == BlockStatus::Immature)
+            .filter_map(|b| number(b.block_id))
             .collect();
         prop_assume!(!immature.is_empty());
         let n = immature[which.index(immature.len())];
         // Events between may not touch block lifecycles (no maturity, no orphaning).
-        let blocks_before = base.blocks().len() as u64;
+        let blocks_before = ops_blocks(&before);
         let mut between_events = Vec::new();
         let mut next_block = blocks_before;
         let mut next_payment = base.payments().len() as u64;

@@ -49,6 +49,32 @@ pub fn found(n: u64, reward: u64, finder: &str, network_target: Target) -> Event
     })
 }
 
+/// The candidate of block `n` (as [`found`] would record it, with a block body).
+pub fn candidate(n: u64, reward: u64, finder: &str, network_target: Target) -> Event {
+    Event::BlockCandidate(BlockCandidate {
+        height: 100 + n,
+        block_id: block_id(n),
+        reward: Sats(reward),
+        network_target,
+        finder: addr(finder),
+        worker: WorkerName("rig".into()),
+        time_ms: 1_000 * n,
+        block: vec![0xb0; 81],
+    })
+}
+
+/// The node's refusal of block `n`.
+pub fn rejected(n: u64, reason: &str, finder: &str) -> Event {
+    Event::BlockRejected(BlockRejected {
+        height: 100 + n,
+        block_id: block_id(n),
+        reason: reason.into(),
+        finder: addr(finder),
+        worker: WorkerName("rig".into()),
+        time_ms: 1_000 * n,
+    })
+}
+
 pub fn orphaned(n: u64) -> Event {
     Event::BlockOrphaned(BlockOrphaned {
         block_id: block_id(n),
