@@ -232,6 +232,16 @@ mod tests {
                 payment_id: 10,
                 reason: "dropped".into(),
             }),
+            Event::BlockCandidate(pool_core::event::BlockCandidate {
+                height: 111,
+                block_id: id(7),
+                reward: Sats(625_000_000),
+                network_target: t,
+                finder: PayoutAddress("bcrt1qfinder".into()),
+                worker: WorkerName("rig".into()),
+                time_ms: 3,
+                block: vec![1, 2, 3, 0xff],
+            }),
         ]
     }
 
@@ -241,7 +251,9 @@ mod tests {
             let bytes = encode_event(&event).unwrap();
             let fast = decode_v1_fast(&bytes);
             match event {
-                Event::PayoutRuleSet(_) | Event::PaymentPrepared(_) => assert_eq!(fast, None),
+                Event::PayoutRuleSet(_) | Event::PaymentPrepared(_) | Event::BlockCandidate(_) => {
+                    assert_eq!(fast, None)
+                }
                 _ => assert_eq!(fast.as_ref(), Some(&event), "{}", event.kind()),
             }
             assert_eq!(decode_event(1, &bytes).unwrap(), event);

@@ -4,9 +4,9 @@
 
 use ledger::record::{batch_key, decode_batch, encode_batch, RawRecord};
 use pool_core::event::{
-    BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, BlockRejected, NetworkFeePayer,
-    PaymentConfirmed, PaymentFailed, PaymentOutput, PaymentPrepared, PaymentSent, PayoutAddress,
-    PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
+    BlockCandidate, BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, BlockRejected,
+    NetworkFeePayer, PaymentConfirmed, PaymentFailed, PaymentOutput, PaymentPrepared, PaymentSent,
+    PayoutAddress, PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
 };
 use pool_core::{BlockId, Event, Sats, Target};
 use proptest::prelude::*;
@@ -199,6 +199,25 @@ pub fn arb_event() -> impl Strategy<Value = Event> {
                     time_ms,
                 })
             }),
+        (
+            (any::<u64>(), arb_block_id(), arb_sats(), arb_target()),
+            (arb_address(), arb_worker(), any::<u64>()),
+            prop::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(
+                |((height, block_id, reward, network_target), (finder, worker, time_ms), block)| {
+                    Event::BlockCandidate(BlockCandidate {
+                        height,
+                        block_id,
+                        reward,
+                        network_target,
+                        finder,
+                        worker,
+                        time_ms,
+                        block,
+                    })
+                }
+            ),
         (arb_block_id(), any::<u64>()).prop_map(|(block_id, height)| {
             Event::BlockOrphaned(BlockOrphaned { block_id, height })
         }),
