@@ -46,6 +46,10 @@ pub struct RpcNodeSettings {
     pub refresh_interval: Duration,
     /// Longest wait between retries while the node is down.
     pub max_retry_backoff: Duration,
+    /// How block submissions retry, wait at a stop, and give up.
+    pub submit: stratum::server::submit::SubmitSettings,
+    /// More nodes each found block is also sent to: `(url, auth)`.
+    pub submit_also: Vec<(String, stratum::node::NodeAuth)>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -179,6 +183,23 @@ struct RawNode {
     refresh_secs: u64,
     #[serde(default = "default_max_backoff")]
     max_retry_backoff_secs: u64,
+    #[serde(default = "default_submit_retry_max")]
+    submit_retry_max_secs: u64,
+    #[serde(default = "default_submit_shutdown_wait")]
+    submit_shutdown_wait_secs: u64,
+    #[serde(default = "default_never_judged_depth")]
+    never_judged_depth: u64,
+    #[serde(default)]
+    submit_also: Vec<RawAlsoNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlsoNode {
+    url: String,
+    user: Option<String>,
+    password: Option<String>,
+    cookie_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +307,15 @@ fn default_refresh() -> u64 {
 }
 fn default_max_backoff() -> u64 {
     30
+}
+fn default_submit_retry_max() -> u64 {
+    5
+}
+fn default_submit_shutdown_wait() -> u64 {
+    10
+}
+fn default_never_judged_depth() -> u64 {
+    6
 }
 
 impl Config {
@@ -402,27 +432,36 @@ fn node_settings(raw: RawNode, base: &Path) -> Result<NodeSettings, ParseError> 
             let url = raw
                 .url
                 .ok_or_else(|| invalid("node.url", "missing (e.g. \"http://127.0.0.1:8332\")"))?;
-            if !url.starts_with("http://") {
-                return Err(invalid(
-                    "node.url",
-                    format!(
-                        "{url:?} must start with http:// (the node's RPC server speaks plain HTTP)"
-                    ),
-                ));
+            check_node_url("node.url", &url)?;
+            let auth = node_auth(
+                "node.user/node.password/node.cookie_file",
+                (raw.user, raw.password, raw.cookie_file),
+                base,
+            )?;
+            let submit_also = raw
+                .submit_also
+                .into_iter()
+                .map(|n| {
+                    check_node_url("node.submit_also.url", &n.url)?;
+                    let auth = node_auth(
+                        "node.submit_also user/password/cookie_file",
+                        (n.user, n.password, n.cookie_file),
+                        base,
+                    )?;
+                    Ok((n.url, auth))
+                })
+                .collect::<Result<Vec<_>, ParseError>>()?;
+            if raw.submit_retry_max_secs == 0 {
+                return Err(invalid("node.submit_retry_max_secs", "must be at least 1"));
             }
-            let auth = match (raw.user, raw.password, raw.cookie_file) {
-                (Some(user), Some(password), None) => {
-                    stratum::node::NodeAuth::UserPassword { user, password }
-                }
-                (None, None, Some(cookie)) => {
-                    stratum::node::NodeAuth::CookieFile(resolve(base, cookie))
-                }
-                _ => {
-                    return Err(invalid(
-                        "node.user/node.password/node.cookie_file",
-                        "give either user and password, or cookie_file",
-                    ))
-                }
+            if raw.never_judged_depth == 0 {
+                return Err(invalid("node.never_judged_depth", "must be at least 1"));
+            }
+            let submit = stratum::server::submit::SubmitSettings {
+                retry_max: Duration::from_secs(raw.submit_retry_max_secs),
+                shutdown_wait: Duration::from_secs(raw.submit_shutdown_wait_secs),
+                never_judged_depth: raw.never_judged_depth,
+                ..Default::default()
             };
             Ok(NodeSettings::Rpc(RpcNodeSettings {
                 url,
@@ -432,12 +471,39 @@ fn node_settings(raw: RawNode, base: &Path) -> Result<NodeSettings, ParseError> 
                 longpoll_timeout: secs("node.longpoll_timeout_secs", raw.longpoll_timeout_secs)?,
                 refresh_interval: secs("node.refresh_secs", raw.refresh_secs)?,
                 max_retry_backoff: secs("node.max_retry_backoff_secs", raw.max_retry_backoff_secs)?,
+                submit,
+                submit_also,
             }))
         }
         other => Err(invalid(
             "node.kind",
             format!("{other:?} is not a node kind (expected \"rpc\" or \"synthetic\")"),
         )),
+    }
+}
+
+fn check_node_url(key: &'static str, url: &str) -> Result<(), ParseError> {
+    if url.starts_with("http://") {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{url:?} must start with http:// (the node's RPC server speaks plain HTTP)"),
+        ))
+    }
+}
+
+fn node_auth(
+    key: &'static str,
+    given: (Option<String>, Option<String>, Option<PathBuf>),
+    base: &Path,
+) -> Result<stratum::node::NodeAuth, ParseError> {
+    match given {
+        (Some(user), Some(password), None) => {
+            Ok(stratum::node::NodeAuth::UserPassword { user, password })
+        }
+        (None, None, Some(cookie)) => Ok(stratum::node::NodeAuth::CookieFile(resolve(base, cookie))),
+        _ => Err(invalid(key, "give either user and password, or cookie_file")),
     }
 }
 

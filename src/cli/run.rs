@@ -8,12 +8,15 @@
 
 use crate::config::{Config, ExtraAmount, NodeSettings};
 use anyhow::Context;
-use pool_core::event::{NetworkFeePayer, PayoutRule, PayoutScheme};
+use pool_core::event::{BlockCandidate, NetworkFeePayer, PayoutRule, PayoutScheme};
 use pool_core::{Event, Target};
 use std::path::Path;
 use std::process::ExitCode;
 use stratum::job::{ExtraOutput, JobConfig, OutputValue};
-use stratum::node::{NodeClient, NodeEndpoint};
+use std::sync::Arc;
+use stratum::node::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
+use stratum::server::chain_guard::ChainGuard;
+use stratum::server::submit::SubmitSettings;
 use stratum::server::job_source::{NodeSource, TemplateSource};
 use stratum::server::{Server, ServerConfig};
 use stratum::session::SessionConfig;
@@ -83,20 +86,38 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         ),
         None => None,
     };
-    let source = match &config.node {
-        NodeSettings::Synthetic => TemplateSource::Synthetic,
-        NodeSettings::Rpc(n) => TemplateSource::Node(NodeSource {
-            client: NodeClient::new(NodeEndpoint {
-                url: n.url.clone(),
-                auth: n.auth.clone(),
-                timeout: n.rpc_timeout,
-                longpoll_timeout: n.longpoll_timeout,
-            }),
-            longpoll: n.longpoll,
-            refresh_interval: n.refresh_interval,
-            max_retry_backoff: n.max_retry_backoff,
-        }),
+    let client = |url: &str, auth: &NodeAuth, n: &crate::config::RpcNodeSettings| {
+        NodeClient::new(NodeEndpoint {
+            url: url.to_owned(),
+            auth: auth.clone(),
+            timeout: n.rpc_timeout,
+            longpoll_timeout: n.longpoll_timeout,
+        })
     };
+    let (source, mut submit, submit_also) = match &config.node {
+        NodeSettings::Synthetic => (TemplateSource::Synthetic, SubmitSettings::default(), vec![]),
+        NodeSettings::Rpc(n) => (
+            TemplateSource::Node(NodeSource {
+                client: client(&n.url, &n.auth, n),
+                longpoll: n.longpoll,
+                refresh_interval: n.refresh_interval,
+                max_retry_backoff: n.max_retry_backoff,
+                guard: Arc::new(ChainGuard::new(chain)),
+            }),
+            n.submit.clone(),
+            n.submit_also
+                .iter()
+                .map(|(url, auth)| client(url, auth, n))
+                .collect(),
+        ),
+    };
+    // Test hook: widen the gap between a block's verdict and its append (crash tests).
+    if let Some(ms) = std::env::var("OBTC_TEST_VERDICT_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        submit.verdict_delay = std::time::Duration::from_millis(ms);
+    }
     Ok(ServerConfig {
         listen: s.listen,
         max_line_bytes: s.max_line_bytes,
@@ -106,25 +127,20 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         job_config: job,
         source,
         notify_listen: config.notify.listen,
+        submit,
+        submit_also,
     })
 }
 
-/// The `chain` name `getblockchaininfo` reports for a preset.
-fn node_chain_name(preset: &str) -> &'static str {
-    if preset.ends_with("-regtest") {
-        "regtest"
-    } else if preset.ends_with("-test") {
-        "test"
-    } else {
-        "main"
-    }
-}
-
-/// Refuses a node that serves another chain; a node that is down is only a warning (the job
-/// source keeps retrying).
+/// Refuses a node that serves another chain and credentials the node refuses (a typo, not an
+/// outage); a node that is down is only a warning: the job source keeps retrying, and hands out
+/// no work until its own chain check passes.
 async fn check_node(node: &NodeClient, config: &Config) -> anyhow::Result<()> {
     let info = match node.get_blockchain_info().await {
         Ok(info) => info,
+        Err(e @ NodeError::Unauthorized { .. }) => {
+            anyhow::bail!("{e}: check [node] user/password or cookie_file in the config")
+        }
         Err(e) => {
             tracing::warn!(
                 "node not answering yet ({e}); the pool starts anyway and keeps retrying"
@@ -132,7 +148,7 @@ async fn check_node(node: &NodeClient, config: &Config) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let expected = node_chain_name(config.chain.name);
+    let expected = stratum::server::chain_guard::node_chain_name(config.chain.name);
     if info.chain != expected {
         anyhow::bail!(
             "the node at {} serves chain {:?}, but the config's chain preset {} needs {:?}",
@@ -159,6 +175,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let server_config = server_config(&config)?;
     if let TemplateSource::Node(n) = &server_config.source {
         check_node(&n.client, &config).await?;
+        for also in &server_config.submit_also {
+            if let Err(e) = also.get_blockchain_info().await {
+                tracing::warn!(url = %also.endpoint().url, "submit_also node not answering yet: {e}");
+            }
+        }
     }
     let data_dir = &config.ledger.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -169,9 +190,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(head) => tracing::info!(seq = head.seq, dir = %data_dir.display(), "ledger opened"),
         None => tracing::info!(dir = %data_dir.display(), "ledger opened (empty)"),
     }
-    record_payout_rule(&ledger, &config.payout.rule).await?;
+    let scan = ledger.clone();
+    let start = tokio::task::spawn_blocking(move || scan_ledger(&scan))
+        .await
+        .context("the ledger scan at start stopped")??;
+    record_payout_rule(&ledger, &config.payout.rule, start.last_rule).await?;
     let signals = ShutdownSignals::install();
-    let server = Server::bind(server_config, ledger.clone()).await?;
+    let mut server = Server::bind(server_config, ledger.clone()).await?;
+    server.resume_candidates(start.open_candidates);
     tracing::info!(
         chain = config.chain.name,
         pow = %config.chain.pow,
@@ -187,31 +213,48 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The last `PayoutRuleSet` in the ledger, with its sequence number.
+/// What the pool needs from its ledger at start.
+pub struct StartScan {
+    /// The last `PayoutRuleSet`, with its sequence number.
+    pub last_rule: Option<(u64, PayoutRule)>,
+    /// Block candidates with no verdict yet, in ledger order.
+    pub open_candidates: Vec<BlockCandidate>,
+}
+
+/// Reads the ledger once for the payout rule in force and the open block candidates.
 ///
 /// Cost: this reads and decodes every record (a full scan, O(ledger size)) on each start; fine
-/// while ledgers are millions of records, to be replaced by a projection snapshot or an index of
-/// rule events when start-up time matters.
-pub fn last_recorded_rule(ledger: &ledger::Ledger) -> anyhow::Result<Option<(u64, PayoutRule)>> {
-    let mut last = None;
+/// while ledgers are millions of records, to be replaced by a projection snapshot when start-up
+/// time matters.
+pub fn scan_ledger(ledger: &ledger::Ledger) -> anyhow::Result<StartScan> {
+    let mut last_rule = None;
+    let mut open: Vec<BlockCandidate> = Vec::new();
     for record in ledger.read_from(0) {
-        let record = record.context("reading the ledger for the payout rule in force")?;
-        if let Event::PayoutRuleSet(rule) = record.event {
-            last = Some((record.seq, rule));
+        let record = record.context("reading the ledger at start")?;
+        match record.event {
+            Event::PayoutRuleSet(rule) => last_rule = Some((record.seq, rule)),
+            Event::BlockCandidate(c) => {
+                if !open.iter().any(|o| o.block_id == c.block_id) {
+                    open.push(c);
+                }
+            }
+            Event::BlockFound(f) => open.retain(|o| o.block_id != f.block_id),
+            Event::BlockRejected(r) => open.retain(|o| o.block_id != r.block_id),
+            _ => {}
         }
     }
-    Ok(last)
+    Ok(StartScan {
+        last_rule,
+        open_candidates: open,
+    })
 }
 
 /// Appends the configured rule (durably) unless it is the one recorded last.
 async fn record_payout_rule(
     ledger: &ledger::Ledger,
     configured: &PayoutRule,
+    recorded: Option<(u64, PayoutRule)>,
 ) -> anyhow::Result<()> {
-    let scan = ledger.clone();
-    let recorded = tokio::task::spawn_blocking(move || last_recorded_rule(&scan))
-        .await
-        .context("the ledger scan for the payout rule stopped")??;
     match recorded {
         Some((seq, rule)) if rule == *configured => {
             tracing::info!(seq, rule = %describe_rule(&rule), "payout rule unchanged");

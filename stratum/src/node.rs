@@ -1,5 +1,6 @@
 //! The node client: bitcoind-family JSON-RPC over HTTP (getblocktemplate with long polling,
-//! submitblock, getblockchaininfo, getblockhash, getblock, validateaddress).
+//! submitblock, getblockheader, getblockchaininfo, getblockcount, getblockhash, getblock,
+//! validateaddress).
 //!
 //! The nodes (Bitcoin SV, Litecoin Core, oBTC's Bitcoin Core code base) answer JSON-RPC 1.0
 //! style and send large replies chunked; `jsonrpc`'s `minreq_http` transport reads both. That
@@ -41,6 +42,15 @@ pub enum NodeError {
     /// The node could not be reached or did not answer in time (down, restarting, slow).
     #[error("node unreachable at {url}: {detail}")]
     Unreachable { url: String, detail: String },
+    /// The node answered an HTTP error without a JSON-RPC reply: 500/503 with `Work queue depth
+    /// exceeded` when its RPC work queue is full, 502/504 from a proxy in front of it. Busy,
+    /// not a verdict: retrying later helps.
+    #[error("node at {url} is busy (HTTP {status}: {detail})")]
+    Busy {
+        url: String,
+        status: i32,
+        detail: String,
+    },
     /// The node refused our credentials (HTTP 401/403).
     #[error("node at {url} refused the RPC credentials (HTTP {status})")]
     Unauthorized { url: String, status: i32 },
@@ -65,7 +75,7 @@ pub enum NodeError {
 impl NodeError {
     /// True when the node is down or slow (retrying later may help), as opposed to a refusal.
     pub fn is_transient(&self) -> bool {
-        matches!(self, NodeError::Unreachable { .. })
+        matches!(self, NodeError::Unreachable { .. } | NodeError::Busy { .. })
             || matches!(self, NodeError::Rpc { code, .. } if NODE_BUSY_CODES.contains(code))
     }
 }
@@ -91,6 +101,19 @@ pub struct ChainInfo {
     pub blocks: u64,
     pub bestblockhash: String,
 }
+
+/// The parts of `getblockheader HASH` the pool uses.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct BlockHeaderInfo {
+    pub hash: String,
+    pub height: u64,
+    /// Blocks on top of it in the best chain, counting itself; `-1` when it is not in the best
+    /// chain (a side branch).
+    pub confirmations: i64,
+}
+
+/// RPC code of "Block not found" (`RPC_INVALID_ADDRESS_OR_KEY`).
+const RPC_NOT_FOUND: i32 = -5;
 
 /// The parts of `validateaddress` the pool uses.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -172,6 +195,23 @@ impl NodeClient {
         }
     }
 
+    /// `getblockheader HASH`: `None` when the node does not know the block.
+    pub async fn get_block_header(&self, hash: &str) -> Result<Option<BlockHeaderInfo>, NodeError> {
+        match self
+            .call("getblockheader", vec![Value::String(hash.to_owned()), Value::Bool(true)])
+            .await
+        {
+            Ok(header) => Ok(Some(header)),
+            Err(NodeError::Rpc { code, .. }) if code == RPC_NOT_FOUND => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Height of the node's best chain.
+    pub async fn get_block_count(&self) -> Result<u64, NodeError> {
+        self.call("getblockcount", vec![]).await
+    }
+
     pub async fn get_blockchain_info(&self) -> Result<ChainInfo, NodeError> {
         self.call("getblockchaininfo", vec![]).await
     }
@@ -248,6 +288,13 @@ fn classify(url: &str, method: &'static str, err: jsonrpc::Error) -> NodeError {
                 NodeError::Unauthorized {
                     url: url.to_owned(),
                     status: h.status_code,
+                }
+            }
+            Some(HttpErr::Http(h)) if matches!(h.status_code, 429 | 500 | 502 | 503 | 504) => {
+                NodeError::Busy {
+                    url: url.to_owned(),
+                    status: h.status_code,
+                    detail: truncate(h.body.trim()).to_owned(),
                 }
             }
             Some(HttpErr::Http(h)) => NodeError::BadReply {

@@ -7,14 +7,18 @@
 //! Everything stops on the shutdown token; [`Server::run`] returns once every task has ended,
 //! so the caller can then close (flush) the ledger.
 
+pub mod chain_guard;
 pub mod connection;
 pub mod job_source;
 pub mod notify;
+pub mod submit;
 
 use crate::job::{JobBook, JobConfig};
 use crate::node::NodeClient;
 use crate::session::SessionConfig;
 use job_source::{JobSource, TemplateSource};
+use pool_core::event::BlockCandidate;
+use submit::{SubmitSettings, Submitter};
 use ledger::Ledger;
 use pool_core::pow::MatrixCache;
 use std::collections::HashMap;
@@ -44,6 +48,10 @@ pub struct ServerConfig {
     pub source: TemplateSource,
     /// Loopback address of the `obtc-pool notify` trigger, if any.
     pub notify_listen: Option<SocketAddr>,
+    /// How block submissions retry and give up.
+    pub submit: SubmitSettings,
+    /// More nodes every found block is also sent to (`[node] submit_also`).
+    pub submit_also: Vec<NodeClient>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,21 +78,21 @@ pub struct Server {
     ledger: Ledger,
     listener: TcpListener,
     notify_listener: Option<TcpListener>,
+    /// Candidates an earlier run left open, resolved once the server runs.
+    open_candidates: Vec<BlockCandidate>,
 }
 
 /// State shared by the connection tasks.
 pub(crate) struct Shared {
     pub session: Arc<SessionConfig>,
     pub ledger: Ledger,
-    pub node: Option<NodeClient>,
-    pub refetch: mpsc::Sender<()>,
+    pub submitter: Arc<Submitter>,
     pub max_line_bytes: usize,
     pub idle_timeout: Duration,
     pub extranonce1_size: usize,
     next_extranonce1: AtomicU32,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
-    pub tasks: TaskTracker,
     pub stats: Stats,
 }
 
@@ -193,7 +201,14 @@ impl Server {
             ledger,
             listener,
             notify_listener,
+            open_candidates: Vec::new(),
         })
+    }
+
+    /// Candidates left open in the ledger by an earlier run (no verdict recorded): each is
+    /// looked up on the node and resubmitted once the server runs.
+    pub fn resume_candidates(&mut self, candidates: Vec<BlockCandidate>) {
+        self.open_candidates = candidates;
     }
 
     /// The address miners connect to.
@@ -210,26 +225,43 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled, then waits for every task (in-flight ledger
     /// appends and block submissions included) to end.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let (jobs_tx, jobs_rx) = watch::channel(Arc::new(JobBook::default()));
         let (refetch_tx, refetch_rx) = mpsc::channel(8);
         let tasks = TaskTracker::new();
-        let node = match &self.config.source {
-            TemplateSource::Node(n) => Some(n.client.clone()),
-            TemplateSource::Synthetic => None,
+        let (node, guard) = match &self.config.source {
+            TemplateSource::Node(n) => (Some(n.client.clone()), Some(Arc::clone(&n.guard))),
+            TemplateSource::Synthetic => (None, None),
         };
+        let submitter = Arc::new(Submitter::new(
+            node,
+            self.config.submit_also.clone(),
+            guard,
+            self.ledger.clone(),
+            self.config.submit.clone(),
+            refetch_tx.clone(),
+            tasks.clone(),
+            shutdown.clone(),
+        ));
+        if !self.open_candidates.is_empty() {
+            tracing::info!(
+                open = self.open_candidates.len(),
+                "resolving block candidates an earlier run left open"
+            );
+        }
+        for candidate in std::mem::take(&mut self.open_candidates) {
+            submitter.submit(candidate, true);
+        }
         let shared = Arc::new(Shared {
             session: Arc::new(self.config.session.clone()),
             ledger: self.ledger.clone(),
-            node,
-            refetch: refetch_tx.clone(),
+            submitter,
             max_line_bytes: self.config.max_line_bytes,
             idle_timeout: self.config.idle_timeout,
             extranonce1_size: self.config.job_config.extranonce1_size,
             next_extranonce1: AtomicU32::new(rand::random()),
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: self.config.max_connections_per_ip,
-            tasks: tasks.clone(),
             stats: Stats::default(),
         });
         tasks.spawn(log_stats(
@@ -311,6 +343,8 @@ mod tests {
             job_config: JobConfig::new(chain, b"/test/", payout.script_pubkey),
             source: TemplateSource::Synthetic,
             notify_listen: None,
+            submit: SubmitSettings::default(),
+            submit_also: Vec::new(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! One miner connection: bytes -> lines (framer) -> [`Session`] -> replies, plus new jobs from the
-//! job source. An accepted share is acknowledged only after its ledger append is durable; a block
-//! candidate is submitted to the node at once, in parallel with that append, and its outcome is
-//! recorded after the share (so the finding share precedes `BlockFound` in the ledger).
+//! job source. An accepted share is acknowledged only after its ledger append is durable; a share
+//! that meets the block threshold is appended with its `BlockCandidate`, and the block is handed
+//! to the [`super::submit`] module once both are durable.
 //!
 //! Replies leave in request order. A miner that pipelines submits is not held to one ledger
 //! commit per share: later lines are handled while earlier shares' appends are in flight (the
@@ -12,10 +12,8 @@ use super::{IpSlot, Shared};
 use crate::codec::LineFramer;
 use crate::job::{Job, JobBook};
 use crate::message::notify_line;
-use crate::node::{NodeClient, SubmitOutcome};
 use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
-use ledger::Ledger;
-use pool_core::event::{BlockFound, BlockRejected, Event};
+use pool_core::event::{BlockCandidate as CandidateEvent, Event};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,8 +30,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a write to a miner may take before the miner counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// submitblock attempts while the node is unreachable.
-const SUBMIT_ATTEMPTS: u32 = 5;
 /// Replies a connection may have queued (shares awaiting their append included) before it
 /// stops reading more requests.
 const MAX_PIPELINE: usize = 256;
@@ -334,20 +330,31 @@ fn front_ready(outgoing: &mut VecDeque<Outgoing>) -> impl Future<Output = ()> + 
 }
 
 /// Makes an accepted share durable and returns the lines to send for it: the `true` reply and
-/// its follow-ups once the append is durable, the failure reply otherwise. A block candidate is
-/// submitted at once, in parallel with the append; its outcome is recorded after the share.
+/// its follow-ups once the append is durable, the failure reply otherwise. A share that meets
+/// the block threshold is appended together with its `BlockCandidate` (the share first), and
+/// the block goes to the node only once both are durable (see [`super::submit`]).
 async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAddr) -> Vec<String> {
-    let submission = share.block.map(|block| {
-        let node = shared.node.clone();
-        let hex = block.block_hex.clone();
-        (block, tokio::spawn(submit_block(node, hex)))
-    });
-    let appended = shared
-        .ledger
-        .append(Event::ShareAccepted(share.event))
-        .await;
+    let (appended, candidate) = match share.block {
+        None => {
+            let appended = shared
+                .ledger
+                .append(Event::ShareAccepted(share.event))
+                .await
+                .map(|_| ());
+            (appended, None)
+        }
+        Some(block) => {
+            let candidate = candidate_event(block);
+            let events = vec![
+                Event::ShareAccepted(share.event),
+                Event::BlockCandidate(candidate.clone()),
+            ];
+            let appended = shared.ledger.append_batch(events).await.map(|_| ());
+            (appended, Some(candidate))
+        }
+    };
     let lines = match appended {
-        Ok(_) => {
+        Ok(()) => {
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             let mut lines = Vec::with_capacity(1 + share.follow_up.len());
             lines.push(share.reply);
@@ -359,91 +366,33 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
             vec![crate::session::share_failure_reply(&share.reply)]
         }
     };
-    if let Some((block, handle)) = submission {
-        let ledger = shared.ledger.clone();
-        let refetch = shared.refetch.clone();
-        shared.tasks.spawn(async move {
-            let outcome = match handle.await {
-                Ok(o) => o,
-                Err(e) => Err(format!("submit task failed: {e}")),
-            };
-            record_block(&ledger, block, outcome).await;
-            // The chain moved (or should have): get new work out quickly.
-            let _ = refetch.try_send(());
-        });
+    if let Some(candidate) = candidate {
+        tracing::info!(
+            height = candidate.height,
+            block = %candidate.block_id,
+            finder = %candidate.finder,
+            worker = %candidate.worker,
+            "block candidate recorded; submitting it"
+        );
+        // Even when the ledger failed: a block in the chain is worth more than a tidy ledger
+        // (its verdict append then fails too and is logged).
+        shared.submitter.submit(candidate, false);
     }
     lines
 }
 
-/// `submitblock`, retried while the node is unreachable. `Ok` carries the node's verdict.
-async fn submit_block(node: Option<NodeClient>, hex: String) -> Result<SubmitOutcome, String> {
-    let Some(node) = node else {
-        return Err("no node configured (synthetic job source)".into());
-    };
-    let mut delay = Duration::from_millis(200);
-    let mut last = String::new();
-    for attempt in 1..=SUBMIT_ATTEMPTS {
-        match node.submit_block(hex.clone()).await {
-            Ok(outcome) => return Ok(outcome),
-            Err(e) if e.is_transient() && attempt < SUBMIT_ATTEMPTS => {
-                tracing::warn!("submitblock failed (attempt {attempt}): {e}; retrying");
-                last = e.to_string();
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => {
-                last = e.to_string();
-                break;
-            }
-        }
-    }
-    Err(format!("submitblock failed: {last}"))
-}
-
-async fn record_block(
-    ledger: &Ledger,
-    block: BlockCandidate,
-    outcome: Result<SubmitOutcome, String>,
-) {
-    let event = match outcome {
-        Ok(SubmitOutcome::Accepted) => {
-            tracing::info!(
-                height = block.height,
-                block = %block.block_id,
-                finder = %block.finder,
-                worker = %block.worker,
-                reward = block.reward.0,
-                "block found and accepted by the node"
-            );
-            Event::BlockFound(BlockFound {
-                height: block.height,
-                block_id: block.block_id,
-                reward: block.reward,
-                network_target: block.network_target,
-                finder: block.finder,
-                worker: block.worker,
-                time_ms: now_ms(),
-            })
-        }
-        Ok(SubmitOutcome::Rejected(reason)) | Err(reason) => {
-            tracing::warn!(
-                height = block.height,
-                block = %block.block_id,
-                %reason,
-                "block candidate rejected"
-            );
-            Event::BlockRejected(BlockRejected {
-                height: block.height,
-                block_id: block.block_id,
-                reason,
-                finder: block.finder,
-                worker: block.worker,
-                time_ms: now_ms(),
-            })
-        }
-    };
-    if let Err(e) = ledger.append(event).await {
-        tracing::error!("cannot record the block outcome in the ledger: {e}");
+/// The ledger's record of a block candidate.
+fn candidate_event(block: BlockCandidate) -> CandidateEvent {
+    CandidateEvent {
+        height: block.height,
+        block_id: block.block_id,
+        reward: block.reward,
+        network_target: block.network_target,
+        finder: block.finder,
+        worker: block.worker,
+        time_ms: now_ms(),
+        // The session built the hex from bytes: it always decodes.
+        block: hex::decode(&block.block_hex).unwrap_or_default(),
     }
 }
 

@@ -6,7 +6,13 @@
 //! fires (`obtc-pool notify`, wired to the node's `-blocknotify`), or right after the pool found a
 //! block. While the node is down or slow the task retries with a capped exponential backoff and
 //! miners keep working on the last job; it never ends the pool.
+//!
+//! No template is used before the [`ChainGuard`] has seen the node serve the configured chain:
+//! at start, after any failed call, and once per refresh interval. A node found serving another
+//! chain gets its jobs withdrawn (an empty book: shares for earlier jobs are then refused as
+//! stale), and the task keeps checking with backoff until it serves the right chain again.
 
+use super::chain_guard::{ChainCheckError, ChainGuard};
 use crate::job::{BlockTemplate, JobBook, JobConfig};
 use crate::node::{NodeClient, NodeError};
 use pool_core::pow::MatrixCache;
@@ -32,6 +38,8 @@ pub struct NodeSource {
     pub longpoll: bool,
     pub refresh_interval: Duration,
     pub max_retry_backoff: Duration,
+    /// The chain check this source (and the block submitter) obey.
+    pub guard: Arc<ChainGuard>,
 }
 
 /// Everything the job source task needs.
@@ -86,6 +94,34 @@ impl JobSource {
         let mut triggers_open = true;
         loop {
             if fetch_now {
+                let due = node
+                    .guard
+                    .since_last_check()
+                    .map_or(true, |t| t >= node.refresh_interval);
+                if !node.guard.is_verified() || due {
+                    let checked = tokio::select! {
+                        _ = self.shutdown.cancelled() => break,
+                        r = node.guard.check(&node.client) => r,
+                    };
+                    if let Err(e) = checked {
+                        if let ChainCheckError::WrongChain(_) = e {
+                            if book.current().is_some() {
+                                tracing::warn!("withdrawing every job: the node serves another chain");
+                                book = JobBook::default();
+                                self.jobs.send_replace(Arc::new(book.clone()));
+                            }
+                        } else if !node_down {
+                            tracing::warn!("{e}; miners stay on the last job, retrying");
+                        }
+                        node_down = true;
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(node.max_retry_backoff);
+                        continue;
+                    }
+                }
                 let fetched = tokio::select! {
                     _ = self.shutdown.cancelled() => break,
                     r = node.client.get_block_template(None) => r,
@@ -103,6 +139,7 @@ impl JobSource {
                         fetch_now = false;
                     }
                     Err(e) => {
+                        node.guard.invalidate();
                         if !node_down || !e.is_transient() {
                             tracing::warn!(
                                 "cannot get a block template ({e}); miners stay on the last job, retrying"
@@ -148,6 +185,9 @@ impl JobSource {
                 polled = wait_longpoll(&mut longpoll) => {
                     longpoll = None;
                     match polled {
+                        // A template from a node that is not (or no longer) checked waits for
+                        // the check.
+                        Ok(_) if !node.guard.is_verified() => fetch_now = true,
                         Ok(value) => {
                             match self.publish(&mut book, value) {
                                 Some(id) => longpollid = Some(id),
@@ -156,6 +196,7 @@ impl JobSource {
                         }
                         Err(e) => {
                             tracing::debug!("long poll ended without a template: {e}");
+                            node.guard.invalidate();
                             fetch_now = true;
                             // A failing long poll must not spin: wait a little first.
                             tokio::select! {
