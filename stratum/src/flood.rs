@@ -16,6 +16,8 @@
 /// When a connection counts as flooding.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FloodConfig {
+    /// False: never cut (for benchmarks that measure a flood of invalid shares).
+    pub enabled: bool,
     /// Submits remembered per connection (the sliding window), 1..=[`MAX_WINDOW`].
     pub window: u32,
     /// Cut when the invalid submits are at least this share of the window's submits (0, 1].
@@ -30,6 +32,7 @@ pub const MAX_WINDOW: u32 = 4096;
 impl Default for FloodConfig {
     fn default() -> Self {
         FloodConfig {
+            enabled: true,
             window: 100,
             ratio: 0.9,
             min_invalid: 50,
@@ -84,6 +87,9 @@ impl FloodWindow {
     /// Records one submit's outcome; true when the connection now counts as flooding.
     /// `config` must be the same on every call (and valid: see [`FloodConfig::problem`]).
     pub fn record(&mut self, config: &FloodConfig, valid: bool) -> bool {
+        if !config.enabled {
+            return false;
+        }
         let window = config.window.clamp(1, MAX_WINDOW);
         if self.invalid_bits.is_empty() {
             self.invalid_bits = vec![0; window.div_ceil(64) as usize];
@@ -152,7 +158,7 @@ mod tests {
         }
         assert_eq!(w.counts(), (100, 0));
         for i in 0..50 {
-            assert_eq!(w.record(&config, false), false, "invalid {i}");
+            assert!(!w.record(&config, false), "invalid {i}");
         }
         assert_eq!(w.counts(), (100, 50));
     }
@@ -160,6 +166,7 @@ mod tests {
     #[test]
     fn the_ratio_and_the_minimum_both_hold() {
         let config = FloodConfig {
+            enabled: true,
             window: 10,
             ratio: 0.5,
             min_invalid: 3,
@@ -204,6 +211,11 @@ mod tests {
             assert!(bad.problem().is_some(), "{bad:?}");
         }
         assert_eq!(FloodConfig::default().problem(), None);
+        let off = FloodConfig {
+            enabled: false,
+            ..FloodConfig::default()
+        };
+        assert_eq!(run(&off, std::iter::repeat(false).take(1000)), None);
     }
 
     proptest! {
@@ -226,7 +238,7 @@ mod tests {
             window in 1u32..200,
             outcomes in prop::collection::vec(any::<bool>(), 0..600),
         ) {
-            let config = FloodConfig { window, ratio: 1.0, min_invalid: window };
+            let config = FloodConfig { enabled: true, window, ratio: 1.0, min_invalid: window };
             let mut w = FloodWindow::new();
             for (i, &valid) in outcomes.iter().enumerate() {
                 w.record(&config, valid);
