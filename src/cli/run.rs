@@ -106,6 +106,8 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         job_config: job,
         source,
         notify_listen: config.notify.listen,
+        flood: s.flood,
+        bans: std::sync::Arc::new(stratum::ban::BanStore::new(s.bans.clone())),
     })
 }
 
