@@ -188,6 +188,10 @@ extranonce2_size = 4
 max_connections_per_ip = 5000
 idle_timeout_secs = 600
 
+# The invalid mode is a flood of invalid shares on purpose: measure it, do not cut it.
+[stratum.flood]
+enabled = false
+
 [stratum.vardiff]
 target_share_secs = 10
 min_difficulty = $difficulty

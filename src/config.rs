@@ -64,6 +64,10 @@ pub struct StratumSettings {
     pub max_connections_per_ip: usize,
     pub idle_timeout: Duration,
     pub vardiff: VardiffSettings,
+    /// When a connection's shares are a flood (`[stratum.flood]`).
+    pub flood: stratum::flood::FloodConfig,
+    /// When repeat flooders are banned (`[stratum.bans]`).
+    pub bans: stratum::ban::BanConfig,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -213,6 +217,8 @@ struct RawStratum {
     max_connections_per_ip: usize,
     idle_timeout_secs: u64,
     vardiff: RawVardiff,
+    flood: RawFlood,
+    bans: RawBans,
 }
 
 impl Default for RawStratum {
@@ -226,6 +232,52 @@ impl Default for RawStratum {
             max_connections_per_ip: 256,
             idle_timeout_secs: 600,
             vardiff: RawVardiff::default(),
+            flood: RawFlood::default(),
+            bans: RawBans::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawFlood {
+    enabled: bool,
+    window: u32,
+    ratio: f64,
+    min_invalid: u32,
+}
+
+impl Default for RawFlood {
+    fn default() -> Self {
+        let d = stratum::flood::FloodConfig::default();
+        RawFlood {
+            enabled: d.enabled,
+            window: d.window,
+            ratio: d.ratio,
+            min_invalid: d.min_invalid,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawBans {
+    offence_window_secs: u64,
+    worker_after_cuts: u32,
+    ip_after_cuts: u32,
+    ban_secs: u64,
+    allowlist: Vec<String>,
+}
+
+impl Default for RawBans {
+    fn default() -> Self {
+        let d = stratum::ban::BanConfig::default();
+        RawBans {
+            offence_window_secs: d.offence_window.as_secs(),
+            worker_after_cuts: d.worker_after_cuts,
+            ip_after_cuts: d.ip_after_cuts,
+            ban_secs: d.ban_duration.as_secs(),
+            allowlist: d.allowlist.iter().map(|r| r.to_string()).collect(),
         }
     }
 }
@@ -564,6 +616,32 @@ fn stratum_settings(raw: RawStratum) -> Result<StratumSettings, ParseError> {
             format!("need min_difficulty <= start_difficulty <= max_difficulty, got {min} / {start} / {max}"),
         ));
     }
+    let f = raw.flood;
+    let flood = stratum::flood::FloodConfig {
+        enabled: f.enabled,
+        window: f.window,
+        ratio: f.ratio,
+        min_invalid: f.min_invalid,
+    };
+    if let Some(problem) = flood.problem() {
+        return Err(invalid("stratum.flood", problem));
+    }
+    let b = raw.bans;
+    let allowlist = b
+        .allowlist
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e: stratum::ban::IpRangeError| {
+            invalid("stratum.bans.allowlist", e.to_string())
+        })?;
+    let bans = stratum::ban::BanConfig {
+        offence_window: secs("stratum.bans.offence_window_secs", b.offence_window_secs)?,
+        worker_after_cuts: b.worker_after_cuts,
+        ip_after_cuts: b.ip_after_cuts,
+        ban_duration: secs("stratum.bans.ban_secs", b.ban_secs)?,
+        allowlist,
+    };
     Ok(StratumSettings {
         listen,
         extranonce2_size: raw.extranonce2_size,
@@ -578,6 +656,8 @@ fn stratum_settings(raw: RawStratum) -> Result<StratumSettings, ParseError> {
             max_difficulty: max,
             start_difficulty: start,
         },
+        flood,
+        bans,
     })
 }
 
@@ -891,6 +971,35 @@ data_dir = "data"
             "[[pool.extra_outputs]]\naddress = \"{BSV_ADDR}\"\nbps = 10000\n"
         ));
         assert_eq!(problem(&text).0, "pool.extra_outputs");
+    }
+
+    #[test]
+    fn flood_and_ban_settings_default_and_are_checked() {
+        let c = Config::parse(&minimal(""), Path::new(".")).unwrap();
+        assert_eq!(c.stratum.flood, stratum::flood::FloodConfig::default());
+        assert_eq!(c.stratum.bans, stratum::ban::BanConfig::default());
+        let text = minimal("")
+            + "[stratum.flood]\nwindow = 20\nratio = 0.5\nmin_invalid = 5\n"
+            + "[stratum.bans]\nworker_after_cuts = 1\nip_after_cuts = 0\nban_secs = 60\n"
+            + "allowlist = [\"192.0.2.0/24\", \"2001:db8::7\"]\n";
+        let c = Config::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(c.stratum.flood.window, 20);
+        assert_eq!(c.stratum.flood.min_invalid, 5);
+        assert_eq!(c.stratum.bans.worker_after_cuts, 1);
+        assert_eq!(c.stratum.bans.ip_after_cuts, 0);
+        assert_eq!(c.stratum.bans.ban_duration, Duration::from_secs(60));
+        assert_eq!(c.stratum.bans.allowlist.len(), 2);
+        for (section, key) in [
+            ("[stratum.flood]\nratio = 1.5\n", "stratum.flood"),
+            ("[stratum.flood]\nwindow = 10\n", "stratum.flood"),
+            ("[stratum.bans]\nban_secs = 0\n", "stratum.bans.ban_secs"),
+            (
+                "[stratum.bans]\nallowlist = [\"10.0.0.0/40\"]\n",
+                "stratum.bans.allowlist",
+            ),
+        ] {
+            assert_eq!(problem(&(minimal("") + section)).0, key, "{section}");
+        }
     }
 
     #[test]

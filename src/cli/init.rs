@@ -102,6 +102,28 @@ min_difficulty = {min_difficulty}
 max_difficulty = 1e12
 start_difficulty = {start_difficulty}
 
+[stratum.flood]
+# Cut a connection when, of its last `window` submits, at least `min_invalid` are invalid and
+# they are at least `ratio` of them. An honest miner's few stale shares after a new block stay
+# far below; a flood of invalid shares is cut after its `min_invalid`th.
+enabled = true
+window = 100
+ratio = 0.9
+min_invalid = 50
+
+[stratum.bans]
+# Each cut is an offence of the connection's IP and of each worker it authorized. Within
+# offence_window_secs, worker_after_cuts cuts ban the worker (from that IP only: anyone can send
+# shares under any name) and ip_after_cuts cuts ban the IP (kept higher: many rigs share one IP
+# behind a NAT or a Stratum proxy), each for ban_secs. 0 turns that ban off. The allowlist (IPs
+# or CIDR ranges, e.g. your Stratum proxy) is never banned by IP. Bans are kept in memory only:
+# a restart lifts them.
+offence_window_secs = 3600
+worker_after_cuts = 3
+ip_after_cuts = 10
+ban_secs = 3600
+allowlist = ["127.0.0.0/8", "::1"]
+
 [pool]
 # The pool's wallet: coinbases pay the block reward here.
 payout_address = "{address}"
@@ -200,6 +222,15 @@ mod tests {
             rule.network_fee_payer,
             pool_core::event::NetworkFeePayer::Miners
         );
+    }
+
+    #[test]
+    fn example_flood_and_ban_settings_are_the_defaults() {
+        // Every network prints the same [stratum.flood] and [stratum.bans] sections.
+        let chain = preset(Network::Regtest, Pow::Heavyhash).params();
+        let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
+        assert_eq!(config.stratum.flood, stratum::flood::FloodConfig::default());
+        assert_eq!(config.stratum.bans, stratum::ban::BanConfig::default());
     }
 
     #[test]

@@ -129,6 +129,8 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         notify_listen: config.notify.listen,
         submit,
         submit_also,
+        flood: s.flood,
+        bans: std::sync::Arc::new(stratum::ban::BanStore::new(s.bans.clone())),
     })
 }
 

@@ -13,6 +13,8 @@ pub mod job_source;
 pub mod notify;
 pub mod submit;
 
+use crate::ban::{format_utc, BanStore};
+use crate::flood::FloodConfig;
 use crate::job::{JobBook, JobConfig};
 use crate::node::NodeClient;
 use crate::session::SessionConfig;
@@ -52,6 +54,10 @@ pub struct ServerConfig {
     pub submit: SubmitSettings,
     /// More nodes every found block is also sent to (`[node] submit_also`).
     pub submit_also: Vec<NodeClient>,
+    /// When a connection's shares count as a flood (it is then cut).
+    pub flood: FloodConfig,
+    /// The pool's bans (shared with whoever else bans: the operator's admin calls).
+    pub bans: Arc<BanStore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,8 @@ pub enum ServerError {
     JobConfig(#[from] crate::job::JobError),
     #[error("the session's extranonce2 size ({session}) differs from the job's ({job})")]
     ExtranonceMismatch { session: usize, job: usize },
+    #[error("invalid flood settings: {0}")]
+    FloodConfig(String),
 }
 
 /// A server with its sockets bound (so a test can learn the port before running it).
@@ -94,6 +102,8 @@ pub(crate) struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
     pub stats: Stats,
+    pub flood: FloodConfig,
+    pub bans: Arc<BanStore>,
 }
 
 /// Counters for the periodic log line.
@@ -102,6 +112,8 @@ pub(crate) struct Stats {
     pub connections: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    /// Connections cut for a share flood.
+    pub flood_cuts: AtomicU64,
 }
 
 /// Logs a summary line every `every` while anything happens.
@@ -115,9 +127,11 @@ async fn log_stats(shared: Arc<Shared>, every: Duration, shutdown: CancellationT
         let accepted = shared.stats.accepted.load(Ordering::Relaxed);
         let rejected = shared.stats.rejected.load(Ordering::Relaxed);
         let connections = shared.stats.connections.load(Ordering::Relaxed);
+        let flood_cuts = shared.stats.flood_cuts.load(Ordering::Relaxed);
         if (accepted, rejected) != last || connections > 0 {
             tracing::info!(
                 connections,
+                flood_cuts,
                 accepted = accepted - last.0,
                 rejected = rejected - last.1,
                 "shares in the last {} s",
@@ -158,6 +172,21 @@ impl Drop for IpSlot {
     }
 }
 
+/// True when `peer`'s IP is banned now (the first refused attempt of each ban is logged, the
+/// rest only at debug level, so a banned flooder reconnecting cannot flood the log).
+fn refuse_banned(shared: &Shared, peer: SocketAddr) -> bool {
+    let Some(refusal) = shared.bans.check_ip(peer.ip(), connection::now_ms()) else {
+        return false;
+    };
+    let until = format_utc(refusal.until_ms);
+    if refusal.first {
+        tracing::info!(%peer, "refusing connections from a banned IP until {until} (logged once per ban)");
+    } else {
+        tracing::debug!(%peer, "refused: IP banned until {until}");
+    }
+    true
+}
+
 fn take_ip_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
     let mut map = shared.per_ip.lock().ok()?;
     let n = map.entry(ip).or_insert(0);
@@ -175,6 +204,9 @@ impl Server {
     /// Checks the settings and binds the miner (and notify) sockets.
     pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Server, ServerError> {
         config.job_config.validate()?;
+        if let Some(problem) = config.flood.problem() {
+            return Err(ServerError::FloodConfig(problem));
+        }
         if config.session.extranonce2_size != config.job_config.extranonce2_size {
             return Err(ServerError::ExtranonceMismatch {
                 session: config.session.extranonce2_size,
@@ -209,6 +241,11 @@ impl Server {
     /// looked up on the node and resubmitted once the server runs.
     pub fn resume_candidates(&mut self, candidates: Vec<BlockCandidate>) {
         self.open_candidates = candidates;
+    }
+
+    /// The pool's ban store (for the operator's admin calls).
+    pub fn bans(&self) -> Arc<BanStore> {
+        Arc::clone(&self.config.bans)
     }
 
     /// The address miners connect to.
@@ -253,7 +290,10 @@ impl Server {
             submitter.submit(candidate, true);
         }
         let shared = Arc::new(Shared {
-            session: Arc::new(self.config.session.clone()),
+            session: Arc::new(SessionConfig {
+                bans: Some(Arc::clone(&self.config.bans)),
+                ..self.config.session.clone()
+            }),
             ledger: self.ledger.clone(),
             submitter,
             max_line_bytes: self.config.max_line_bytes,
@@ -263,6 +303,8 @@ impl Server {
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: self.config.max_connections_per_ip,
             stats: Stats::default(),
+            flood: self.config.flood,
+            bans: Arc::clone(&self.config.bans),
         });
         tasks.spawn(log_stats(
             Arc::clone(&shared),
@@ -291,6 +333,7 @@ impl Server {
                 a = self.listener.accept() => a,
             };
             match accepted {
+                Ok((stream, peer)) if refuse_banned(&shared, peer) => drop(stream),
                 Ok((stream, peer)) => match take_ip_slot(&shared, peer.ip()) {
                     Some(slot) => {
                         let conn = connection::Connection::new(
@@ -345,6 +388,8 @@ mod tests {
             notify_listen: None,
             submit: SubmitSettings::default(),
             submit_also: Vec::new(),
+            flood: FloodConfig::default(),
+            bans: Arc::new(BanStore::default()),
         }
     }
 

@@ -44,6 +44,7 @@
 //! `extranonce2_size` and the extranonce1 length must equal the job config's sizes.
 //! Every line produced here ends with `\n`.
 
+use crate::ban::{format_utc, BanStore};
 use crate::job::{Job, JobBook, JobLookupError, MAX_EXTRANONCE2_SIZE};
 use crate::message::{
     error_line, error_reply, parse_line, parse_submit_fast, result_line, set_difficulty_line,
@@ -57,6 +58,7 @@ use pool_core::share::{check_share, rolled_version, ShareInput};
 use pool_core::{BlockId, Sats, Target};
 use serde_json::{json, Value};
 use std::collections::{HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -79,6 +81,9 @@ pub struct SessionConfig {
     pub max_workers: usize,
     /// Malformed requests in a row before the connection is dropped.
     pub max_consecutive_errors: u32,
+    /// Banned workers are refused at `mining.authorize` (checked against the session's peer
+    /// IP, see [`Session::set_peer_ip`]). The server sets its store here.
+    pub bans: Option<Arc<BanStore>>,
 }
 
 impl SessionConfig {
@@ -92,6 +97,7 @@ impl SessionConfig {
             max_ntime_ahead_secs: 7200,
             max_workers: 32,
             max_consecutive_errors: 50,
+            bans: None,
         }
     }
 }
@@ -247,6 +253,8 @@ pub struct Session {
     consecutive_errors: u32,
     accepted: u64,
     rejected: u64,
+    /// The miner's address, for worker bans (unset: the unspecified address).
+    peer_ip: Option<IpAddr>,
 }
 
 impl Session {
@@ -270,7 +278,18 @@ impl Session {
             consecutive_errors: 0,
             accepted: 0,
             rejected: 0,
+            peer_ip: None,
         }
+    }
+
+    /// The miner's IP address: a worker banned from it is refused at `mining.authorize`.
+    pub fn set_peer_ip(&mut self, ip: IpAddr) {
+        self.peer_ip = Some(ip);
+    }
+
+    /// The usernames (`address.worker`) this connection authorized.
+    pub fn authorized_usernames(&self) -> impl Iterator<Item = &str> {
+        self.workers.iter().map(|w| w.username.as_str())
     }
 
     pub fn extranonce1(&self) -> &[u8] {
@@ -445,6 +464,21 @@ impl Session {
                 "too many workers on this connection",
             );
             return SessionOutput::Send(vec![error_line(id, &e)]);
+        }
+        if let Some(bans) = &self.config.bans {
+            let ip = self
+                .peer_ip
+                .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            if let Some(until) = bans.worker_banned_until(username, ip, now_ms) {
+                let e = RpcError::new(
+                    ErrorCode::Unauthorized,
+                    format!(
+                        "worker banned until {} (too many invalid shares)",
+                        format_utc(until)
+                    ),
+                );
+                return SessionOutput::Send(vec![error_line(id, &e)]);
+            }
         }
         let (address, worker) = match username.split_once('.') {
             Some((a, w)) => (a, w),

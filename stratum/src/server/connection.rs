@@ -10,6 +10,7 @@
 
 use super::{IpSlot, Shared};
 use crate::codec::LineFramer;
+use crate::flood::FloodWindow;
 use crate::job::{Job, JobBook};
 use crate::message::notify_line;
 use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
@@ -48,11 +49,15 @@ pub(crate) struct Connection {
     jobs: watch::Receiver<Arc<JobBook>>,
     shutdown: CancellationToken,
     _slot: IpSlot,
+    /// The outcomes of this connection's last submits.
+    flood: FloodWindow,
 }
 
 enum Flow {
     Continue,
     Close,
+    /// A share flood: close at once, sending nothing more.
+    Cut,
 }
 
 impl Connection {
@@ -71,6 +76,7 @@ impl Connection {
             jobs,
             shutdown,
             _slot: slot,
+            flood: FloodWindow::new(),
         }
     }
 
@@ -79,6 +85,7 @@ impl Connection {
         let peer = self.peer;
         let extranonce1 = self.shared.allocate_extranonce1();
         let mut session = Session::new(Arc::clone(&self.shared.session), extranonce1, now_ms());
+        session.set_peer_ip(peer.ip());
         let mut framer = LineFramer::new(self.shared.max_line_bytes);
         let mut book = Arc::clone(&self.jobs.borrow_and_update());
         let mut buf = vec![0u8; 4096];
@@ -147,6 +154,9 @@ impl Connection {
                     };
                     framer.feed(&buf[..n]);
                     let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
+                    if let Flow::Cut = flow {
+                        break;
+                    }
                     if let Flow::Close = flow {
                         // Answer what can be answered at once, then close.
                         let _ = self.flush_ready(&mut outgoing, &mut out).await;
@@ -199,9 +209,14 @@ impl Connection {
                 SessionOutput::ShareRejected { reply, reason } => {
                     tracing::debug!(%peer, %reason, "share rejected");
                     self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    if self.flood.record(&self.shared.flood, false) {
+                        self.cut_flood(session);
+                        break Flow::Cut;
+                    }
                     outgoing.push_back(Outgoing::Ready(vec![reply]));
                 }
                 SessionOutput::ShareAccepted(share) => {
+                    self.flood.record(&self.shared.flood, true);
                     // Polled (and so handed to the ledger) on the next turn of the loop, with
                     // the other pending shares: no task per share, and the ledger's wakeup
                     // reaches this connection's task directly.
@@ -219,6 +234,33 @@ impl Connection {
             *deadline = Instant::now() + self.shared.idle_timeout;
         }
         flow
+    }
+
+    /// Logs (once) and counts a flood cut, and records it as an offence of the connection's
+    /// IP and workers (which may ban them).
+    fn cut_flood(&self, session: &Session) {
+        let peer = self.peer;
+        let (submits, invalid) = self.flood.counts();
+        let workers: Vec<&str> = session.authorized_usernames().collect();
+        self.shared.stats.flood_cuts.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            %peer,
+            workers = %workers.join(","),
+            invalid,
+            submits,
+            "closing connection: share flood ({invalid} of its last {submits} shares invalid)"
+        );
+        for ban in self.shared.bans.record_cut(peer.ip(), &workers, now_ms()) {
+            tracing::warn!(
+                "banned {} until {} after {} flood cuts",
+                ban.target,
+                crate::ban::format_utc(ban.until_ms),
+                match ban.cause {
+                    crate::ban::BanCause::Floods { cuts } => cuts,
+                    crate::ban::BanCause::Operator => 0,
+                }
+            );
+        }
     }
 
     /// Writes the replies at the front of the queue that are ready; false when the miner is
