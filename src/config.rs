@@ -554,8 +554,13 @@ fn node_auth(
         (Some(user), Some(password), None) => {
             Ok(stratum::node::NodeAuth::UserPassword { user, password })
         }
-        (None, None, Some(cookie)) => Ok(stratum::node::NodeAuth::CookieFile(resolve(base, cookie))),
-        _ => Err(invalid(key, "give either user and password, or cookie_file")),
+        (None, None, Some(cookie)) => {
+            Ok(stratum::node::NodeAuth::CookieFile(resolve(base, cookie)))
+        }
+        _ => Err(invalid(
+            key,
+            "give either user and password, or cookie_file",
+        )),
     }
 }
 

@@ -335,5 +335,9 @@ fn a_block_on_an_outdated_tip_is_recorded_found_off_the_best_chain() {
     assert_eq!(b.finder.0, user);
     let at_height = node.cli(&["getblockhash", &b.height.to_string()]);
     assert_ne!(at_height.as_str().unwrap(), b.block_id.to_string());
-    assert!(!pool.log().contains("rejected by the node"), "{}", pool.log());
+    assert!(
+        !pool.log().contains("rejected by the node"),
+        "{}",
+        pool.log()
+    );
 }

@@ -12,12 +12,12 @@ use pool_core::event::{BlockCandidate, NetworkFeePayer, PayoutRule, PayoutScheme
 use pool_core::{Event, Target};
 use std::path::Path;
 use std::process::ExitCode;
-use stratum::job::{ExtraOutput, JobConfig, OutputValue};
 use std::sync::Arc;
+use stratum::job::{ExtraOutput, JobConfig, OutputValue};
 use stratum::node::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
 use stratum::server::chain_guard::ChainGuard;
-use stratum::server::submit::SubmitSettings;
 use stratum::server::job_source::{NodeSource, TemplateSource};
+use stratum::server::submit::SubmitSettings;
 use stratum::server::{Server, ServerConfig};
 use stratum::session::SessionConfig;
 use stratum::vardiff::VardiffConfig;

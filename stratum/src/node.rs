@@ -198,7 +198,10 @@ impl NodeClient {
     /// `getblockheader HASH`: `None` when the node does not know the block.
     pub async fn get_block_header(&self, hash: &str) -> Result<Option<BlockHeaderInfo>, NodeError> {
         match self
-            .call("getblockheader", vec![Value::String(hash.to_owned()), Value::Bool(true)])
+            .call(
+                "getblockheader",
+                vec![Value::String(hash.to_owned()), Value::Bool(true)],
+            )
             .await
         {
             Ok(header) => Ok(Some(header)),

@@ -1,9 +1,10 @@
 //! One linked pair of real Bitcoin SV regtest nodes per test binary.
 //!
 //! `getblocktemplate` on regtest refuses to work without a peer, so the second node `-addnode`s
-//! the first. Each node runs under a small shell watchdog that kills it and deletes its data
-//! directory as soon as the test binary exits (statics are never dropped in Rust, and a test
-//! binary may die on a panic), so no node outlives its tests.
+//! the first. Each node runs under a small shell watchdog that kills it as soon as the test
+//! binary exits (statics are never dropped in Rust, and a test binary may die on a panic), and a
+//! cleaner deletes its data directory then, so no node outlives its tests. A node stopped by a
+//! test keeps its data and can be started again ([`Node::stop`], [`Node::start`]).
 
 use serde_json::Value;
 use std::net::TcpListener;
@@ -22,6 +23,7 @@ pub struct Node {
     pub p2p_port: u16,
     pub datadir: PathBuf,
     bin_dir: PathBuf,
+    args: Vec<String>,
 }
 
 /// The pair: the pool talks to `node1`; `node2` is its peer.
@@ -107,6 +109,12 @@ impl Node {
 }
 
 fn start_pair() -> Result<NodePair, String> {
+    start_pair_with(&[])
+}
+
+/// A node pair of the caller's own (not the shared one), node1 started with `node1_args` on top
+/// of the usual ones (later ones win in bitcoind, e.g. `-rpcworkqueue=1`).
+pub fn start_pair_with(node1_args: &[&str]) -> Result<NodePair, String> {
     let bin = bin_dir();
     if !bin.join("bitcoind").is_file() || !bin.join("bitcoin-cli").is_file() {
         return Err(format!(
@@ -114,8 +122,8 @@ fn start_pair() -> Result<NodePair, String> {
             bin.display()
         ));
     }
-    let node1 = spawn_node(&bin, 1, None)?;
-    let node2 = spawn_node(&bin, 2, Some(node1.p2p_port))?;
+    let node1 = spawn_node(&bin, 1, None, node1_args)?;
+    let node2 = spawn_node(&bin, 2, Some(node1.p2p_port), &[])?;
     for node in [&node1, &node2] {
         let ready = node.wait_until(Duration::from_secs(60), |n| {
             n.try_cli(&["getblockchaininfo"]).is_ok()
@@ -143,22 +151,125 @@ fn start_pair() -> Result<NodePair, String> {
     }
     // A fresh chain is in initial block download (genesis is old): getblocktemplate answers
     // "downloading blocks" until one recent block exists.
-    node1.try_cli(&["generate", "1"])?;
-    let synced = node2.wait_until(Duration::from_secs(30), |n| n.block_count() >= 1);
+    // Retried: a node with a tiny RPC work queue may answer "busy".
+    let generated = node1.wait_until(Duration::from_secs(30), |n| {
+        n.try_cli(&["generate", "1"]).is_ok()
+    });
+    if !generated {
+        return Err("node1 did not generate block 1 within 30 s".into());
+    }
+    let synced = node2.wait_until(Duration::from_secs(30), |n| {
+        n.try_cli(&["getblockcount"])
+            .ok()
+            .and_then(|v| v.as_u64())
+            .is_some_and(|c| c >= 1)
+    });
     if !synced {
         return Err("node2 did not receive block 1 within 30 s".into());
     }
     Ok(NodePair { node1, node2 })
 }
 
-/// Watchdog: runs the node in the background and kills it (then removes its data directory)
-/// when the test process is gone.
+/// Watchdog: runs the node in the background (its pid in `DIR/node.pid`) and kills it when the
+/// test process is gone.
 const WATCHDOG: &str = r#"testpid=$1; dir=$2; shift 2
 "$@" & node=$!
+echo "$node" > "$dir/node.pid"
 while kill -0 "$testpid" 2>/dev/null && kill -0 "$node" 2>/dev/null; do sleep 0.3; done
-kill "$node" 2>/dev/null; wait "$node"; rm -rf "$dir""#;
+kill "$node" 2>/dev/null; wait "$node""#;
 
-fn spawn_node(bin: &Path, n: u32, peer: Option<u16>) -> Result<Node, String> {
+/// Cleaner: once the test process is gone and the node has ended, removes the data directory.
+const CLEANER: &str = r#"testpid=$1; dir=$2
+while kill -0 "$testpid" 2>/dev/null; do sleep 0.5; done
+for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+  pid=$(cat "$dir/node.pid" 2>/dev/null); [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break; sleep 0.5
+done
+rm -rf "$dir""#;
+
+impl Node {
+    /// The node's process id (while it runs).
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.datadir.join("node.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn is_running(&self) -> bool {
+        self.pid()
+            .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
+    }
+
+    /// Stops the node (`bitcoin-cli stop`) and waits (bounded) until its process has ended;
+    /// its data stays for [`Node::start`].
+    pub fn stop(&self) {
+        let _ = self.try_cli(&["stop"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.is_running() {
+            assert!(Instant::now() < deadline, "node did not stop within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts a stopped node again with the same data, ports and arguments.
+    pub fn start(&self) {
+        launch(&self.bin_dir, &self.datadir, &self.args).expect("restart bitcoind");
+    }
+
+    /// Waits (bounded) until the node answers RPC calls.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |n| n.try_cli(&["getblockchaininfo"]).is_ok())
+    }
+}
+
+fn launch(bin: &Path, datadir: &Path, args: &[String]) -> Result<(), String> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
+        .arg(std::process::id().to_string())
+        .arg(datadir)
+        .arg(bin.join("bitcoind"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| format!("cannot start bitcoind: {e}"))
+}
+
+/// A single node of the caller's own (no peer: `getblocktemplate` will not serve it), started
+/// with `extra_args` on top of the usual ones.
+pub fn start_single(extra_args: &[&str]) -> Result<Node, String> {
+    let node = spawn_node(&bin_dir(), 3, None, extra_args)?;
+    if !node.wait_ready(Duration::from_secs(60)) {
+        return Err(format!(
+            "node in {} not ready within 60 s",
+            node.datadir.display()
+        ));
+    }
+    Ok(node)
+}
+
+/// [`start_single`] with its RPC server on `rpc_port` (chosen before the node exists).
+pub fn start_single_on(rpc_port: u16, extra_args: &[&str]) -> Result<Node, String> {
+    let port = format!("-rpcport={rpc_port}");
+    let mut args = extra_args.to_vec();
+    args.push(&port);
+    let mut node = spawn_node(&bin_dir(), 3, None, &args)?;
+    node.rpc_port = rpc_port;
+    if !node.wait_ready(Duration::from_secs(60)) {
+        return Err(format!(
+            "node in {} not ready within 60 s",
+            node.datadir.display()
+        ));
+    }
+    Ok(node)
+}
+
+fn spawn_node(bin: &Path, n: u32, peer: Option<u16>, extra: &[&str]) -> Result<Node, String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -166,12 +277,7 @@ fn spawn_node(bin: &Path, n: u32, peer: Option<u16>) -> Result<Node, String> {
     let datadir =
         std::env::temp_dir().join(format!("obtc-test-node{n}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&datadir).map_err(|e| format!("create {}: {e}", datadir.display()))?;
-    let node = Node {
-        rpc_port: free_port(),
-        p2p_port: free_port(),
-        datadir,
-        bin_dir: bin.to_owned(),
-    };
+    let (rpc_port, p2p_port) = (free_port(), free_port());
     let mut args = vec![
         "-regtest".to_owned(),
         "-server=1".to_owned(),
@@ -179,9 +285,9 @@ fn spawn_node(bin: &Path, n: u32, peer: Option<u16>) -> Result<Node, String> {
         "-discover=0".to_owned(),
         "-dnsseed=0".to_owned(),
         "-printtoconsole=0".to_owned(),
-        format!("-datadir={}", node.datadir.display()),
-        format!("-port={}", node.p2p_port),
-        format!("-rpcport={}", node.rpc_port),
+        format!("-datadir={}", datadir.display()),
+        format!("-port={p2p_port}"),
+        format!("-rpcport={rpc_port}"),
         "-rpcbind=127.0.0.1".to_owned(),
         "-rpcallowip=127.0.0.1".to_owned(),
         format!("-rpcuser={RPC_USER}"),
@@ -197,18 +303,24 @@ fn spawn_node(bin: &Path, n: u32, peer: Option<u16>) -> Result<Node, String> {
     if let Some(port) = peer {
         args.push(format!("-addnode=127.0.0.1:{port}"));
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     Command::new("sh")
         .arg("-c")
-        .arg(WATCHDOG)
+        .arg(CLEANER)
         .arg("sh")
         .arg(std::process::id().to_string())
-        .arg(&node.datadir)
-        .arg(bin.join("bitcoind"))
-        .args(&args)
+        .arg(&datadir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start bitcoind: {e}"))?;
-    Ok(node)
+        .map_err(|e| format!("cannot start the cleaner: {e}"))?;
+    launch(bin, &datadir, &args)?;
+    Ok(Node {
+        rpc_port,
+        p2p_port,
+        datadir,
+        bin_dir: bin.to_owned(),
+        args,
+    })
 }

@@ -54,6 +54,8 @@ pub struct PoolProcess {
     pub notify: SocketAddr,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
+    /// Extra environment of the next [`PoolProcess::spawn`] (test hooks).
+    pub env: Vec<(String, String)>,
 }
 
 impl PoolProcess {
@@ -64,6 +66,14 @@ impl PoolProcess {
     /// Like [`PoolProcess::start`] with a config of the caller's own (another chain, no node):
     /// `config` gets the free stratum and notify addresses to listen on.
     pub fn start_with_config(config: impl FnOnce(SocketAddr, SocketAddr) -> String) -> PoolProcess {
+        PoolProcess::start_with_env(config, &[])
+    }
+
+    /// Like [`PoolProcess::start_with_config`], the first run with extra environment variables.
+    pub fn start_with_env(
+        config: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        env: &[(&str, &str)],
+    ) -> PoolProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let stratum: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let notify: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -75,6 +85,10 @@ impl PoolProcess {
             notify,
             dir,
             config_path,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         pool.spawn();
         pool
@@ -101,6 +115,7 @@ impl PoolProcess {
             .arg("--config")
             .arg(&self.config_path)
             .env("RUST_LOG", "info,stratum=debug")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -182,7 +197,7 @@ pub fn read_events(dir: &Path) -> Vec<Event> {
         .collect()
 }
 
-fn config_text(o: &PoolOptions, stratum: SocketAddr, notify: SocketAddr) -> String {
+pub fn config_text(o: &PoolOptions, stratum: SocketAddr, notify: SocketAddr) -> String {
     let block = match o.pool_block_difficulty {
         Some(d) => format!("pool_block_difficulty = {d:e}\n"),
         None => String::new(),

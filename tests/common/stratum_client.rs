@@ -122,6 +122,24 @@ impl StratumClient {
         }
     }
 
+    /// Reads and absorbs whatever the pool sends for `window` (notifications update the jobs).
+    pub fn read_line_within(&mut self, window: Duration) {
+        let deadline = Instant::now() + window;
+        let stream = self.reader.get_ref().try_clone().unwrap();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            stream
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match self.read_line() {
+                Some(msg) => self.absorb_notification(&msg),
+                None => break,
+            }
+        }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+    }
+
     fn absorb_notification(&mut self, msg: &Value) {
         let method = msg["method"].as_str().unwrap_or_default().to_owned();
         let params = msg["params"].clone();

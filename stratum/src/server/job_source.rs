@@ -106,7 +106,9 @@ impl JobSource {
                     if let Err(e) = checked {
                         if let ChainCheckError::WrongChain(_) = e {
                             if book.current().is_some() {
-                                tracing::warn!("withdrawing every job: the node serves another chain");
+                                tracing::warn!(
+                                    "withdrawing every job: the node serves another chain"
+                                );
                                 book = JobBook::default();
                                 self.jobs.send_replace(Arc::new(book.clone()));
                             }

@@ -254,10 +254,8 @@ impl Submitter {
                     Verdict::Rejected(reason) => {
                         // A secondary's acceptance wins over the primary's refusal.
                         drop(accepted_tx);
-                        let secondaries = tokio::time::timeout(
-                            self.settings.retry_max * 2,
-                            accepted_rx.recv(),
-                        );
+                        let secondaries =
+                            tokio::time::timeout(self.settings.retry_max * 2, accepted_rx.recv());
                         if let Ok(Some(how)) = secondaries.await {
                             return Resolution::Found(how);
                         }
@@ -403,7 +401,12 @@ mod tests {
             verdict_of(&SubmitOutcome::Rejected("duplicate-inconclusive".into())),
             Verdict::Undecided(_)
         ));
-        for reason in ["duplicate-invalid", "high-hash", "bad-txnmrklroot", "bad-prevblk"] {
+        for reason in [
+            "duplicate-invalid",
+            "high-hash",
+            "bad-txnmrklroot",
+            "bad-prevblk",
+        ] {
             assert_eq!(
                 verdict_of(&SubmitOutcome::Rejected(reason.into())),
                 Verdict::Rejected(reason.into())

@@ -1,0 +1,377 @@
+//! A found block is never lost or built for the wrong chain, against real BSV regtest nodes.
+//! Every test starts nodes of its own (a busy node, a node that goes down, a pool that is
+//! killed, a node of another chain), so they run one at a time.
+
+mod common;
+
+use common::nodes::{
+    free_port, start_pair_with, start_single_on, NodePair, RPC_PASSWORD, RPC_USER,
+};
+use common::pool::{config_text, read_events, PoolOptions, PoolProcess};
+use common::stratum_client::StratumClient;
+use pool_core::event::BlockCandidate;
+use pool_core::{BlockId, Event};
+use projections::{Projection, ProjectionConfig};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn pair(node1_args: &[&str]) -> NodePair {
+    start_pair_with(node1_args).unwrap_or_else(|e| panic!("cannot start regtest nodes: {e}"))
+}
+
+fn options(pair: &NodePair, payout: &str) -> PoolOptions {
+    let mut o = PoolOptions::new(payout);
+    o.node_url = Some(pair.node1.rpc_url());
+    o
+}
+
+fn wait_for(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    pred()
+}
+
+fn candidates(events: &[Event]) -> Vec<(usize, BlockCandidate)> {
+    events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            Event::BlockCandidate(c) => Some((i, c.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Per block id: how many `BlockFound` and `BlockRejected` (with their reasons) follow.
+fn verdicts(events: &[Event]) -> BTreeMap<BlockId, (usize, Vec<String>)> {
+    let mut out: BTreeMap<BlockId, (usize, Vec<String>)> = BTreeMap::new();
+    for e in events {
+        match e {
+            Event::BlockFound(f) => out.entry(f.block_id).or_default().0 += 1,
+            Event::BlockRejected(r) => out.entry(r.block_id).or_default().1.push(r.reason.clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn log_count(pool: &PoolProcess, needle: &str) -> usize {
+    pool.log().matches(needle).count()
+}
+
+/// (a) A node with a one-slot RPC work queue and a burst of same-height candidates: it answers
+/// many calls "Work queue depth exceeded", and still every candidate gets the node's own verdict.
+#[test]
+fn a_busy_node_judges_every_candidate_of_a_burst() {
+    let _serial = common::serial();
+    let pair = pair(&["-rpcworkqueue=1", "-rpcthreads=2"]);
+    let payout = pair.node2.new_address();
+    let mut o = options(&pair, &payout);
+    // No thread held in a long poll; every share meets regtest's network target.
+    o.longpoll = false;
+    let mut pool = PoolProcess::start(&o);
+    let user = pair.node2.new_address();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
+    // Ground first, then sent back to back: the candidates reach the node together.
+    let solutions: Vec<_> = (0..24)
+        .map(|_| client.grind(&job, None, None, 10_000_000))
+        .collect();
+    for (i, s) in solutions.iter().enumerate() {
+        let line = serde_json::json!({
+            "id": 100 + i,
+            "method": "mining.submit",
+            "params": [user, s.job_id, s.extranonce2, s.ntime, s.nonce],
+        });
+        client.send_raw(&line.to_string()).unwrap();
+    }
+    let recorded = |pool: &PoolProcess| log_count(pool, "block candidate recorded");
+    assert!(
+        wait_for(Duration::from_secs(20), || recorded(&pool) >= 2),
+        "{}",
+        pool.log()
+    );
+    // Every candidate resolved (bounded): as many verdict lines as candidates.
+    let resolved = |pool: &PoolProcess| {
+        log_count(pool, "block found:")
+            + log_count(pool, "rejected by the node")
+            + log_count(pool, "closed unjudged")
+    };
+    assert!(
+        wait_for(Duration::from_secs(90), || resolved(&pool)
+            >= recorded(&pool)),
+        "not every candidate got a verdict:\n{}",
+        pool.log()
+    );
+    let busy = log_count(&pool, "busy (HTTP");
+    drop(client);
+    assert!(pool.terminate().success());
+    let events = read_events(&pool.ledger_dir());
+    let cands = candidates(&events);
+    let verdicts = verdicts(&events);
+    eprintln!("{} candidates, {} busy answers retried", cands.len(), busy);
+    assert!(cands.len() >= 2);
+    for (_, c) in &cands {
+        let (found, rejected) = verdicts.get(&c.block_id).cloned().unwrap_or_default();
+        assert_eq!(found + rejected.len(), 1, "one verdict for {}", c.block_id);
+        for reason in rejected {
+            // The node's own BIP 22 reasons only: never our transport trouble.
+            assert!(
+                !reason.contains("busy")
+                    && !reason.contains("never judged")
+                    && !reason.contains("HTTP"),
+                "{reason}"
+            );
+        }
+    }
+    // The first block is on the chain; the others lost the race or wait for the chain watcher.
+    let on_chain = cands.iter().any(|(_, c)| {
+        pair.node1
+            .try_cli(&["getblockhash", &c.height.to_string()])
+            .is_ok_and(|h| h.as_str() == Some(c.block_id.to_string().as_str()))
+    });
+    assert!(on_chain, "one of the candidates is in the best chain");
+}
+
+/// (b) The node is down when the block is found and comes back within the retry window: the
+/// block lands on it and is recorded found.
+#[test]
+fn a_block_found_while_the_node_is_down_lands_when_it_is_back() {
+    let _serial = common::serial();
+    let pair = pair(&[]);
+    let payout = pair.node2.new_address();
+    let o = options(&pair, &payout);
+    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
+        config_text(&o, stratum, notify).replace(
+            "max_retry_backoff_secs = 2",
+            "max_retry_backoff_secs = 2\nsubmit_retry_max_secs = 1",
+        )
+    });
+    let user = pair.node2.new_address();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
+    let height_before = pair.node1.block_count();
+    pair.node1.stop();
+
+    let s = client.grind(&job, None, None, 10_000_000);
+    // The share is durable with its candidate: acknowledged although the node is down.
+    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    assert!(
+        wait_for(Duration::from_secs(20), || log_count(
+            &pool,
+            "submitblock not answered"
+        ) + log_count(
+            &pool,
+            "not submitting the block yet"
+        ) >= 2),
+        "{}",
+        pool.log()
+    );
+    pair.node1.start();
+    assert!(pair.node1.wait_ready(Duration::from_secs(60)));
+    assert!(
+        wait_for(Duration::from_secs(60), || log_count(&pool, "block found:")
+            >= 1),
+        "{}",
+        pool.log()
+    );
+    drop(client);
+    assert!(pool.terminate().success());
+    let events = read_events(&pool.ledger_dir());
+    let cands = candidates(&events);
+    assert_eq!(cands.len(), 1);
+    let id = cands[0].1.block_id;
+    assert_eq!(verdicts(&events).get(&id), Some(&(1, vec![])));
+    assert_eq!(pair.node1.block_count(), height_before + 1);
+    let tip = pair.node1.cli(&["getbestblockhash"]);
+    assert_eq!(tip.as_str(), Some(id.to_string().as_str()));
+}
+
+/// (c) SIGKILL after the node accepted the block and before the verdict's append: the next
+/// start finds the open candidate, looks it up on the node, and records it found once, credited
+/// at the candidate's position.
+#[test]
+fn a_pool_killed_before_recording_the_verdict_records_it_at_the_next_start() {
+    let _serial = common::serial();
+    let pair = pair(&[]);
+    let payout = pair.node2.new_address();
+    let o = options(&pair, &payout);
+    let mut pool = PoolProcess::start_with_env(
+        |stratum, notify| config_text(&o, stratum, notify),
+        &[("OBTC_TEST_VERDICT_DELAY_MS", "30000")],
+    );
+    let user = pair.node2.new_address();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
+    let height_before = pair.node1.block_count();
+    let s = client.grind(&job, None, None, 10_000_000);
+    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    // The node has the block; the pool is inside its (widened) gap before the append.
+    assert!(pair
+        .node1
+        .wait_until(Duration::from_secs(20), |n| n.block_count() > height_before));
+    drop(client);
+    pool.kill();
+    let events = read_events(&pool.ledger_dir());
+    let cands = candidates(&events);
+    assert_eq!(
+        cands.len(),
+        1,
+        "the candidate was durable before the submission"
+    );
+    assert!(
+        verdicts(&events).is_empty(),
+        "killed before the verdict's append"
+    );
+    let (position, candidate) = cands[0].clone();
+    assert!(matches!(events[position - 1], Event::ShareAccepted(_)));
+
+    pool.env.clear();
+    pool.spawn();
+    assert!(
+        wait_for(Duration::from_secs(30), || log_count(&pool, "block found:")
+            >= 1),
+        "{}",
+        pool.log()
+    );
+    assert!(pool.log().contains("left open"), "{}", pool.log());
+    assert!(pool.terminate().success());
+    let events = read_events(&pool.ledger_dir());
+    assert_eq!(candidates(&events).len(), 1);
+    assert_eq!(
+        verdicts(&events).get(&candidate.block_id),
+        Some(&(1, vec![]))
+    );
+    let mut projection = Projection::new(ProjectionConfig::default());
+    for (seq, e) in events.iter().enumerate() {
+        projection.apply(seq as u64, e).unwrap();
+    }
+    let block = projection.block(&candidate.block_id).expect("found block");
+    assert_eq!(block.candidate_seq, Some(position as u64));
+    assert!(block.found_seq > position as u64);
+    let credited: u64 = block.credits.values().map(|s| s.0).sum();
+    assert_eq!(credited + block.fee.0, block.reward.0);
+    assert_eq!(
+        block
+            .credits
+            .keys()
+            .map(|a| a.0.clone())
+            .collect::<Vec<_>>(),
+        vec![user.clone()]
+    );
+    assert!(projection.open_candidates().is_empty());
+}
+
+/// Started while its node is down, the pool hands out no work; when a node of another chain
+/// answers there (an oBTC preset against a BSV node), it is refused and still no work reaches
+/// a miner, and nothing is submitted.
+#[test]
+fn no_work_before_the_chain_check_and_none_from_a_node_of_another_chain() {
+    let _serial = common::serial();
+    let rpc_port = free_port();
+    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
+        format!(
+            r#"[chain]
+preset = "obtc-regtest"
+
+[node]
+url = "http://127.0.0.1:{rpc_port}"
+user = "{RPC_USER}"
+password = "{RPC_PASSWORD}"
+rpc_timeout_secs = 5
+refresh_secs = 1
+max_retry_backoff_secs = 1
+
+[stratum]
+listen = "{stratum}"
+
+[pool]
+payout_address = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"
+
+[ledger]
+data_dir = "ledger"
+
+[notify]
+listen = "{notify}"
+"#
+        )
+    });
+    let mut client = StratumClient::connect(pool.stratum);
+    client.subscribe();
+    assert!(client
+        .authorize("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX")
+        .is_ok());
+    let no_job = |client: &mut StratumClient| {
+        client.read_line_within(Duration::from_secs(2));
+        client.latest_job().is_none()
+    };
+    assert!(no_job(&mut client), "no work while the node is down");
+
+    let node = start_single_on(rpc_port, &[]).expect("start a BSV node");
+    assert!(
+        wait_for(Duration::from_secs(30), || pool
+            .log()
+            .contains("refusing the node")),
+        "{}",
+        pool.log()
+    );
+    assert!(no_job(&mut client), "no work from a node of another chain");
+    assert!(no_job(&mut client));
+    drop(client);
+    assert!(pool.terminate().success());
+    let log = pool.log();
+    assert!(log.contains("genesis block is"), "{log}");
+    assert!(!log.contains("new block to mine on"), "{log}");
+    assert_eq!(
+        log.matches("refusing the node").count(),
+        1,
+        "logged once: {log}"
+    );
+    node.stop();
+}
+
+/// Wrong RPC credentials at start are a typo, not an outage: a clear error and exit 1.
+#[test]
+fn wrong_rpc_credentials_at_start_exit_with_a_clear_error() {
+    let _serial = common::serial();
+    let rpc_port = free_port();
+    let node = start_single_on(rpc_port, &[]).expect("start a BSV node");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pool.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[chain]
+preset = "bsv-regtest"
+
+[node]
+url = "http://127.0.0.1:{rpc_port}"
+user = "{RPC_USER}"
+password = "not-the-password"
+
+[stratum]
+listen = "127.0.0.1:{stratum}"
+
+[pool]
+payout_address = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"
+
+[ledger]
+data_dir = "ledger"
+"#,
+            stratum = free_port()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("refused the RPC credentials"), "{stderr}");
+    assert!(stderr.contains("user/password"), "{stderr}");
+    node.stop();
+}
