@@ -131,7 +131,8 @@ start_difficulty = 0.000001
 [pool]
 payout_address = "$payout"
 # Regtest only: a share is a block only if it also meets this difficulty (many shares per block).
-pool_block_difficulty = 0.0001
+# 0.03 is ~1.3e8 hashes: one CPU thread of obtc-miner (SHA-256d, ~7 M/s) finds a block every ~18 s.
+pool_block_difficulty = 0.03
 
 [ledger]
 data_dir = "pool-ledger"

@@ -1,7 +1,8 @@
 //! HeavyHash end to end without an oBTC node: the real pool on the `obtc-regtest` chain with the
 //! synthetic job source (a fixed fake template no share turns into a block), mined by the
 //! independent `obtc-miner`. Its HeavyHash shares are accepted and recorded with their work;
-//! its SHA-256d shares are refused as low difficulty, so the pool really checks HeavyHash.
+//! its SHA-256d shares are refused as low difficulty, so the pool really checks HeavyHash. And the
+//! miner's `--max-shares` holds even when shares come thousands a second.
 
 mod common;
 
@@ -148,4 +149,34 @@ fn sha256d_shares_are_refused_by_a_heavyhash_pool() {
         accepted, 0,
         "no SHA-256d share may pass the HeavyHash check"
     );
+}
+
+#[test]
+fn max_shares_stops_the_miner_at_exactly_that_many_accepted_shares() {
+    let _serial = common::serial();
+    // About 4 hashes a share: two threads find thousands a second, far more than the pool
+    // answers while the first 40 are on their way (without the limit on shares in flight, a
+    // `--max-shares 40` run ended with over 1,000 accepted).
+    const DIFFICULTY: f64 = 1e-9;
+    const SHARES: u64 = 40;
+    let mut pool =
+        PoolProcess::start_with_config(|stratum, _| synthetic_obtc_config(DIFFICULTY, stratum));
+    let address = regtest_address(0x44);
+    let mut options = MinerOptions::new(&format!("{address}.limited"), "heavyhash");
+    options.max_shares = SHARES;
+    options.threads = 2;
+    options.duration_secs = 60;
+    let run = MinerProcess::spawn(pool.stratum, &options).wait(Duration::from_secs(90));
+    let counts = run.expect_accepted(SHARES, &pool.log());
+    assert_eq!(counts.accepted, SHARES, "{run:?}");
+    assert_eq!(counts.rejected, 0, "one fixed job: {run:?}");
+
+    let status = pool.terminate();
+    assert!(status.success(), "SIGTERM exit: {status}\n{}", pool.log());
+    let stored = pool
+        .ledger_events()
+        .iter()
+        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .count();
+    assert_eq!(stored as u64, SHARES, "every submitted share was answered");
 }

@@ -43,7 +43,9 @@ struct Args {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 60)]
     duration: u64,
-    /// Stop after this many accepted shares (0: no limit).
+    /// Stop after this many accepted shares (0: no limit). No more shares are submitted once
+    /// the accepted ones and those awaiting an answer make this many; the miner exits when they
+    /// are answered, so it never has more accepted.
     #[arg(long, default_value_t = 0)]
     max_shares: u64,
 }
@@ -78,8 +80,31 @@ struct Shared {
     /// Submits written to the pool; at the end the miner waits (bounded) until each is answered,
     /// so the counts it prints are the pool's verdicts on everything it sent.
     submitted: AtomicU64,
+    /// Shares handed to the writer (counted before they are queued, so the limit below holds
+    /// across threads).
+    queued: AtomicU64,
+    /// `--max-shares` (0: no limit).
+    max_shares: u64,
     /// The pool connection is closed (no more answers will come).
     reader_done: AtomicBool,
+}
+
+impl Shared {
+    /// Takes a place for one more share under `--max-shares`: accepted shares plus those
+    /// awaiting an answer stay at most the limit (a rejected share's place is free again, since
+    /// queued - rejected counts exactly those). False when every place is taken.
+    fn reserve_share(&self) -> bool {
+        if self.max_shares == 0 {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                let rejected = self.rejected.load(Ordering::Acquire);
+                (queued.saturating_sub(rejected) < self.max_shares).then_some(queued + 1)
+            })
+            .is_ok()
+    }
 }
 
 fn sha256d(data: &[u8]) -> [u8; 32] {
@@ -156,6 +181,8 @@ fn main() -> anyhow::Result<()> {
         accepted: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
         submitted: AtomicU64::new(0),
+        queued: AtomicU64::new(0),
+        max_shares: args.max_shares,
         reader_done: AtomicBool::new(false),
     });
 
@@ -375,7 +402,16 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
             header[76..80].copy_from_slice(&nonce.to_le_bytes());
             let hash = hasher.hash(&header);
             if target.is_met_by(&hash) {
+                // At the limit: wait for answers (a rejection frees a place, the last accepted
+                // share stops the miner).
+                while !shared.reserve_share() {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 if shared.stop.load(Ordering::Relaxed) {
+                    // The place is never used: no answer is awaited for it.
                     return;
                 }
                 submit_id += 1;

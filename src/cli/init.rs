@@ -2,6 +2,7 @@
 
 use clap::ValueEnum;
 use pool_core::chain::{Chain, ChainParams};
+use pool_core::pow::PowAlgorithm;
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +31,28 @@ pub fn preset(network: Network, pow: Pow) -> Chain {
     }
 }
 
+/// The suggested regtest `pool_block_difficulty`: one CPU thread of `obtc-miner` finds a block
+/// every 10-30 s. Difficulty d takes d * 2^32 hashes a block on average; measured single-thread
+/// release-build rates on the project's machine (2026-11-25): SHA-256d 7.1 M/s, HeavyHash
+/// 0.95 M/s, so 0.03 and 0.004 give ~18 s a block each.
+pub fn regtest_block_difficulty(pow: PowAlgorithm) -> f64 {
+    match pow {
+        PowAlgorithm::Sha256d => 0.03,
+        PowAlgorithm::HeavyHash => 0.004,
+    }
+}
+
+fn regtest_block_note(pow: PowAlgorithm) -> &'static str {
+    match pow {
+        PowAlgorithm::Sha256d => {
+            "0.03: ~1.3e8 hashes, a block every ~18 s for one CPU thread (SHA-256d, 7 M/s)."
+        }
+        PowAlgorithm::HeavyHash => {
+            "0.004: ~1.7e7 hashes, a block every ~18 s for one CPU thread (HeavyHash, 0.95 M/s)."
+        }
+    }
+}
+
 pub fn run(network: Network, pow: Pow) -> anyhow::Result<ExitCode> {
     print!("{}", example_config(preset(network, pow).params()));
     Ok(ExitCode::SUCCESS)
@@ -46,11 +69,16 @@ pub fn example_config(chain: &ChainParams) -> String {
         Chain::ObtcMain | Chain::BitcoinMain => (8332, "REPLACE_WITH_YOUR_ADDRESS"),
     };
     let block_threshold = if regtest {
-        "# Regtest only: submit a share as a block only if it also meets this difficulty, so a CPU\n\
-         # miner makes many shares per block. Refused on any other chain.\n\
-         # pool_block_difficulty = 0.5\n"
+        format!(
+            "# Regtest only: submit a share as a block only if it also meets this difficulty, so a CPU\n\
+             # miner makes many shares per block. Refused on any other chain.\n\
+             # {}\n\
+             # pool_block_difficulty = {}\n",
+            regtest_block_note(chain.pow),
+            regtest_block_difficulty(chain.pow)
+        )
     } else {
-        ""
+        String::new()
     };
     let start_difficulty = if regtest { "0.001" } else { "16384" };
     let min_difficulty = if regtest { "0.0001" } else { "1" };
@@ -186,7 +214,11 @@ mod tests {
         let text =
             example_config(chain).replace("# pool_block_difficulty", "pool_block_difficulty");
         let config = Config::from_text(&text, Path::new("/tmp")).unwrap();
-        assert_eq!(config.pool.pool_block_difficulty, Some(0.5));
+        assert_eq!(config.pool.pool_block_difficulty, Some(0.004));
+        let sha = preset(Network::Regtest, Pow::Sha256d).params();
+        let text = example_config(sha).replace("# pool_block_difficulty", "pool_block_difficulty");
+        let config = Config::from_text(&text, Path::new("/tmp")).unwrap();
+        assert_eq!(config.pool.pool_block_difficulty, Some(0.03));
         let main = example_config(preset(Network::Mainnet, Pow::Heavyhash).params());
         assert!(!main.contains("pool_block_difficulty"));
     }

@@ -10,6 +10,8 @@ use thiserror::Error;
 
 /// The default maximum line length: 16 KiB.
 pub const DEFAULT_MAX_LINE: usize = 16 * 1024;
+/// Buffer capacity a drained framer keeps (a couple of submit lines).
+const KEPT_CAPACITY: usize = 512;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FrameError {
@@ -36,7 +38,8 @@ pub struct LineFramer {
 impl LineFramer {
     pub fn new(max_line: usize) -> LineFramer {
         LineFramer {
-            buf: Vec::with_capacity(max_line.min(4096)),
+            // Allocated on the first bytes: most of a connection's life has no partial line.
+            buf: Vec::new(),
             start: 0,
             scanned: 0,
             max_line: max_line.max(1),
@@ -99,6 +102,20 @@ impl LineFramer {
         }
     }
 
+    /// Once every buffered line has been handed out, gives the buffer's memory back if it grew
+    /// past a few lines (an idle connection then holds nothing here).
+    pub fn release_if_drained(&mut self) {
+        if self.start == self.buf.len() {
+            self.start = 0;
+            self.scanned = 0;
+            if self.buf.capacity() > KEPT_CAPACITY {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
+        }
+    }
+
     /// Bytes buffered but not yet returned as a line.
     pub fn pending_len(&self) -> usize {
         self.buf.len() - self.start
@@ -150,5 +167,21 @@ mod tests {
         f.feed(b"\n123456789\n");
         assert_eq!(f.next_line().unwrap(), Some(b"12345678".as_slice()));
         assert!(f.next_line().is_err());
+    }
+
+    #[test]
+    fn a_drained_framer_gives_its_memory_back_and_keeps_a_partial_line() {
+        let mut f = LineFramer::new(4096);
+        f.feed(&[b'x'; 2000]);
+        f.feed(b"\nabc");
+        assert_eq!(drain(&mut f).len(), 1);
+        f.release_if_drained();
+        assert_eq!(f.pending_len(), 3, "a partial line stays");
+        f.feed(b"\n");
+        assert_eq!(drain(&mut f), vec![b"abc".to_vec()]);
+        f.release_if_drained();
+        assert_eq!(f.buf.capacity(), 0);
+        f.feed(b"{\"a\":1}\n");
+        assert_eq!(drain(&mut f), vec![b"{\"a\":1}".to_vec()]);
     }
 }

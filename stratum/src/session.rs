@@ -25,7 +25,8 @@
 //!                         // 1. durable first: append Event::ShareAccepted(share.event) to the ledger
 //!                         //    and await the acknowledgement; on failure write
 //!                         //    share_failure_reply(&share.reply).
-//!                         // 2. then write share.reply and share.follow_up (vardiff set_difficulty).
+//!                         // 2. then write share.reply and share.follow_up (vardiff set_difficulty
+//!                         //    and the current job re-sent under a new id).
 //!                         // 3. if share.block is Some: submitblock(block.block_hex); record
 //!                         //    BlockFound / BlockRejected with block.block_id, height, reward.
 //!                     }
@@ -47,8 +48,9 @@
 use crate::ban::{format_utc, BanStore};
 use crate::job::{Job, JobBook, JobLookupError, MAX_EXTRANONCE2_SIZE};
 use crate::message::{
-    error_line, error_reply, parse_line, parse_submit_fast, result_line, set_difficulty_line,
-    true_line, ErrorCode, ParsedLine, ReplyId, Request, RpcError, SubmitRef, TRUE_TAIL,
+    error_line, error_reply, notify_line, parse_line, parse_submit_fast, result_line,
+    set_difficulty_line, true_line, ErrorCode, ParsedLine, ReplyId, Request, RpcError, SubmitRef,
+    TRUE_TAIL,
 };
 use crate::vardiff::{Vardiff, VardiffConfig};
 use pool_core::address::parse_payout_address;
@@ -129,7 +131,8 @@ pub struct AcceptedShare {
     /// The `true` reply, to send after the event is durable. [`AcceptedShare::failure_reply`]
     /// reads the request id back from it.
     pub reply: String,
-    /// Lines to send after `reply` (a vardiff `mining.set_difficulty`).
+    /// Lines to send after `reply` (a vardiff `mining.set_difficulty`, then the current job
+    /// re-sent under a new id so that the miner takes the difficulty up at once).
     pub follow_up: Vec<String>,
 }
 
@@ -228,10 +231,45 @@ struct ShareKey {
     version: u32,
 }
 
-/// How many jobs' issue-time targets a session remembers.
-const ISSUED_MEMORY: usize = 64;
+/// How many runs of issue-time targets a session remembers (a run covers consecutive jobs sent
+/// at the same target, so an idle miner keeps one; the job book holds 16 jobs by default).
+const ISSUED_MEMORY: usize = 32;
+
+/// The share target a run of jobs was sent with: jobs `first..=last` under their own ids, or
+/// (`resend` > 0) one job re-sent after a retarget under the wire id `{id:x}.{resend:x}`.
+#[derive(Clone, Copy, Debug)]
+struct Issued {
+    first: u64,
+    last: u64,
+    resend: u32,
+    target: Target,
+}
+
+impl Issued {
+    fn covers(&self, job_id: u64, resend: u32) -> bool {
+        self.resend == resend && self.first <= job_id && job_id <= self.last
+    }
+}
+
+/// A submitted job id: the job's own (`1f`) or a re-sent job's (`1f.2`, see [`Session`]).
+fn split_job_id(wire: &str) -> Result<(&str, u32), ShareRejection> {
+    match wire.split_once('.') {
+        None => Ok((wire, 0)),
+        Some((id, resend)) => match u32::from_str_radix(resend, 16) {
+            Ok(n) if n > 0 && resend.len() <= 8 => Ok((id, n)),
+            _ => Err(ShareRejection::UnknownJob),
+        },
+    }
+}
 
 /// One connection's state.
+///
+/// After a retarget the current job is sent again at once under a new wire id (`{id:x}.{n:x}`,
+/// `clean_jobs` false) behind the `mining.set_difficulty`: miners such as cpuminer take up a
+/// new difficulty only with a job they have not seen, so otherwise the change reached them
+/// with the next template, up to `refresh_secs` later. Shares for every job sent before stay
+/// valid at the target each was sent with; the re-sent job is the same work (same header for
+/// the same nonce), so duplicates are caught across its ids.
 #[derive(Debug)]
 pub struct Session {
     config: Arc<SessionConfig>,
@@ -244,7 +282,9 @@ pub struct Session {
     version_mask: Option<u32>,
     vardiff: Vardiff,
     /// Share target each job was sent with, newest last.
-    issued: VecDeque<(u64, Target)>,
+    issued: VecDeque<Issued>,
+    /// Jobs re-sent after a retarget so far (numbers their wire ids).
+    resends: u32,
     /// The last difficulty sent with `mining.set_difficulty`.
     sent_difficulty: Option<f64>,
     seen: HashSet<ShareKey>,
@@ -272,6 +312,7 @@ impl Session {
             version_mask: None,
             vardiff,
             issued: VecDeque::new(),
+            resends: 0,
             sent_difficulty: None,
             seen: HashSet::new(),
             difficulty_target: None,
@@ -381,9 +422,12 @@ impl Session {
                     .vardiff
                     .set(&self.config.vardiff, difficulty, network, now_ms);
                 let mut lines = vec![result_line(&id, &Value::Bool(true))];
-                if self.sent_difficulty.is_some() {
+                if let Some(sent) = self.sent_difficulty {
                     lines.push(set_difficulty_line(d));
                     self.sent_difficulty = Some(d);
+                    if sent != d {
+                        lines.extend(self.resend_current(jobs));
+                    }
                 }
                 SessionOutput::Send(lines)
             }
@@ -439,13 +483,43 @@ impl Session {
             self.issued.clear();
             self.seen.clear();
         }
+        let target = self.share_target(job);
+        match self.issued.back_mut() {
+            Some(run) if run.resend == 0 && run.target == target && run.last < job.id => {
+                run.last = job.id;
+            }
+            _ => self.remember_issued(job.id, 0, target),
+        }
+        lines.push(job.notify_line().to_owned());
+        lines
+    }
+
+    fn remember_issued(&mut self, job_id: u64, resend: u32, target: Target) {
         if self.issued.len() == ISSUED_MEMORY {
             self.issued.pop_front();
         }
+        self.issued.push_back(Issued {
+            first: job_id,
+            last: job_id,
+            resend,
+            target,
+        });
+    }
+
+    /// The book's current job again, under a new wire id and at the current difficulty (after
+    /// a retarget; see [`Session`]). Nothing before the first job.
+    fn resend_current(&mut self, jobs: &JobBook) -> Option<String> {
+        let job = jobs.current()?;
+        if self.issued.is_empty() {
+            return None;
+        }
+        self.resends = self.resends.checked_add(1)?;
         let target = self.share_target(job);
-        self.issued.push_back((job.id, target));
-        lines.push(job.notify_line().to_owned());
-        lines
+        self.remember_issued(job.id, self.resends, target);
+        let mut notify = job.notify.clone();
+        notify.job_id = format!("{:x}.{:x}", job.id, self.resends);
+        notify.clean_jobs = false;
+        Some(notify_line(&notify))
     }
 
     fn authorize(
@@ -591,7 +665,8 @@ impl Session {
             .iter()
             .position(|w| w.username == s.worker)
             .ok_or(ShareRejection::Unauthorized)?;
-        let job = jobs.get(s.job_id).map_err(|e| match e {
+        let (job_id, resend) = split_job_id(s.job_id)?;
+        let job = jobs.get(job_id).map_err(|e| match e {
             JobLookupError::Unknown => ShareRejection::UnknownJob,
             JobLookupError::Stale => ShareRejection::StaleJob,
         })?;
@@ -646,8 +721,8 @@ impl Session {
             .issued
             .iter()
             .rev()
-            .find(|(id, _)| *id == job.id)
-            .map(|(_, t)| *t);
+            .find(|r| r.covers(job.id, resend))
+            .map(|r| r.target);
         let target = issued.map_or(current, |t| t.easier(current));
 
         let input = ShareInput {
@@ -711,6 +786,7 @@ impl Session {
         {
             follow_up.push(set_difficulty_line(d));
             self.sent_difficulty = Some(d);
+            follow_up.extend(self.resend_current(jobs));
         }
 
         Ok(AcceptedShare {

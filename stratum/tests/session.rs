@@ -584,15 +584,16 @@ enum Switch {
 
 /// A miner of `hashes_per_s` (simulated time) on the session: it hashes nonces one after
 /// another, submits only hashes that meet the difficulty it is working at, and takes up each
-/// `mining.set_difficulty` the way `switch` says. A new job every `job_every_ms`. Returns the
-/// session's difficulty after each accepted share.
+/// `mining.set_difficulty` the way `switch` says (a next-job miner with the job the pool sends
+/// right behind a retarget). A new job every `job_every_ms`. Returns, after each accepted share,
+/// the time (simulated ms), the session's difficulty and the difficulty the miner works at.
 fn simulate_miner(
     switch: Switch,
     hashes_per_s: f64,
     job_every_ms: u64,
     seed: u8,
     shares: usize,
-) -> Vec<f64> {
+) -> Vec<(u64, f64, f64)> {
     let mut pool = Pool::new("207fffff", easy_vardiff());
     let mut cfg = pool.job_config.clone();
     cfg.pool_block_target = Some(Target::from_difficulty(1e-3).unwrap());
@@ -602,6 +603,7 @@ fn simulate_miner(
     s.on_job(&job, 0);
     let mut working = s.difficulty();
     let mut announced = working;
+    let mut wire_id = job.notify.job_id.clone();
     let mut next_job_ms = job_every_ms;
     let mut difficulties = Vec::new();
     let mut nonce = 0u32;
@@ -613,6 +615,7 @@ fn simulate_miner(
             job = pool.add(PREV_B, "207fffff");
             s.on_job(&job, now_ms);
             working = announced;
+            wire_id = job.notify.job_id.clone();
             // The nonce goes on: these jobs share their coinbase, so restarting would repeat
             // the same hashes.
         }
@@ -636,18 +639,31 @@ fn simulate_miner(
             continue;
         }
         let en2 = format!("{seed:02x}000000");
-        let line = submit_line(&job.notify.job_id, &en2, CURTIME, nonce - 1, None);
+        let line = submit_line(&wire_id, &en2, CURTIME, nonce - 1, None);
         let accepted = match s.handle_line(&line, now_ms, &pool.book) {
             SessionOutput::ShareAccepted(a) => a,
             other => panic!("share at difficulty {working} refused: {other:?}"),
         };
-        if let Some(line) = accepted.follow_up.first() {
-            announced = reply(line)["params"][0].as_f64().unwrap();
-            if let Switch::AtOnce = switch {
-                working = announced;
+        for line in &accepted.follow_up {
+            let message = reply(line);
+            match message["method"].as_str() {
+                Some("mining.set_difficulty") => {
+                    announced = message["params"][0].as_f64().unwrap();
+                    if let Switch::AtOnce = switch {
+                        working = announced;
+                    }
+                }
+                // The same work under a new id: both kinds take it, the next-job miner with
+                // the new difficulty.
+                Some("mining.notify") => {
+                    assert_eq!(message["params"][8], false, "a re-sent job cleans nothing");
+                    wire_id = message["params"][0].as_str().unwrap().to_owned();
+                    working = announced;
+                }
+                other => panic!("unexpected follow-up {other:?}: {line}"),
             }
         }
-        difficulties.push(s.difficulty());
+        difficulties.push((now_ms, s.difficulty(), working));
         if difficulties.len() == shares {
             return difficulties;
         }
@@ -681,7 +697,8 @@ fn vardiff_settles_for_miners_that_switch_at_once_and_at_the_next_job() {
     ] {
         for seed in 0..SEEDS {
             let case = (switch, job_every_ms, seed);
-            let difficulties = simulate_miner(switch, hashes_per_s, job_every_ms, seed, 200);
+            let run = simulate_miner(switch, hashes_per_s, job_every_ms, seed, 200);
+            let difficulties: Vec<f64> = run.iter().map(|(_, d, _)| *d).collect();
             let tail = &difficulties[120..];
             for d in tail {
                 let near = *d > ideal / 3.0 && *d < ideal * 3.0;
@@ -695,5 +712,51 @@ fn vardiff_settles_for_miners_that_switch_at_once_and_at_the_next_job() {
                 .fold((f64::MAX, 0f64), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
             assert!(hi / lo <= 4.0, "{case:?}: swings {lo:e}..{hi:e}");
         }
+    }
+}
+
+/// When a miner settled: the time of the first share from which on the difficulty the miner
+/// works at (what sets its share rate) stays within 3x of `ideal`.
+fn settled_at(run: &[(u64, f64, f64)], ideal: f64) -> u64 {
+    let near = |d: f64| d > ideal / 3.0 && d < ideal * 3.0;
+    let last_far = run.iter().rposition(|(_, _, working)| !near(*working));
+    match last_far {
+        None => 0,
+        Some(i) => run.get(i + 1).map_or(u64::MAX, |(t, _, _)| *t),
+    }
+}
+
+#[test]
+fn a_next_job_miner_settles_about_as_fast_as_an_at_once_miner() {
+    // The same miner as above, starting 20x too easy. Before the pool re-sent the job behind
+    // each retarget, a next-job miner took up each step only with the next template: with 30 s
+    // jobs it worked within 3x of its ideal difficulty from 35-47 s on (the at-once miner from
+    // 5-8 s), with 300 s jobs not within its first 120 shares. Now it gets a job right behind
+    // each retarget and settles with the at-once miner.
+    let hashes_per_s = 8.6;
+    let ideal = hashes_per_s * 10.0 / 4_294_967_296.0;
+    for job_every_ms in [30_000, 300_000] {
+        let mut at_once = Vec::new();
+        let mut next_job = Vec::new();
+        for seed in 0..3 {
+            at_once.push(settled_at(
+                &simulate_miner(Switch::AtOnce, hashes_per_s, job_every_ms, seed, 120),
+                ideal,
+            ));
+            next_job.push(settled_at(
+                &simulate_miner(Switch::AtNextJob, hashes_per_s, job_every_ms, seed, 120),
+                ideal,
+            ));
+        }
+        eprintln!("jobs every {job_every_ms} ms: settled at once {at_once:?} ms, next job {next_job:?} ms");
+        let (a, n) = (
+            at_once.iter().max().copied().unwrap(),
+            next_job.iter().max().copied().unwrap(),
+        );
+        // Within one aimed share time (10 s) of the at-once miner.
+        assert!(
+            n <= a + 10_000,
+            "next-job miner settled at {next_job:?} ms, at-once miner at {at_once:?} ms"
+        );
     }
 }

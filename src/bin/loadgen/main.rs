@@ -4,6 +4,8 @@
 //! submits shares for a fixed window, either closed loop (K in flight per connection) or open
 //! loop (a fixed total rate spread over the connections, latency measured from the scheduled
 //! send time), and reports accepted/rejected per second and p50/p99/p999 submit latency.
+//! `loadgen idle` opens N connections, has each subscribe, authorize and get work, then holds
+//! them open without a word (the pool's memory per idle connection, `scripts/bench-idle.sh`).
 //! `loadgen null-server` answers every request at once and checks nothing: the ceiling of this
 //! machine and this generator, against which pool figures are read as a ratio.
 //!
@@ -45,6 +47,26 @@ enum Command {
     },
     /// Open connections and submit shares for a fixed window.
     Run(RunArgs),
+    /// Open connections, subscribe, authorize, get work, then hold them idle.
+    Idle(IdleArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct IdleArgs {
+    /// Pool address, HOST:PORT.
+    #[arg(long)]
+    target: String,
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Worker name for mining.authorize: ADDR[.worker].
+    #[arg(long)]
+    username: String,
+    /// Time allowed for all connections to get ready, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    handshake_timeout: f64,
+    /// How long to hold the connections once all are ready, seconds (default: until killed).
+    #[arg(long)]
+    hold: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,6 +135,7 @@ fn main() -> ExitCode {
                 null_server::serve(listen).await.map(|()| ExitCode::SUCCESS)
             }
             Command::Run(args) => run(args).await,
+            Command::Idle(args) => idle(args).await,
         }
     });
     match result {
@@ -268,5 +291,59 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if connected == 0 || connect_failures > 0 || dropped_connections > 0 {
         return Ok(ExitCode::from(2));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the connections, completes every handshake, prints `ready N` on stdout, then holds
+/// them (a pool that closes one is reported on stderr). Exits 2 when any failed to get ready.
+async fn idle(args: IdleArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(
+        args.handshake_timeout.is_finite() && args.handshake_timeout > 0.0,
+        "--handshake-timeout must be positive"
+    );
+    let n = args.connections;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.handshake_timeout);
+    let permits = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
+    let target = Arc::new(args.target.clone());
+    let username = Arc::new(args.username.clone());
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (permits, target, username) = (permits.clone(), target.clone(), username.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire().await;
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            session::connect(&target, &username, "x", timeout)
+                .await
+                .map(session::Ready::into_stream)
+        }));
+    }
+    let mut streams = Vec::with_capacity(n);
+    let mut first_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(stream)) => streams.push(stream),
+            Ok(Err(e)) => {
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        eprintln!(
+            "{} of {n} connections failed to get ready (first: {e})",
+            n - streams.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    println!("ready {}", streams.len());
+    eprintln!("holding {} idle connections", streams.len());
+    match args.hold {
+        Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await,
+        None => std::future::pending::<()>().await,
+    }
+    drop(streams);
     Ok(ExitCode::SUCCESS)
 }

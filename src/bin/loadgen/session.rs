@@ -227,6 +227,12 @@ async fn handshake(target: &str, username: &str, password: &str) -> Result<Ready
 }
 
 impl Ready {
+    /// The socket alone, for a connection that is only held open (`loadgen idle`): the
+    /// buffers go, so the generator's own memory stays small.
+    pub fn into_stream(self) -> TcpStream {
+        self.conn.stream
+    }
+
     /// Queues one submit in the output buffer and returns its id.
     fn queue_submit(&mut self) -> u64 {
         let id = self.next_id;

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -34,6 +34,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replies a connection may have queued (shares awaiting their append included) before it
 /// stops reading more requests.
 const MAX_PIPELINE: usize = 256;
+/// Capacity of the write buffer kept between writes (a few share replies).
+const OUT_KEPT: usize = 256;
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -88,7 +90,9 @@ impl Connection {
         session.set_peer_ip(peer.ip());
         let mut framer = LineFramer::new(self.shared.max_line_bytes);
         let mut book = Arc::clone(&self.jobs.borrow_and_update());
-        let mut buf = vec![0u8; 4096];
+        // No read buffer per connection: the socket is read only once readable, into a buffer
+        // on the stack (see `read_ready`); the framer and `out` hold bytes only while a line
+        // is partial or replies are being written, and give their memory back after.
         let mut out = Vec::new();
         // The futures below live across loop turns: building them anew on every turn would
         // register (and drop) a timer, a cancellation waiter and a watch waiter per request, on
@@ -143,17 +147,22 @@ impl Connection {
                         outgoing.push_back(Outgoing::Ready(lines));
                     }
                 }
-                read = self.stream.read(&mut buf), if can_read => {
-                    let n = match read {
+                readable = self.stream.readable(), if can_read => {
+                    if let Err(e) = readable {
+                        tracing::debug!(%peer, "read failed: {e}");
+                        break;
+                    }
+                    match read_ready(&self.stream, &mut framer) {
                         Ok(0) => break,
-                        Ok(n) => n,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                         Err(e) => {
                             tracing::debug!(%peer, "read failed: {e}");
                             break;
                         }
-                    };
-                    framer.feed(&buf[..n]);
+                    }
                     let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
+                    framer.release_if_drained();
                     if let Flow::Cut = flow {
                         break;
                     }
@@ -274,7 +283,13 @@ impl Connection {
                 }
             }
         }
-        self.write_bytes(out).await
+        let written = self.write_bytes(out).await;
+        // A job's notify is hundreds of bytes; keeping that capacity per idle connection
+        // costs more than allocating it again for the next job.
+        if out.capacity() > OUT_KEPT {
+            *out = Vec::new();
+        }
+        written
     }
 
     /// Writes bytes (whole lines); false when the miner is gone or too slow. Tries a
@@ -312,6 +327,22 @@ impl Connection {
                 tracing::info!(peer = %self.peer, "closing connection: miner does not read");
                 false
             }
+        }
+    }
+}
+
+/// Reads what the socket has (one `read`, into a stack buffer: nothing per connection) and feeds
+/// it to the framer. `Ok(0)`: the miner closed; `WouldBlock`: readiness was spurious.
+fn read_ready(stream: &TcpStream, framer: &mut LineFramer) -> std::io::Result<usize> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.try_read(&mut buf) {
+            Ok(n) => {
+                framer.feed(&buf[..n]);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
 }
