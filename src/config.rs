@@ -29,7 +29,7 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeSettings {
     /// A bitcoind-family node over JSON-RPC.
-    Rpc(RpcNodeSettings),
+    Rpc(Box<RpcNodeSettings>),
     /// No node: a fixed fake template whose network target no share meets (benchmarks).
     Synthetic,
 }
@@ -515,7 +515,7 @@ fn node_settings(raw: RawNode, base: &Path) -> Result<NodeSettings, ParseError> 
                 never_judged_depth: raw.never_judged_depth,
                 ..Default::default()
             };
-            Ok(NodeSettings::Rpc(RpcNodeSettings {
+            Ok(NodeSettings::Rpc(Box::new(RpcNodeSettings {
                 url,
                 auth,
                 rpc_timeout: secs("node.rpc_timeout_secs", raw.rpc_timeout_secs)?,
@@ -525,7 +525,7 @@ fn node_settings(raw: RawNode, base: &Path) -> Result<NodeSettings, ParseError> 
                 max_retry_backoff: secs("node.max_retry_backoff_secs", raw.max_retry_backoff_secs)?,
                 submit,
                 submit_also,
-            }))
+            })))
         }
         other => Err(invalid(
             "node.kind",

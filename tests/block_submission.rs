@@ -115,6 +115,8 @@ fn a_busy_node_judges_every_candidate_of_a_burst() {
     let verdicts = verdicts(&events);
     eprintln!("{} candidates, {} busy answers retried", cands.len(), busy);
     assert!(cands.len() >= 2);
+    // The point of the tiny queue: the node did answer busy, and that was retried.
+    assert!(busy >= 1, "{}", pool.log());
     for (_, c) in &cands {
         let (found, rejected) = verdicts.get(&c.block_id).cloned().unwrap_or_default();
         assert_eq!(found + rejected.len(), 1, "one verdict for {}", c.block_id);
@@ -188,6 +190,53 @@ fn a_block_found_while_the_node_is_down_lands_when_it_is_back() {
     assert_eq!(pair.node1.block_count(), height_before + 1);
     let tip = pair.node1.cli(&["getbestblockhash"]);
     assert_eq!(tip.as_str(), Some(id.to_string().as_str()));
+}
+
+/// `submit_also`: with the primary node down, a secondary node takes the block, and a block any
+/// node accepted is found.
+#[test]
+fn a_secondary_node_takes_the_block_while_the_primary_is_down() {
+    let _serial = common::serial();
+    let pair = pair(&[]);
+    let payout = pair.node2.new_address();
+    let o = options(&pair, &payout);
+    let also = format!(
+        "max_retry_backoff_secs = 2\nsubmit_retry_max_secs = 1\nsubmit_also = [{{ url = \"{}\", user = \"{RPC_USER}\", password = \"{RPC_PASSWORD}\" }}]",
+        pair.node2.rpc_url()
+    );
+    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
+        config_text(&o, stratum, notify).replace("max_retry_backoff_secs = 2", &also)
+    });
+    let user = pair.node2.new_address();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
+    let height_before = pair.node2.block_count();
+    pair.node1.stop();
+    let s = client.grind(&job, None, None, 10_000_000);
+    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    assert!(
+        wait_for(Duration::from_secs(30), || log_count(&pool, "block found:")
+            >= 1),
+        "{}",
+        pool.log()
+    );
+    assert!(
+        pool.log()
+            .contains(&format!("(by {})", pair.node2.rpc_url())),
+        "{}",
+        pool.log()
+    );
+    drop(client);
+    assert!(pool.terminate().success());
+    let events = read_events(&pool.ledger_dir());
+    let cands = candidates(&events);
+    assert_eq!(cands.len(), 1);
+    assert_eq!(
+        verdicts(&events).get(&cands[0].1.block_id),
+        Some(&(1, vec![]))
+    );
+    assert_eq!(pair.node2.block_count(), height_before + 1);
+    let tip = pair.node2.cli(&["getbestblockhash"]);
+    assert_eq!(tip.as_str(), Some(cands[0].1.block_id.to_string().as_str()));
 }
 
 /// (c) SIGKILL after the node accepted the block and before the verdict's append: the next

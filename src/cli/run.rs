@@ -235,10 +235,8 @@ pub fn scan_ledger(ledger: &ledger::Ledger) -> anyhow::Result<StartScan> {
         let record = record.context("reading the ledger at start")?;
         match record.event {
             Event::PayoutRuleSet(rule) => last_rule = Some((record.seq, rule)),
-            Event::BlockCandidate(c) => {
-                if !open.iter().any(|o| o.block_id == c.block_id) {
-                    open.push(c);
-                }
+            Event::BlockCandidate(c) if !open.iter().any(|o| o.block_id == c.block_id) => {
+                open.push(c)
             }
             Event::BlockFound(f) => open.retain(|o| o.block_id != f.block_id),
             Event::BlockRejected(r) => open.retain(|o| o.block_id != r.block_id),

@@ -360,6 +360,14 @@ impl Server {
         }
         drop(self.listener);
         tracing::info!("stopped accepting miners; waiting for connections to finish");
+        let open = shared.submitter.open_count();
+        if open > 0 {
+            tracing::info!(
+                open,
+                "waiting up to {} s for open block submissions ([node] submit_shutdown_wait_secs)",
+                self.config.submit.shutdown_wait.as_secs()
+            );
+        }
         tasks.close();
         tasks.wait().await;
     }

@@ -27,7 +27,7 @@
 //! Each block id is resolved by one task at a time, and the projection counts one verdict per
 //! candidate, so a block is recorded found once however often it was submitted.
 
-use super::chain_guard::ChainGuard;
+use super::chain_guard::{ChainGuard, ChainState};
 use super::connection::now_ms;
 use crate::node::{NodeClient, NodeError, SubmitOutcome};
 use ledger::Ledger;
@@ -207,25 +207,22 @@ impl Submitter {
         loop {
             attempt += 1;
             if attempt > 1 {
-                let wait = tokio::time::sleep(backoff);
-                tokio::pin!(wait);
-                loop {
-                    tokio::select! {
-                        _ = &mut wait => break,
-                        Some(how) = accepted_rx.recv() => return Resolution::Found(how),
-                    }
+                // A secondary node's acceptance ends the wait (a `None` cannot come: this
+                // function holds a sender).
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    Some(how) = accepted_rx.recv() => return Resolution::Found(how),
                 }
                 backoff = (backoff * 2).min(self.settings.retry_max);
             }
-            if let Some(guard) = &self.guard {
-                if !guard.is_verified() {
-                    if let Err(e) = guard.check(node).await {
-                        tracing::warn!(block = %id, height = c.height, attempt, "not submitting the block yet: {e}; retrying");
-                        continue;
-                    }
-                }
-            }
-            if !secondaries_started {
+            // The secondaries get the block at once, even while the primary is down: a
+            // candidate comes from a job, and jobs exist only once the chain check passed (a
+            // node found serving another chain since then stops them too).
+            let wrong_chain = self
+                .guard
+                .as_ref()
+                .is_some_and(|g| g.state() == ChainState::WrongChain);
+            if !secondaries_started && !wrong_chain {
                 secondaries_started = true;
                 for also in &self.also {
                     let (also, hex, tx) = (also.clone(), hex.clone(), accepted_tx.clone());
@@ -235,6 +232,14 @@ impl Submitter {
                             let _ = tx.send(how).await;
                         }
                     });
+                }
+            }
+            if let Some(guard) = &self.guard {
+                if !guard.is_verified() {
+                    if let Err(e) = guard.check(node).await {
+                        tracing::warn!(block = %id, height = c.height, attempt, "not submitting the block yet: {e}; retrying");
+                        continue;
+                    }
                 }
             }
             if look_up {
