@@ -192,6 +192,78 @@ fn a_block_found_while_the_node_is_down_lands_when_it_is_back() {
     assert_eq!(tip.as_str(), Some(id.to_string().as_str()));
 }
 
+/// A candidate the node never judged nor learned of (it was down until the pool was killed,
+/// and the chain moved on past the never-judged depth) is closed at the next start as
+/// "never judged", distinct from any verdict of the node's; nothing stays open.
+#[test]
+fn a_candidate_never_judged_before_its_height_is_buried_is_closed_as_such() {
+    let _serial = common::serial();
+    let pair = pair(&[]);
+    let payout = pair.node2.new_address();
+    let o = options(&pair, &payout);
+    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
+        config_text(&o, stratum, notify).replace(
+            "max_retry_backoff_secs = 2",
+            "max_retry_backoff_secs = 2\nsubmit_retry_max_secs = 1\nnever_judged_depth = 3",
+        )
+    });
+    let user = pair.node2.new_address();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
+    pair.node1.stop();
+    let s = client.grind(&job, None, None, 10_000_000);
+    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    assert!(
+        wait_for(Duration::from_secs(20), || log_count(
+            &pool,
+            "not submitting the block yet"
+        ) + log_count(
+            &pool,
+            "submitblock not answered"
+        ) >= 1),
+        "{}",
+        pool.log()
+    );
+    drop(client);
+    pool.kill();
+    // Meanwhile the chain moves on without the block.
+    pair.node1.start();
+    assert!(pair.node1.wait_ready(Duration::from_secs(60)));
+    let node_cli_retry = |args: &[&str]| {
+        let mut out = None;
+        pair.node1.wait_until(Duration::from_secs(30), |n| {
+            out = n.try_cli(args).ok();
+            out.is_some()
+        });
+        out.expect("node answers")
+    };
+    node_cli_retry(&["generate", "4"]);
+
+    pool.spawn();
+    assert!(
+        wait_for(Duration::from_secs(30), || log_count(
+            &pool,
+            "closed unjudged"
+        ) >= 1),
+        "{}",
+        pool.log()
+    );
+    assert!(pool.terminate().success());
+    let events = read_events(&pool.ledger_dir());
+    let cands = candidates(&events);
+    assert_eq!(cands.len(), 1);
+    let (found, rejected) = verdicts(&events)
+        .get(&cands[0].1.block_id)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(found, 0);
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].starts_with("never judged:"), "{}", rejected[0]);
+    let header = pair
+        .node1
+        .try_cli(&["getblockheader", &cands[0].1.block_id.to_string()]);
+    assert!(header.is_err(), "the node never learned of the block");
+}
+
 /// `submit_also`: with the primary node down, a secondary node takes the block, and a block any
 /// node accepted is found.
 #[test]

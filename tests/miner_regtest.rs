@@ -54,34 +54,39 @@ fn obtc_miner_finds_real_blocks_through_the_pool() {
     assert!(!found.is_empty(), "no block in {} shares", counts.accepted);
     eprintln!("blocks found: {}", found.len());
     let block_target = Target::from_difficulty(BLOCK_DIFFICULTY).unwrap();
+    // Per height: the block of the node's best chain. A second block on the same job, found
+    // before the new job reached the miner, loses to the first at its height: the node answers
+    // "inconclusive" (valid, not best), which is recorded found, off the best chain (the chain
+    // watcher of the payout issue orphans it).
     let mut found_at = BTreeMap::new();
+    let mut side_branch = 0;
     for block in &found {
         assert!(block.height > start_height);
-        let at_height = node.cli(&["getblockhash", &block.height.to_string()]);
-        assert_eq!(
-            at_height.as_str().unwrap(),
-            block.block_id.to_string(),
-            "the node's block at height {}",
-            block.height
-        );
         assert_eq!(block.finder.0, miner_address);
         assert_eq!(block.worker.0, "cpu0");
         assert_eq!(block.network_target, block_target);
-        assert!(found_at.insert(block.height, block.block_id).is_none());
+        let at_height = node.cli(&["getblockhash", &block.height.to_string()]);
+        if at_height.as_str().unwrap() == block.block_id.to_string() {
+            assert!(found_at.insert(block.height, block.block_id).is_none());
+        } else {
+            side_branch += 1;
+        }
     }
+    eprintln!("of which off the best chain: {side_branch}");
     // Nothing else mines on this node pair: every block above the start is one the pool found.
     let heights: Vec<u64> = found_at.keys().copied().collect();
     let expected: Vec<u64> = (start_height + 1..=node.block_count()).collect();
     assert_eq!(heights, expected, "every block the miner made is recorded");
-    // A second block on the same job, found before the new job reached the miner, loses to the
-    // first at its height (the node answers "inconclusive"): the only refusal allowed.
+    // Every candidate got exactly one verdict, and no block was refused (the miner makes only
+    // valid blocks; losing a race is not a refusal).
+    let candidates = events
+        .iter()
+        .filter(|e| matches!(e, Event::BlockCandidate(_)))
+        .count();
+    assert_eq!(candidates, found.len());
     for e in &events {
         if let Event::BlockRejected(r) = e {
-            eprintln!("block refused: height {} ({})", r.height, r.reason);
-            assert!(
-                found_at.get(&r.height).is_some_and(|id| *id != r.block_id),
-                "a refused block that did not lose to our own: {r:?}"
-            );
+            panic!("a refused block: {r:?}");
         }
     }
 
