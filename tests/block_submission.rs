@@ -453,6 +453,76 @@ listen = "{notify}"
     node.stop();
 }
 
+/// A node that served the right chain and is then replaced by a node of another chain (a BSV
+/// testnet node on the same RPC port) is refused after the first failed call: the jobs are
+/// withdrawn, shares for them are refused, and no work from it reaches the miner; the right node
+/// back brings work again.
+#[test]
+fn a_node_replaced_by_one_of_another_chain_gets_its_jobs_withdrawn() {
+    let _serial = common::serial();
+    let pair = pair(&[]);
+    let payout = pair.node2.new_address();
+    let mut o = options(&pair, &payout);
+    o.refresh_secs = 1;
+    let mut pool = PoolProcess::start(&o);
+    let user = pair.node2.new_address();
+    let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
+    pair.node1.stop();
+    let other = start_single_on(pair.node1.rpc_port, &["-testnet", "-connect=0"])
+        .expect("start a BSV testnet node");
+    assert!(
+        wait_for(Duration::from_secs(30), || pool
+            .log()
+            .contains("refusing the node")
+            && pool.log().contains("withdrawing every job")),
+        "{}",
+        pool.log()
+    );
+    assert!(pool.log().contains("chain \"test\""), "{}", pool.log());
+    let notified = client.notifications.len();
+    let s = client.grind(&job, None, None, 10_000_000);
+    assert!(
+        client.submit(&user, &s).is_err(),
+        "no share on a withdrawn job"
+    );
+    client.read_line_within(Duration::from_secs(2));
+    assert!(
+        !client.notifications[notified..]
+            .iter()
+            .any(|(m, _)| m == "mining.notify"),
+        "no work from a node of another chain"
+    );
+
+    other.stop();
+    pair.node1.start();
+    assert!(pair.node1.wait_ready(Duration::from_secs(60)));
+    let peer = format!("127.0.0.1:{}", pair.node1.p2p_port);
+    let _ = pair.node2.try_cli(&["addnode", &peer, "onetry"]);
+    let mut back = false;
+    for _ in 0..30 {
+        client.read_line_within(Duration::from_secs(1));
+        if client.notifications[notified..]
+            .iter()
+            .any(|(m, _)| m == "mining.notify")
+        {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "work again from the right node:\n{}", pool.log());
+    let job = client.latest_job().unwrap();
+    let s = client.grind(&job, None, None, 10_000_000);
+    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    drop(client);
+    assert!(pool.terminate().success());
+    let events = read_events(&pool.ledger_dir());
+    let shares = events
+        .iter()
+        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .count();
+    assert_eq!(shares, 1, "only the share on the right chain's job");
+}
+
 /// Wrong RPC credentials at start are a typo, not an outage: a clear error and exit 1.
 #[test]
 fn wrong_rpc_credentials_at_start_exit_with_a_clear_error() {

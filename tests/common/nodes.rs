@@ -303,6 +303,10 @@ fn spawn_node(bin: &Path, n: u32, peer: Option<u16>, extra: &[&str]) -> Result<N
     if let Some(port) = peer {
         args.push(format!("-addnode=127.0.0.1:{port}"));
     }
+    // A node of another network (e.g. `-testnet`, for chain-check tests) is not a regtest node.
+    if extra.contains(&"-testnet") {
+        args.retain(|a| a != "-regtest");
+    }
     args.extend(extra.iter().map(|a| a.to_string()));
     Command::new("sh")
         .arg("-c")
