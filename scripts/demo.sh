@@ -71,7 +71,7 @@ say "auditor: obtc-pool ledger verify"
 "$BIN/obtc-pool" ledger verify --data "$LEDGER"
 say "auditor: obtc-pool ledger head"
 "$BIN/obtc-pool" ledger head --data "$LEDGER"
-say "blocks the pool found (BlockFound events), checked against the node"
+say "blocks the pool found (BlockCandidate, then the node's verdict BlockFound), checked against the node"
 "$BIN/obtc-pool" ledger dump --data "$LEDGER" --json | python3 -c '
 import json, subprocess, sys
 cli = sys.argv[1:]
@@ -82,7 +82,7 @@ for line in sys.stdin:
     if "BlockFound" in ev:
         b = ev["BlockFound"]
         on_chain = subprocess.run(cli + ["getblockhash", str(b["height"])], capture_output=True, text=True).stdout.strip()
-        mark = "on chain" if on_chain == b["block_id"] else "NOT on chain (node has %s)" % on_chain
+        mark = "on chain" if on_chain == b["block_id"] else "off the best chain: lost the race at its height (the chain watcher orphans it)"
         print("  height %-4d %s  finder %s.%s  reward %s sat  %s" % (b["height"], b["block_id"], b["finder"], b["worker"], b["reward"], mark))
         found += 1
 print("  %d blocks found through the pool" % found)

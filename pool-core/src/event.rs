@@ -106,7 +106,7 @@ pub struct ShareAccepted {
 /// verdict follows later as a [`BlockFound`] or [`BlockRejected`] with the same `block_id`, and
 /// the block is credited as of the candidate's position in the ledger (see `projections`).
 /// A candidate with no verdict yet is *open*; the pool resolves open candidates at start.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockCandidate {
     pub height: u64,
     pub block_id: BlockId,
@@ -118,8 +118,53 @@ pub struct BlockCandidate {
     pub worker: WorkerName,
     pub time_ms: u64,
     /// The whole block in its consensus serialization (what `submitblock` takes, as hex), so it
-    /// can be resubmitted after a restart.
+    /// can be resubmitted after a restart. Raw bytes in the ledger (bincode: a `u64` length,
+    /// then the bytes); a hex string in JSON dumps.
+    #[serde(with = "hex_in_json")]
     pub block: Vec<u8>,
+}
+
+/// The block shown by its size and first bytes: a dump line stays a line.
+impl fmt::Debug for BlockCandidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let head = &self.block[..self.block.len().min(16)];
+        f.debug_struct("BlockCandidate")
+            .field("height", &self.height)
+            .field("block_id", &self.block_id)
+            .field("reward", &self.reward)
+            .field("network_target", &self.network_target)
+            .field("finder", &self.finder)
+            .field("worker", &self.worker)
+            .field("time_ms", &self.time_ms)
+            .field(
+                "block",
+                &format_args!("{} bytes, {}...", self.block.len(), hex::encode(head)),
+            )
+            .finish()
+    }
+}
+
+/// `Vec<u8>` as its plain serde form for binary formats and as a hex string for human-readable
+/// ones (JSON), so a dump shows a block as `submitblock` takes it.
+mod hex_in_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(bytes))
+        } else {
+            bytes.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            hex::decode(text).map_err(serde::de::Error::custom)
+        } else {
+            Vec::<u8>::deserialize(d)
+        }
+    }
 }
 
 /// A block the node accepted: `submitblock` answered `null`, `inconclusive` (valid, on a side
@@ -273,5 +318,33 @@ mod tests {
         let bytes = bincode::serialize(&e).unwrap();
         assert_eq!(bincode::deserialize::<Event>(&bytes).unwrap(), e);
         assert_eq!(e.kind(), "ShareAccepted");
+    }
+
+    #[test]
+    fn a_candidates_block_is_raw_bytes_in_bincode_and_hex_in_json() {
+        let c = BlockCandidate {
+            height: 7,
+            block_id: BlockId([3; 32]),
+            reward: Sats(50),
+            network_target: Target::MAX,
+            finder: PayoutAddress("a".into()),
+            worker: WorkerName("w".into()),
+            time_ms: 1,
+            block: vec![0xde, 0xad, 0xbe, 0xef],
+        };
+        let bytes = bincode::serialize(&Event::BlockCandidate(c.clone())).unwrap();
+        // The variant index, then the fields; the block last: u64 length 4, then its bytes.
+        assert_eq!(&bytes[..4], &11u32.to_le_bytes());
+        assert_eq!(
+            &bytes[bytes.len() - 12..],
+            &[4, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]
+        );
+        assert_eq!(
+            bincode::deserialize::<Event>(&bytes).unwrap(),
+            Event::BlockCandidate(c.clone())
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["block"], "deadbeef");
+        assert_eq!(serde_json::from_value::<BlockCandidate>(json).unwrap(), c);
     }
 }

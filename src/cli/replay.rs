@@ -237,12 +237,15 @@ fn write_text(o: &mut String, r: &BalancesReport, dir: &Path) -> std::fmt::Resul
     for b in &r.blocks {
         writeln!(
             o,
-            "  height {} block {} {} ({}), found at seq {} by {}{}{}",
+            "  height {} block {} {} ({}), {} by {}{}{}",
             b.height,
             b.block_id,
             status(b.status),
             scheme(&b.scheme),
-            b.found_seq,
+            match b.candidate_seq {
+                Some(c) => format!("candidate at seq {c}, found at seq {}", b.found_seq),
+                None => format!("found at seq {}", b.found_seq),
+            },
             b.finder,
             if b.worker.0.is_empty() { "" } else { "." },
             b.worker
