@@ -24,7 +24,8 @@
 # 1000x1"), OPEN_RATE (default 25000), OPEN_CONNECTIONS (default 1000), NULL_ONLY=1 (skip the
 # pool), PRESET (chain preset, default bsv-regtest: SHA-256d), ADDRESS (a payout address of that
 # chain), BENCH_OUT (where result JSON lines and logs go, default target/bench-e2e),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR, POOL_BIN (another obtc-pool binary to measure, e.g. an older build for an
+# A/B run; FLOOD_KEY=0 leaves out the [stratum.flood] section builds before it do not know).
 # Every process it starts is killed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,13 @@ else
     cargo build --release --bin loadgen --bin obtc-pool
 fi
 LOADGEN=$TARGET_DIR/release/loadgen
-POOL=$TARGET_DIR/release/obtc-pool
+POOL=${POOL_BIN:-$TARGET_DIR/release/obtc-pool}
+FLOOD_KEY=${FLOOD_KEY:-1}
+if [[ $FLOOD_KEY == 1 ]]; then
+    FLOOD_SECTION=$'# The invalid mode is a flood of invalid shares on purpose: measure it, do not cut it.\n[stratum.flood]\nenabled = false'
+else
+    FLOOD_SECTION=
+fi
 
 mkdir -p "$BENCH_OUT"
 RESULTS=$BENCH_OUT/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl
@@ -188,9 +195,7 @@ extranonce2_size = 4
 max_connections_per_ip = 5000
 idle_timeout_secs = 600
 
-# The invalid mode is a flood of invalid shares on purpose: measure it, do not cut it.
-[stratum.flood]
-enabled = false
+$FLOOD_SECTION
 
 [stratum.vardiff]
 target_share_secs = 10

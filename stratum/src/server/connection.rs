@@ -34,8 +34,13 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replies a connection may have queued (shares awaiting their append included) before it
 /// stops reading more requests.
 const MAX_PIPELINE: usize = 256;
-/// Capacity of the write buffer kept between writes (a few share replies).
-const OUT_KEPT: usize = 256;
+/// Capacity a worker thread's reply buffer keeps between writes.
+const OUT_KEPT: usize = 256 * 1024;
+
+thread_local! {
+    /// Each worker thread's buffer for gathering a connection's replies (see `flush_ready`).
+    static OUT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+}
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -90,10 +95,9 @@ impl Connection {
         session.set_peer_ip(peer.ip());
         let mut framer = LineFramer::new(self.shared.max_line_bytes);
         let mut book = Arc::clone(&self.jobs.borrow_and_update());
-        // No read buffer per connection: the socket is read only once readable, into a buffer
-        // on the stack (see `read_ready`); the framer and `out` hold bytes only while a line
-        // is partial or replies are being written, and give their memory back after.
-        let mut out = Vec::new();
+        // No read or write buffer per connection: the socket is read only once readable, into
+        // a buffer on the stack (see `read_ready`), and replies are gathered in the thread's
+        // buffer (`flush_ready`); the framer holds bytes only while a line is partial.
         // The futures below live across loop turns: building them anew on every turn would
         // register (and drop) a timer, a cancellation waiter and a watch waiter per request, on
         // structures every connection shares.
@@ -168,12 +172,12 @@ impl Connection {
                     }
                     if let Flow::Close = flow {
                         // Answer what can be answered at once, then close.
-                        let _ = self.flush_ready(&mut outgoing, &mut out).await;
+                        let _ = self.flush_ready(&mut outgoing).await;
                         break;
                     }
                 }
             }
-            if !self.flush_ready(&mut outgoing, &mut out).await {
+            if !self.flush_ready(&mut outgoing).await {
                 break;
             }
         }
@@ -274,28 +278,40 @@ impl Connection {
 
     /// Writes the replies at the front of the queue that are ready; false when the miner is
     /// gone.
-    async fn flush_ready(&mut self, outgoing: &mut VecDeque<Outgoing>, out: &mut Vec<u8>) -> bool {
-        out.clear();
-        while let Some(Outgoing::Ready(_)) = outgoing.front() {
-            if let Some(Outgoing::Ready(lines)) = outgoing.pop_front() {
-                for line in lines {
-                    out.extend_from_slice(line.as_bytes());
+    async fn flush_ready(&mut self, outgoing: &mut VecDeque<Outgoing>) -> bool {
+        if !matches!(outgoing.front(), Some(Outgoing::Ready(_))) {
+            return true;
+        }
+        // The replies are gathered in this thread's buffer and written at once without waiting:
+        // the socket buffer nearly always has room. Only what it did not take is copied for the
+        // waiting write, so an idle connection holds no write buffer and a busy one allocates
+        // nothing per flush.
+        let rest = OUT.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            while let Some(Outgoing::Ready(_)) = outgoing.front() {
+                if let Some(Outgoing::Ready(lines)) = outgoing.pop_front() {
+                    for line in lines {
+                        buf.extend_from_slice(line.as_bytes());
+                    }
                 }
             }
+            let rest = self.try_write_all(&buf);
+            if buf.capacity() > OUT_KEPT {
+                *buf = Vec::with_capacity(OUT_KEPT);
+            }
+            rest
+        });
+        match rest {
+            Ok(None) => true,
+            Ok(Some(rest)) => self.write_rest(&rest).await,
+            Err(()) => false,
         }
-        let written = self.write_bytes(out).await;
-        // A job's notify is hundreds of bytes; keeping that capacity per idle connection
-        // costs more than allocating it again for the next job.
-        if out.capacity() > OUT_KEPT {
-            *out = Vec::new();
-        }
-        written
     }
 
-    /// Writes bytes (whole lines); false when the miner is gone or too slow. Tries a
-    /// non-blocking write first: the socket buffer nearly always has room, and then no timer
-    /// is needed.
-    async fn write_bytes(&mut self, bytes: &[u8]) -> bool {
+    /// Writes what the socket takes now; the bytes it did not take (`None`: all went out), or
+    /// `Err` when the miner is gone.
+    fn try_write_all(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>, ()> {
         let mut written = 0;
         while written < bytes.len() {
             match self.stream.try_write(&bytes[written..]) {
@@ -304,14 +320,17 @@ impl Connection {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::debug!(peer = %self.peer, "write failed: {e}");
-                    return false;
+                    return Err(());
                 }
             }
         }
-        if written == bytes.len() {
-            return true;
-        }
-        let write = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&bytes[written..]));
+        Ok((written < bytes.len()).then(|| bytes[written..].to_vec()))
+    }
+
+    /// Writes bytes the socket did not take at once, waiting up to [`WRITE_TIMEOUT`]; false
+    /// when the miner is gone or too slow.
+    async fn write_rest(&mut self, bytes: &[u8]) -> bool {
+        let write = tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(bytes));
         let written = tokio::select! {
             // A miner that does not read must not hold up the pool's shutdown.
             _ = self.shutdown.cancelled() => return false,
