@@ -39,7 +39,7 @@ const OUT_KEPT: usize = 256 * 1024;
 
 thread_local! {
     /// Each worker thread's buffer for gathering a connection's replies (see `flush_ready`).
-    static OUT: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+    static OUT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn now_ms() -> u64 {
