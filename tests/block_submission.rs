@@ -8,7 +8,7 @@ use common::nodes::{
     free_port, start_pair_with, start_single_on, NodePair, RPC_PASSWORD, RPC_USER,
 };
 use common::pool::{config_text, read_events, PoolOptions, PoolProcess};
-use common::stratum_client::StratumClient;
+use common::stratum_client::{Job, StratumClient};
 use pool_core::event::BlockCandidate;
 use pool_core::{BlockId, Event};
 use projections::{Projection, ProjectionConfig};
@@ -23,6 +23,28 @@ fn options(pair: &NodePair, payout: &str) -> PoolOptions {
     let mut o = PoolOptions::new(payout);
     o.node_url = Some(pair.node1.rpc_url());
     o
+}
+
+/// A pool on `pair.node1` (payout to a node2 address) with `node_keys` (TOML lines) added to its
+/// `[node]` section, and `env` for its first run.
+fn pool_on(pair: &NodePair, node_keys: &str, env: &[(&str, &str)]) -> PoolProcess {
+    let o = options(pair, &pair.node2.new_address());
+    PoolProcess::start_with_env(
+        |stratum, notify| {
+            config_text(&o, stratum, notify).replace(
+                "max_retry_backoff_secs = 2",
+                &format!("max_retry_backoff_secs = 2\n{node_keys}"),
+            )
+        },
+        env,
+    )
+}
+
+/// Mines one share on `job` and submits it: on regtest's network target every share is a
+/// block, acknowledged once the share and its candidate are durable.
+fn submit_block_share(client: &mut StratumClient, user: &str, job: &Job) {
+    let s = client.grind(job, None, None, 10_000_000);
+    assert_eq!(client.submit(user, &s), Ok(serde_json::json!(true)));
 }
 
 fn wait_for(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
@@ -145,22 +167,13 @@ fn a_busy_node_judges_every_candidate_of_a_burst() {
 fn a_block_found_while_the_node_is_down_lands_when_it_is_back() {
     let _serial = common::serial();
     let pair = pair(&[]);
-    let payout = pair.node2.new_address();
-    let o = options(&pair, &payout);
-    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
-        config_text(&o, stratum, notify).replace(
-            "max_retry_backoff_secs = 2",
-            "max_retry_backoff_secs = 2\nsubmit_retry_max_secs = 1",
-        )
-    });
+    let mut pool = pool_on(&pair, "submit_retry_max_secs = 1", &[]);
     let user = pair.node2.new_address();
     let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     let height_before = pair.node1.block_count();
     pair.node1.stop();
-
-    let s = client.grind(&job, None, None, 10_000_000);
     // The share is durable with its candidate: acknowledged although the node is down.
-    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    submit_block_share(&mut client, &user, &job);
     assert!(
         wait_for(Duration::from_secs(20), || log_count(
             &pool,
@@ -199,19 +212,12 @@ fn a_block_found_while_the_node_is_down_lands_when_it_is_back() {
 fn a_candidate_never_judged_before_its_height_is_buried_is_closed_as_such() {
     let _serial = common::serial();
     let pair = pair(&[]);
-    let payout = pair.node2.new_address();
-    let o = options(&pair, &payout);
-    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
-        config_text(&o, stratum, notify).replace(
-            "max_retry_backoff_secs = 2",
-            "max_retry_backoff_secs = 2\nsubmit_retry_max_secs = 1\nnever_judged_depth = 3",
-        )
-    });
+    let node_keys = "submit_retry_max_secs = 1\nnever_judged_depth = 3";
+    let mut pool = pool_on(&pair, node_keys, &[]);
     let user = pair.node2.new_address();
     let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     pair.node1.stop();
-    let s = client.grind(&job, None, None, 10_000_000);
-    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    submit_block_share(&mut client, &user, &job);
     assert!(
         wait_for(Duration::from_secs(20), || log_count(
             &pool,
@@ -270,21 +276,16 @@ fn a_candidate_never_judged_before_its_height_is_buried_is_closed_as_such() {
 fn a_secondary_node_takes_the_block_while_the_primary_is_down() {
     let _serial = common::serial();
     let pair = pair(&[]);
-    let payout = pair.node2.new_address();
-    let o = options(&pair, &payout);
     let also = format!(
-        "max_retry_backoff_secs = 2\nsubmit_retry_max_secs = 1\nsubmit_also = [{{ url = \"{}\", user = \"{RPC_USER}\", password = \"{RPC_PASSWORD}\" }}]",
+        "submit_retry_max_secs = 1\nsubmit_also = [{{ url = \"{}\", user = \"{RPC_USER}\", password = \"{RPC_PASSWORD}\" }}]",
         pair.node2.rpc_url()
     );
-    let mut pool = PoolProcess::start_with_config(|stratum, notify| {
-        config_text(&o, stratum, notify).replace("max_retry_backoff_secs = 2", &also)
-    });
+    let mut pool = pool_on(&pair, &also, &[]);
     let user = pair.node2.new_address();
     let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     let height_before = pair.node2.block_count();
     pair.node1.stop();
-    let s = client.grind(&job, None, None, 10_000_000);
-    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    submit_block_share(&mut client, &user, &job);
     assert!(
         wait_for(Duration::from_secs(30), || log_count(&pool, "block found:")
             >= 1),
@@ -318,17 +319,11 @@ fn a_secondary_node_takes_the_block_while_the_primary_is_down() {
 fn a_pool_killed_before_recording_the_verdict_records_it_at_the_next_start() {
     let _serial = common::serial();
     let pair = pair(&[]);
-    let payout = pair.node2.new_address();
-    let o = options(&pair, &payout);
-    let mut pool = PoolProcess::start_with_env(
-        |stratum, notify| config_text(&o, stratum, notify),
-        &[("OBTC_TEST_VERDICT_DELAY_MS", "30000")],
-    );
+    let mut pool = pool_on(&pair, "", &[("OBTC_TEST_VERDICT_DELAY_MS", "30000")]);
     let user = pair.node2.new_address();
     let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     let height_before = pair.node1.block_count();
-    let s = client.grind(&job, None, None, 10_000_000);
-    assert_eq!(client.submit(&user, &s), Ok(serde_json::json!(true)));
+    submit_block_share(&mut client, &user, &job);
     // The node has the block; the pool is inside its (widened) gap before the append.
     assert!(pair
         .node1

@@ -6,21 +6,7 @@ mod support;
 use pool_core::event::{NetworkFeePayer, PayoutScheme};
 use pool_core::{Event, Target};
 use projections::{AnomalyKind, BlockStatus, Projection};
-use std::collections::BTreeMap;
 use support::*;
-
-fn credits(p: &Projection, n: u64) -> BTreeMap<String, u64> {
-    p.block(&block_id(n))
-        .unwrap()
-        .credits
-        .into_iter()
-        .map(|(a, s)| (a.0, s.0))
-        .collect()
-}
-
-fn map(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    entries.iter().map(|(a, s)| (a.to_string(), *s)).collect()
-}
 
 #[test]
 fn pplns_credits_the_window_before_the_candidate_not_before_the_verdict() {

@@ -6,21 +6,7 @@ mod support;
 use pool_core::event::{NetworkFeePayer, PayoutScheme};
 use pool_core::{Sats, Target};
 use projections::{AnomalyKind, BlockStatus, Projection, ProjectionError};
-use std::collections::BTreeMap;
 use support::*;
-
-fn credits(p: &Projection, n: u64) -> BTreeMap<String, u64> {
-    p.block(&block_id(n))
-        .unwrap()
-        .credits
-        .into_iter()
-        .map(|(a, s)| (a.0, s.0))
-        .collect()
-}
-
-fn map(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
-    entries.iter().map(|(a, s)| (a.to_string(), *s)).collect()
-}
 
 #[test]
 fn pplns_window_spans_several_blocks_and_cuts_the_edge_share() {

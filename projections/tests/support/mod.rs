@@ -5,6 +5,7 @@ use pool_core::event::*;
 use pool_core::{BlockId, Event, Sats, Target, Work};
 use projections::{BlockStatus, Projection, ProjectionConfig};
 use ruint::aliases::U256;
+use std::collections::BTreeMap;
 
 pub fn addr(name: &str) -> PayoutAddress {
     PayoutAddress(name.to_string())
@@ -146,6 +147,20 @@ pub fn failed(id: u64) -> Event {
         payment_id: id,
         reason: "dropped".into(),
     })
+}
+
+/// Block `n`'s credits by address name.
+pub fn credits(p: &Projection, n: u64) -> BTreeMap<String, u64> {
+    p.block(&block_id(n))
+        .unwrap()
+        .credits
+        .into_iter()
+        .map(|(a, s)| (a.0, s.0))
+        .collect()
+}
+
+pub fn map(entries: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    entries.iter().map(|(a, s)| (a.to_string(), *s)).collect()
 }
 
 pub fn replay(events: &[Event]) -> Projection {
