@@ -343,6 +343,15 @@ fn a_pool_killed_before_recording_the_verdict_records_it_at_the_next_start() {
     );
     let (position, candidate) = cands[0].clone();
     assert!(matches!(events[position - 1], Event::ShareAccepted(_)));
+    // The operator sees it open.
+    let report = std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+        .args(["ledger", "balances", "--data"])
+        .arg(pool.ledger_dir())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&report.stdout);
+    assert!(report.contains("open block candidates"), "{report}");
+    assert!(report.contains(&candidate.block_id.to_string()), "{report}");
 
     pool.env.clear();
     pool.spawn();

@@ -38,10 +38,19 @@ pub struct BalancesReport {
     pub rule_history: Vec<RuleEntry>,
     /// Found blocks in found order.
     pub blocks: Vec<BlockView>,
+    /// Block candidates without a verdict yet: the pool resolves them at its next start.
+    pub open_candidates: Vec<OpenCandidate>,
     pub balances: BTreeMap<PayoutAddress, Balance>,
     pub payments: Vec<PaymentView>,
     pub totals: Totals,
     pub anomalies: Vec<Anomaly>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenCandidate {
+    pub block_id: pool_core::BlockId,
+    pub height: u64,
+    pub seq: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -143,6 +152,15 @@ pub fn replay(ledger: &Ledger) -> anyhow::Result<BalancesReport> {
             })
             .collect(),
         blocks: projection.blocks(),
+        open_candidates: projection
+            .open_candidates()
+            .into_iter()
+            .map(|(block_id, height, seq)| OpenCandidate {
+                block_id,
+                height,
+                seq,
+            })
+            .collect(),
         balances: projection.balances(),
         payments: projection.payments(),
         totals: Totals {
@@ -234,6 +252,20 @@ fn write_text(o: &mut String, r: &BalancesReport, dir: &Path) -> std::fmt::Resul
         t.blocks_orphaned,
         t.blocks_rejected
     )?;
+    if !r.open_candidates.is_empty() {
+        writeln!(
+            o,
+            "open block candidates (no verdict yet; the pool resolves them at its next start): {}",
+            r.open_candidates.len()
+        )?;
+        for c in &r.open_candidates {
+            writeln!(
+                o,
+                "  height {} block {} at seq {}",
+                c.height, c.block_id, c.seq
+            )?;
+        }
+    }
     for b in &r.blocks {
         writeln!(
             o,
