@@ -23,12 +23,14 @@
 //!                     SessionOutput::ShareRejected { reply, reason } => { count/log reason; write reply }
 //!                     SessionOutput::ShareAccepted(share) => {
 //!                         // 1. durable first: append Event::ShareAccepted(share.event) to the ledger
-//!                         //    and await the acknowledgement; on failure write
-//!                         //    share_failure_reply(&share.reply).
+//!                         //    (with an Event::BlockCandidate right after it, in the same append,
+//!                         //    when share.block is Some) and await the acknowledgement; on
+//!                         //    failure write share_failure_reply(&share.reply).
 //!                         // 2. then write share.reply and share.follow_up (vardiff set_difficulty
 //!                         //    and the current job re-sent under a new id).
-//!                         // 3. if share.block is Some: submitblock(block.block_hex); record
-//!                         //    BlockFound / BlockRejected with block.block_id, height, reward.
+//!                         // 3. if share.block is Some: hand the durable candidate to the block
+//!                         //    submitter (`server::submit`), which gets the node's verdict and
+//!                         //    records BlockFound / BlockRejected for its block id.
 //!                     }
 //!                     SessionOutput::Disconnect { lines, reason } => { write lines; log reason; close }
 //!                 }
