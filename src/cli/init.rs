@@ -108,6 +108,15 @@ longpoll_timeout_secs = 120
 refresh_secs = 30
 # While the node is down, retry with a backoff of at most this long.
 max_retry_backoff_secs = 30
+# A found block is recorded first, then submitted until the node judges it; retries back off
+# up to this long, and each one looks the block up first (a timed-out submit may have landed).
+submit_retry_max_secs = 5
+# At a clean stop, wait this long for open submissions; the rest are resolved at the next start.
+submit_shutdown_wait_secs = 10
+# A candidate the node never judged is closed once the node's tip is this many blocks past it.
+never_judged_depth = 6
+# More nodes every found block is also sent to (found if any of them accepts it):
+# submit_also = [{{ url = "http://backup-node:8332", user = "pool", password = "secret" }}]
 
 [stratum]
 listen = "0.0.0.0:3333"
