@@ -351,10 +351,15 @@ impl Job {
         &self.notify_line
     }
 
-    /// The full block, hex, for `submitblock`: header, transaction count, the coinbase (witness
-    /// serialization with the 32-byte zero reserved value when segwit), the template's
-    /// transactions.
-    pub fn block_hex(&self, header: &[u8; 80], extranonce1: &[u8], extranonce2: &[u8]) -> String {
+    /// The full block in its consensus serialization (`submitblock` takes it as hex): header,
+    /// transaction count, the coinbase (witness serialization with the 32-byte zero reserved
+    /// value when segwit), the template's transactions.
+    pub fn block_bytes(
+        &self,
+        header: &[u8; 80],
+        extranonce1: &[u8],
+        extranonce2: &[u8],
+    ) -> Vec<u8> {
         let mut block = Vec::with_capacity(
             80 + 9
                 + self.coinb1.len()
@@ -385,7 +390,7 @@ impl Job {
         }
         block.extend_from_slice(locktime);
         block.extend_from_slice(&self.transactions);
-        hex::encode(block)
+        block
     }
 
     /// Number of transactions in the block, coinbase included.

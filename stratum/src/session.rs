@@ -162,8 +162,8 @@ pub fn share_failure_reply(reply: &str) -> String {
 pub struct BlockCandidate {
     pub height: u64,
     pub block_id: BlockId,
-    /// The whole block, hex, as `submitblock` takes it.
-    pub block_hex: String,
+    /// The whole block in its consensus serialization (hex-encoded only for `submitblock`).
+    pub block: Vec<u8>,
     /// What the coinbase pays to the pool's address.
     pub reward: Sats,
     pub network_target: Target,
@@ -752,7 +752,7 @@ impl Session {
             block_id: job
                 .pow
                 .block_id(job.block_id_algorithm, &check.header, &check.pow_hash),
-            block_hex: job.block_hex(&check.header, &self.extranonce1, &extranonce2[..size]),
+            block: job.block_bytes(&check.header, &self.extranonce1, &extranonce2[..size]),
             reward: job.pool_reward,
             // The threshold the block had to meet: the network target, or on regtest with
             // `pool_block_difficulty` the pool's harder one, so PPLNS windows (a multiple of this

@@ -110,8 +110,7 @@ fn solved_share_assembles_a_valid_segwit_block_with_transactions() {
         })
         .expect("half of all regtest hashes are blocks");
 
-    let bytes = hex::decode(&block.block_hex).unwrap();
-    let parsed: Block = deserialize(&bytes).unwrap();
+    let parsed: Block = deserialize(&block.block).unwrap();
     assert_eq!(parsed.txdata.len(), 5);
     assert!(parsed.check_merkle_root());
     assert!(parsed.check_witness_commitment());

@@ -56,7 +56,7 @@ fn check_output(out: SessionOutput) -> bool {
             check_line(&a.failure_reply());
             a.follow_up.iter().for_each(|l| check_line(l));
             if let Some(b) = &a.block {
-                assert!(b.block_hex.starts_with(&hex::encode(b.header)));
+                assert!(b.block.starts_with(&b.header));
             }
         }
         SessionOutput::Disconnect { lines, .. } => {

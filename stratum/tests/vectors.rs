@@ -322,12 +322,11 @@ fn session_turns_the_vector_submit_into_a_block_candidate() {
             block.reward.0,
             v["template_coinbasevalue"].as_u64().unwrap()
         );
-        assert!(block.block_hex.starts_with(s(&v, "header_hex")));
+        assert!(hex::encode(&block.block).starts_with(s(&v, "header_hex")));
 
         // Where the block is the coinbase alone, it is complete: check it with rust-bitcoin.
         if v["tx_count"] == 1 {
-            let bytes = unhex(&block.block_hex);
-            let parsed: bitcoin::Block = bitcoin::consensus::deserialize(&bytes).unwrap();
+            let parsed: bitcoin::Block = bitcoin::consensus::deserialize(&block.block).unwrap();
             assert!(parsed.check_merkle_root(), "{name}");
             assert!(parsed.check_witness_commitment(), "{name}");
             let cb = &parsed.txdata[0];

@@ -483,8 +483,7 @@ fn candidate_event(block: BlockCandidate) -> CandidateEvent {
         finder: block.finder,
         worker: block.worker,
         time_ms: now_ms(),
-        // The session built the hex from bytes: it always decodes.
-        block: hex::decode(&block.block_hex).unwrap_or_default(),
+        block: block.block,
     }
 }
 
