@@ -124,6 +124,33 @@ pub struct BlockCandidate {
     pub block: Vec<u8>,
 }
 
+impl BlockCandidate {
+    /// The verdict that the node accepted this candidate, at `time_ms`.
+    pub fn found(&self, time_ms: u64) -> BlockFound {
+        BlockFound {
+            height: self.height,
+            block_id: self.block_id,
+            reward: self.reward,
+            network_target: self.network_target,
+            finder: self.finder.clone(),
+            worker: self.worker.clone(),
+            time_ms,
+        }
+    }
+
+    /// The verdict that the node refused this candidate (or never judged it), at `time_ms`.
+    pub fn rejected(&self, reason: String, time_ms: u64) -> BlockRejected {
+        BlockRejected {
+            height: self.height,
+            block_id: self.block_id,
+            reason,
+            finder: self.finder.clone(),
+            worker: self.worker.clone(),
+            time_ms,
+        }
+    }
+}
+
 /// The block shown by its size and first bytes: a dump line stays a line.
 impl fmt::Debug for BlockCandidate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -38,16 +38,7 @@ impl State {
             self.anomaly(seq, AnomalyKind::DuplicateCandidate(c.block_id));
             return;
         }
-        let found = BlockFound {
-            height: c.height,
-            block_id: c.block_id,
-            reward: c.reward,
-            network_target: c.network_target,
-            finder: c.finder.clone(),
-            worker: c.worker.clone(),
-            time_ms: c.time_ms,
-        };
-        self.push_block(seq, found, Some(seq));
+        self.push_block(seq, c.found(c.time_ms), Some(seq));
     }
 
     pub(super) fn on_block_rejected(&mut self, seq: u64, r: &BlockRejected) {

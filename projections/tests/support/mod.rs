@@ -38,21 +38,9 @@ pub fn share(address: &str, worker: &str, weight: u64, time_ms: u64) -> Event {
     })
 }
 
-pub fn found(n: u64, reward: u64, finder: &str, network_target: Target) -> Event {
-    Event::BlockFound(BlockFound {
-        height: 100 + n,
-        block_id: block_id(n),
-        reward: Sats(reward),
-        network_target,
-        finder: addr(finder),
-        worker: WorkerName("rig".into()),
-        time_ms: 1_000 * n,
-    })
-}
-
-/// The candidate of block `n` (as [`found`] would record it, with a block body).
-pub fn candidate(n: u64, reward: u64, finder: &str, network_target: Target) -> Event {
-    Event::BlockCandidate(BlockCandidate {
+/// Block `n` as its candidate records it (with a block body).
+fn block_candidate(n: u64, reward: u64, finder: &str, network_target: Target) -> BlockCandidate {
+    BlockCandidate {
         height: 100 + n,
         block_id: block_id(n),
         reward: Sats(reward),
@@ -61,19 +49,22 @@ pub fn candidate(n: u64, reward: u64, finder: &str, network_target: Target) -> E
         worker: WorkerName("rig".into()),
         time_ms: 1_000 * n,
         block: vec![0xb0; 81],
-    })
+    }
+}
+
+pub fn found(n: u64, reward: u64, finder: &str, network_target: Target) -> Event {
+    Event::BlockFound(block_candidate(n, reward, finder, network_target).found(1_000 * n))
+}
+
+/// The candidate of block `n` (as [`found`] would record it).
+pub fn candidate(n: u64, reward: u64, finder: &str, network_target: Target) -> Event {
+    Event::BlockCandidate(block_candidate(n, reward, finder, network_target))
 }
 
 /// The node's refusal of block `n`.
 pub fn rejected(n: u64, reason: &str, finder: &str) -> Event {
-    Event::BlockRejected(BlockRejected {
-        height: 100 + n,
-        block_id: block_id(n),
-        reason: reason.into(),
-        finder: addr(finder),
-        worker: WorkerName("rig".into()),
-        time_ms: 1_000 * n,
-    })
+    let c = block_candidate(n, 0, finder, Target::MAX);
+    Event::BlockRejected(c.rejected(reason.into(), 1_000 * n))
 }
 
 pub fn orphaned(n: u64) -> Event {

@@ -31,7 +31,7 @@ use super::chain_guard::{ChainGuard, ChainState};
 use super::connection::now_ms;
 use crate::node::{NodeClient, NodeError, SubmitOutcome};
 use ledger::Ledger;
-use pool_core::event::{BlockCandidate, BlockFound, BlockRejected, Event};
+use pool_core::event::{BlockCandidate, Event};
 use pool_core::BlockId;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -333,15 +333,7 @@ impl Submitter {
                     reward = c.reward.0,
                     "block found: {how}"
                 );
-                Event::BlockFound(BlockFound {
-                    height: c.height,
-                    block_id: c.block_id,
-                    reward: c.reward,
-                    network_target: c.network_target,
-                    finder: c.finder.clone(),
-                    worker: c.worker.clone(),
-                    time_ms: now_ms(),
-                })
+                Event::BlockFound(c.found(now_ms()))
             }
             Resolution::Rejected(reason) => {
                 if reason.starts_with("never judged") {
@@ -349,14 +341,7 @@ impl Submitter {
                 } else {
                     tracing::warn!(height = c.height, block = %c.block_id, %reason, "block candidate rejected by the node");
                 }
-                Event::BlockRejected(BlockRejected {
-                    height: c.height,
-                    block_id: c.block_id,
-                    reason,
-                    finder: c.finder.clone(),
-                    worker: c.worker.clone(),
-                    time_ms: now_ms(),
-                })
+                Event::BlockRejected(c.rejected(reason, now_ms()))
             }
         };
         if let Err(e) = self.ledger.append(event).await {
