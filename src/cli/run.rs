@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use stratum::job::{ExtraOutput, JobConfig, OutputValue};
 use stratum::node::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
-use stratum::server::chain_guard::ChainGuard;
+use stratum::server::chain_guard::{ChainCheckError, ChainGuard};
 use stratum::server::job_source::{NodeSource, TemplateSource};
 use stratum::server::submit::SubmitSettings;
 use stratum::server::{Server, ServerConfig};
@@ -135,48 +135,31 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
 }
 
 /// Refuses a node that serves another chain and credentials the node refuses (a typo, not an
-/// outage); a node that is down is only a warning: the job source keeps retrying, and hands out
-/// no work until its own chain check passes.
-async fn check_node(node: &NodeClient, config: &Config) -> anyhow::Result<()> {
-    let info = match node.get_blockchain_info().await {
-        Ok(info) => info,
-        Err(e @ NodeError::Unauthorized { .. }) => {
+/// outage), with the chain guard the job source and the submitter use; a node that is down is
+/// only a warning: the pool starts, and hands out no work until the guard's check passes.
+async fn check_node(node: &NodeSource) -> anyhow::Result<()> {
+    match node.guard.check(&node.client).await {
+        Ok(()) => Ok(()),
+        Err(ChainCheckError::WrongChain(why)) => anyhow::bail!(
+            "the node at {} serves another chain ({why}): wrong node for this chain preset",
+            node.client.endpoint().url
+        ),
+        Err(ChainCheckError::Node(e @ NodeError::Unauthorized { .. })) => {
             anyhow::bail!("{e}: check [node] user/password or cookie_file in the config")
         }
-        Err(e) => {
+        Err(ChainCheckError::Node(e)) => {
             tracing::warn!(
                 "node not answering yet ({e}); the pool starts anyway and keeps retrying"
             );
-            return Ok(());
+            Ok(())
         }
-    };
-    let expected = stratum::server::chain_guard::node_chain_name(config.chain.name);
-    if info.chain != expected {
-        anyhow::bail!(
-            "the node at {} serves chain {:?}, but the config's chain preset {} needs {:?}",
-            node.endpoint().url,
-            info.chain,
-            config.chain.name,
-            expected
-        );
     }
-    match node.get_block_hash(0).await {
-        Ok(genesis) if genesis != config.chain.genesis.to_string() => anyhow::bail!(
-            "the node's genesis block {genesis} is not {}'s ({}): wrong node for this chain preset",
-            config.chain.name,
-            config.chain.genesis
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cannot read the node's genesis block: {e}"),
-    }
-    tracing::info!(chain = %info.chain, height = info.blocks, "node reachable");
-    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let server_config = server_config(&config)?;
     if let TemplateSource::Node(n) = &server_config.source {
-        check_node(&n.client, &config).await?;
+        check_node(n).await?;
         for also in &server_config.submit_also {
             if let Err(e) = also.get_blockchain_info().await {
                 tracing::warn!(url = %also.endpoint().url, "submit_also node not answering yet: {e}");

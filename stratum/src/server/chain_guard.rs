@@ -41,7 +41,7 @@ pub struct ChainGuard {
 }
 
 /// The `chain` name `getblockchaininfo` reports for a preset.
-pub fn node_chain_name(preset: &str) -> &'static str {
+fn node_chain_name(preset: &str) -> &'static str {
     if preset.ends_with("-regtest") {
         "regtest"
     } else if preset.ends_with("-test") {
