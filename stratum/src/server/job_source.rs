@@ -94,39 +94,9 @@ impl JobSource {
         let mut triggers_open = true;
         loop {
             if fetch_now {
-                let due = node
-                    .guard
-                    .since_last_check()
-                    .map_or(true, |t| t >= node.refresh_interval);
-                if !node.guard.is_verified() || due {
-                    let checked = tokio::select! {
-                        _ = self.shutdown.cancelled() => break,
-                        r = node.guard.check(&node.client) => r,
-                    };
-                    if let Err(e) = checked {
-                        if let ChainCheckError::WrongChain(_) = e {
-                            if book.current().is_some() {
-                                tracing::warn!(
-                                    "withdrawing every job: the node serves another chain"
-                                );
-                                book = JobBook::default();
-                                self.jobs.send_replace(Arc::new(book.clone()));
-                            }
-                        } else if !node_down {
-                            tracing::warn!("{e}; miners stay on the last job, retrying");
-                        }
-                        node_down = true;
-                        tokio::select! {
-                            _ = self.shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(node.max_retry_backoff);
-                        continue;
-                    }
-                }
                 let fetched = tokio::select! {
                     _ = self.shutdown.cancelled() => break,
-                    r = node.client.get_block_template(None) => r,
+                    r = checked_template(&node) => r,
                 };
                 match fetched {
                     Ok(value) => {
@@ -141,11 +111,25 @@ impl JobSource {
                         fetch_now = false;
                     }
                     Err(e) => {
-                        node.guard.invalidate();
-                        if !node_down || !e.is_transient() {
-                            tracing::warn!(
-                                "cannot get a block template ({e}); miners stay on the last job, retrying"
-                            );
+                        match &e {
+                            // The guard logged the refusal.
+                            ChainCheckError::WrongChain(_) => {
+                                if book.current().is_some() {
+                                    tracing::warn!(
+                                        "withdrawing every job: the node serves another chain"
+                                    );
+                                    book = JobBook::default();
+                                    self.jobs.send_replace(Arc::new(book.clone()));
+                                }
+                            }
+                            ChainCheckError::Node(n) => {
+                                node.guard.invalidate();
+                                if !node_down || !n.is_transient() {
+                                    tracing::warn!(
+                                        "cannot get a block template ({e}); miners stay on the last job, retrying"
+                                    );
+                                }
+                            }
                         }
                         node_down = true;
                         tokio::select! {
@@ -245,6 +229,19 @@ impl JobSource {
             }
         }
     }
+}
+
+/// A template, from a node the chain guard has checked: again when unchecked (at start, after a
+/// failed call) and once per refresh interval.
+async fn checked_template(node: &NodeSource) -> Result<Value, ChainCheckError> {
+    let due = node
+        .guard
+        .since_last_check()
+        .map_or(true, |t| t >= node.refresh_interval);
+    if !node.guard.is_verified() || due {
+        node.guard.check(&node.client).await?;
+    }
+    Ok(node.client.get_block_template(None).await?)
 }
 
 async fn wait_longpoll(
