@@ -86,6 +86,28 @@ fn log_count(pool: &PoolProcess, needle: &str) -> usize {
     pool.log().matches(needle).count()
 }
 
+/// Waits (bounded) until the pool's log holds `needles` at least `at_least` times in all.
+fn wait_for_log(pool: &PoolProcess, needles: &[&str], at_least: usize, secs: u64) {
+    let count = || needles.iter().map(|n| log_count(pool, n)).sum::<usize>();
+    assert!(
+        wait_for(Duration::from_secs(secs), || count() >= at_least),
+        "waited for {needles:?} x {at_least}:\n{}",
+        pool.log()
+    );
+}
+
+/// The one candidate in `events`, which must have exactly one verdict: found.
+fn the_one_found_candidate(events: &[Event]) -> BlockCandidate {
+    let cands = candidates(events);
+    assert_eq!(cands.len(), 1);
+    let candidate = cands[0].1.clone();
+    assert_eq!(
+        verdicts(events).get(&candidate.block_id),
+        Some(&(1, vec![]))
+    );
+    candidate
+}
+
 /// (a) A node with a one-slot RPC work queue and a burst of same-height candidates: it answers
 /// many calls "Work queue depth exceeded", and still every candidate gets the node's own verdict.
 #[test]
@@ -174,32 +196,18 @@ fn a_block_found_while_the_node_is_down_lands_when_it_is_back() {
     pair.node1.stop();
     // The share is durable with its candidate: acknowledged although the node is down.
     submit_block_share(&mut client, &user, &job);
-    assert!(
-        wait_for(Duration::from_secs(20), || log_count(
-            &pool,
-            "submitblock not answered"
-        ) + log_count(
-            &pool,
-            "not submitting the block yet"
-        ) >= 2),
-        "{}",
-        pool.log()
+    wait_for_log(
+        &pool,
+        &["submitblock not answered", "not submitting the block yet"],
+        2,
+        20,
     );
     pair.node1.start();
     assert!(pair.node1.wait_ready(Duration::from_secs(60)));
-    assert!(
-        wait_for(Duration::from_secs(60), || log_count(&pool, "block found:")
-            >= 1),
-        "{}",
-        pool.log()
-    );
+    wait_for_log(&pool, &["block found:"], 1, 60);
     drop(client);
     assert!(pool.terminate().success());
-    let events = read_events(&pool.ledger_dir());
-    let cands = candidates(&events);
-    assert_eq!(cands.len(), 1);
-    let id = cands[0].1.block_id;
-    assert_eq!(verdicts(&events).get(&id), Some(&(1, vec![])));
+    let id = the_one_found_candidate(&read_events(&pool.ledger_dir())).block_id;
     assert_eq!(pair.node1.block_count(), height_before + 1);
     let tip = pair.node1.cli(&["getbestblockhash"]);
     assert_eq!(tip.as_str(), Some(id.to_string().as_str()));
@@ -218,16 +226,11 @@ fn a_candidate_never_judged_before_its_height_is_buried_is_closed_as_such() {
     let (mut client, job) = StratumClient::authorized(pool.stratum, &user);
     pair.node1.stop();
     submit_block_share(&mut client, &user, &job);
-    assert!(
-        wait_for(Duration::from_secs(20), || log_count(
-            &pool,
-            "not submitting the block yet"
-        ) + log_count(
-            &pool,
-            "submitblock not answered"
-        ) >= 1),
-        "{}",
-        pool.log()
+    wait_for_log(
+        &pool,
+        &["not submitting the block yet", "submitblock not answered"],
+        1,
+        20,
     );
     drop(client);
     pool.kill();
@@ -245,14 +248,7 @@ fn a_candidate_never_judged_before_its_height_is_buried_is_closed_as_such() {
     node_cli_retry(&["generate", "4"]);
 
     pool.spawn();
-    assert!(
-        wait_for(Duration::from_secs(30), || log_count(
-            &pool,
-            "closed unjudged"
-        ) >= 1),
-        "{}",
-        pool.log()
-    );
+    wait_for_log(&pool, &["closed unjudged"], 1, 30);
     assert!(pool.terminate().success());
     let events = read_events(&pool.ledger_dir());
     let cands = candidates(&events);
@@ -286,12 +282,7 @@ fn a_secondary_node_takes_the_block_while_the_primary_is_down() {
     let height_before = pair.node2.block_count();
     pair.node1.stop();
     submit_block_share(&mut client, &user, &job);
-    assert!(
-        wait_for(Duration::from_secs(30), || log_count(&pool, "block found:")
-            >= 1),
-        "{}",
-        pool.log()
-    );
+    wait_for_log(&pool, &["block found:"], 1, 30);
     assert!(
         pool.log()
             .contains(&format!("(by {})", pair.node2.rpc_url())),
@@ -300,16 +291,10 @@ fn a_secondary_node_takes_the_block_while_the_primary_is_down() {
     );
     drop(client);
     assert!(pool.terminate().success());
-    let events = read_events(&pool.ledger_dir());
-    let cands = candidates(&events);
-    assert_eq!(cands.len(), 1);
-    assert_eq!(
-        verdicts(&events).get(&cands[0].1.block_id),
-        Some(&(1, vec![]))
-    );
+    let id = the_one_found_candidate(&read_events(&pool.ledger_dir())).block_id;
     assert_eq!(pair.node2.block_count(), height_before + 1);
     let tip = pair.node2.cli(&["getbestblockhash"]);
-    assert_eq!(tip.as_str(), Some(cands[0].1.block_id.to_string().as_str()));
+    assert_eq!(tip.as_str(), Some(id.to_string().as_str()));
 }
 
 /// (c) SIGKILL after the node accepted the block and before the verdict's append: the next
@@ -355,20 +340,11 @@ fn a_pool_killed_before_recording_the_verdict_records_it_at_the_next_start() {
 
     pool.env.clear();
     pool.spawn();
-    assert!(
-        wait_for(Duration::from_secs(30), || log_count(&pool, "block found:")
-            >= 1),
-        "{}",
-        pool.log()
-    );
+    wait_for_log(&pool, &["block found:"], 1, 30);
     assert!(pool.log().contains("left open"), "{}", pool.log());
     assert!(pool.terminate().success());
     let events = read_events(&pool.ledger_dir());
-    assert_eq!(candidates(&events).len(), 1);
-    assert_eq!(
-        verdicts(&events).get(&candidate.block_id),
-        Some(&(1, vec![]))
-    );
+    assert_eq!(the_one_found_candidate(&events), candidate);
     let mut projection = Projection::new(ProjectionConfig::default());
     for (seq, e) in events.iter().enumerate() {
         projection.apply(seq as u64, e).unwrap();

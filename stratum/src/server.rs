@@ -266,14 +266,13 @@ impl Server {
         let (jobs_tx, jobs_rx) = watch::channel(Arc::new(JobBook::default()));
         let (refetch_tx, refetch_rx) = mpsc::channel(8);
         let tasks = TaskTracker::new();
-        let (node, guard) = match &self.config.source {
-            TemplateSource::Node(n) => (Some(n.client.clone()), Some(Arc::clone(&n.guard))),
-            TemplateSource::Synthetic => (None, None),
+        let primary = match &self.config.source {
+            TemplateSource::Node(n) => Some((n.client.clone(), Arc::clone(&n.guard))),
+            TemplateSource::Synthetic => None,
         };
         let submitter = Arc::new(Submitter::new(
-            node,
+            primary,
             self.config.submit_also.clone(),
-            guard,
             self.ledger.clone(),
             self.config.submit.clone(),
             refetch_tx.clone(),

@@ -122,18 +122,10 @@ pub fn start_pair_with(node1_args: &[&str]) -> Result<NodePair, String> {
             bin.display()
         ));
     }
-    let node1 = spawn_node(&bin, 1, None, node1_args)?;
-    let node2 = spawn_node(&bin, 2, Some(node1.p2p_port), &[])?;
+    let node1 = spawn_node(&bin, 1, None, free_port(), node1_args)?;
+    let node2 = spawn_node(&bin, 2, Some(node1.p2p_port), free_port(), &[])?;
     for node in [&node1, &node2] {
-        let ready = node.wait_until(Duration::from_secs(60), |n| {
-            n.try_cli(&["getblockchaininfo"]).is_ok()
-        });
-        if !ready {
-            return Err(format!(
-                "node in {} not ready within 60 s",
-                node.datadir.display()
-            ));
-        }
+        node.ready_within(Duration::from_secs(60))?;
     }
     // node2's -addnode attempt may have come before node1 listened, and bitcoind retries added
     // nodes only every minute or two: ask for a connection now.
@@ -221,6 +213,18 @@ impl Node {
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         self.wait_until(timeout, |n| n.try_cli(&["getblockchaininfo"]).is_ok())
     }
+
+    fn ready_within(&self, timeout: Duration) -> Result<(), String> {
+        if self.wait_ready(timeout) {
+            Ok(())
+        } else {
+            Err(format!(
+                "node in {} not ready within {} s",
+                self.datadir.display(),
+                timeout.as_secs()
+            ))
+        }
+    }
 }
 
 fn launch(bin: &Path, datadir: &Path, args: &[String]) -> Result<(), String> {
@@ -240,36 +244,22 @@ fn launch(bin: &Path, datadir: &Path, args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot start bitcoind: {e}"))
 }
 
-/// A single node of the caller's own (no peer: `getblocktemplate` will not serve it), started
-/// with `extra_args` on top of the usual ones.
-pub fn start_single(extra_args: &[&str]) -> Result<Node, String> {
-    let node = spawn_node(&bin_dir(), 3, None, extra_args)?;
-    if !node.wait_ready(Duration::from_secs(60)) {
-        return Err(format!(
-            "node in {} not ready within 60 s",
-            node.datadir.display()
-        ));
-    }
-    Ok(node)
-}
-
-/// [`start_single`] with its RPC server on `rpc_port` (chosen before the node exists).
+/// A single node of the caller's own (no peer: `getblocktemplate` will not serve it), its RPC
+/// server on `rpc_port` (chosen before the node exists), started with `extra_args` on top of the
+/// usual ones.
 pub fn start_single_on(rpc_port: u16, extra_args: &[&str]) -> Result<Node, String> {
-    let port = format!("-rpcport={rpc_port}");
-    let mut args = extra_args.to_vec();
-    args.push(&port);
-    let mut node = spawn_node(&bin_dir(), 3, None, &args)?;
-    node.rpc_port = rpc_port;
-    if !node.wait_ready(Duration::from_secs(60)) {
-        return Err(format!(
-            "node in {} not ready within 60 s",
-            node.datadir.display()
-        ));
-    }
+    let node = spawn_node(&bin_dir(), 3, None, rpc_port, extra_args)?;
+    node.ready_within(Duration::from_secs(60))?;
     Ok(node)
 }
 
-fn spawn_node(bin: &Path, n: u32, peer: Option<u16>, extra: &[&str]) -> Result<Node, String> {
+fn spawn_node(
+    bin: &Path,
+    n: u32,
+    peer: Option<u16>,
+    rpc_port: u16,
+    extra: &[&str],
+) -> Result<Node, String> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -277,7 +267,7 @@ fn spawn_node(bin: &Path, n: u32, peer: Option<u16>, extra: &[&str]) -> Result<N
     let datadir =
         std::env::temp_dir().join(format!("obtc-test-node{n}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&datadir).map_err(|e| format!("create {}: {e}", datadir.display()))?;
-    let (rpc_port, p2p_port) = (free_port(), free_port());
+    let p2p_port = free_port();
     let mut args = vec![
         "-regtest".to_owned(),
         "-server=1".to_owned(),

@@ -98,9 +98,9 @@ pub fn verdict_of(outcome: &SubmitOutcome) -> Verdict {
 
 /// Resolves block candidates to verdicts; shared by every connection.
 pub struct Submitter {
-    node: Option<NodeClient>,
+    /// The primary node and the chain check it must pass (`None`: no node, synthetic jobs).
+    primary: Option<(NodeClient, Arc<ChainGuard>)>,
     also: Vec<NodeClient>,
-    guard: Option<Arc<ChainGuard>>,
     ledger: Ledger,
     settings: SubmitSettings,
     /// Block ids with a resolving task.
@@ -117,11 +117,9 @@ enum Resolution {
 }
 
 impl Submitter {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        node: Option<NodeClient>,
+        primary: Option<(NodeClient, Arc<ChainGuard>)>,
         also: Vec<NodeClient>,
-        guard: Option<Arc<ChainGuard>>,
         ledger: Ledger,
         settings: SubmitSettings,
         refetch: mpsc::Sender<()>,
@@ -129,9 +127,8 @@ impl Submitter {
         shutdown: CancellationToken,
     ) -> Submitter {
         Submitter {
-            node,
+            primary,
             also,
-            guard,
             ledger,
             settings,
             open: Mutex::new(HashSet::new()),
@@ -194,7 +191,7 @@ impl Submitter {
     }
 
     async fn find_verdict(&self, c: &BlockCandidate, recovered: bool) -> Resolution {
-        let Some(node) = &self.node else {
+        let Some((node, guard)) = &self.primary else {
             return Resolution::Rejected("never judged: no node configured".into());
         };
         let hex = hex::encode(&c.block);
@@ -218,11 +215,7 @@ impl Submitter {
             // The secondaries get the block at once, even while the primary is down: a
             // candidate comes from a job, and jobs exist only once the chain check passed (a
             // node found serving another chain since then stops them too).
-            let wrong_chain = self
-                .guard
-                .as_ref()
-                .is_some_and(|g| g.state() == ChainState::WrongChain);
-            if !secondaries_started && !wrong_chain {
+            if !secondaries_started && guard.state() != ChainState::WrongChain {
                 secondaries_started = true;
                 for also in &self.also {
                     let (also, hex, tx) = (also.clone(), hex.clone(), accepted_tx.clone());
@@ -234,12 +227,10 @@ impl Submitter {
                     });
                 }
             }
-            if let Some(guard) = &self.guard {
-                if !guard.is_verified() {
-                    if let Err(e) = guard.check(node).await {
-                        tracing::warn!(block = %id, height = c.height, attempt, "not submitting the block yet: {e}; retrying");
-                        continue;
-                    }
+            if !guard.is_verified() {
+                if let Err(e) = guard.check(node).await {
+                    tracing::warn!(block = %id, height = c.height, attempt, "not submitting the block yet: {e}; retrying");
+                    continue;
                 }
             }
             if look_up {
@@ -247,7 +238,7 @@ impl Submitter {
                     Ok(Some(found)) => return found,
                     Ok(None) => {}
                     Err(e) => {
-                        self.failed(&e);
+                        failed(guard, &e);
                         tracing::warn!(block = %id, height = c.height, attempt, "cannot look the block up on the node: {e}; retrying");
                         continue;
                     }
@@ -272,19 +263,10 @@ impl Submitter {
                     }
                 },
                 Err(e) => {
-                    self.failed(&e);
+                    failed(guard, &e);
                     tracing::warn!(block = %id, height = c.height, attempt, "submitblock not answered: {e}; retrying (the block is looked up first, it may have been accepted)");
                     look_up = true;
                 }
-            }
-        }
-    }
-
-    /// A failed call: the node may have been restarted or replaced, so check its chain again.
-    fn failed(&self, e: &NodeError) {
-        if let Some(guard) = &self.guard {
-            if !matches!(e, NodeError::Busy { .. }) {
-                guard.invalidate();
             }
         }
     }
@@ -350,6 +332,14 @@ impl Submitter {
                 "cannot record the block's verdict in the ledger ({e}); the candidate stays open and is resolved at the next start"
             );
         }
+    }
+}
+
+/// A failed call (other than a busy answer): the node may have been restarted or replaced, so
+/// its chain is checked again before the next submission.
+fn failed(guard: &ChainGuard, e: &NodeError) {
+    if !matches!(e, NodeError::Busy { .. }) {
+        guard.invalidate();
     }
 }
 
