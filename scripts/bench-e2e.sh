@@ -111,22 +111,8 @@ at_least() {
     awk -v r="$1" -v min="$2" 'BEGIN { exit !(r != "n/a" && r >= min) }'
 }
 
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-free_port() {
-    local port
-    for _ in $(seq 1 100); do
-        port=$((20000 + RANDOM % 12000)) # below the ephemeral range
-        if ! port_open "$port"; then
-            echo "$port"
-            return 0
-        fi
-    done
-    echo "no free port found" >&2
-    return 1
-}
+# port_open, free_port
+source scripts/ports.sh
 
 stop_server() {
     if [[ -n $SERVER_PID ]]; then
