@@ -3,8 +3,8 @@
 mod common;
 
 use common::nodes::{nodes, RPC_PASSWORD, RPC_USER};
+use node_rpc::{NodeAuth, NodeClient, NodeEndpoint, NodeError, SubmitOutcome};
 use std::time::Duration;
-use stratum::node::{NodeAuth, NodeClient, NodeEndpoint, NodeError, SubmitOutcome};
 
 fn client() -> NodeClient {
     NodeClient::new(NodeEndpoint {

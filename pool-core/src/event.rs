@@ -59,6 +59,7 @@ pub enum Event {
     PaymentConfirmed(PaymentConfirmed),
     PaymentFailed(PaymentFailed),
     BlockCandidate(BlockCandidate),
+    PaymentSigned(PaymentSigned),
 }
 
 impl Event {
@@ -77,6 +78,7 @@ impl Event {
             Event::PaymentConfirmed(_) => "PaymentConfirmed",
             Event::PaymentFailed(_) => "PaymentFailed",
             Event::BlockCandidate(_) => "BlockCandidate",
+            Event::PaymentSigned(_) => "PaymentSigned",
         }
     }
 }
@@ -296,6 +298,32 @@ pub struct PaymentOutput {
 pub struct PaymentPrepared {
     pub payment_id: u64,
     pub outputs: Vec<PaymentOutput>,
+}
+
+/// The wallet built, funded and signed the payment's transaction. Durable before the first
+/// broadcast, so after a crash the same bytes are broadcast again and no second transaction is
+/// ever made for the same balance. `raw_tx` is the transaction in its consensus serialization
+/// (raw bytes in the ledger, hex in JSON dumps); `txid` is its id; `network_fee` is what its
+/// inputs pay beyond its outputs. Booked only when the payment is sent ([`PaymentSent`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSigned {
+    pub payment_id: u64,
+    pub txid: Txid,
+    #[serde(with = "hex_in_json")]
+    pub raw_tx: Vec<u8>,
+    pub network_fee: Sats,
+}
+
+/// The transaction shown by its size: a dump line stays a line.
+impl fmt::Debug for PaymentSigned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PaymentSigned")
+            .field("payment_id", &self.payment_id)
+            .field("txid", &self.txid)
+            .field("raw_tx", &format_args!("{} bytes", self.raw_tx.len()))
+            .field("network_fee", &self.network_fee)
+            .finish()
+    }
 }
 
 /// The payment's transaction was broadcast. `network_fee` is booked now, by the payer of the rule

@@ -8,13 +8,13 @@
 
 use crate::config::{Config, ExtraAmount, NodeSettings};
 use anyhow::Context;
+use node_rpc::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
 use pool_core::event::{BlockCandidate, NetworkFeePayer, PayoutRule, PayoutScheme};
 use pool_core::{Event, Target};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use stratum::job::{ExtraOutput, JobConfig, OutputValue};
-use stratum::node::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
 use stratum::server::chain_guard::{ChainCheckError, ChainGuard};
 use stratum::server::job_source::{NodeSource, TemplateSource};
 use stratum::server::submit::SubmitSettings;

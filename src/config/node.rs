@@ -18,7 +18,7 @@ pub enum NodeSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RpcNodeSettings {
     pub url: String,
-    pub auth: stratum::node::NodeAuth,
+    pub auth: node_rpc::NodeAuth,
     pub rpc_timeout: Duration,
     /// Long-poll `getblocktemplate` (longpollid) for new blocks.
     pub longpoll: bool,
@@ -30,7 +30,7 @@ pub struct RpcNodeSettings {
     /// How block submissions retry, wait at a stop, and give up.
     pub submit: stratum::server::submit::SubmitSettings,
     /// More nodes each found block is also sent to: `(url, auth)`.
-    pub submit_also: Vec<(String, stratum::node::NodeAuth)>,
+    pub submit_also: Vec<(String, node_rpc::NodeAuth)>,
 }
 
 // ---- the file as written ----
@@ -173,14 +173,12 @@ fn node_auth(
     key: &'static str,
     given: (Option<String>, Option<String>, Option<PathBuf>),
     base: &Path,
-) -> Result<stratum::node::NodeAuth, ParseError> {
+) -> Result<node_rpc::NodeAuth, ParseError> {
     match given {
         (Some(user), Some(password), None) => {
-            Ok(stratum::node::NodeAuth::UserPassword { user, password })
+            Ok(node_rpc::NodeAuth::UserPassword { user, password })
         }
-        (None, None, Some(cookie)) => {
-            Ok(stratum::node::NodeAuth::CookieFile(resolve(base, cookie)))
-        }
+        (None, None, Some(cookie)) => Ok(node_rpc::NodeAuth::CookieFile(resolve(base, cookie))),
         _ => Err(invalid(
             key,
             "give either user and password, or cookie_file",

@@ -308,6 +308,8 @@ impl Projection {
             Event::PaymentSent(p) => s.on_payment_sent(seq, p),
             Event::PaymentConfirmed(p) => s.on_payment_confirmed(seq, p),
             Event::PaymentFailed(p) => s.on_payment_failed(seq, p),
+            // Folded by the payout issue's projection work (helper H1).
+            Event::PaymentSigned(_) => {}
         }
         Ok(())
     }

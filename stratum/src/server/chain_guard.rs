@@ -7,7 +7,7 @@
 //! another), and periodically (the job source re-checks with its template refreshes). A node
 //! that now serves another chain is refused and logged, and the job source withdraws its jobs.
 
-use crate::node::{NodeClient, NodeError};
+use node_rpc::{NodeClient, NodeError};
 use pool_core::chain::ChainParams;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::time::Instant;

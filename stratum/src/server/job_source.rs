@@ -14,7 +14,7 @@
 
 use super::chain_guard::{ChainCheckError, ChainGuard};
 use crate::job::{BlockTemplate, JobBook, JobConfig};
-use crate::node::{NodeClient, NodeError};
+use node_rpc::{NodeClient, NodeError};
 use pool_core::pow::MatrixCache;
 use serde_json::Value;
 use std::sync::Arc;

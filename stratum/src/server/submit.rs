@@ -29,8 +29,8 @@
 
 use super::chain_guard::{ChainGuard, ChainState};
 use super::connection::now_ms;
-use crate::node::{NodeClient, NodeError, SubmitOutcome};
 use ledger::Ledger;
+use node_rpc::{NodeClient, NodeError, SubmitOutcome};
 use pool_core::event::{BlockCandidate, Event};
 use pool_core::BlockId;
 use std::collections::HashSet;

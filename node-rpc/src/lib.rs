@@ -1,4 +1,5 @@
-//! The node client: bitcoind-family JSON-RPC over HTTP (getblocktemplate with long polling,
+//! The node client shared by the Stratum server, the chain watcher and the payout process:
+//! bitcoind-family JSON-RPC over HTTP (getblocktemplate with long polling,
 //! submitblock, getblockheader, getblockchaininfo, getblockcount, getblockhash, getblock,
 //! validateaddress).
 //!
