@@ -24,10 +24,10 @@ use pool_core::event::{
 };
 use pool_core::{BlockId, Event, Sats, Work};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Version of the snapshot encoding written by [`Projection::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// Settings of the projection that do not come from events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +103,8 @@ pub enum AnomalyKind {
     VerdictAfterVerdict(BlockId),
     /// A lifecycle event (orphaned, reinstated, matured) for a candidate without a found verdict.
     NotFound(BlockId),
+    /// A `PaymentSent` whose txid or network fee differs from the payment's `PaymentSigned`.
+    SentNotAsSigned(u64),
 }
 
 /// What the node said of a block record.
@@ -153,12 +155,42 @@ struct BlockRecord {
     round: Vec<u32>,
 }
 
+/// Where a payment is in its life (the crate docs give the table of what follows what).
+/// Serialized by position: new variants are appended at the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PaymentStatus {
+    /// Amounts left payable; no transaction yet.
     Prepared,
+    /// Broadcast accepted; the network fee is booked.
     Sent,
+    /// Final: the amounts (net of deductions) are paid.
     Confirmed,
+    /// Final: the amounts returned to payable.
     Failed,
+    /// The wallet signed its transaction (recorded before the first broadcast).
+    Signed,
+}
+
+impl PaymentStatus {
+    /// Prepared, signed or sent: money is in flight and the payment may still move.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            PaymentStatus::Prepared | PaymentStatus::Signed | PaymentStatus::Sent
+        )
+    }
+}
+
+impl std::fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentStatus::Prepared => "prepared",
+            PaymentStatus::Signed => "signed",
+            PaymentStatus::Sent => "sent",
+            PaymentStatus::Confirmed => "confirmed",
+            PaymentStatus::Failed => "failed",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,13 +199,35 @@ struct PaymentRecord {
     payer: NetworkFeePayer,
     fee_address: u32,
     status: PaymentStatus,
+    /// Sequence of the payment's latest event that the fold took (what a repeat answers with).
+    last_seq: u64,
+    /// The transaction's id: from `PaymentSigned`, or for ledgers written before signing was
+    /// recorded, from `PaymentSent`; a confirmation's txid replaces it.
     txid: Option<Txid>,
+    /// The signed transaction, while the payment is open (the ledger keeps it for good; the
+    /// projection drops it once the payment is final, so snapshots do not grow with history).
+    raw_tx: Option<Vec<u8>>,
+    /// The transaction's network fee: known once signed (or sent, on old ledgers), booked only
+    /// at `PaymentSent`.
     network_fee: Sats,
     /// Per output: the network fee deducted from it (miners pay).
     deductions: Vec<Sats>,
     /// The network fee booked against the fee address (pool pays, or the excess over the
     /// payment).
     pool_network_fee: Sats,
+    /// The `PaymentConfirmed` height, once confirmed.
+    confirmed_height: Option<u64>,
+    /// The `PaymentFailed` reason, once failed.
+    failure_reason: Option<String>,
+}
+
+/// Lookups over the open payments (prepared, signed or sent), derived from `payments`: rebuilt
+/// on load and never serialized.
+#[derive(Clone, Debug, Default)]
+struct OpenPayments {
+    ids: BTreeSet<u64>,
+    /// (address id, payment id) for every output of an open payment.
+    by_address: BTreeSet<(u32, u64)>,
 }
 
 /// Everything the projection knows, in its canonical (serialized) form.
@@ -199,6 +253,8 @@ struct State {
     rejected: Vec<pool_core::event::BlockRejected>,
     balances: Vec<Balance>,
     payments: BTreeMap<u64, PaymentRecord>,
+    #[serde(skip)]
+    open_payments: OpenPayments,
     share_counters: ShareCounters,
     anomalies: Vec<Anomaly>,
 }
@@ -308,8 +364,7 @@ impl Projection {
             Event::PaymentSent(p) => s.on_payment_sent(seq, p),
             Event::PaymentConfirmed(p) => s.on_payment_confirmed(seq, p),
             Event::PaymentFailed(p) => s.on_payment_failed(seq, p),
-            // Folded by the payout issue's projection work (helper H1).
-            Event::PaymentSigned(_) => {}
+            Event::PaymentSigned(p) => s.on_payment_signed(seq, p),
         }
         Ok(())
     }
@@ -336,6 +391,7 @@ impl Projection {
         state.addresses.rebuild_index();
         state.workers.rebuild_index();
         state.check_consistency()?;
+        state.rebuild_open_payments();
         Ok(Projection {
             next_seq: file.next_seq,
             state,
