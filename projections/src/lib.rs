@@ -87,8 +87,9 @@ pub mod stats;
 
 pub use balance::Balance;
 pub use engine::{
-    default_rule, Anomaly, AnomalyKind, BlockStatus, BlockView, PaymentStatus, PaymentView,
-    PoolTotals, Projection, ProjectionConfig, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
+    default_rule, Anomaly, AnomalyKind, BlockStatus, BlockView, OpenPaymentView, PaymentCheck,
+    PaymentRefusal, PaymentStatus, PaymentView, PoolTotals, Projection, ProjectionConfig,
+    CONFLICT_REASON_PREFIX, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
 };
 pub use stats::{ShareStats, WindowStats};
 

@@ -12,7 +12,12 @@
 
 mod blocks;
 mod credits;
+mod payment_check;
+mod payment_views;
 mod payments;
+
+pub use payment_check::{PaymentCheck, PaymentRefusal, CONFLICT_REASON_PREFIX};
+pub use payment_views::{OpenPaymentView, PaymentView};
 
 use crate::balance::Balance;
 use crate::intern::{Addresses, Workers};
@@ -295,17 +300,6 @@ pub struct BlockView {
     pub credits: BTreeMap<PayoutAddress, Sats>,
 }
 
-/// A payment as the query API reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentView {
-    pub payment_id: u64,
-    pub status: PaymentStatus,
-    pub txid: Option<Txid>,
-    pub outputs: Vec<(PayoutAddress, Sats)>,
-    pub network_fee: Sats,
-    pub network_fee_payer: NetworkFeePayer,
-}
-
 /// Pool-wide totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolTotals {
@@ -483,24 +477,19 @@ impl Projection {
             .collect()
     }
 
-    /// Payments by id.
-    pub fn payments(&self) -> Vec<PaymentView> {
-        let s = &self.state;
-        s.payments
-            .iter()
-            .map(|(id, p)| PaymentView {
-                payment_id: *id,
-                status: p.status,
-                txid: p.txid,
-                outputs: p
-                    .outputs
-                    .iter()
-                    .map(|(a, amount)| (s.addresses.name(*a).clone(), *amount))
-                    .collect(),
-                network_fee: p.network_fee,
-                network_fee_payer: p.payer,
-            })
-            .collect()
+    /// Matured blocks that a later `BlockOrphaned` hit (a reorg deeper than coinbase maturity,
+    /// [`AnomalyKind::OrphanedAfterMaturity`]), each once, in ledger order of the first hit.
+    /// Their credits stay final; the operator must look.
+    pub fn deep_reorgs(&self) -> Vec<BlockId> {
+        let mut out: Vec<BlockId> = Vec::new();
+        for a in &self.state.anomalies {
+            if let AnomalyKind::OrphanedAfterMaturity(id) = a.kind {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
     }
 
     /// Share statistics per worker, as of the latest event time.

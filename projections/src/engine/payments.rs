@@ -177,6 +177,15 @@ impl State {
         }
         self.open_payments = open;
     }
+
+    /// An open payment that pays address `a`, if any (the smallest id).
+    pub(super) fn open_payment_paying(&self, a: u32) -> Option<u64> {
+        self.open_payments
+            .by_address
+            .range((a, 0)..=(a, u64::MAX))
+            .next()
+            .map(|(_, id)| *id)
+    }
 }
 
 impl OpenPayments {

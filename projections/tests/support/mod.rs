@@ -117,6 +117,28 @@ pub fn prepared(id: u64, outputs: &[(&str, u64)]) -> Event {
     })
 }
 
+/// The txid the builders give payment `id`'s transaction.
+pub fn txid(id: u64) -> Txid {
+    block_id(1_000_000 + id)
+}
+
+/// Payment `id` signed: its transaction ([`txid`]) pays `fee`.
+pub fn signed(id: u64, fee: u64) -> Event {
+    Event::PaymentSigned(PaymentSigned {
+        payment_id: id,
+        txid: txid(id),
+        raw_tx: vec![0x02, 0x00, 0x00, 0x00, id as u8],
+        network_fee: Sats(fee),
+    })
+}
+
+pub fn failed_because(id: u64, reason: &str) -> Event {
+    Event::PaymentFailed(PaymentFailed {
+        payment_id: id,
+        reason: reason.into(),
+    })
+}
+
 pub fn sent(id: u64, fee: u64) -> Event {
     Event::PaymentSent(PaymentSent {
         payment_id: id,
