@@ -4,13 +4,14 @@
 mod support;
 
 use pool_core::event::{NetworkFeePayer, PayoutScheme};
-use pool_core::{Event, Target};
-use projections::{BlockStatus, Projection};
+use pool_core::{Event, Sats, Target};
+use projections::{BlockStatus, PaymentCheck, PaymentRefusal, Projection};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use support::*;
 
 const MINERS: [&str; 4] = ["m0", "m1", "m2", "m3"];
+const CONFLICT: &str = "conflicting spend confirmed: a conflicting spend of input 0";
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -46,12 +47,23 @@ enum Op {
         miner: usize,
         amount: u64,
     },
-    Sent {
+    Signed {
         payment: usize,
         fee: u64,
     },
+    /// `as_signed`: with the txid and fee of the payment's signing, when it has one.
+    Sent {
+        payment: usize,
+        fee: u64,
+        as_signed: bool,
+    },
     Confirm(usize),
-    Fail(usize),
+    /// `conflict`: with a reason that names a conflicting spend (the lane's rule for signed
+    /// and sent payments).
+    Fail {
+        payment: usize,
+        conflict: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -69,9 +81,36 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3u8, 0..1_000u16, any::<bool>())
             .prop_map(|(scheme, fee_bps, miners_pay)| Op::Rule { scheme, fee_bps, miners_pay }),
         1 => (0..MINERS.len(), 1..3_000_000u64).prop_map(|(miner, amount)| Op::Prepare { miner, amount }),
-        1 => (0..4usize, 0..5_000u64).prop_map(|(payment, fee)| Op::Sent { payment, fee }),
+        1 => (0..4usize, 0..5_000u64).prop_map(|(payment, fee)| Op::Signed { payment, fee }),
+        1 => (0..4usize, 0..5_000u64, any::<bool>())
+            .prop_map(|(payment, fee, as_signed)| Op::Sent { payment, fee, as_signed }),
         1 => (0..4usize).prop_map(Op::Confirm),
-        1 => (0..4usize).prop_map(Op::Fail),
+        1 => (0..4usize, any::<bool>()).prop_map(|(payment, conflict)| Op::Fail { payment, conflict }),
+    ]
+}
+
+/// Ops for the lane test: more maturities and payment steps, so payments get far.
+fn lane_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..MINERS.len(), 0..2u8, 1..=8u64)
+            .prop_map(|(miner, worker, weight)| Op::Share { miner, worker, weight: 2 * weight }),
+        3 => (1..5_000_000u64, 0..MINERS.len(), 0..5u32)
+            .prop_map(|(reward, finder, work_log2)| Op::Found { reward, finder, work_log2 }),
+        1 => (1..5_000_000u64, 0..MINERS.len(), 0..5u32)
+            .prop_map(|(reward, finder, work_log2)| Op::Candidate { reward, finder, work_log2 }),
+        1 => (0..8usize, any::<bool>()).prop_map(|(block, found)| Op::Verdict { block, found }),
+        1 => (0..8usize).prop_map(Op::Orphan),
+        1 => (0..8usize).prop_map(Op::Reinstate),
+        4 => (0..8usize).prop_map(Op::Mature),
+        1 => (0..3u8, 0..1_000u16, any::<bool>())
+            .prop_map(|(scheme, fee_bps, miners_pay)| Op::Rule { scheme, fee_bps, miners_pay }),
+        3 => (0..MINERS.len(), 1..3_000_000u64).prop_map(|(miner, amount)| Op::Prepare { miner, amount }),
+        3 => (0..4usize, 0..5_000u64).prop_map(|(payment, fee)| Op::Signed { payment, fee }),
+        3 => (0..4usize, 0..5_000u64, prop::bool::weighted(0.8))
+            .prop_map(|(payment, fee, as_signed)| Op::Sent { payment, fee, as_signed }),
+        2 => (0..4usize).prop_map(Op::Confirm),
+        2 => (0..4usize, prop::bool::weighted(0.8))
+            .prop_map(|(payment, conflict)| Op::Fail { payment, conflict }),
     ]
 }
 
@@ -90,31 +129,38 @@ fn scheme(n: u8) -> PayoutScheme {
     }
 }
 
-/// Turns ops into events; block and payment references pick among those that exist (the
-/// events may still not fit the state, e.g. a maturity of an orphaned block).
-fn events(ops: &[Op]) -> Vec<Event> {
-    let mut out = Vec::new();
-    let (mut blocks, mut payments, mut time) = (0u64, 0u64, 0u64);
-    // Per block: reward, finder and network target, so a verdict repeats its candidate's.
-    let mut params: Vec<(u64, usize, u32)> = Vec::new();
-    let pick = |i: usize, n: u64| (i as u64 % n) + 1;
-    for op in ops {
-        time += 7_000;
+/// Turns ops into events, one by one; block and payment references pick among those that
+/// exist (the events may still not fit the state, e.g. a maturity of an orphaned block).
+#[derive(Default)]
+struct EventMaker {
+    blocks: u64,
+    payments: u64,
+    time: u64,
+    /// Per block: reward, finder and network target, so a verdict repeats its candidate's.
+    params: Vec<(u64, usize, u32)>,
+    /// Per payment id: the network fee of its latest signing.
+    signed_fees: BTreeMap<u64, u64>,
+}
+
+impl EventMaker {
+    fn event(&mut self, op: &Op) -> Option<Event> {
+        let pick = |i: usize, n: u64| (i as u64 % n) + 1;
+        self.time += 7_000;
         let e = match op {
             Op::Share {
                 miner,
                 worker,
                 weight,
-            } => share(MINERS[*miner], &format!("w{worker}"), *weight, time),
+            } => share(MINERS[*miner], &format!("w{worker}"), *weight, self.time),
             Op::Found {
                 reward,
                 finder,
                 work_log2,
             } => {
-                blocks += 1;
-                params.push((*reward, *finder, *work_log2));
+                self.blocks += 1;
+                self.params.push((*reward, *finder, *work_log2));
                 found(
-                    blocks,
+                    self.blocks,
                     *reward,
                     MINERS[*finder],
                     target_with_work_pow2(*work_log2),
@@ -125,30 +171,30 @@ fn events(ops: &[Op]) -> Vec<Event> {
                 finder,
                 work_log2,
             } => {
-                blocks += 1;
-                params.push((*reward, *finder, *work_log2));
+                self.blocks += 1;
+                self.params.push((*reward, *finder, *work_log2));
                 candidate(
-                    blocks,
+                    self.blocks,
                     *reward,
                     MINERS[*finder],
                     target_with_work_pow2(*work_log2),
                 )
             }
-            Op::Verdict { block, found: true } if blocks > 0 => {
-                let n = pick(*block, blocks);
-                let (reward, finder, work_log2) = params[n as usize - 1];
+            Op::Verdict { block, found: true } if self.blocks > 0 => {
+                let n = pick(*block, self.blocks);
+                let (reward, finder, work_log2) = self.params[n as usize - 1];
                 found(n, reward, MINERS[finder], target_with_work_pow2(work_log2))
             }
             Op::Verdict {
                 block,
                 found: false,
-            } if blocks > 0 => {
-                let n = pick(*block, blocks);
-                rejected(n, "high-hash", MINERS[params[n as usize - 1].1])
+            } if self.blocks > 0 => {
+                let n = pick(*block, self.blocks);
+                rejected(n, "high-hash", MINERS[self.params[n as usize - 1].1])
             }
-            Op::Orphan(i) if blocks > 0 => orphaned(pick(*i, blocks)),
-            Op::Reinstate(i) if blocks > 0 => reinstated(pick(*i, blocks)),
-            Op::Mature(i) if blocks > 0 => matured(pick(*i, blocks)),
+            Op::Orphan(i) if self.blocks > 0 => orphaned(pick(*i, self.blocks)),
+            Op::Reinstate(i) if self.blocks > 0 => reinstated(pick(*i, self.blocks)),
+            Op::Mature(i) if self.blocks > 0 => matured(pick(*i, self.blocks)),
             Op::Rule {
                 scheme: s,
                 fee_bps,
@@ -162,20 +208,132 @@ fn events(ops: &[Op]) -> Vec<Event> {
                 rule(scheme(*s), *fee_bps, payer)
             }
             Op::Prepare { miner, amount } => {
-                payments += 1;
+                self.payments += 1;
                 prepared(
-                    payments,
+                    self.payments,
                     &[(MINERS[*miner], *amount), ("pool-fee", amount / 10)],
                 )
             }
-            Op::Sent { payment, fee } if payments > 0 => sent(pick(*payment, payments), *fee),
-            Op::Confirm(i) if payments > 0 => confirmed(pick(*i, payments)),
-            Op::Fail(i) if payments > 0 => failed(pick(*i, payments)),
-            _ => continue,
+            Op::Signed { payment, fee } if self.payments > 0 => {
+                let id = pick(*payment, self.payments);
+                self.signed_fees.insert(id, *fee);
+                signed(id, *fee)
+            }
+            Op::Sent {
+                payment,
+                fee,
+                as_signed,
+            } if self.payments > 0 => {
+                let id = pick(*payment, self.payments);
+                match self.signed_fees.get(&id) {
+                    Some(signed_fee) if *as_signed => sent(id, *signed_fee),
+                    _ => sent(id, *fee),
+                }
+            }
+            Op::Confirm(i) if self.payments > 0 => confirmed(pick(*i, self.payments)),
+            Op::Fail { payment, conflict } if self.payments > 0 => {
+                let id = pick(*payment, self.payments);
+                if *conflict {
+                    failed_because(id, CONFLICT)
+                } else {
+                    failed(id)
+                }
+            }
+            _ => return None,
         };
-        out.push(e);
+        Some(e)
     }
-    out
+}
+
+fn events(ops: &[Op]) -> Vec<Event> {
+    let mut maker = EventMaker::default();
+    ops.iter().filter_map(|op| maker.event(op)).collect()
+}
+
+/// The payment an event is about (`None`: not a payment event).
+fn payment_of(e: &Event) -> Option<u64> {
+    match e {
+        Event::PaymentPrepared(p) => Some(p.payment_id),
+        Event::PaymentSigned(p) => Some(p.payment_id),
+        Event::PaymentSent(p) => Some(p.payment_id),
+        Event::PaymentConfirmed(p) => Some(p.payment_id),
+        Event::PaymentFailed(p) => Some(p.payment_id),
+        _ => None,
+    }
+}
+
+/// A payment request as the payout process would make it from the projection's state, so most
+/// follow the state table and some do not: prepares to addresses with a payable balance, within
+/// it four times in five, with a reused id one time in seven; the other
+/// events for an open payment (or, one time in four, the latest payment), sent with the signed
+/// fee when `as_signed`. `None` for ops that are not payments.
+fn lane_request(p: &Projection, op: &Op) -> Option<Event> {
+    let target = |i: usize| {
+        let open = p.open_payments();
+        if !open.is_empty() && i % 4 != 3 {
+            return Some(open[i % open.len()].payment_id);
+        }
+        p.payments().last().map(|v| v.payment_id)
+    };
+    let e = match op {
+        Op::Prepare { miner, amount } => {
+            let id = match amount % 7 {
+                0 => p.next_payment_id().saturating_sub(1),
+                _ => p.next_payment_id(),
+            };
+            // Up to three of the addresses with something payable, from the miner's position.
+            let payable = p.payable_balances();
+            let outputs: Vec<(String, u64)> = if payable.is_empty() {
+                vec![(MINERS[*miner].to_string(), *amount)]
+            } else {
+                let k = 1 + *amount as usize % payable.len().min(3);
+                (0..k)
+                    .map(|j| &payable[(miner + j) % payable.len()])
+                    .map(|(a, have)| {
+                        let fits = 1 + amount % have.0;
+                        (a.0.clone(), if amount % 5 == 0 { *amount } else { fits })
+                    })
+                    .collect()
+            };
+            let outputs: Vec<(&str, u64)> = outputs.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+            prepared(id, &outputs)
+        }
+        Op::Signed { payment, fee } => signed(target(*payment)?, *fee),
+        Op::Sent {
+            payment,
+            fee,
+            as_signed,
+        } => {
+            let id = target(*payment)?;
+            let signed_fee = p
+                .open_payments()
+                .into_iter()
+                .find(|o| o.payment_id == id && o.raw_tx.is_some())
+                .map(|o| o.network_fee.0);
+            match signed_fee {
+                Some(f) if *as_signed => sent(id, f),
+                _ => sent(id, *fee),
+            }
+        }
+        Op::Confirm(i) => confirmed(target(*i)?),
+        Op::Fail { payment, conflict } => {
+            let id = target(*payment)?;
+            if *conflict {
+                failed_because(id, CONFLICT)
+            } else {
+                failed(id)
+            }
+        }
+        _ => return None,
+    };
+    Some(e)
+}
+
+fn is_payment_op(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Prepare { .. } | Op::Signed { .. } | Op::Sent { .. } | Op::Confirm(_) | Op::Fail { .. }
+    )
 }
 
 fn all_credits(p: &Projection) -> Vec<BTreeMap<pool_core::event::PayoutAddress, pool_core::Sats>> {
@@ -276,6 +434,64 @@ proptest! {
         prop_assert_eq!(a.blocks(), b.blocks());
         prop_assert_eq!(a.balances(), b.balances());
         prop_assert!(a.state_bytes().unwrap() == b.state_bytes().unwrap());
+    }
+
+    /// The payment lane: payment requests made from the state (`lane_request`) are applied only
+    /// when `check_payment` finds them valid, every other event as it comes. A valid event folds without an anomaly and is then a
+    /// repeat of itself at its sequence; a repeat names the payment's latest event; money is
+    /// conserved; no miner ever owes anything (only the fee address can, when the pool pays
+    /// network fees); no address is in two open payments.
+    #[test]
+    fn lane_checked_payments_fold_without_anomalies(ops in prop::collection::vec(lane_op(), 0..160)) {
+        let mut p = Projection::new(Default::default());
+        let mut maker = EventMaker::default();
+        let mut latest: BTreeMap<u64, (u64, Event)> = BTreeMap::new();
+        for op in &ops {
+            let made = if is_payment_op(op) {
+                lane_request(&p, op)
+            } else {
+                maker.event(op)
+            };
+            let Some(e) = made else { continue };
+            let seq = p.next_seq();
+            let Some(id) = payment_of(&e) else {
+                let refused = matches!(
+                    p.check_payment(&e),
+                    Err(PaymentRefusal::NotAPaymentEvent { .. })
+                );
+                prop_assert!(refused);
+                p.apply(seq, &e).unwrap();
+                continue;
+            };
+            match p.check_payment(&e) {
+                Ok(PaymentCheck::Valid) => {
+                    let anomalies = p.anomalies().len();
+                    p.apply(seq, &e).unwrap();
+                    prop_assert_eq!(p.anomalies().len(), anomalies, "{:?}", e);
+                    prop_assert_eq!(p.check_payment(&e), Ok(PaymentCheck::Repeat { seq }));
+                    latest.insert(id, (seq, e));
+                }
+                Ok(PaymentCheck::Repeat { seq: at }) => {
+                    prop_assert_eq!(latest.get(&id), Some(&(at, e)));
+                }
+                Err(_) => {}
+            }
+            assert_conserved(&p);
+            for (a, b) in p.balances() {
+                if MINERS.contains(&a.0.as_str()) {
+                    prop_assert_eq!(b.debt, Sats::ZERO, "{}", a);
+                }
+            }
+            let mut paid: Vec<_> = p
+                .open_payments()
+                .into_iter()
+                .flat_map(|o| o.outputs.into_iter().map(|o| o.address))
+                .collect();
+            let n = paid.len();
+            paid.sort();
+            paid.dedup();
+            prop_assert_eq!(paid.len(), n);
+        }
     }
 
     /// Splitting every share of weight 2w into two shares of w changes no credit under PPLNS
