@@ -58,14 +58,49 @@
 //! no share weight to split over (no shares in the window or round) pays its finder. So each
 //! block's credits sum to `reward - fee` exactly.
 //!
-//! Payments: `PaymentPrepared` moves each output from payable to in flight (a shortfall becomes
-//! debt, repaid first by later credits). `PaymentSent` books the network fee by the payer of the
-//! rule in force when the payment was prepared: `Pool` debits the fee address's payable balance
-//! (debt if short); `Miners` deducts it from the outputs with [`split::split_network_fee`] (any
-//! excess over the payment goes to the fee address). Booked fees sit in `Balance::network_fees`.
-//! `PaymentConfirmed` moves in flight to paid (net of deductions); `PaymentFailed` undoes the fee
-//! booking and returns the outputs to payable. Conservation: over all addresses, `immature +
-//! payable + in_flight + paid + network_fees - debt` equals the rewards of non-orphaned blocks.
+//! # Payments
+//! `PaymentPrepared` moves each output from payable to in flight (a shortfall becomes debt,
+//! repaid first by later credits). `PaymentSigned` records the wallet's signed transaction (its
+//! txid, raw bytes and network fee) and moves no money. `PaymentSent` books the network fee by
+//! the payer of the rule in force when the payment was prepared: `Pool` debits the fee address's
+//! payable balance (debt if short); `Miners` deducts it from the outputs with
+//! [`split::split_network_fee`] (any excess over the payment goes to the fee address). Booked
+//! fees sit in `Balance::network_fees`. `PaymentConfirmed` moves in flight to paid (net of
+//! deductions); `PaymentFailed` undoes the fee booking and returns the outputs to payable.
+//! Conservation: over all addresses, `immature + payable + in_flight + paid + network_fees -
+//! debt` equals the rewards of non-orphaned blocks.
+//!
+//! ## The payment state table: the fold and the lane
+//! The fold ([`Projection::apply`]) must read every ledger ever written, so it is lenient where
+//! ledgers written before `PaymentSigned` existed went another way; the payment lane's check
+//! ([`Projection::check_payment`]), which decides what may be appended now, is strict. An event
+//! the check finds valid always folds without an anomaly.
+//!
+//! | from | event | fold | lane (`check_payment`) |
+//! |---|---|---|---|
+//! | — | `PaymentPrepared` | amounts leave payable (a shortfall is debt); a known id is an anomaly | valid if it has outputs, none of zero amount, no address twice, each within its address's payable balance, no address in debt or in another open payment, and the id is new |
+//! | Prepared | `PaymentSigned` | txid, raw tx and fee recorded; no money moves | valid with a non-empty transaction |
+//! | Prepared | `PaymentSent` | fee booked (old ledgers) | refused: sign first |
+//! | Signed | `PaymentSent` | fee booked if txid and fee equal the signed ones, else an anomaly (`SentNotAsSigned`) and no change | valid only with the signed txid and fee |
+//! | Prepared | `PaymentConfirmed` | paid (old ledgers) | refused |
+//! | Sent | `PaymentConfirmed` | paid, net of deductions | valid only with the sent txid |
+//! | Prepared | `PaymentFailed` | amounts return | valid, any reason (nothing signed can be on the network) |
+//! | Signed or Sent | `PaymentFailed` | fee booking undone, amounts return | valid only with a reason starting [`CONFLICT_REASON_PREFIX`]: a conflicting spend of an input is final |
+//! | anything else | any payment event | an anomaly, no change | refused |
+//!
+//! A request equal to its payment's latest event exactly is
+//! [`PaymentCheck::Repeat`] with that event's sequence (an idempotent retry after a crash):
+//! nothing is appended. Every refusal is a [`PaymentRefusal`] whose message says why, naming the
+//! payment, the address and the amounts. The check costs `O(k log n)` for a prepare of `k`
+//! outputs and one lookup otherwise; it never walks all addresses or payments.
+//!
+//! The views for the payout process: [`Projection::payable_balances`],
+//! [`Projection::open_payments`] (with the signed bytes to broadcast again after a crash),
+//! [`Projection::next_payment_id`], [`Projection::expected_receipts`] (what each output must
+//! receive for a given network fee, exactly as the fold will book it) and
+//! [`Projection::deep_reorgs`]. The projection keeps a signed transaction's bytes only while its
+//! payment is open (the ledger keeps them for good), so snapshots do not grow with the history
+//! of payments.
 //!
 //! # Snapshots and odd events
 //! [`Projection::snapshot`] writes the state with bincode together with the sequence it reflects;
@@ -73,7 +108,8 @@
 //! ledger's tail from [`Projection::next_seq`] gives byte-identical state to a full replay.
 //! Events that do not fit the state (a maturity of an unknown block, an orphaning of a matured
 //! block, a confirmation of an unknown payment, ...) change nothing and are listed as
-//! [`Anomaly`]s, so a replay never stops on them.
+//! [`Anomaly`]s, so a replay never stops on them. A snapshot of another version
+//! ([`SNAPSHOT_VERSION`], 3 since payments are signed) is refused: rebuild it by a replay.
 //!
 //! # Statistics
 //! Shares, work and hashrate per worker, per address and for the pool over 1 minute, 1 hour and
