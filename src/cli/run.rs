@@ -134,6 +134,27 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
     })
 }
 
+/// The chain watcher's node and settings (`None` without a node: nothing to watch). Wiring:
+/// `payout::watcher::spawn(node, live, server.tips(), settings, shutdown)` before the server
+/// runs, and the returned handle awaited before the ledger is closed.
+pub fn watcher_settings(config: &Config) -> Option<(NodeClient, payout::watcher::WatcherSettings)> {
+    let NodeSettings::Rpc(n) = &config.node else {
+        return None;
+    };
+    let node = NodeClient::new(NodeEndpoint {
+        url: n.url.clone(),
+        auth: n.auth.clone(),
+        timeout: n.rpc_timeout,
+        longpoll_timeout: n.longpoll_timeout,
+    });
+    let settings = payout::watcher::WatcherSettings {
+        interval: n.watch_interval,
+        coinbase_maturity: u64::from(config.chain.coinbase_maturity),
+        max_retry_backoff: n.max_retry_backoff,
+    };
+    Some((node, settings))
+}
+
 /// Refuses a node that serves another chain and credentials the node refuses (a typo, not an
 /// outage), with the chain guard the job source and the submitter use; a node that is down is
 /// only a warning: the pool starts, and hands out no work until the guard's check passes.
