@@ -146,6 +146,7 @@ impl<A: Accounting, C: ChainSource> ChainWatcher<A, C> {
         let mut tips_open = true;
         let mut backoff = MIN_BACKOFF;
         let mut failing: Option<String> = None;
+        let mut caught_up = false;
         tracing::info!(
             interval_secs = self.settings.interval.as_secs(),
             coinbase_maturity = self.settings.coinbase_maturity,
@@ -163,7 +164,17 @@ impl<A: Accounting, C: ChainSource> ChainWatcher<A, C> {
             };
             self.report(&result);
             let retry_in = match result {
-                Ok(_) => {
+                Ok(outcome) => {
+                    if !caught_up {
+                        // Once per start: the ledger agrees with the node from here on.
+                        tracing::info!(
+                            tip_height = outcome.tip_height,
+                            blocks_watched = outcome.blocks_watched,
+                            recorded = outcome.recorded.len(),
+                            "chain watcher caught up with the node"
+                        );
+                        caught_up = true;
+                    }
                     if failing.take().is_some() {
                         tracing::info!("chain watcher: the check succeeds again");
                     }
