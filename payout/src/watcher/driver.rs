@@ -1,12 +1,13 @@
 //! The chain watcher's task: reads the node's best chain, plans with [`super::plan`], appends
 //! the events through [`Accounting`] and reports a [`ChainStatus`].
 //!
-//! One check: the tip (height and id, read together), the watched blocks from the accounting,
-//! the best chain's block at each of their heights, then the tip again. If the tip moved in
-//! between (or a height vanished), the reads may mix two chains, so nothing is planned from them
-//! and the check starts over (a few times, then it fails and is retried later). Nothing is
-//! cached from one check to the next: a tip id that comes back (`invalidateblock` then
-//! `reconsiderblock`) must not bring back ids read from another chain.
+//! One check: the genesis block (a node of another chain is compared with nothing), the tip
+//! (height and id, read together), the watched blocks from the accounting, the best chain's
+//! block at each of their heights, then the tip again. If the tip moved in between (or a height
+//! vanished), the reads may mix two chains, so nothing is planned from them and the check starts
+//! over (a few times, then it fails and is retried later). Nothing is cached from one check to
+//! the next: a tip id that comes back (`invalidateblock` then `reconsiderblock`) must not bring
+//! back ids read from another chain.
 //!
 //! Checks run at start, every `interval`, and on every new tip the Stratum job source sees. A
 //! failing check (node down or slow, ledger refusing) is logged once per distinct error, shown
@@ -80,6 +81,15 @@ pub enum WatchError {
     Unsettled(u32),
     #[error("cannot record the chain watcher's events: {0}")]
     Append(String),
+    #[error(
+        "the node serves another chain (its genesis block is {}, the configured chain's {expected}): \
+         nothing is compared with it",
+        got.map_or("missing".to_owned(), |g| g.to_string())
+    )]
+    WrongChain {
+        expected: BlockId,
+        got: Option<BlockId>,
+    },
 }
 
 /// What one successful check saw and recorded.
@@ -183,15 +193,20 @@ impl<A: Accounting, C: ChainSource> ChainWatcher<A, C> {
                 }
                 Err(e) => {
                     let message = e.to_string();
-                    if failing.as_deref() != Some(message.as_str()) {
-                        tracing::warn!(
-                            "chain watcher: check failed ({message}); found blocks are compared \
-                             again once it succeeds, retrying with backoff up to {} s \
-                             (Stratum keeps serving)",
-                            self.settings.max_retry_backoff.as_secs()
+                    let backoff_secs = self.settings.max_retry_backoff.as_secs();
+                    if failing.as_deref() == Some(message.as_str()) {
+                        tracing::debug!("chain watcher: check failed again: {message}");
+                    } else if matches!(e, WatchError::WrongChain { .. }) {
+                        tracing::error!(
+                            "chain watcher: {message}; checking again with backoff up to \
+                             {backoff_secs} s"
                         );
                     } else {
-                        tracing::debug!("chain watcher: check failed again: {message}");
+                        tracing::warn!(
+                            "chain watcher: check failed ({message}); found blocks are compared \
+                             once a check succeeds, the next one after a backoff of up to \
+                             {backoff_secs} s (Stratum keeps serving)"
+                        );
                     }
                     failing = Some(message);
                     let wait = backoff;
@@ -222,6 +237,12 @@ impl<A: Accounting, C: ChainSource> ChainWatcher<A, C> {
     /// with one tip.
     async fn observe(&mut self) -> Result<Observed, WatchError> {
         let maturity = self.settings.coinbase_maturity;
+        if let Some(expected) = self.settings.genesis {
+            let got = self.chain.block_at(0).await?;
+            if got != Some(expected) {
+                return Err(WatchError::WrongChain { expected, got });
+            }
+        }
         for attempt in 1..=CHECK_ATTEMPTS {
             let (tip_height, tip) = self.chain.tip().await?;
             let blocks = self
@@ -548,6 +569,7 @@ mod tests {
             interval: Duration::from_secs(3_600),
             coinbase_maturity: MATURITY,
             max_retry_backoff: Duration::from_secs(8),
+            genesis: Some(id(0, 0)),
         }
     }
 
@@ -589,7 +611,8 @@ mod tests {
         // A block the reorg keeps, so the retry has a height to read before the pool's.
         events.splice(0..0, found(id(3, 0), 3));
         let accounting = FakeAccounting::new(events);
-        node.with(|s| s.reorg_after = Some((2, branch(13, 5, 1))));
+        // Reads: genesis, height 3, height 10 (then the reorg lands).
+        node.with(|s| s.reorg_after = Some((3, branch(13, 5, 1))));
         let outcome = watcher(&node, &accounting).check().await.unwrap();
         assert_eq!(outcome.tip, id(13, 1));
         assert_eq!(
@@ -600,7 +623,8 @@ mod tests {
             })]
         );
         assert_eq!(accounting.status_of(id(3, 0)), BlockStatus::Immature);
-        assert!(node.with(|s| s.reads) >= 4, "read again after the move");
+        // Genesis once, then heights 3 and 10 twice.
+        assert_eq!(node.with(|s| s.reads), 5, "read again after the move");
     }
 
     #[tokio::test]
@@ -615,6 +639,20 @@ mod tests {
         );
         assert_eq!(accounting.state.lock().unwrap().1, 2, "nothing appended");
         assert!(accounting.last_status().last_error.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_node_of_another_chain_is_compared_with_nothing() {
+        // Another chain: the pool's block is not at its height, yet nothing is orphaned.
+        let mut other = branch(12, 12, 0);
+        other.iter_mut().for_each(|b| b.0[30] = 5);
+        let node = Arc::new(FakeNode::new(other));
+        let accounting = FakeAccounting::new(found(id(10, 0), 10));
+        let err = watcher(&node, &accounting).check().await.unwrap_err();
+        assert!(matches!(err, WatchError::WrongChain { .. }), "{err}");
+        assert!(err.to_string().contains("another chain"));
+        assert_eq!(accounting.status_of(id(10, 0)), BlockStatus::Immature);
+        assert_eq!(accounting.state.lock().unwrap().1, 2, "nothing appended");
     }
 
     #[tokio::test(start_paused = true)]

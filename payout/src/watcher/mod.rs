@@ -58,6 +58,9 @@ pub struct WatcherSettings {
     /// Longest wait between retries while the node (or the ledger) fails
     /// (`[node] max_retry_backoff_secs`).
     pub max_retry_backoff: Duration,
+    /// The chain's genesis block: a node whose block 0 is another is serving another chain, and
+    /// nothing is compared with it (`None`: not checked).
+    pub genesis: Option<pool_core::BlockId>,
 }
 
 impl Default for WatcherSettings {
@@ -66,6 +69,7 @@ impl Default for WatcherSettings {
             interval: Duration::from_secs(10),
             coinbase_maturity: 100,
             max_retry_backoff: Duration::from_secs(30),
+            genesis: None,
         }
     }
 }
