@@ -108,6 +108,9 @@ longpoll_timeout_secs = 120
 refresh_secs = 30
 # While the node is down, retry with a backoff of at most this long.
 max_retry_backoff_secs = 30
+# The chain watcher compares found blocks with the node's best chain at every new tip and at
+# least this often (orphaned, reinstated, matured blocks are recorded in the ledger).
+watch_interval_secs = 10
 # A found block is recorded first, then submitted until the node judges it; retries back off
 # up to this long, and each one looks the block up first (a timed-out submit may have landed).
 submit_retry_max_secs = 5

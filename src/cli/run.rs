@@ -1,6 +1,6 @@
-//! `obtc-pool run --config FILE`: start the pool (ledger, job source, Stratum server) and serve
-//! until Ctrl-C or SIGTERM; then stop accepting, let in-flight appends finish, flush the ledger
-//! and exit 0.
+//! `obtc-pool run --config FILE`: start the pool (ledger, job source, Stratum server, chain
+//! watcher) and serve until Ctrl-C or SIGTERM; then stop accepting, let in-flight appends
+//! finish, flush the ledger and exit 0.
 //!
 //! Before serving miners it records the configured payout rule in the ledger (a durable
 //! `PayoutRuleSet`) unless the rule recorded last is the same, so every block found from now on
@@ -134,6 +134,28 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
     })
 }
 
+/// The chain watcher's node and settings (`None` without a node: nothing to watch). Wiring:
+/// `payout::watcher::spawn(node, live, server.tips(), settings, shutdown)` before the server
+/// runs, and the returned handle awaited before the ledger is closed.
+pub fn watcher_settings(config: &Config) -> Option<(NodeClient, payout::watcher::WatcherSettings)> {
+    let NodeSettings::Rpc(n) = &config.node else {
+        return None;
+    };
+    let node = NodeClient::new(NodeEndpoint {
+        url: n.url.clone(),
+        auth: n.auth.clone(),
+        timeout: n.rpc_timeout,
+        longpoll_timeout: n.longpoll_timeout,
+    });
+    let settings = payout::watcher::WatcherSettings {
+        interval: n.watch_interval,
+        coinbase_maturity: u64::from(config.chain.coinbase_maturity),
+        max_retry_backoff: n.max_retry_backoff,
+        genesis: Some(config.chain.genesis),
+    };
+    Some((node, settings))
+}
+
 /// Refuses a node that serves another chain and credentials the node refuses (a typo, not an
 /// outage), with the chain guard the job source and the submitter use; a node that is down is
 /// only a warning: the pool starts, and hands out no work until the guard's check passes.
@@ -191,7 +213,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let shutdown = CancellationToken::new();
     let signals = tokio::spawn(wait_for_signal(signals, shutdown.clone()));
+    let watcher = watcher_settings(&config).map(|(node, settings)| {
+        let accounting = Arc::new(super::chain_watch::LedgerAccounting::new(
+            ledger.clone(),
+            projections::ProjectionConfig {
+                coinbase_maturity: settings.coinbase_maturity,
+            },
+        ));
+        payout::watcher::spawn(node, accounting, server.tips(), settings, shutdown.clone())
+    });
     server.run(shutdown).await;
+    // The watcher may be inside an append: the ledger closes after it.
+    if let Some(watcher) = watcher {
+        if let Err(e) = watcher.await {
+            tracing::error!("the chain watcher task failed: {e}");
+        }
+    }
     signals.abort();
     ledger.close().await;
     tracing::info!("ledger flushed; bye");

@@ -27,6 +27,9 @@ pub struct RpcNodeSettings {
     pub refresh_interval: Duration,
     /// Longest wait between retries while the node is down.
     pub max_retry_backoff: Duration,
+    /// The chain watcher compares the found blocks with the node's best chain this often, on
+    /// top of every new tip (`watch_interval_secs`).
+    pub watch_interval: Duration,
     /// How block submissions retry, wait at a stop, and give up.
     pub submit: stratum::server::submit::SubmitSettings,
     /// More nodes each found block is also sent to: `(url, auth)`.
@@ -54,6 +57,8 @@ pub(super) struct RawNode {
     refresh_secs: u64,
     #[serde(default = "default_max_backoff")]
     max_retry_backoff_secs: u64,
+    #[serde(default = "default_watch_interval")]
+    watch_interval_secs: u64,
     #[serde(default = "default_submit_retry_max")]
     submit_retry_max_secs: u64,
     #[serde(default = "default_submit_shutdown_wait")]
@@ -90,6 +95,9 @@ fn default_refresh() -> u64 {
 }
 fn default_max_backoff() -> u64 {
     30
+}
+fn default_watch_interval() -> u64 {
+    10
 }
 fn default_submit_retry_max() -> u64 {
     5
@@ -147,6 +155,7 @@ pub(super) fn node_settings(raw: RawNode, base: &Path) -> Result<NodeSettings, P
                 longpoll_timeout: secs("node.longpoll_timeout_secs", raw.longpoll_timeout_secs)?,
                 refresh_interval: secs("node.refresh_secs", raw.refresh_secs)?,
                 max_retry_backoff: secs("node.max_retry_backoff_secs", raw.max_retry_backoff_secs)?,
+                watch_interval: secs("node.watch_interval_secs", raw.watch_interval_secs)?,
                 submit,
                 submit_also,
             })))
@@ -200,5 +209,30 @@ mod tests {
         );
         let c = Config::parse(&text, Path::new(".")).unwrap();
         assert_eq!(c.node, NodeSettings::Synthetic);
+    }
+
+    fn rpc(c: &Config) -> &RpcNodeSettings {
+        match &c.node {
+            NodeSettings::Rpc(n) => n,
+            other => panic!("expected an RPC node, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_watch_interval_defaults_to_ten_seconds_and_must_be_positive() {
+        let c = Config::parse(&minimal(""), Path::new(".")).unwrap();
+        assert_eq!(rpc(&c).watch_interval, Duration::from_secs(10));
+        let text = minimal("").replace(
+            "password = \"p\"\n",
+            "password = \"p\"\nwatch_interval_secs = 3\n",
+        );
+        let c = Config::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(rpc(&c).watch_interval, Duration::from_secs(3));
+        let text = minimal("").replace(
+            "password = \"p\"\n",
+            "password = \"p\"\nwatch_interval_secs = 0\n",
+        );
+        let (key, _) = crate::config::tests::problem(&text);
+        assert_eq!(key, "node.watch_interval_secs");
     }
 }

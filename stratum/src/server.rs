@@ -17,7 +17,7 @@ use crate::ban::{format_utc, BanStore};
 use crate::flood::FloodConfig;
 use crate::job::{JobBook, JobConfig};
 use crate::session::SessionConfig;
-use job_source::{JobSource, TemplateSource};
+use job_source::{ChainTip, JobSource, TemplateSource};
 use ledger::Ledger;
 use node_rpc::NodeClient;
 use pool_core::event::BlockCandidate;
@@ -88,6 +88,8 @@ pub struct Server {
     notify_listener: Option<TcpListener>,
     /// Candidates an earlier run left open, resolved once the server runs.
     open_candidates: Vec<BlockCandidate>,
+    /// The job source's view of the node's best block ([`Server::tips`]).
+    tips: watch::Sender<Option<ChainTip>>,
 }
 
 /// State shared by the connection tasks.
@@ -234,6 +236,7 @@ impl Server {
             listener,
             notify_listener,
             open_candidates: Vec::new(),
+            tips: watch::channel(None).0,
         })
     }
 
@@ -246,6 +249,13 @@ impl Server {
     /// The pool's ban store (for the operator's admin calls).
     pub fn bans(&self) -> Arc<BanStore> {
         Arc::clone(&self.config.bans)
+    }
+
+    /// Changes whenever a template builds on a new block (from the long poll, `obtc-pool
+    /// notify`, the refresh, or a block the pool found): the chain watcher checks then. The
+    /// sender ends with the job source, when the server stops.
+    pub fn tips(&self) -> watch::Receiver<Option<ChainTip>> {
+        self.tips.subscribe()
     }
 
     /// The address miners connect to.
@@ -317,6 +327,7 @@ impl Server {
             matrices: MatrixCache::new(4),
             jobs: jobs_tx,
             refetch: refetch_rx,
+            tips: self.tips,
             shutdown: shutdown.clone(),
         };
         tasks.spawn(source.run());

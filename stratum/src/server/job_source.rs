@@ -7,6 +7,9 @@
 //! block. While the node is down or slow the task retries with a capped exponential backoff and
 //! miners keep working on the last job; it never ends the pool.
 //!
+//! Every template whose previous block is new also moves the [`ChainTip`] watch channel, so the
+//! chain watcher (in the payout crate) checks the found blocks right after each new block.
+//!
 //! No template is used before the [`ChainGuard`] has seen the node serve the configured chain:
 //! at start, after any failed call, and once per refresh interval. A node found serving another
 //! chain gets its jobs withdrawn (an empty book: shares for earlier jobs are then refused as
@@ -16,6 +19,7 @@ use super::chain_guard::{ChainCheckError, ChainGuard};
 use crate::job::{BlockTemplate, JobBook, JobConfig};
 use node_rpc::{NodeClient, NodeError};
 use pool_core::pow::MatrixCache;
+use pool_core::BlockId;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +46,14 @@ pub struct NodeSource {
     pub guard: Arc<ChainGuard>,
 }
 
+/// The node's best block as the job source last saw it: the previous block of its newest
+/// template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    pub height: u64,
+    pub block_id: BlockId,
+}
+
 /// Everything the job source task needs.
 pub struct JobSource {
     pub source: TemplateSource,
@@ -51,6 +63,8 @@ pub struct JobSource {
     pub jobs: watch::Sender<Arc<JobBook>>,
     /// Local "fetch a new template now" triggers (notify listener, found blocks).
     pub refetch: mpsc::Receiver<()>,
+    /// Moved whenever a template builds on a block not seen before (`None` until the first).
+    pub tips: watch::Sender<Option<ChainTip>>,
     pub shutdown: CancellationToken,
 }
 
@@ -221,6 +235,7 @@ impl JobSource {
                     tracing::debug!(height = job.height, job = job.id, "template refreshed");
                 }
                 self.jobs.send_replace(Arc::new(book.clone()));
+                self.announce_tip(&template);
                 template.longpollid
             }
             Err(e) => {
@@ -228,6 +243,25 @@ impl JobSource {
                 None
             }
         }
+    }
+
+    /// Moves the tip channel if `template` builds on another block than the last one did (a
+    /// refreshed template on the same block, or a rebuilt book, changes nothing).
+    fn announce_tip(&self, template: &BlockTemplate) {
+        let Ok(block_id) = BlockId::from_display_hex(&template.previousblockhash) else {
+            return;
+        };
+        let tip = ChainTip {
+            height: template.height.saturating_sub(1),
+            block_id,
+        };
+        self.tips.send_if_modified(|current| {
+            let new = *current != Some(tip);
+            if new {
+                *current = Some(tip);
+            }
+            new
+        });
     }
 }
 
@@ -270,4 +304,66 @@ pub fn synthetic_template() -> Value {
         "mintime": 1_700_000_000u32,
         "height": 1_000u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::chain::ChainParams;
+
+    fn source() -> (JobSource, watch::Receiver<Option<ChainTip>>) {
+        let chain = ChainParams::by_name("bsv-regtest").unwrap();
+        let payout =
+            pool_core::address::parse_payout_address("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX", chain)
+                .unwrap();
+        let (tips, tips_rx) = watch::channel(None);
+        let source = JobSource {
+            source: TemplateSource::Synthetic,
+            job_config: JobConfig::new(chain, b"/test/", payout.script_pubkey),
+            matrices: MatrixCache::new(1),
+            jobs: watch::channel(Arc::new(JobBook::default())).0,
+            refetch: mpsc::channel(1).1,
+            tips,
+            shutdown: CancellationToken::new(),
+        };
+        (source, tips_rx)
+    }
+
+    fn template(prev_byte: u8, height: u64, time: u32) -> Value {
+        let mut t = synthetic_template();
+        t["previousblockhash"] = Value::String(format!("{:064x}", prev_byte));
+        t["height"] = Value::from(height);
+        t["curtime"] = Value::from(time);
+        t
+    }
+
+    #[test]
+    fn the_tip_moves_once_per_new_previous_block() {
+        let (source, mut tips) = source();
+        let mut book = JobBook::default();
+        assert_eq!(*tips.borrow_and_update(), None);
+        source.publish(&mut book, template(0xaa, 1_000, 1));
+        assert!(tips.has_changed().unwrap());
+        let tip = tips.borrow_and_update().unwrap();
+        assert_eq!(tip.height, 999);
+        assert_eq!(tip.block_id.to_display_hex(), format!("{:064x}", 0xaa));
+        // New transactions on the same block: no new tip.
+        source.publish(&mut book, template(0xaa, 1_000, 2));
+        assert!(!tips.has_changed().unwrap());
+        // A rebuilt book (the node served another chain for a while) on the same block: none.
+        let mut rebuilt = JobBook::default();
+        source.publish(&mut rebuilt, template(0xaa, 1_000, 3));
+        assert!(!tips.has_changed().unwrap());
+        // A new block, and a reorg to a block at the same height: each is a new tip.
+        source.publish(&mut book, template(0xbb, 1_001, 4));
+        assert_eq!(tips.borrow_and_update().unwrap().height, 1_000);
+        source.publish(&mut book, template(0xcc, 1_001, 5));
+        assert!(tips.has_changed().unwrap());
+        // A template the pool cannot use moves nothing.
+        let mut bad = template(0xdd, 1_002, 6);
+        bad["bits"] = Value::String("zz".into());
+        tips.borrow_and_update();
+        source.publish(&mut book, bad);
+        assert!(!tips.has_changed().unwrap());
+    }
 }
