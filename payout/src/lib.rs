@@ -5,3 +5,4 @@
 //! It runs apart from accounting, so a broken payment path never stops share accounting.
 
 pub mod api;
+pub mod payer;
