@@ -3,5 +3,6 @@
 pub mod init;
 pub mod ledger;
 pub mod notify;
+pub mod payout;
 pub mod replay;
 pub mod run;
