@@ -2,8 +2,9 @@
 //! trait ([`PoolApi`]), and the HTTP client that calls them with the bearer token.
 
 use crate::api::{
-    AppendReply, PayoutReport, PayoutState, ERR_REFUSED, ERR_UNAUTHORIZED, ERR_UNAVAILABLE,
-    METHOD_PAYMENT_APPEND, METHOD_PAYOUT_REPORT, METHOD_PAYOUT_STATE,
+    AppendReply, PayoutReport, PayoutState, PoolStatus, ERR_REFUSED, ERR_UNAUTHORIZED,
+    ERR_UNAVAILABLE, METHOD_PAYMENT_APPEND, METHOD_PAYOUT_REPORT, METHOD_PAYOUT_STATE,
+    METHOD_POOL_STATUS,
 };
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
@@ -63,6 +64,12 @@ impl PoolRpcClient {
             timeout,
             client: Mutex::new(None),
         }
+    }
+
+    /// `pool_status`: ledger head, chain watcher, the payout process's last report, anomalies.
+    pub async fn pool_status(&self) -> Result<PoolStatus, PoolApiError> {
+        self.call(METHOD_POOL_STATUS, jsonrpsee::rpc_params![])
+            .await
     }
 
     fn client(&self) -> Result<HttpClient, PoolApiError> {
