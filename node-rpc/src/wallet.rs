@@ -16,7 +16,12 @@
 //! - `sendrawtransaction` of a transaction the node already has: BSV answers -27 "Transaction
 //!   already in the mempool" and, once mined, -26 "257: txn-already-known"; Core answers
 //!   "transaction already in block chain" (-27) or, in newer versions, "Transaction outputs
-//!   already in utxo set". All are [`Broadcast::AlreadyKnown`].
+//!   already in utxo set". All are [`Broadcast::AlreadyKnown`]. Refusals stay errors (BSV:
+//!   -26 "256: absurdly-high-fee", -26 "258: txn-mempool-conflict", -25 "Missing inputs").
+//! - a transaction whose input another one spent in the chain (measured on BSV 1.0.13, a real
+//!   competing branch): `gettransaction` shows `confirmations: -N` (the conflicting spend is N
+//!   blocks deep) and `walletconflicts` names the other txid; a rebroadcast is -25 "Missing
+//!   inputs".
 
 use crate::amount::{de_opt_signed_sats, de_sats, de_signed_sats, format_coins};
 use crate::{NodeClient, NodeEndpoint, NodeError};
