@@ -18,6 +18,12 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run the payout process: pay due balances through the node's wallet, recording every
+    /// step through the pool's RPC (a process of its own beside `run`).
+    Payout {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print a commented example configuration.
     Init {
         #[arg(long, value_enum, default_value = "regtest")]
@@ -39,6 +45,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => cli::run::run(&config),
+        Command::Payout { config } => cli::payout::run(&config),
         Command::Init { network, pow } => cli::init::run(network, pow),
         Command::Notify { config } => cli::notify::run(&config),
         Command::Ledger(cmd) => cli::ledger::run(cmd),

@@ -1,11 +1,20 @@
 //! The node client shared by the Stratum server, the chain watcher and the payout process:
 //! bitcoind-family JSON-RPC over HTTP (getblocktemplate with long polling,
 //! submitblock, getblockheader, getblockchaininfo, getblockcount, getblockhash, getblock,
-//! validateaddress).
+//! validateaddress), and the wallet calls of the payout process ([`WalletClient`], in
+//! [`wallet`]; amounts exactly as satoshis, in [`amount`]).
 //!
 //! The nodes (Bitcoin SV, Litecoin Core, oBTC's Bitcoin Core code base) answer JSON-RPC 1.0
 //! style and send large replies chunked; `jsonrpc`'s `minreq_http` transport reads both. That
 //! transport is blocking, so every call runs on tokio's blocking pool, never on a worker thread.
+
+pub mod amount;
+pub mod wallet;
+
+pub use wallet::{
+    AddressCheck, Broadcast, FundedTx, SignMethod, SignedTx, TxOutInfo, Unspent, WalletClient,
+    WalletEntry, WalletTx,
+};
 
 use serde::de::DeserializeOwned;
 use serde::Deserialize;

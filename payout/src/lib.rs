@@ -5,4 +5,5 @@
 //! It runs apart from accounting, so a broken payment path never stops share accounting.
 
 pub mod api;
+pub mod payer;
 pub mod watcher;

@@ -189,15 +189,51 @@ fee_bps = 0
 # Who bears a payment transaction's network fee: "pool" (booked against the fee address) or
 # "miners" (deducted from the paid amounts in proportion).
 network_fee_payer = "pool"
+# The payout process (`obtc-pool payout --config THIS_FILE`, a process of its own) pays every
+# address whose payable balance reaches min_payment (satoshis; at least the dust limit, 546),
+# up to max_outputs outputs per transaction, every interval_secs.
+min_payment = 1000000
+max_outputs = 100
+interval_secs = 600
+# A payment is final (PaymentConfirmed) at this depth; a payment whose input was spent by a
+# conflicting transaction fails only once that one is this deep.
+confirmations = 6
+# Spending guard (satoshis): a run that would pay more than max_per_run, or bring the last 24
+# hours above max_per_day, pauses payouts and says so, so a bug can never empty the wallet.
+max_per_run = 10000000000
+max_per_day = 100000000000
 
 [ledger]
 # The append-only event ledger (relative paths are relative to this file).
 data_dir = "data/ledger"
 
+[wallet]
+# The node wallet the payout process pays from (the pool itself never uses it). Coinbases pay
+# pool.payout_address, which must be an address of this wallet.
+url = "http://127.0.0.1:{rpc_port}"
+user = "obtc"
+password = "obtcpass"
+# cookie_file = "/home/me/.bitcoin/.cookie"
+# A named wallet (Bitcoin Core's multiwallet: calls go to /wallet/NAME); Bitcoin SV has one
+# wallet, served without a name (or as "wallet.dat").
+# wallet = "pool"
+rpc_timeout_secs = 30
+
 [notify]
 # Loopback listener for `obtc-pool notify --config THIS_FILE`; wire that command to the
 # node's -blocknotify so new blocks reach miners without waiting for the long poll.
 listen = "127.0.0.1:3334"
+
+[rpc]
+# The pool's JSON-RPC server (HTTP and WebSocket on one port): the payout process reads the
+# payout state and appends its payment events here. Without this section the server is off.
+# Loopback only: the server has no TLS of its own, so a non-loopback address is refused; to
+# reach it from elsewhere, put a TLS proxy in front of this port.
+listen = "127.0.0.1:8339"
+# Calls that append events need `Authorization: Bearer TOKEN` with this file's contents.
+# Created with mode 0600 and a random token at the first start if missing (default: rpc.token
+# in the ledger's data_dir).
+# token_file = "data/ledger/rpc.token"
 "#,
         name = chain.name,
         pow = chain.pow.name(),
@@ -275,6 +311,34 @@ mod tests {
         let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
         assert_eq!(config.stratum.flood, stratum::flood::FloodConfig::default());
         assert_eq!(config.stratum.bans, stratum::ban::BanConfig::default());
+    }
+
+    #[test]
+    fn example_rpc_section_is_on_loopback_with_the_default_token_file() {
+        let chain = preset(Network::Regtest, Pow::Sha256d).params();
+        let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
+        let rpc = config.rpc.unwrap();
+        assert_eq!(
+            rpc.listen,
+            crate::config::DEFAULT_RPC_LISTEN.parse().unwrap()
+        );
+        assert_eq!(
+            rpc.token_file,
+            Path::new("/tmp/data/ledger").join(crate::config::DEFAULT_TOKEN_FILE)
+        );
+    }
+
+    #[test]
+    fn example_wallet_and_payment_keys_load() {
+        let chain = preset(Network::Regtest, Pow::Sha256d).params();
+        let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
+        let wallet = config.wallet.unwrap();
+        assert_eq!(wallet.url, "http://127.0.0.1:18332");
+        assert!(wallet.wallet.is_none());
+        assert_eq!(config.payout.min_payment, pool_core::Sats(1_000_000));
+        assert_eq!(config.payout.confirmations, 6);
+        assert_eq!(config.payout.max_per_run, pool_core::Sats(10_000_000_000));
+        assert_eq!(config.payout.max_per_day, pool_core::Sats(100_000_000_000));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -331,13 +331,13 @@ pub fn describe_rule(rule: &PayoutRule) -> String {
 /// SIGINT (Ctrl-C) and SIGTERM handlers, installed before the pool listens: a signal that
 /// arrives as soon as miners (or a test) can connect must stop the pool cleanly, not kill it by
 /// the default action.
-struct ShutdownSignals {
+pub(crate) struct ShutdownSignals {
     interrupt: Option<tokio::signal::unix::Signal>,
     terminate: Option<tokio::signal::unix::Signal>,
 }
 
 impl ShutdownSignals {
-    fn install() -> ShutdownSignals {
+    pub(crate) fn install() -> ShutdownSignals {
         use tokio::signal::unix::{signal, SignalKind};
         let listen = |kind: SignalKind, name: &str| match signal(kind) {
             Ok(s) => Some(s),
@@ -362,7 +362,7 @@ async fn recv_or_never(signal: Option<&mut tokio::signal::unix::Signal>) {
     }
 }
 
-async fn wait_for_signal(mut signals: ShutdownSignals, shutdown: CancellationToken) {
+pub(crate) async fn wait_for_signal(mut signals: ShutdownSignals, shutdown: CancellationToken) {
     tokio::select! {
         _ = recv_or_never(signals.interrupt.as_mut()) => tracing::info!("Ctrl-C: shutting down"),
         _ = recv_or_never(signals.terminate.as_mut()) => tracing::info!("SIGTERM: shutting down"),

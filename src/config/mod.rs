@@ -13,21 +13,27 @@ mod node;
 mod notify;
 mod payout;
 mod pool;
+mod rpc;
 mod stratum;
+mod wallet;
 
 pub use self::ledger::LedgerSettings;
 pub use self::node::{NodeSettings, RpcNodeSettings};
 pub use self::notify::NotifySettings;
 pub use self::payout::PayoutSettings;
 pub use self::pool::{ExtraAmount, ExtraOutput, PoolSettings};
+pub use self::rpc::{RpcSettings, DEFAULT_RPC_LISTEN, DEFAULT_TOKEN_FILE};
 pub use self::stratum::{StratumSettings, VardiffSettings};
+pub use self::wallet::WalletSettings;
 
 use self::ledger::{ledger_settings, RawLedger};
 use self::node::{node_settings, RawNode};
 use self::notify::{notify_settings, RawNotify};
 use self::payout::{payout_settings, RawPayout};
 use self::pool::{pool_settings, RawPool};
+use self::rpc::{rpc_settings, RawRpc};
 use self::stratum::{stratum_settings, RawStratum};
+use self::wallet::{wallet_settings, RawWallet};
 use pool_core::chain::{Chain, ChainParams};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -42,8 +48,12 @@ pub struct Config {
     pub stratum: StratumSettings,
     pub pool: PoolSettings,
     pub ledger: LedgerSettings,
+    /// `None` without a `[wallet]` section: the payout process refuses to start.
+    pub wallet: Option<WalletSettings>,
     pub notify: NotifySettings,
     pub payout: PayoutSettings,
+    /// `None` without an `[rpc]` section: no JSON-RPC server (and so no payout process).
+    pub rpc: Option<RpcSettings>,
 }
 
 /// Why a configuration could not be loaded.
@@ -78,10 +88,12 @@ struct RawConfig {
     stratum: RawStratum,
     pool: RawPool,
     ledger: RawLedger,
+    wallet: Option<RawWallet>,
     #[serde(default)]
     notify: RawNotify,
     #[serde(default)]
     payout: RawPayout,
+    rpc: Option<RawRpc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,15 +145,25 @@ impl Config {
         let pool = pool_settings(raw.pool, chain)?;
         let payout = payout_settings(raw.payout, chain, &pool)?;
         let ledger = ledger_settings(raw.ledger, base);
+        let wallet = match raw.wallet {
+            Some(w) => Some(wallet_settings(w, base)?),
+            None => None,
+        };
         let notify = notify_settings(raw.notify)?;
+        let rpc = match raw.rpc {
+            Some(r) => Some(rpc_settings(r, base, &ledger.data_dir)?),
+            None => None,
+        };
         Ok(Config {
             chain,
             node,
             stratum,
             pool,
             ledger,
+            wallet,
             notify,
             payout,
+            rpc,
         })
     }
 

@@ -167,7 +167,7 @@ pub(super) fn node_settings(raw: RawNode, base: &Path) -> Result<NodeSettings, P
     }
 }
 
-fn check_node_url(key: &'static str, url: &str) -> Result<(), ParseError> {
+pub(super) fn check_node_url(key: &'static str, url: &str) -> Result<(), ParseError> {
     if url.starts_with("http://") {
         Ok(())
     } else {
@@ -178,7 +178,7 @@ fn check_node_url(key: &'static str, url: &str) -> Result<(), ParseError> {
     }
 }
 
-fn node_auth(
+pub(super) fn node_auth(
     key: &'static str,
     given: (Option<String>, Option<String>, Option<PathBuf>),
     base: &Path,

@@ -1,12 +1,16 @@
 //! `[payout]`: how block rewards are split among miners (scheme, PPLNS window, pool fee, network
-//! fee payer), read exactly into a `PayoutRule`.
+//! fee payer), read exactly into a `PayoutRule`; and how the payout process pays (threshold,
+//! outputs per transaction, schedule, final depth, spending guard).
 
 use super::pool::PoolSettings;
-use super::{invalid, ParseError};
+use super::{invalid, secs, ParseError};
+use payout::payer::fees::DUST_LIMIT;
 use pool_core::address::parse_payout_address;
 use pool_core::chain::ChainParams;
 use pool_core::event::{NetworkFeePayer, PayoutRule, PayoutScheme};
+use pool_core::Sats;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// How block rewards are split (`[payout]`). The rule is recorded in the ledger as a
 /// `PayoutRuleSet` event whenever it differs from the one recorded last, so a later config change
@@ -16,7 +20,32 @@ pub struct PayoutSettings {
     /// Scheme, its parameters, pool fee and fee address, network fee payer: exactly what goes
     /// into the event (integers only; the PPLNS window is a reduced fraction).
     pub rule: PayoutRule,
+    /// Pay an address once its payable balance reaches this (never below the dust limit).
+    pub min_payment: Sats,
+    /// Outputs per payment transaction.
+    pub max_outputs: usize,
+    /// How often the payout process runs.
+    pub interval: Duration,
+    /// Confirmations that make a payment final (`PaymentConfirmed`), and a conflicting spend
+    /// final (`PaymentFailed`).
+    pub confirmations: u32,
+    /// Spending guard: a run that would pay more than this pauses payouts.
+    pub max_per_run: Sats,
+    /// Spending guard: payments prepared in the last 24 hours (with the run's) stay within this.
+    pub max_per_day: Sats,
 }
+
+/// Satoshis per coin, for the defaults below.
+const COIN: u64 = 100_000_000;
+/// Defaults of the payout process's keys.
+pub const DEFAULT_MIN_PAYMENT: Sats = Sats(COIN / 100);
+pub const DEFAULT_MAX_OUTPUTS: usize = 100;
+pub const DEFAULT_INTERVAL_SECS: u64 = 600;
+pub const DEFAULT_CONFIRMATIONS: u32 = 6;
+pub const DEFAULT_MAX_PER_RUN: Sats = Sats(100 * COIN);
+pub const DEFAULT_MAX_PER_DAY: Sats = Sats(1_000 * COIN);
+/// A transaction with more outputs than this is near the standard size limit (100 kB).
+const MAX_OUTPUTS_LIMIT: usize = 2_000;
 
 // ---- the file as written ----
 
@@ -29,6 +58,12 @@ pub(super) struct RawPayout {
     fee_bps: Option<i64>,
     fee_address: Option<String>,
     network_fee_payer: Option<String>,
+    min_payment: Option<u64>,
+    max_outputs: Option<usize>,
+    interval_secs: Option<u64>,
+    confirmations: Option<u32>,
+    max_per_run: Option<u64>,
+    max_per_day: Option<u64>,
 }
 
 /// The PPLNS window multiple when `payout.pplns_window` is not given (as the projections'
@@ -104,6 +139,50 @@ pub(super) fn payout_settings(
             ))
         }
     };
+    let min_payment = Sats(raw.min_payment.unwrap_or(DEFAULT_MIN_PAYMENT.0));
+    if min_payment < DUST_LIMIT {
+        return Err(invalid(
+            "payout.min_payment",
+            format!(
+                "{} sats is below the dust limit of {} sats: such an output would never relay",
+                min_payment.0, DUST_LIMIT.0
+            ),
+        ));
+    }
+    let max_outputs = raw.max_outputs.unwrap_or(DEFAULT_MAX_OUTPUTS);
+    if max_outputs == 0 || max_outputs > MAX_OUTPUTS_LIMIT {
+        return Err(invalid(
+            "payout.max_outputs",
+            format!("{max_outputs} must be between 1 and {MAX_OUTPUTS_LIMIT}"),
+        ));
+    }
+    let interval = secs(
+        "payout.interval_secs",
+        raw.interval_secs.unwrap_or(DEFAULT_INTERVAL_SECS),
+    )?;
+    let confirmations = raw.confirmations.unwrap_or(DEFAULT_CONFIRMATIONS);
+    if confirmations == 0 {
+        return Err(invalid(
+            "payout.confirmations",
+            "must be at least 1 (a payment is final only once mined)",
+        ));
+    }
+    let max_per_run = Sats(raw.max_per_run.unwrap_or(DEFAULT_MAX_PER_RUN.0));
+    let max_per_day = Sats(raw.max_per_day.unwrap_or(DEFAULT_MAX_PER_DAY.0));
+    for (key, cap) in [
+        ("payout.max_per_run", max_per_run),
+        ("payout.max_per_day", max_per_day),
+    ] {
+        if cap < min_payment {
+            return Err(invalid(
+                key,
+                format!(
+                    "{} sats is below payout.min_payment ({} sats): no payment could ever be made",
+                    cap.0, min_payment.0
+                ),
+            ));
+        }
+    }
     Ok(PayoutSettings {
         rule: PayoutRule {
             scheme,
@@ -111,6 +190,12 @@ pub(super) fn payout_settings(
             fee_address,
             network_fee_payer,
         },
+        min_payment,
+        max_outputs,
+        interval,
+        confirmations,
+        max_per_run,
+        max_per_day,
     })
 }
 
@@ -249,6 +334,51 @@ mod tests {
     }
 
     #[test]
+    fn payment_keys_default_and_read_exactly() {
+        let c = Config::parse(&minimal(""), Path::new(".")).unwrap().payout;
+        assert_eq!(c.min_payment, DEFAULT_MIN_PAYMENT);
+        assert_eq!(c.max_outputs, DEFAULT_MAX_OUTPUTS);
+        assert_eq!(c.interval, Duration::from_secs(DEFAULT_INTERVAL_SECS));
+        assert_eq!(c.confirmations, 6);
+        assert_eq!(
+            (c.max_per_run, c.max_per_day),
+            (DEFAULT_MAX_PER_RUN, DEFAULT_MAX_PER_DAY)
+        );
+        let c = Config::parse(
+            &payout(
+                "min_payment = 546
+max_outputs = 3
+interval_secs = 2
+confirmations = 1
+max_per_run = 1000
+max_per_day = 2000
+",
+            ),
+            Path::new("."),
+        )
+        .unwrap()
+        .payout;
+        assert_eq!(
+            (
+                c.min_payment,
+                c.max_outputs,
+                c.interval,
+                c.confirmations,
+                c.max_per_run,
+                c.max_per_day
+            ),
+            (
+                Sats(546),
+                3,
+                Duration::from_secs(2),
+                1,
+                Sats(1000),
+                Sats(2000)
+            )
+        );
+    }
+
+    #[test]
     fn pplns_window_converts_exactly_and_reduces() {
         for (text, expected) in [
             ("\"2\"", (2, 1)),
@@ -287,6 +417,18 @@ mod tests {
                 "payout.pplns_window",
             ),
             ("fee_bps = 10001\n", "payout.fee_bps"),
+            ("min_payment = 545\n", "payout.min_payment"),
+            ("max_outputs = 0\n", "payout.max_outputs"),
+            ("interval_secs = 0\n", "payout.interval_secs"),
+            ("confirmations = 0\n", "payout.confirmations"),
+            (
+                "max_per_run = 999\nmin_payment = 1000\n",
+                "payout.max_per_run",
+            ),
+            (
+                "max_per_day = 999\nmin_payment = 1000\n",
+                "payout.max_per_day",
+            ),
             ("fee_bps = -1\n", "payout.fee_bps"),
             (
                 "fee_address = \"1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2\"\n",

@@ -115,6 +115,16 @@ fn start_pair() -> Result<NodePair, String> {
 /// A node pair of the caller's own (not the shared one), node1 started with `node1_args` on top
 /// of the usual ones (later ones win in bitcoind, e.g. `-rpcworkqueue=1`).
 pub fn start_pair_with(node1_args: &[&str]) -> Result<NodePair, String> {
+    start_pair_mining_first_on(node1_args, 1)
+}
+
+/// A node pair of the caller's own for payout tests: node 1's wallet is the pool's and must hold
+/// nothing but pool rewards, so the set-up block comes from node 2's wallet.
+pub fn start_payout_pair() -> Result<NodePair, String> {
+    start_pair_mining_first_on(&[], 2)
+}
+
+fn start_pair_mining_first_on(node1_args: &[&str], first_miner: u32) -> Result<NodePair, String> {
     let bin = bin_dir();
     if !bin.join("bitcoind").is_file() || !bin.join("bitcoin-cli").is_file() {
         return Err(format!(
@@ -144,20 +154,27 @@ pub fn start_pair_with(node1_args: &[&str]) -> Result<NodePair, String> {
     // A fresh chain is in initial block download (genesis is old): getblocktemplate answers
     // "downloading blocks" until one recent block exists.
     // Retried: a node with a tiny RPC work queue may answer "busy".
-    let generated = node1.wait_until(Duration::from_secs(30), |n| {
+    let (miner, other) = if first_miner == 2 {
+        (&node2, &node1)
+    } else {
+        (&node1, &node2)
+    };
+    let generated = miner.wait_until(Duration::from_secs(30), |n| {
         n.try_cli(&["generate", "1"]).is_ok()
     });
     if !generated {
-        return Err("node1 did not generate block 1 within 30 s".into());
+        return Err(format!(
+            "node{first_miner} did not generate block 1 within 30 s"
+        ));
     }
-    let synced = node2.wait_until(Duration::from_secs(30), |n| {
+    let synced = other.wait_until(Duration::from_secs(30), |n| {
         n.try_cli(&["getblockcount"])
             .ok()
             .and_then(|v| v.as_u64())
             .is_some_and(|c| c >= 1)
     });
     if !synced {
-        return Err("node2 did not receive block 1 within 30 s".into());
+        return Err("the other node did not receive block 1 within 30 s".into());
     }
     Ok(NodePair { node1, node2 })
 }
