@@ -195,6 +195,17 @@ data_dir = "data/ledger"
 # Loopback listener for `obtc-pool notify --config THIS_FILE`; wire that command to the
 # node's -blocknotify so new blocks reach miners without waiting for the long poll.
 listen = "127.0.0.1:3334"
+
+[rpc]
+# The pool's JSON-RPC server (HTTP and WebSocket on one port): the payout process reads the
+# payout state and appends its payment events here. Without this section the server is off.
+# Loopback only: the server has no TLS of its own, so a non-loopback address is refused; to
+# reach it from elsewhere, put a TLS proxy in front of this port.
+listen = "127.0.0.1:8339"
+# Calls that append events need `Authorization: Bearer TOKEN` with this file's contents.
+# Created with mode 0600 and a random token at the first start if missing (default: rpc.token
+# in the ledger's data_dir).
+# token_file = "data/ledger/rpc.token"
 "#,
         name = chain.name,
         pow = chain.pow.name(),
@@ -272,6 +283,21 @@ mod tests {
         let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
         assert_eq!(config.stratum.flood, stratum::flood::FloodConfig::default());
         assert_eq!(config.stratum.bans, stratum::ban::BanConfig::default());
+    }
+
+    #[test]
+    fn example_rpc_section_is_on_loopback_with_the_default_token_file() {
+        let chain = preset(Network::Regtest, Pow::Sha256d).params();
+        let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
+        let rpc = config.rpc.unwrap();
+        assert_eq!(
+            rpc.listen,
+            crate::config::DEFAULT_RPC_LISTEN.parse().unwrap()
+        );
+        assert_eq!(
+            rpc.token_file,
+            Path::new("/tmp/data/ledger").join(crate::config::DEFAULT_TOKEN_FILE)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod node;
 mod notify;
 mod payout;
 mod pool;
+mod rpc;
 mod stratum;
 
 pub use self::ledger::LedgerSettings;
@@ -20,6 +21,7 @@ pub use self::node::{NodeSettings, RpcNodeSettings};
 pub use self::notify::NotifySettings;
 pub use self::payout::PayoutSettings;
 pub use self::pool::{ExtraAmount, ExtraOutput, PoolSettings};
+pub use self::rpc::{RpcSettings, DEFAULT_RPC_LISTEN, DEFAULT_TOKEN_FILE};
 pub use self::stratum::{StratumSettings, VardiffSettings};
 
 use self::ledger::{ledger_settings, RawLedger};
@@ -27,6 +29,7 @@ use self::node::{node_settings, RawNode};
 use self::notify::{notify_settings, RawNotify};
 use self::payout::{payout_settings, RawPayout};
 use self::pool::{pool_settings, RawPool};
+use self::rpc::{rpc_settings, RawRpc};
 use self::stratum::{stratum_settings, RawStratum};
 use pool_core::chain::{Chain, ChainParams};
 use serde::Deserialize;
@@ -44,6 +47,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
     pub notify: NotifySettings,
     pub payout: PayoutSettings,
+    /// `None` without an `[rpc]` section: no JSON-RPC server (and so no payout process).
+    pub rpc: Option<RpcSettings>,
 }
 
 /// Why a configuration could not be loaded.
@@ -82,6 +87,7 @@ struct RawConfig {
     notify: RawNotify,
     #[serde(default)]
     payout: RawPayout,
+    rpc: Option<RawRpc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +140,10 @@ impl Config {
         let payout = payout_settings(raw.payout, chain, &pool)?;
         let ledger = ledger_settings(raw.ledger, base);
         let notify = notify_settings(raw.notify)?;
+        let rpc = match raw.rpc {
+            Some(r) => Some(rpc_settings(r, base, &ledger.data_dir)?),
+            None => None,
+        };
         Ok(Config {
             chain,
             node,
@@ -142,6 +152,7 @@ impl Config {
             ledger,
             notify,
             payout,
+            rpc,
         })
     }
 
