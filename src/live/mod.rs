@@ -169,6 +169,16 @@ impl Live {
         }
     }
 
+    /// Runs `f` on a projection that has applied everything durable when called: the chain
+    /// watcher's consistent read. Waits as long as it takes (logging while the follower is
+    /// behind): a stale read could make the watcher record an event twice.
+    pub async fn read_durable<R>(&self, f: impl FnOnce(&Projection) -> R) -> R {
+        while let Err(e) = self.wait_durable_applied().await {
+            tracing::warn!("chain watcher waiting for the live projection: {e}");
+        }
+        f(&self.read().projection)
+    }
+
     /// Appends events durably as one batch (in order) and returns once they are applied: the
     /// chain watcher's lifecycle events.
     pub async fn append_events(&self, events: Vec<Event>) -> Result<(), String> {
