@@ -1,6 +1,5 @@
 //! One module per `obtc-pool` subcommand.
 
-pub mod chain_watch;
 pub mod init;
 pub mod ledger;
 pub mod notify;

@@ -74,24 +74,31 @@ impl PoolProcess {
         config: impl FnOnce(SocketAddr, SocketAddr) -> String,
         env: &[(&str, &str)],
     ) -> PoolProcess {
+        let mut pool = PoolProcess::unstarted(config);
+        pool.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        pool.spawn();
+        pool
+    }
+
+    /// The temporary directory and config of a pool, not started yet (to prepare its ledger
+    /// first): [`PoolProcess::spawn`] starts it.
+    pub fn unstarted(config: impl FnOnce(SocketAddr, SocketAddr) -> String) -> PoolProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let stratum: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let notify: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config_path = dir.path().join("pool.toml");
         std::fs::write(&config_path, config(stratum, notify)).unwrap();
-        let mut pool = PoolProcess {
+        PoolProcess {
             child: None,
             stratum,
             notify,
             dir,
             config_path,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        pool.spawn();
-        pool
+            env: Vec::new(),
+        }
     }
 
     pub fn ledger_dir(&self) -> PathBuf {
