@@ -576,6 +576,21 @@ fn a_restart_starts_from_the_snapshot_with_the_same_state() {
     let again = result(&pool.call("pool_status", json!([])));
     assert_eq!(again["ledger"], status["ledger"]);
 
+    // Killed (no snapshot at the stop): the next start takes the older snapshot and the tail.
+    result(&pool.append(prepared(1, &[(BOB, 4_321)])));
+    let before = pool.payout_state();
+    assert_eq!(before["open_payments"].as_array().unwrap().len(), 2);
+    pool.process.kill();
+    pool.process.spawn();
+    let log = pool.process.log();
+    assert_eq!(
+        log.matches("live projection ready from the snapshot")
+            .count(),
+        2
+    );
+    assert!(log.contains("tail=1 "), "{log}");
+    assert_eq!(pool.payout_state(), before);
+
     // A damaged snapshot is refused (and said so), the ledger replayed, the state the same.
     assert!(pool.process.terminate().success());
     let mut bytes = std::fs::read(&snapshot).unwrap();

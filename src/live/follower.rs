@@ -30,6 +30,10 @@ pub struct FollowState {
     last_snapshot: Instant,
     /// How long the last snapshot took to write.
     last_write: Duration,
+    /// Records the running follower applied, and the time it spent reading and applying them
+    /// (its cost beside Stratum; logged at the stop).
+    followed: u64,
+    busy: Duration,
 }
 
 impl FollowState {
@@ -103,20 +107,30 @@ pub(super) fn start_up(
         since_snapshot: tail,
         last_snapshot: Instant::now(),
         last_write: Duration::ZERO,
+        followed: 0,
+        busy: Duration::ZERO,
     };
     Ok((applied, follow))
 }
 
 /// The snapshot, if it exists, is intact, and reflects a record of this very ledger.
 fn load_snapshot(ledger: &Ledger, config: &ProjectionConfig) -> Result<Applied, String> {
+    let started = Instant::now();
     let file = snapshot::read(ledger.dir()).map_err(|e| e.to_string())?;
+    let read = started.elapsed();
+    let projection = Projection::from_snapshot(file.projection())
+        .map_err(|e| format!("the snapshot's projection cannot be used: {e}"))?;
+    tracing::debug!(
+        bytes = file.projection().len(),
+        read_and_checksum_ms = read.as_millis() as u64,
+        decode_ms = (started.elapsed() - read).as_millis() as u64,
+        "live projection: snapshot read"
+    );
     let SnapshotHeader {
         seq,
         hash,
         prepared_times,
     } = file.header;
-    let projection = Projection::from_snapshot(&file.projection)
-        .map_err(|e| format!("the snapshot's projection cannot be used: {e}"))?;
     if projection.config() != config {
         return Err("the snapshot was taken with other projection settings".into());
     }
@@ -173,6 +187,7 @@ impl Live {
         if from > head.seq {
             return Ok(0);
         }
+        let started = Instant::now();
         let mut records = self.ledger.read_range(from, head.seq + 1);
         let mut applied = 0u64;
         loop {
@@ -194,6 +209,8 @@ impl Live {
             applied += chunk.len() as u64;
             follow.since_snapshot += chunk.len() as u64;
         }
+        follow.followed += applied;
+        follow.busy += started.elapsed();
         Ok(applied)
     }
 
@@ -244,6 +261,11 @@ impl Live {
     pub fn finish(&self) -> anyhow::Result<()> {
         let mut follow = self.follow.lock().unwrap_or_else(|p| p.into_inner());
         self.catch_up_locked(&mut follow)?;
+        tracing::info!(
+            records = follow.followed,
+            busy_ms = follow.busy.as_millis() as u64,
+            "live projection: records the follower applied while the pool ran"
+        );
         if follow.since_snapshot > 0 {
             self.write_snapshot(&mut follow)?;
         }

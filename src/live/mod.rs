@@ -49,10 +49,13 @@ pub struct SnapshotPolicy {
     pub min_gap: Duration,
 }
 
+/// The defaults bound the tail a start replays to ~2 M records (~1.5 s at the replay rate of a
+/// 10 M-share ledger, BENCHMARKS.md) at any share rate, with at most one snapshot a minute: at
+/// 10 M shares one is ~390 MB and takes ~2.7 s to write.
 impl Default for SnapshotPolicy {
     fn default() -> Self {
         SnapshotPolicy {
-            every_records: 1_000_000,
+            every_records: 2_000_000,
             every: Duration::from_secs(300),
             min_gap: Duration::from_secs(60),
         }

@@ -5,7 +5,7 @@
 //! ```text
 //! magic "OBTC-LIVE\n" | u32 format version | u64 ledger seq | [32] ledger hash
 //! | u64 n | n x (u64 payment id, u64 record time ms) | u64 len | len bytes Projection::snapshot()
-//! | [32] SHA-256 of everything after the magic and before it
+//! | u32 CRC-32 of everything after the magic and before it
 //! ```
 //! The ledger head `(seq, hash)` is the last record the projection reflects; a snapshot is used
 //! only if the ledger's record at `seq` has that hash (so a snapshot of another ledger, or of a
@@ -13,7 +13,6 @@
 //! file, synced and renamed over the old one, then the directory is synced: a crash leaves
 //! either the old snapshot or the new one, never half of one.
 
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,8 +36,17 @@ pub struct SnapshotHeader {
 #[derive(Debug)]
 pub struct SnapshotFile {
     pub header: SnapshotHeader,
+    /// The whole file (the projection's bytes are not copied out of it: they are hundreds of
+    /// megabytes on a large ledger).
+    bytes: Vec<u8>,
+    projection: std::ops::Range<usize>,
+}
+
+impl SnapshotFile {
     /// `Projection::snapshot()` bytes.
-    pub projection: Vec<u8>,
+    pub fn projection(&self) -> &[u8] {
+        &self.bytes[self.projection.clone()]
+    }
 }
 
 pub fn path_in(dir: &Path) -> PathBuf {
@@ -75,10 +83,10 @@ pub fn write(dir: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io:
         body.extend_from_slice(&time.to_le_bytes());
     }
     body.extend_from_slice(&(projection.len() as u64).to_le_bytes());
-    let mut sum = Sha256::new();
+    let mut sum = crc32fast::Hasher::new();
     sum.update(&body);
     sum.update(projection);
-    let digest: [u8; 32] = sum.finalize().into();
+    let digest = sum.finalize().to_le_bytes();
     {
         let file = std::fs::File::create(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -106,17 +114,17 @@ pub fn read(dir: &Path) -> Result<SnapshotFile, SnapshotUnusable> {
     parse(bytes)
 }
 
-fn parse(mut bytes: Vec<u8>) -> Result<SnapshotFile, SnapshotUnusable> {
+fn parse(bytes: Vec<u8>) -> Result<SnapshotFile, SnapshotUnusable> {
     let damaged = |why: &str| SnapshotUnusable::Damaged(format!("damaged snapshot file: {why}"));
-    if bytes.len() < MAGIC.len() + 4 + 32 || !bytes.starts_with(MAGIC) {
+    if bytes.len() < MAGIC.len() + 4 + 4 || !bytes.starts_with(MAGIC) {
         return Err(damaged("not a snapshot file (no magic)"));
     }
     let version = u32::from_le_bytes(read_array(&bytes[MAGIC.len()..]));
     if version != FORMAT_VERSION {
         return Err(SnapshotUnusable::Version(version));
     }
-    let end = bytes.len() - 32;
-    let digest: [u8; 32] = Sha256::digest(&bytes[MAGIC.len()..end]).into();
+    let end = bytes.len() - 4;
+    let digest = crc32fast::hash(&bytes[MAGIC.len()..end]).to_le_bytes();
     if digest[..] != bytes[end..] {
         return Err(damaged("checksum mismatch"));
     }
@@ -143,15 +151,14 @@ fn parse(mut bytes: Vec<u8>) -> Result<SnapshotFile, SnapshotUnusable> {
     if end.checked_sub(start) != Some(len as usize) {
         return Err(damaged("projection length does not match the file"));
     }
-    bytes.truncate(end);
-    let projection = bytes.split_off(start);
     Ok(SnapshotFile {
         header: SnapshotHeader {
             seq,
             hash,
             prepared_times,
         },
-        projection,
+        bytes,
+        projection: start..end,
     })
 }
 
@@ -200,7 +207,7 @@ mod tests {
         write(dir.path(), &header(), b"projection bytes").unwrap();
         let back = read(dir.path()).unwrap();
         assert_eq!(back.header, header());
-        assert_eq!(back.projection, b"projection bytes");
+        assert_eq!(back.projection(), b"projection bytes");
         assert!(!dir.path().join(format!("{SNAPSHOT_FILE}.tmp")).exists());
     }
 

@@ -53,6 +53,7 @@ pub(crate) fn init_tracing() {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let server_config = server_config(&config)?;
     if let TemplateSource::Node(n) = &server_config.source {
         check_node(n).await?;
@@ -84,6 +85,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         chain = config.chain.name,
         pow = %config.chain.pow,
         payout = %config.pool.payout.address,
+        startup_ms = started.elapsed().as_millis() as u64,
         "obtc-pool running"
     );
     let shutdown = CancellationToken::new();
