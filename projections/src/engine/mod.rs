@@ -15,6 +15,7 @@ mod credits;
 mod payment_check;
 mod payment_views;
 mod payments;
+mod rounds;
 
 pub use payment_check::{PaymentCheck, PaymentRefusal, CONFLICT_REASON_PREFIX};
 pub use payment_views::{OpenPaymentView, PaymentView};
@@ -260,6 +261,11 @@ struct State {
     payments: BTreeMap<u64, PaymentRecord>,
     #[serde(skip)]
     open_payments: OpenPayments,
+    /// Walk every block on every block event, as the fold did before its walk became local: the
+    /// oracle the local walk is tested against ([`Projection::with_full_round_walk`]). Not part
+    /// of the state: never serialized, and a loaded snapshot walks locally.
+    #[serde(skip)]
+    full_round_walk: bool,
     share_counters: ShareCounters,
     anomalies: Vec<Anomaly>,
 }
@@ -327,6 +333,17 @@ impl Projection {
                 ..State::default()
             },
         }
+    }
+
+    /// A projection that recomputes every block's PROP round on every block event, as the fold
+    /// did before it walked only the blocks an event can change: quadratic in the number of
+    /// blocks, kept as the oracle the tests compare the fold with (same state bytes after every
+    /// event). Not for use; a snapshot of it loads as a plain projection.
+    #[doc(hidden)]
+    pub fn with_full_round_walk(config: ProjectionConfig) -> Projection {
+        let mut p = Projection::new(config);
+        p.state.full_round_walk = true;
+        p
     }
 
     /// The sequence number the next event must have at least (one past the last applied).
