@@ -134,9 +134,9 @@ fn lane_op() -> impl Strategy<Value = Op> {
 /// late verdict of an old candidate, a maturity out of order).
 fn many_blocks_op() -> impl Strategy<Value = Op> {
     let lifecycle = prop_oneof![
-        2 => Just(Lifecycle::Orphan),
-        2 => Just(Lifecycle::Reinstate),
-        4 => Just(Lifecycle::Mature),
+        3 => Just(Lifecycle::Orphan),
+        3 => Just(Lifecycle::Reinstate),
+        3 => Just(Lifecycle::Mature),
         1 => Just(Lifecycle::Found),
         1 => Just(Lifecycle::Rejected),
     ];
@@ -147,7 +147,7 @@ fn many_blocks_op() -> impl Strategy<Value = Op> {
             .prop_map(|(reward, finder, work_log2)| Op::Found { reward, finder, work_log2 }),
         2 => (1..5_000_000u64, 0..MINERS.len(), 0..5u32)
             .prop_map(|(reward, finder, work_log2)| Op::Candidate { reward, finder, work_log2 }),
-        8 => (lifecycle, 0..12usize).prop_map(|(what, back)| Op::Recent { what, back }),
+        10 => (lifecycle, 0..6usize).prop_map(|(what, back)| Op::Recent { what, back }),
         1 => (0..10_000usize, any::<bool>()).prop_map(|(block, found)| Op::Verdict { block, found }),
         1 => (0..10_000usize).prop_map(Op::Orphan),
         1 => (0..10_000usize).prop_map(Op::Reinstate),

@@ -178,6 +178,7 @@ impl State {
                 for s in round {
                     self.segments[s as usize].frozen = true;
                 }
+                self.settle_matured(i);
             }
         }
     }

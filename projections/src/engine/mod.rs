@@ -256,6 +256,12 @@ struct State {
     segments: Vec<Segment>,
     blocks: Vec<BlockRecord>,
     block_index: BTreeMap<BlockId, u32>,
+    /// The blocks whose PROP round an event on another block can still change or feed: the
+    /// immature ones (open candidates too) and the orphaned or refused ones with a segment not
+    /// yet frozen (engine/rounds.rs). Derived from `blocks` and `segments`: rebuilt on load,
+    /// never serialized.
+    #[serde(skip)]
+    unsettled: BTreeSet<u32>,
     rejected: Vec<pool_core::event::BlockRejected>,
     balances: Vec<Balance>,
     payments: BTreeMap<u64, PaymentRecord>,
@@ -403,6 +409,7 @@ impl Projection {
         state.workers.rebuild_index();
         state.check_consistency()?;
         state.rebuild_open_payments();
+        state.rebuild_unsettled();
         Ok(Projection {
             next_seq: file.next_seq,
             state,
