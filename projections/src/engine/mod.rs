@@ -2,8 +2,9 @@
 //! payments and share statistics.
 //!
 //! Everything in [`State`] is a function of the event sequence alone: ids are given in order of
-//! first appearance, collections whose order reaches the bytes are `Vec`s or `BTreeMap`s, and the
-//! hash maps used for lookups are rebuilt on load and never serialized. So incremental
+//! first appearance, collections whose order reaches the bytes are `Vec`s or `BTreeMap`s, and what
+//! is derived for speed (the hash maps used for lookups, the open payments by address, the blocks
+//! whose PROP round can still change) is rebuilt on load and never serialized. So incremental
 //! application, a full replay and a snapshot plus its tail all give byte-identical state.
 //!
 //! Events that make no sense against the state (a maturity of an unknown block, a second
