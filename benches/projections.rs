@@ -1,14 +1,16 @@
 //! Projection benchmarks: PPLNS credits for one block over a window of 1,000,000 shares; folding
-//! 10,000,000 decoded share events into balances; a full replay from a ledger on disk, measured
-//! next to the ledger's own read-and-verify of the same records, with a same-run summary of the
-//! ratio.
+//! 10,000,000 decoded share events into balances; folding the ledger of a long-running PROP pool
+//! (10,000 blocks with their lifecycle), next to the whole-ledger walk of PROP rounds the fold
+//! replaced; a full replay from a ledger on disk, measured next to the ledger's own
+//! read-and-verify of the same records, with a same-run summary of the ratio.
 //!
 //! Run: `cargo bench --bench projections` (release). Targets: window credits < 50 ms; folding
 //! >= 2,000,000 events/s; replay >= 80 % of the ledger's read-and-verify rate.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use pool_core::event::{
-    BlockFound, BlockMatured, PayoutAddress, PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
+    BlockCandidate, BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, NetworkFeePayer,
+    PayoutAddress, PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
 };
 use pool_core::{BlockId, Event, Sats, Target, Work};
 use projections::{Projection, ProjectionConfig};
@@ -144,6 +146,98 @@ fn fold_shares(c: &mut Criterion) {
     group.finish();
 }
 
+/// A long-running PROP pool's ledger: 10,000 blocks, each a candidate after 8 shares and found
+/// 2 shares later (10 shares of scattered miners per block); as the chain watcher would record it,
+/// every tenth block orphaned 3 blocks later (its round rolls into the next block's) and every
+/// hundredth of those reinstated 2 blocks after that (it takes its round back), and every block
+/// on the chain matured 100 blocks after it was found.
+fn lifecycle_ledger() -> Vec<Event> {
+    const BLOCKS: u64 = 10_000;
+    const MATURITY: u64 = 100;
+    let targets = share_targets();
+    let id = |n: u64| {
+        let mut id = [0u8; 32];
+        id[..8].copy_from_slice(&n.to_le_bytes());
+        BlockId(id)
+    };
+    let orphaned = |n: u64| n % 10 == 0;
+    let reinstated = |n: u64| n % 1_000 == 0;
+    let mut events = vec![Event::PayoutRuleSet(PayoutRule {
+        scheme: PayoutScheme::Prop,
+        fee_bps: 100,
+        fee_address: address(ADDRESSES + 1),
+        network_fee_payer: NetworkFeePayer::Miners,
+    })];
+    let mut shares = 0..;
+    for n in 0..BLOCKS {
+        events.extend((&mut shares).take(8).map(|i| share(i, &targets)));
+        let candidate = BlockCandidate {
+            height: 1_000 + n,
+            block_id: id(n),
+            reward: Sats(312_500_000),
+            network_target: Target::DIFF1,
+            finder: address(n % ADDRESSES),
+            worker: WorkerName("rig0".into()),
+            time_ms: 1_700_000_000_000 + n,
+            block: vec![0; 200],
+        };
+        events.push(Event::BlockCandidate(candidate.clone()));
+        events.extend((&mut shares).take(2).map(|i| share(i, &targets)));
+        events.push(Event::BlockFound(candidate.found(1_700_000_000_000 + n)));
+        let back = |k: u64| n.checked_sub(k).map(|m| (m, id(m), 1_000 + m));
+        if let Some((_, block_id, height)) = back(3).filter(|(m, ..)| orphaned(*m)) {
+            events.push(Event::BlockOrphaned(BlockOrphaned { block_id, height }));
+        }
+        if let Some((_, block_id, height)) = back(5).filter(|(m, ..)| reinstated(*m)) {
+            events.push(Event::BlockReinstated(BlockReinstated { block_id, height }));
+        }
+        let on_chain = |m: &u64| !orphaned(*m) || reinstated(*m);
+        if let Some((_, block_id, height)) = back(MATURITY).filter(|(m, ..)| on_chain(m)) {
+            events.push(Event::BlockMatured(BlockMatured { block_id, height }));
+        }
+    }
+    events
+}
+
+fn fold_blocks_with_lifecycle(c: &mut Criterion) {
+    let events = lifecycle_ledger();
+    let fold_with = |mut p: Projection| {
+        for (seq, e) in events.iter().enumerate() {
+            p.apply(seq as u64, e).unwrap();
+        }
+        p
+    };
+    let fold = || fold_with(Projection::new(ProjectionConfig::default()));
+    let full_walk = || fold_with(Projection::with_full_round_walk(ProjectionConfig::default()));
+    let folded = fold();
+    let totals = folded.pool_totals();
+    assert!(folded.anomalies().is_empty());
+    assert_eq!(totals.blocks_orphaned, 990);
+    assert_eq!(totals.blocks_immature, 90);
+    let mut group = c.benchmark_group("projections");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("fold_10k_prop_blocks_with_lifecycle", |b| b.iter(fold));
+    group.finish();
+    // The whole-ledger walk it replaced, once (it takes seconds), between two folds; and the
+    // same state bytes at the end.
+    let before = timed(|| drop(fold()));
+    let mut walked = None;
+    let full = timed(|| walked = Some(full_walk()));
+    let after = timed(|| drop(fold()));
+    let same = walked.unwrap().state_bytes().unwrap() == folded.state_bytes().unwrap();
+    assert!(same, "the fold and the whole-ledger walk differ");
+    let fold_ms = before.min(after).as_secs_f64() * 1e3;
+    println!(
+        "fold of a PROP pool's ledger ({} events, 10,000 blocks with their lifecycle): {fold_ms:>8.1} ms",
+        events.len()
+    );
+    println!(
+        "the same with the whole-ledger walk of PROP rounds (before):                 {:>8.1} ms",
+        full.as_secs_f64() * 1e3
+    );
+}
+
 fn replay_from_ledger(c: &mut Criterion) {
     const RECORDS: u64 = 500_000;
     let targets = share_targets();
@@ -219,5 +313,11 @@ fn timed(f: impl FnOnce()) -> Duration {
     start.elapsed()
 }
 
-criterion_group!(benches, pplns_window, fold_shares, replay_from_ledger);
+criterion_group!(
+    benches,
+    pplns_window,
+    fold_shares,
+    fold_blocks_with_lifecycle,
+    replay_from_ledger
+);
 criterion_main!(benches);

@@ -51,6 +51,12 @@
 //! Every block boundary ends a PROP round whatever the block's scheme; a scheme change between
 //! blocks therefore never pays a share twice under PROP.
 //!
+//! A block event recomputes the rounds only where it can change them: from the last immature
+//! block before the block it is about to the first immature block after it, skipping blocks that
+//! are settled (matured, or orphaned with its shares frozen in a matured block's round). So
+//! folding a ledger of years of blocks costs time linear in its events, and the result is the
+//! same as recomputing every round on every block event.
+//!
 //! # Money
 //! Pool fee: `floor(reward × fee_bps / 10 000)`, credited to the rule's fee address like any other
 //! credit. The rest is split by weight with [`split::split_by_weight`]: floors first, leftover

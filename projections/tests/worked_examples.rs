@@ -145,6 +145,34 @@ fn prop_reinstated_block_takes_its_round_back_from_an_immature_block() {
 }
 
 #[test]
+fn prop_block_that_took_the_open_round_passes_it_on_when_orphaned_again() {
+    let t = Target::MAX;
+    let mut events = vec![
+        rule(PayoutScheme::Prop, 0, NetworkFeePayer::Pool),
+        share("X", "r", 1, 1),
+        found(1, 100, "X", t),
+        share("Y", "r", 1, 2),
+        found(2, 100, "Y", t),
+        // Block 1's round rolls into block 2's, which matures with it.
+        orphaned(1),
+        matured(2),
+        // Block 1 comes back with nothing of its round left: it takes the open round (W).
+        share("W", "r", 4, 3),
+        reinstated(1),
+    ];
+    let p = replay(&events);
+    assert_eq!(credits(&p, 1), map(&[("W", 100)]));
+    assert_eq!(credits(&p, 2), map(&[("X", 50), ("Y", 50)]));
+    // It leaves again: the shares it took (W) roll forward past the matured block 2, into the
+    // next block's round with those accepted since (V).
+    events.extend([share("V", "r", 2, 4), orphaned(1), found(3, 600, "V", t)]);
+    let p = replay(&events);
+    assert_eq!(credits(&p, 3), map(&[("V", 200), ("W", 400)]));
+    assert_conserved(&p);
+    assert_same_as_full_round_walk(&events);
+}
+
+#[test]
 fn solo_pays_the_finder_and_empty_rounds_pay_the_finder() {
     let t = Target::MAX;
     let events = vec![

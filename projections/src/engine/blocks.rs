@@ -21,7 +21,7 @@ impl State {
                     b.fee = pool_fee(found.reward, b.rule.fee_bps);
                     b.finder = finder;
                     b.found = found.clone();
-                    self.reassign_rounds(Some(i));
+                    self.reassign_rounds(i, true);
                 }
                 (Some(_), _) => self.anomaly(seq, AnomalyKind::VerdictAfterVerdict(found.block_id)),
                 (None, _) => self.anomaly(seq, AnomalyKind::DuplicateBlock(found.block_id)),
@@ -51,7 +51,7 @@ impl State {
                     b.verdict = Verdict::Refused;
                     b.status = BlockStatus::Orphaned;
                     self.rejected.push(r.clone());
-                    self.reassign_rounds(None);
+                    self.reassign_rounds(i, false);
                 }
                 (Some(_), _) => self.anomaly(seq, AnomalyKind::VerdictAfterVerdict(r.block_id)),
                 (None, _) => self.rejected.push(r.clone()),
@@ -93,7 +93,7 @@ impl State {
             round: Vec::new(),
         });
         self.block_index.insert(block_id, index);
-        self.reassign_rounds((verdict == Verdict::Found).then_some(index));
+        self.reassign_rounds(index, verdict == Verdict::Found);
     }
 
     /// A found block's index; an unknown id, or a candidate that was not found, is an anomaly.
@@ -121,7 +121,7 @@ impl State {
             BlockStatus::Immature => {
                 self.uncount(i);
                 self.blocks[i as usize].status = BlockStatus::Orphaned;
-                self.reassign_rounds(None);
+                self.reassign_rounds(i, false);
             }
         }
     }
@@ -135,7 +135,7 @@ impl State {
             return;
         }
         self.blocks[i as usize].status = BlockStatus::Immature;
-        self.reassign_rounds(Some(i));
+        self.reassign_rounds(i, true);
         // Its round went into a block that matured meanwhile (and stays credited there): the
         // block's reward goes to the open round instead, which it takes as its round.
         let b = &self.blocks[i as usize];
@@ -147,7 +147,7 @@ impl State {
         {
             let seg = self.close_open_segment(None);
             self.blocks[i as usize].adopted_segments.push(seg);
-            self.reassign_rounds(Some(i));
+            self.reassign_rounds(i, true);
         }
     }
 
@@ -178,6 +178,7 @@ impl State {
                 for s in round {
                     self.segments[s as usize].frozen = true;
                 }
+                self.settle_matured(i);
             }
         }
     }
@@ -211,49 +212,6 @@ impl State {
             .chain(std::iter::once(&(b.fee_address, b.fee)))
         {
             self.balances[*a as usize].add_immature(*amount);
-        }
-    }
-
-    /// Recomputes which segments form each block's PROP round, from the blocks' statuses, and
-    /// recredits the immature PROP blocks whose round changed (and `force`, always).
-    ///
-    /// Walking the blocks in the order they were found: each block's own segments join a pending
-    /// list unless frozen; an immature block takes the pending list as its round; an orphaned
-    /// block passes it on (its round rolls forward); a matured block keeps the round it had when
-    /// it matured (frozen) and passes the pending list on. What is left at the end is the open
-    /// round.
-    pub(super) fn reassign_rounds(&mut self, force: Option<u32>) {
-        let mut pending: Vec<u32> = Vec::new();
-        let mut new_rounds: Vec<Option<Vec<u32>>> = Vec::with_capacity(self.blocks.len());
-        for b in &self.blocks {
-            for s in std::iter::once(b.native_segment).chain(b.adopted_segments.iter().copied()) {
-                if !self.segments[s as usize].frozen {
-                    pending.push(s);
-                }
-            }
-            new_rounds.push(match b.status {
-                BlockStatus::Immature => Some(std::mem::take(&mut pending)),
-                BlockStatus::Orphaned => Some(Vec::new()),
-                BlockStatus::Matured => None,
-            });
-        }
-        for s in pending {
-            self.segments[s as usize].owner = None;
-        }
-        for (i, round) in new_rounds.into_iter().enumerate() {
-            let Some(round) = round else { continue };
-            for s in &round {
-                self.segments[*s as usize].owner = Some(i as u32);
-            }
-            let b = &mut self.blocks[i];
-            let changed = b.round != round;
-            b.round = round;
-            let forced = force == Some(i as u32);
-            let prop = b.rule.scheme == PayoutScheme::Prop;
-            let credited = b.status == BlockStatus::Immature && b.verdict == Verdict::Found;
-            if credited && (forced || (prop && changed)) {
-                self.recredit(i as u32);
-            }
         }
     }
 

@@ -2,8 +2,9 @@
 //! payments and share statistics.
 //!
 //! Everything in [`State`] is a function of the event sequence alone: ids are given in order of
-//! first appearance, collections whose order reaches the bytes are `Vec`s or `BTreeMap`s, and the
-//! hash maps used for lookups are rebuilt on load and never serialized. So incremental
+//! first appearance, collections whose order reaches the bytes are `Vec`s or `BTreeMap`s, and what
+//! is derived for speed (the hash maps used for lookups, the open payments by address, the blocks
+//! whose PROP round can still change) is rebuilt on load and never serialized. So incremental
 //! application, a full replay and a snapshot plus its tail all give byte-identical state.
 //!
 //! Events that make no sense against the state (a maturity of an unknown block, a second
@@ -15,6 +16,7 @@ mod credits;
 mod payment_check;
 mod payment_views;
 mod payments;
+mod rounds;
 
 pub use payment_check::{PaymentCheck, PaymentRefusal, CONFLICT_REASON_PREFIX};
 pub use payment_views::{OpenPaymentView, PaymentView};
@@ -255,11 +257,22 @@ struct State {
     segments: Vec<Segment>,
     blocks: Vec<BlockRecord>,
     block_index: BTreeMap<BlockId, u32>,
+    /// The blocks whose PROP round an event on another block can still change or feed: the
+    /// immature ones (open candidates too) and the orphaned or refused ones with a segment not
+    /// yet frozen (engine/rounds.rs). Derived from `blocks` and `segments`: rebuilt on load,
+    /// never serialized.
+    #[serde(skip)]
+    unsettled: BTreeSet<u32>,
     rejected: Vec<pool_core::event::BlockRejected>,
     balances: Vec<Balance>,
     payments: BTreeMap<u64, PaymentRecord>,
     #[serde(skip)]
     open_payments: OpenPayments,
+    /// Walk every block on every block event, as the fold did before its walk became local: the
+    /// oracle the local walk is tested against ([`Projection::with_full_round_walk`]). Not part
+    /// of the state: never serialized, and a loaded snapshot walks locally.
+    #[serde(skip)]
+    full_round_walk: bool,
     share_counters: ShareCounters,
     anomalies: Vec<Anomaly>,
 }
@@ -329,6 +342,17 @@ impl Projection {
         }
     }
 
+    /// A projection that recomputes every block's PROP round on every block event, as the fold
+    /// did before it walked only the blocks an event can change: quadratic in the number of
+    /// blocks, kept as the oracle the tests compare the fold with (same state bytes after every
+    /// event). Not for use; a snapshot of it loads as a plain projection.
+    #[doc(hidden)]
+    pub fn with_full_round_walk(config: ProjectionConfig) -> Projection {
+        let mut p = Projection::new(config);
+        p.state.full_round_walk = true;
+        p
+    }
+
     /// The sequence number the next event must have at least (one past the last applied).
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -386,6 +410,7 @@ impl Projection {
         state.workers.rebuild_index();
         state.check_consistency()?;
         state.rebuild_open_payments();
+        state.rebuild_unsettled();
         Ok(Projection {
             next_seq: file.next_seq,
             state,

@@ -184,6 +184,20 @@ pub fn replay(events: &[Event]) -> Projection {
     p
 }
 
+/// Folding `events` gives the same state bytes after every event as the whole-ledger walk of
+/// PROP rounds the fold replaced ([`Projection::with_full_round_walk`]).
+pub fn assert_same_as_full_round_walk(events: &[Event]) {
+    let mut fold = Projection::new(ProjectionConfig::default());
+    let mut oracle = Projection::with_full_round_walk(ProjectionConfig::default());
+    for (seq, e) in events.iter().enumerate() {
+        fold.apply(seq as u64, e).unwrap();
+        oracle.apply(seq as u64, e).unwrap();
+        assert_eq!(fold.blocks(), oracle.blocks(), "after {seq} {e:?}");
+        let same = fold.state_bytes().unwrap() == oracle.state_bytes().unwrap();
+        assert!(same, "state bytes differ after {seq} {e:?}");
+    }
+}
+
 /// Credits of each block sum to reward - fee, and over all addresses the balances (debts
 /// included, network fees booked) sum to the rewards of the blocks that are not orphaned.
 pub fn assert_conserved(p: &Projection) {
