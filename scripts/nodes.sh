@@ -101,13 +101,15 @@ CONF
   [[ $linked == 1 ]] || die "node2 did not connect to node1 within 30 s"
   # A fresh regtest chain is in initial block download (genesis is old) and getblocktemplate
   # answers "downloading blocks" until one recent block exists.
+  # Mined by node2, so node1's wallet (the pool's) holds nothing but the pool's own rewards.
   if [[ "$(cli "$dir" 1 getblockcount)" == 0 ]]; then
-    cli "$dir" 1 generate 1 >/dev/null
+    cli "$dir" 2 generate 1 >/dev/null
   fi
-  local payout stratum_port notify_port
+  local payout stratum_port notify_port rpc_port
   payout="$(cli "$dir" 1 getnewaddress)"
   stratum_port="${STRATUM_PORT:-3333}"
   notify_port="$(free_port)"
+  rpc_port="$(free_port)"
   cat > "$dir/pool.toml" <<TOML
 # Written by scripts/nodes.sh start: the pool against node1 of this regtest pair.
 [chain]
@@ -134,11 +136,32 @@ payout_address = "$payout"
 # 0.03 is ~1.3e8 hashes: one CPU thread of obtc-miner (SHA-256d, ~7 M/s) finds a block every ~18 s.
 pool_block_difficulty = 0.03
 
+[payout]
+# A 1 % pool fee, credited to the pool's own address (in node1's wallet, so never paid out): it
+# is what pays the payments' network fees (network_fee_payer = "pool"). With no fee at all the
+# wallet would hold exactly the miners' balances and nothing for the fees.
+fee_bps = 100
+# The payout process (obtc-pool payout --config pool.toml) pays from node1's wallet.
+min_payment = 100000
+max_outputs = 100
+interval_secs = 5
+confirmations = 2
+max_per_run = 100000000000
+max_per_day = 1000000000000
+
 [ledger]
 data_dir = "pool-ledger"
 
 [notify]
 listen = "127.0.0.1:$notify_port"
+
+[rpc]
+listen = "127.0.0.1:$rpc_port"
+
+[wallet]
+url = "http://127.0.0.1:$rpc1"
+user = "$RPC_USER"
+password = "$RPC_PASSWORD"
 TOML
   cat <<INFO
 node1: rpc http://127.0.0.1:$rpc1  p2p 127.0.0.1:$p2p1  datadir $dir/node1
@@ -146,7 +169,8 @@ node2: rpc http://127.0.0.1:$rpc2  p2p 127.0.0.1:$p2p2  datadir $dir/node2 (peer
 rpc user: $RPC_USER  password: $RPC_PASSWORD
 cli: $BIN_DIR/bitcoin-cli -regtest -datadir=$dir/node1 getblockchaininfo
 pool config: $dir/pool.toml (stratum 127.0.0.1:$stratum_port, pays $payout)
-run the pool: obtc-pool run --config $dir/pool.toml
+run the pool: obtc-pool run --config $dir/pool.toml  (JSON-RPC on 127.0.0.1:$rpc_port)
+pay miners:   obtc-pool payout --config $dir/pool.toml
 INFO
 }
 
