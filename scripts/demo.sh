@@ -105,9 +105,20 @@ say "starting the payout process (obtc-pool payout: a process of its own, same c
 "$BIN/obtc-pool" payout --config "$CONFIG" > "$DEMO/payout.log" 2>&1 &
 PAYOUT_PID=$!
 wait_state "the payments to be broadcast" 60 'len(s["open_payments"]) > 0 and all(p["status"] == "sent" or p["status"] == "Sent" for p in s["open_payments"])'
-echo "  sent; node2 mines 2 blocks for the configured depth (confirmations = 2)"
+# node2 mines the confirmations, once the transactions reached its mempool (relay takes a moment).
+TXIDS="$(pool_rpc payout_state | python3 -c 'import json,sys; print(" ".join(p["txid"] for p in json.load(sys.stdin)["open_payments"]))')"
+for _ in $(seq 1 60); do
+  MEMPOOL="$("${CLI2[@]}" getrawmempool)"
+  missing=0
+  for t in $TXIDS; do [[ "$MEMPOOL" == *"$t"* ]] || missing=1; done
+  [[ $missing == 0 ]] && break
+  sleep 0.5
+done
+echo "  sent ($TXIDS); node2 mines 2 blocks for the configured depth (confirmations = 2)"
 "${CLI2[@]}" generate 2 >/dev/null
-wait_state "the payments to be confirmed" 60 'not s["open_payments"] and not [b for b in s["payable"] if b["payable"] >= 100000]'
+POOL_ADDRESS="$(sed -n 's/^payout_address = "\(.*\)"$/\1/p' "$CONFIG")"
+wait_state "the payments to be confirmed" 60 'not s["open_payments"] and not [b for b in s["payable"] if b["payable"] >= 100000 and b["address"] != "'"$POOL_ADDRESS"'"]'
+echo "  confirmed; the pool fee stays in the pool's wallet (its address is the wallet's: never paid out)"
 kill -INT "$PAYOUT_PID"; wait "$PAYOUT_PID" || true; PAYOUT_PID=""
 tail -n 4 "$DEMO/payout.log"
 
@@ -144,10 +155,18 @@ say "payments in the ledger, checked on the node: each miner received exactly wh
 "$BIN/obtc-pool" ledger dump --data "$LEDGER" --json | python3 -c '
 import json, subprocess, sys
 cli1, cli2 = sys.argv[1].split("|"), sys.argv[2].split("|")
-paid, txids = {}, {}
+paid, txids, rewards, matured, fees = {}, {}, {}, set(), 0
 for line in sys.stdin:
     ev = json.loads(line)["event"]
-    if "PaymentPrepared" in ev:
+    if "BlockFound" in ev:
+        rewards[ev["BlockFound"]["block_id"]] = ev["BlockFound"]["reward"]
+    elif "BlockMatured" in ev:
+        matured.add(ev["BlockMatured"]["block_id"])
+    elif "BlockOrphaned" in ev:
+        matured.discard(ev["BlockOrphaned"]["block_id"])
+    elif "PaymentSent" in ev:
+        fees += ev["PaymentSent"]["network_fee"]
+    elif "PaymentPrepared" in ev:
         p = ev["PaymentPrepared"]
         txids[p["payment_id"]] = (None, p["outputs"])
     elif "PaymentConfirmed" in ev:
@@ -164,6 +183,11 @@ for address, amount in sorted(paid.items()):
     mark = "ok" if got == amount else "MISMATCH"
     bad += got != amount
     print("  %s  ledger paid %d sat, node2 received %d sat  %s" % (address, amount, got, mark))
+expected = sum(rewards[b] for b in matured) - sum(paid.values()) - fees
+wallet = round(float(subprocess.run(cli1 + ["getbalance"], capture_output=True, text=True).stdout) * 1e8)
+mark = "ok" if wallet == expected else "MISMATCH"
+bad += wallet != expected
+print("  pool wallet (node1) %d sat == matured rewards - payments - network fees = %d sat  %s" % (wallet, expected, mark))
 if not paid:
     print("  no payment confirmed"); sys.exit(1)
 sys.exit(1 if bad else 0)
