@@ -282,11 +282,20 @@ impl WalletClient {
 
     /// Adds the wallet's inputs and a change output (when one is worth having) to `hex`. The
     /// coins are not locked: sign and broadcast before funding another transaction.
-    pub async fn fund_raw_transaction(&self, hex: &str) -> Result<FundedTx, NodeError> {
-        let raw: RawFunded = self
-            .node
-            .call("fundrawtransaction", vec![Value::String(hex.to_owned())])
-            .await?;
+    ///
+    /// With `subtract_fee_from` (output positions of `hex`) the fee comes out of those outputs
+    /// (`subtractFeeFromOutputs`, Bitcoin SV 1.0.13 and Core alike: split equally, the remainder
+    /// from the first), so the wallet needs only the outputs' total, not the total plus the fee.
+    pub async fn fund_raw_transaction(
+        &self,
+        hex: &str,
+        subtract_fee_from: &[usize],
+    ) -> Result<FundedTx, NodeError> {
+        let mut params = vec![Value::String(hex.to_owned())];
+        if !subtract_fee_from.is_empty() {
+            params.push(json!({ "subtractFeeFromOutputs": subtract_fee_from }));
+        }
+        let raw: RawFunded = self.node.call("fundrawtransaction", params).await?;
         Ok(FundedTx {
             hex: raw.hex,
             fee: raw.fee,

@@ -27,7 +27,7 @@ use crate::api::{OpenPayment, PayoutProcessState, PayoutReport, PayoutState};
 use client::{PoolApi, PoolApiError};
 use crash::{CrashHooks, CrashPoint};
 use fees::FeeError;
-use node_rpc::{Broadcast, NodeError};
+use node_rpc::{Broadcast, FundedTx, NodeError};
 use plan::{Guard, PlanLimits};
 use pool_core::event::{
     NetworkFeePayer, PaymentConfirmed, PaymentFailed, PaymentOutput, PaymentPrepared, PaymentSent,
@@ -38,7 +38,7 @@ use resume::{Action, Observation, Stage};
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tx::{AskedOutput, Change, TxError};
+use tx::{AskedOutput, Funding, TxError};
 use wallet::PaymentWallet;
 
 /// `[payout]` as the payer uses it.
@@ -82,11 +82,7 @@ pub fn describe_wallet_error(e: &NodeError) -> String {
         NodeError::Rpc { code, .. } if *code == node_rpc::wallet::RPC_WALLET_UNLOCK_NEEDED => {
             format!("the wallet is locked (unlock it with walletpassphrase): {e}")
         }
-        NodeError::Rpc { code, message, .. }
-            if (*code == node_rpc::wallet::RPC_WALLET_ERROR
-                || *code == node_rpc::wallet::RPC_WALLET_INSUFFICIENT_FUNDS)
-                && message.to_ascii_lowercase().contains("insufficient") =>
-        {
+        e if is_insufficient_funds(e) => {
             format!("the wallet has too little money for this payment: {e}")
         }
         NodeError::Rpc { code, .. } if *code == node_rpc::wallet::RPC_WALLET_NOT_FOUND => {
@@ -94,6 +90,33 @@ pub fn describe_wallet_error(e: &NodeError) -> String {
         }
         e if e.is_transient() => format!("the node is down or busy: {e}"),
         e => e.to_string(),
+    }
+}
+
+/// The wallet cannot fund the transaction.
+fn is_insufficient_funds(e: &NodeError) -> bool {
+    matches!(e, NodeError::Rpc { code, message, .. }
+        if (*code == node_rpc::wallet::RPC_WALLET_ERROR
+            || *code == node_rpc::wallet::RPC_WALLET_INSUFFICIENT_FUNDS)
+            && message.to_ascii_lowercase().contains("insufficient"))
+}
+
+/// The wallet refuses to take an equal share of the fee from an output too small for it.
+fn is_too_small_for_the_fee(e: &NodeError) -> bool {
+    matches!(e, NodeError::Rpc { code, message, .. }
+        if *code == node_rpc::wallet::RPC_WALLET_ERROR
+            && message.to_ascii_lowercase().contains("too small"))
+}
+
+/// Position of the largest output in the transaction `createrawtransaction` made of `outputs`
+/// (its outputs come by address, `node_rpc::WalletClient::create_raw_transaction`).
+fn position_of_largest(outputs: &[PaymentOutput]) -> usize {
+    match outputs.iter().max_by_key(|o| o.amount) {
+        Some(largest) => outputs
+            .iter()
+            .filter(|o| o.address < largest.address)
+            .count(),
+        None => 0,
     }
 }
 
@@ -562,11 +585,30 @@ impl<P: PoolApi, W: PaymentWallet> Payer<P, W> {
         Ok(NewPayments::Made(made))
     }
 
-    /// The fee the wallet would pay for a batch now (a funding without signing: no coins are
-    /// locked or spent).
+    /// The fee the wallet would pay for a batch the miners pay for, now (a funding without
+    /// signing: no coins are locked or spent).
     async fn estimate_fee(&self, outputs: &[PaymentOutput]) -> Result<Sats, PayError> {
         let hex = self.wallet.create_raw_transaction(&pairs(outputs)).await?;
-        Ok(self.wallet.fund_raw_transaction(&hex).await?.fee)
+        Ok(self.fund_fee_subtracted(&hex, outputs).await?.fee)
+    }
+
+    /// Funds a payment the miners pay for with the fee taken from its outputs, so the wallet
+    /// needs only their total. The wallet takes equal shares and refuses when one output cannot
+    /// bear its share ("The transaction amount is too small to pay the fee"); the fee is split
+    /// again by amount before signing anyway, so then the largest output alone bears it here.
+    async fn fund_fee_subtracted(
+        &self,
+        unfunded: &str,
+        outputs: &[PaymentOutput],
+    ) -> Result<FundedTx, NodeError> {
+        let every: Vec<usize> = (0..outputs.len()).collect();
+        match self.wallet.fund_raw_transaction(unfunded, &every).await {
+            Err(e) if outputs.len() > 1 && is_too_small_for_the_fee(&e) => {
+                let largest = position_of_largest(outputs);
+                self.wallet.fund_raw_transaction(unfunded, &[largest]).await
+            }
+            funded => funded,
+        }
     }
 
     /// Funds and signs a prepared payment, records `PaymentSigned`, broadcasts. A payment that
@@ -612,8 +654,9 @@ impl<P: PoolApi, W: PaymentWallet> Payer<P, W> {
         self.broadcast(id, &signed, true).await
     }
 
-    /// Builds the payment's transaction with the wallet: create, fund, lower the outputs by the
-    /// miners' shares when they pay, sign, check.
+    /// Builds the payment's transaction with the wallet: create, fund (the fee on top when the
+    /// pool pays it, subtracted from the outputs when the miners do, then split among them by
+    /// the projection's rule), sign, check.
     pub async fn fund_and_sign(
         &self,
         outputs: &[PaymentOutput],
@@ -638,25 +681,33 @@ impl<P: PoolApi, W: PaymentWallet> Payer<P, W> {
             });
         }
         let unfunded = self.wallet.create_raw_transaction(&pairs(outputs)).await?;
-        let funded = self.wallet.fund_raw_transaction(&unfunded).await?;
+        let funded = match payer {
+            NetworkFeePayer::Pool => self.wallet.fund_raw_transaction(&unfunded, &[]).await,
+            NetworkFeePayer::Miners => self.fund_fee_subtracted(&unfunded, outputs).await,
+        };
+        let funded = match funded {
+            Ok(funded) => funded,
+            // The pool's rewards pay the miners; with the pool paying the fee on top, the
+            // operator's money (or the pool fee's) must cover it.
+            Err(e) if payer == NetworkFeePayer::Pool && is_insufficient_funds(&e) => {
+                return Err(PayError::Wallet(format!(
+                    "{}; the pool pays the network fee (network_fee_payer = pool), so the wallet \
+                     needs the payment's {} sats plus the fee: fund it",
+                    describe_wallet_error(&e),
+                    plan::total(outputs).0
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let funding = match payer {
+            NetworkFeePayer::Pool => Funding::FeeOnTop,
+            NetworkFeePayer::Miners => Funding::FeeSubtracted(funded.fee),
+        };
         let mut unsigned = tx::decode(&funded.hex)?;
-        let positions = tx::payment_positions(&unsigned, &asked, funded.change_position)?;
+        let positions = tx::payment_positions(&unsigned, &asked, funded.change_position, funding)?;
         let paid = fees::output_amounts(outputs, payer, funded.fee)?;
-        if paid.iter().zip(outputs).any(|(p, o)| *p != o.amount) {
-            let change = match funded.change_position {
-                Some(pos) => Change::At(pos),
-                None => {
-                    let address = self.wallet.get_raw_change_address().await?;
-                    let check = self.wallet.check_address(&address).await?;
-                    let script = check.script_pubkey.ok_or_else(|| {
-                        PayError::Wallet(format!("no script for change address {address}"))
-                    })?;
-                    Change::New(hex::decode(&script).map_err(|e| {
-                        PayError::Wallet(format!("validateaddress gave a bad script: {e}"))
-                    })?)
-                }
-            };
-            tx::apply_paid_amounts(&mut unsigned, &positions, &paid, change)?;
+        if payer == NetworkFeePayer::Miners {
+            tx::set_paid_amounts(&mut unsigned, &positions, &paid)?;
         }
         let signed = self
             .wallet

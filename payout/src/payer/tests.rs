@@ -151,7 +151,8 @@ const COIN_VALUE: u64 = 10_000_000;
 struct WalletState {
     locked: bool,
     refuse_broadcast: bool,
-    no_change: bool,
+    /// The wallet's coin is exactly what the transaction needs: no change output.
+    exact_coin: bool,
     invalid: BTreeSet<String>,
     mine: BTreeSet<String>,
     /// Coins: (txid display hex, vout) -> value.
@@ -217,16 +218,21 @@ impl PaymentWallet for FakeWallet {
         &self,
         outputs: &[(String, Sats)],
     ) -> Result<String, NodeError> {
-        let pairs: Vec<(String, u64)> = outputs.iter().map(|(a, v)| (a.clone(), v.0)).collect();
+        // By address, as the node reads the JSON object it gets.
+        let pairs: BTreeMap<String, u64> = outputs.iter().map(|(a, v)| (a.clone(), v.0)).collect();
+        let pairs: Vec<(String, u64)> = pairs.into_iter().collect();
         Ok(serde_json::to_string(&pairs).unwrap())
     }
-    async fn fund_raw_transaction(&self, hex_tx: &str) -> Result<FundedTx, NodeError> {
+    async fn fund_raw_transaction(
+        &self,
+        hex_tx: &str,
+        subtract_fee_from: &[usize],
+    ) -> Result<FundedTx, NodeError> {
         let pairs: Vec<(String, u64)> = serde_json::from_str(hex_tx).unwrap();
         let mut s = self.0.lock().unwrap();
         s.next_coin += 1;
         let prev =
             bitcoin::Txid::from_raw_hash(bitcoin::hashes::Hash::from_byte_array([s.next_coin; 32]));
-        s.coins.insert((prev.to_string(), 0), COIN_VALUE);
         let total: u64 = pairs.iter().map(|(_, v)| v).sum();
         let mut output: Vec<TxOut> = pairs
             .iter()
@@ -235,18 +241,36 @@ impl PaymentWallet for FakeWallet {
                 script_pubkey: ScriptBuf::from_bytes(script_of(a)),
             })
             .collect();
-        let (fee, change_position) = if s.no_change {
-            (COIN_VALUE - total, None)
+        // The wallet's rule for a subtracted fee: equal shares, the remainder from the first.
+        let subtracted = !subtract_fee_from.is_empty();
+        let n = subtract_fee_from.len() as u64;
+        for (k, i) in subtract_fee_from.iter().enumerate() {
+            let share = FEE / n + if k == 0 { FEE % n } else { 0 };
+            let value = output[*i].value.to_sat();
+            if value < share + fees::DUST_LIMIT.0 {
+                return Err(NodeError::Rpc {
+                    method: "fundrawtransaction",
+                    code: -4,
+                    message: "The transaction amount is too small to pay the fee".into(),
+                });
+            }
+            output[*i].value = Amount::from_sat(value - share);
+        }
+        let needed = if subtracted { total } else { total + FEE };
+        let (coin, change_position) = if s.exact_coin {
+            (needed, None)
         } else {
             output.insert(
                 0,
                 TxOut {
-                    value: Amount::from_sat(COIN_VALUE - total - FEE),
+                    value: Amount::from_sat(COIN_VALUE - needed),
                     script_pubkey: ScriptBuf::from_bytes(script_of("change")),
                 },
             );
-            (FEE, Some(0))
+            (COIN_VALUE, Some(0))
         };
+        s.coins.insert((prev.to_string(), 0), coin);
+        let fee = FEE;
         let tx = Transaction {
             version: Version(2),
             lock_time: LockTime::ZERO,
@@ -339,9 +363,6 @@ impl PaymentWallet for FakeWallet {
                 spendable: true,
             })
             .collect())
-    }
-    async fn get_raw_change_address(&self) -> Result<String, NodeError> {
-        Ok("change".into())
     }
     async fn get_tx_out(&self, _txid: &str, _vout: u32) -> Result<Option<TxOutInfo>, NodeError> {
         Ok(Some(TxOutInfo {
@@ -468,16 +489,16 @@ async fn due_balances_are_paid_in_batches_and_confirmed_at_the_final_depth() {
 }
 
 #[tokio::test]
-async fn miners_share_the_fee_and_the_change_takes_it_back() {
+async fn miners_share_the_fee_in_proportion_and_the_change_is_untouched() {
     let pool = FakePool::with(&[("a", 30_000), ("b", 10_000)], NetworkFeePayer::Miners);
     let mut p = payer(pool, 1);
     run(&mut p).await;
     let (t, fee) = signed_tx(&p.pool, 0);
     assert_eq!(fee, Sats(FEE));
-    // 1000 split 3:1.
+    // 1000 split 3:1 (the wallet took 500 from each).
     assert_eq!(paid_to(&t, "a"), Some(29_250));
     assert_eq!(paid_to(&t, "b"), Some(9_750));
-    assert_eq!(paid_to(&t, "change"), Some(COIN_VALUE - 40_000 - FEE + FEE));
+    assert_eq!(paid_to(&t, "change"), Some(COIN_VALUE - 40_000));
     let out: u64 = t.output.iter().map(|o| o.value.to_sat()).sum();
     assert_eq!(
         COIN_VALUE - out,
@@ -487,20 +508,43 @@ async fn miners_share_the_fee_and_the_change_takes_it_back() {
 }
 
 #[tokio::test]
-async fn miners_paying_without_change_output_get_a_change_output_at_the_same_fee() {
-    let pool = FakePool::with(&[("a", 9_000_000)], NetworkFeePayer::Miners);
+async fn miners_paying_need_only_the_payments_total_in_the_wallet() {
+    let pool = FakePool::with(
+        &[("a", 6_000_001), ("b", 3_000_000)],
+        NetworkFeePayer::Miners,
+    );
     let mut p = payer(pool, 1);
-    p.wallet.set(|w| w.no_change = true);
+    p.wallet.set(|w| w.exact_coin = true);
     p.settings.limits.max_per_run = Sats(u64::MAX);
     p.settings.limits.max_per_day = Sats(u64::MAX);
-    run(&mut p).await;
+    let s = run(&mut p).await;
+    assert_eq!(s.state, PayoutProcessState::Running, "{s:?}");
     let (t, fee) = signed_tx(&p.pool, 0);
-    // Without change the fund's fee is everything left over.
-    assert_eq!(fee, Sats(COIN_VALUE - 9_000_000));
-    assert_eq!(paid_to(&t, "a"), Some(9_000_000 - fee.0));
-    assert_eq!(paid_to(&t, "change"), Some(fee.0));
+    assert_eq!(fee, Sats(FEE));
+    assert_eq!(
+        t.output.len(),
+        2,
+        "no change: the coin is exactly the payments' total"
+    );
+    let (d, _) = projections::split::split_network_fee(&[Sats(6_000_001), Sats(3_000_000)], fee);
+    assert_eq!(paid_to(&t, "a"), Some(6_000_001 - d[0].0));
+    assert_eq!(paid_to(&t, "b"), Some(3_000_000 - d[1].0));
     let out: u64 = t.output.iter().map(|o| o.value.to_sat()).sum();
-    assert_eq!(COIN_VALUE - out, fee.0);
+    assert_eq!(9_000_001 - out, FEE);
+}
+
+#[tokio::test]
+async fn an_output_too_small_for_an_equal_fee_share_is_funded_by_the_largest_alone() {
+    // An equal share (500 each) would leave "a" below dust; its share by amount is 10 sats.
+    let pool = FakePool::with(&[("a", 1_000), ("b", 99_000)], NetworkFeePayer::Miners);
+    let mut p = payer(pool, 1);
+    let s = run(&mut p).await;
+    assert_eq!(s.state, PayoutProcessState::Running, "{s:?}");
+    let (t, fee) = signed_tx(&p.pool, 0);
+    assert_eq!(fee, Sats(FEE));
+    assert_eq!(paid_to(&t, "a"), Some(990));
+    assert_eq!(paid_to(&t, "b"), Some(98_010));
+    assert_eq!(paid_to(&t, "change"), Some(COIN_VALUE - 100_000));
 }
 
 #[tokio::test]

@@ -1,15 +1,17 @@
 //! The payment transaction's bytes: finding the payment's outputs in what the wallet funded,
-//! lowering them by the miners' fee shares (the change takes the difference, so the fee stays
-//! the one the wallet chose), and checking what the wallet signed. Pure.
+//! splitting the network fee over them by the projection's rule when the miners pay it, and
+//! checking what the wallet signed. Pure.
 //!
-//! Only amounts change between funding and signing; an amount is 8 bytes whatever its value,
-//! so the transaction's size, and with it the fee the wallet computed for it, stays the same.
-//! The one exception is a funded transaction without change: the deducted total then needs an
-//! output of its own (a change address of the wallet), a few bytes more at the same fee.
+//! When the miners pay, the wallet funds the transaction with the fee subtracted from the
+//! payment outputs (`subtractFeeFromOutputs`: it needs only the payments' total, so a wallet
+//! holding exactly the rewards it owes can pay them), by its own rule: equal shares, the
+//! remainder from the first output. The ledger books the fee by the projection's proportional
+//! split, so the outputs are set to that split before signing. Their sum is unchanged, and an
+//! amount is 8 bytes whatever its value, so the inputs, the change, the size and the fee the
+//! wallet chose all stay as funded.
 
-use crate::payer::fees::DUST_LIMIT;
 use bitcoin::consensus::encode;
-use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut};
+use bitcoin::{Amount, OutPoint, Transaction};
 use pool_core::event::Txid;
 use pool_core::{BlockId, Sats};
 
@@ -20,8 +22,6 @@ pub enum TxError {
     Decode(String),
     #[error("the funded transaction does not hold the payment's outputs as asked: {0}")]
     Outputs(String),
-    #[error("the funded transaction has no change output and the miners' fee share ({0} sats) is below the dust limit: it cannot be returned to the wallet without changing the fee; retrying at the next run")]
-    NoRoomForDeduction(u64),
     #[error("the signed transaction differs from the one given to sign: {0}")]
     Signed(String),
 }
@@ -51,12 +51,23 @@ pub fn txid(tx: &Transaction) -> Txid {
     BlockId(tx.compute_txid().to_byte_array())
 }
 
+/// How the wallet funded a payment's outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Funding {
+    /// The outputs pay what was asked; the fee is on top (the pool pays it).
+    FeeOnTop,
+    /// The wallet subtracted this fee from the outputs (the miners pay it).
+    FeeSubtracted(Sats),
+}
+
 /// Positions of the asked outputs in the funded transaction, in the asked order: every output
-/// but the change, each with the asked script and amount.
+/// but the change, each with the asked script, and the asked amount (`FeeOnTop`) or at most it
+/// with the outputs `fee` short in all (`FeeSubtracted(fee)`).
 pub fn payment_positions(
     tx: &Transaction,
     asked: &[AskedOutput],
     change: Option<usize>,
+    funding: Funding,
 ) -> Result<Vec<usize>, TxError> {
     let positions: Vec<usize> = (0..tx.output.len())
         .filter(|i| Some(*i) != change)
@@ -68,73 +79,51 @@ pub fn payment_positions(
             positions.len()
         )));
     }
+    let mut short: u64 = 0;
     for (pos, want) in positions.iter().zip(asked) {
         let got = &tx.output[*pos];
-        if got.script_pubkey.as_bytes() != want.script_pubkey.as_slice()
-            || got.value.to_sat() != want.amount.0
-        {
+        let value = got.value.to_sat();
+        let amount_ok = match funding {
+            Funding::FeeOnTop => value == want.amount.0,
+            Funding::FeeSubtracted(_) => value <= want.amount.0,
+        };
+        if got.script_pubkey.as_bytes() != want.script_pubkey.as_slice() || !amount_ok {
             return Err(TxError::Outputs(format!(
-                "output {pos} pays {} sats to script {}, asked {} sats to {}",
-                got.value.to_sat(),
+                "output {pos} pays {value} sats to script {}, asked {} sats to {}",
                 hex::encode(got.script_pubkey.as_bytes()),
                 want.amount.0,
                 hex::encode(&want.script_pubkey)
+            )));
+        }
+        short += want.amount.0 - value;
+    }
+    if let Funding::FeeSubtracted(fee) = funding {
+        if short != fee.0 {
+            return Err(TxError::Outputs(format!(
+                "the wallet took {short} sats from the payment outputs for a fee of {} sats",
+                fee.0
             )));
         }
     }
     Ok(positions)
 }
 
-/// Where the deducted total goes back to the wallet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    /// The funded transaction's change output.
-    At(usize),
-    /// No change output: a new one to this script (a change address of the wallet).
-    New(Vec<u8>),
-}
-
-/// Sets the payment outputs (at `positions`) to `paid` and returns the difference to the wallet
-/// through `change`, so inputs minus outputs (the fee) is unchanged.
-pub fn apply_paid_amounts(
+/// Sets the payment outputs (at `positions`) to `paid`, which must sum to what they pay now:
+/// the fee is re-split among them, and the inputs, the change and the fee stay as funded.
+pub fn set_paid_amounts(
     tx: &mut Transaction,
     positions: &[usize],
     paid: &[Sats],
-    change: Change,
 ) -> Result<(), TxError> {
-    let mut deducted: u64 = 0;
+    let now: u64 = positions.iter().map(|p| tx.output[*p].value.to_sat()).sum();
+    let then: u64 = paid.iter().map(|s| s.0).sum();
+    if positions.len() != paid.len() || now != then {
+        return Err(TxError::Outputs(format!(
+            "the payment outputs pay {now} sats in all, the fee split {then} sats"
+        )));
+    }
     for (pos, amount) in positions.iter().zip(paid) {
-        let out = &mut tx.output[*pos];
-        let before = out.value.to_sat();
-        if amount.0 > before {
-            return Err(TxError::Outputs(format!(
-                "output {pos} would rise from {before} to {} sats",
-                amount.0
-            )));
-        }
-        deducted += before - amount.0;
-        out.value = Amount::from_sat(amount.0);
-    }
-    if deducted == 0 {
-        return Ok(());
-    }
-    match change {
-        Change::At(pos) => {
-            let out = tx
-                .output
-                .get_mut(pos)
-                .ok_or_else(|| TxError::Outputs(format!("no change output at {pos}")))?;
-            out.value = Amount::from_sat(out.value.to_sat() + deducted);
-        }
-        Change::New(script) => {
-            if deducted < DUST_LIMIT.0 {
-                return Err(TxError::NoRoomForDeduction(deducted));
-            }
-            tx.output.push(TxOut {
-                value: Amount::from_sat(deducted),
-                script_pubkey: ScriptBuf::from_bytes(script),
-            });
-        }
+        tx.output[*pos].value = Amount::from_sat(amount.0);
     }
     Ok(())
 }
@@ -165,7 +154,8 @@ pub fn check_signed(unsigned: &Transaction, signed: &Transaction) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::{absolute::LockTime, transaction::Version, Sequence, TxIn, Witness};
+    use bitcoin::Witness;
+    use bitcoin::{absolute::LockTime, transaction::Version, ScriptBuf, Sequence, TxIn, TxOut};
 
     fn script(tag: u8) -> Vec<u8> {
         let mut s = vec![0x76, 0xa9, 0x14];
@@ -216,36 +206,47 @@ mod tests {
     fn positions_skip_the_change_and_check_scripts_and_amounts() {
         let tx = funded(&[(9, 70_000), (1, 5_000), (2, 6_000)]);
         let want = asked(&[(1, 5_000), (2, 6_000)]);
-        assert_eq!(payment_positions(&tx, &want, Some(0)), Ok(vec![1, 2]));
-        assert!(payment_positions(&tx, &want, Some(2)).is_err());
-        assert!(payment_positions(&tx, &asked(&[(1, 5_000), (2, 6_001)]), Some(0)).is_err());
-    }
-
-    #[test]
-    fn deductions_move_to_the_change_and_keep_the_fee() {
-        let mut tx = funded(&[(1, 5_000), (9, 70_000), (2, 6_000)]);
-        let value = |_: &OutPoint| Some(Sats(100_000));
-        let fee_before = fee(&tx, value).unwrap();
-        apply_paid_amounts(&mut tx, &[0, 2], &[Sats(4_500), Sats(5_400)], Change::At(1)).unwrap();
-        assert_eq!(tx.output[0].value.to_sat(), 4_500);
-        assert_eq!(tx.output[2].value.to_sat(), 5_400);
-        assert_eq!(tx.output[1].value.to_sat(), 71_100);
-        assert_eq!(fee(&tx, value), Some(fee_before));
-    }
-
-    #[test]
-    fn without_change_the_deduction_gets_its_own_output_if_not_dust() {
-        let mut tx = funded(&[(1, 50_000)]);
-        let value = |_: &OutPoint| Some(Sats(51_000));
-        apply_paid_amounts(&mut tx, &[0], &[Sats(49_000)], Change::New(script(7))).unwrap();
-        assert_eq!(tx.output.len(), 2);
-        assert_eq!(tx.output[1].value.to_sat(), 1_000);
-        assert_eq!(fee(&tx, value), Some(Sats(1_000)));
-        let mut tx = funded(&[(1, 50_000)]);
+        let on_top = Funding::FeeOnTop;
         assert_eq!(
-            apply_paid_amounts(&mut tx, &[0], &[Sats(49_800)], Change::New(script(7))),
-            Err(TxError::NoRoomForDeduction(200))
+            payment_positions(&tx, &want, Some(0), on_top),
+            Ok(vec![1, 2])
         );
+        assert!(payment_positions(&tx, &want, Some(2), on_top).is_err());
+        let more = asked(&[(1, 5_000), (2, 6_001)]);
+        assert!(payment_positions(&tx, &more, Some(0), on_top).is_err());
+    }
+
+    #[test]
+    fn a_subtracted_fee_must_be_exactly_what_the_outputs_lack() {
+        // Asked 5000 and 6000; the wallet took a fee of 1001 equally, the odd satoshi first.
+        let tx = funded(&[(1, 4_499), (9, 70_000), (2, 5_500)]);
+        let want = asked(&[(1, 5_000), (2, 6_000)]);
+        let fee = |f| Funding::FeeSubtracted(Sats(f));
+        assert_eq!(
+            payment_positions(&tx, &want, Some(1), fee(1_001)),
+            Ok(vec![0, 2])
+        );
+        assert!(payment_positions(&tx, &want, Some(1), fee(1_000)).is_err());
+        assert!(payment_positions(&tx, &want, Some(1), Funding::FeeOnTop).is_err());
+        // An output above what was asked is never a fee.
+        let tx = funded(&[(1, 5_001), (2, 4_999)]);
+        assert!(payment_positions(&tx, &want, None, fee(0)).is_err());
+    }
+
+    #[test]
+    fn the_fee_is_re_split_among_the_payment_outputs_and_the_rest_stays() {
+        let mut tx = funded(&[(1, 4_499), (9, 70_000), (2, 5_500)]);
+        let value = |_: &OutPoint| Some(Sats(81_000));
+        let fee_before = fee(&tx, value).unwrap();
+        set_paid_amounts(&mut tx, &[0, 2], &[Sats(4_545), Sats(5_454)]).unwrap();
+        assert_eq!(tx.output[0].value.to_sat(), 4_545);
+        assert_eq!(tx.output[1].value.to_sat(), 70_000);
+        assert_eq!(tx.output[2].value.to_sat(), 5_454);
+        assert_eq!(fee(&tx, value), Some(fee_before));
+        // A split that does not sum to what the outputs pay would change the fee.
+        let mut tx = funded(&[(1, 4_499), (2, 5_500)]);
+        assert!(set_paid_amounts(&mut tx, &[0, 1], &[Sats(4_545), Sats(5_455)]).is_err());
+        assert_eq!(tx.output[0].value.to_sat(), 4_499, "unchanged on refusal");
     }
 
     #[test]

@@ -17,9 +17,12 @@ pub trait PaymentWallet: Send + Sync {
         &self,
         outputs: &[(String, Sats)],
     ) -> impl Future<Output = Result<String, NodeError>> + Send;
+    /// Funds `hex`; with `subtract_fee_from` (output positions) the fee comes out of those
+    /// outputs, split equally by the wallet.
     fn fund_raw_transaction(
         &self,
         hex: &str,
+        subtract_fee_from: &[usize],
     ) -> impl Future<Output = Result<FundedTx, NodeError>> + Send;
     fn sign_raw_transaction(
         &self,
@@ -38,7 +41,6 @@ pub trait PaymentWallet: Send + Sync {
         &self,
         min_conf: u32,
     ) -> impl Future<Output = Result<Vec<Unspent>, NodeError>> + Send;
-    fn get_raw_change_address(&self) -> impl Future<Output = Result<String, NodeError>> + Send;
     fn get_tx_out(
         &self,
         txid: &str,
@@ -65,8 +67,12 @@ impl PaymentWallet for WalletClient {
     ) -> Result<String, NodeError> {
         WalletClient::create_raw_transaction(self, outputs).await
     }
-    async fn fund_raw_transaction(&self, hex: &str) -> Result<FundedTx, NodeError> {
-        WalletClient::fund_raw_transaction(self, hex).await
+    async fn fund_raw_transaction(
+        &self,
+        hex: &str,
+        subtract_fee_from: &[usize],
+    ) -> Result<FundedTx, NodeError> {
+        WalletClient::fund_raw_transaction(self, hex, subtract_fee_from).await
     }
     async fn sign_raw_transaction(&self, hex: &str) -> Result<SignedTx, NodeError> {
         WalletClient::sign_raw_transaction(self, hex).await
@@ -82,9 +88,6 @@ impl PaymentWallet for WalletClient {
     }
     async fn list_unspent(&self, min_conf: u32) -> Result<Vec<Unspent>, NodeError> {
         WalletClient::list_unspent(self, min_conf).await
-    }
-    async fn get_raw_change_address(&self) -> Result<String, NodeError> {
-        WalletClient::get_raw_change_address(self).await
     }
     async fn get_tx_out(&self, txid: &str, vout: u32) -> Result<Option<TxOutInfo>, NodeError> {
         WalletClient::get_tx_out(self, txid, vout, true).await
