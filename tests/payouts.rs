@@ -3,9 +3,8 @@
 //! `obtc-pool payout` pays through node 1's wallet (the pool's: it holds nothing but pool
 //! rewards; miner addresses, test coins and every set-up block come from node 2's wallet).
 //!
-//! Each test has a node pair of its own and they run one at a time. The tests that need the
-//! pool's JSON-RPC server are `#[ignore]`d until helper `rpc`'s server is wired into
-//! `obtc-pool run` (run them with `cargo test --test payouts -- --ignored`).
+//! Each test has a node pair of its own and they run one at a time. Every wait is bounded; a
+//! timeout shows the last payout state, the pool's log and the payout process's log.
 
 mod common;
 
@@ -14,9 +13,11 @@ use common::nodes::{free_port, start_payout_pair, Node, NodePair, RPC_PASSWORD, 
 use common::pool::{PoolOptions, PoolProcess};
 use payout::api::{PayoutProcessState, PayoutState};
 use payout::payer::client::{PoolApi, PoolRpcClient};
-use pool_core::event::PayoutAddress;
-use pool_core::Event;
-use projections::{BlockStatus, Projection, ProjectionConfig};
+use pool_core::event::{NetworkFeePayer, PayoutAddress};
+use pool_core::Sats;
+use projections::split::split_network_fee;
+use projections::{BlockStatus, PaymentStatus, Projection, ProjectionConfig};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -61,6 +62,7 @@ impl PayoutProcess {
         }
     }
 
+    /// Everything every payout process of this test wrote (stdout and stderr), in order.
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -109,6 +111,8 @@ struct Setup {
     pool: PoolProcess,
     rpc: PoolRpcClient,
     runtime: tokio::runtime::Runtime,
+    /// The pool's coinbase address (node 1's wallet), also its fee address.
+    pool_address: String,
     miners: Vec<String>,
     /// Node 2's address for set-up blocks.
     outside: String,
@@ -121,6 +125,8 @@ fn wallet_and_rpc(node1: &Node, rpc_port: u16, payout_keys: &str) -> String {
     )
 }
 
+/// Lean settings: a run a second, final at depth 2. Network fees are paid by the pool and there
+/// is no pool fee unless a test adds keys (the defaults).
 const PAYOUT_KEYS: &str = "scheme = \"prop\"\nmin_payment = 10000\nmax_outputs = 10\ninterval_secs = 1\nconfirmations = 2\n";
 
 impl Setup {
@@ -148,6 +154,7 @@ impl Setup {
             pool,
             rpc,
             runtime,
+            pool_address,
             miners,
             outside,
         }
@@ -163,22 +170,60 @@ impl Setup {
             .unwrap_or_else(|e| panic!("payout_state: {e}\n{}", self.pool.log()))
     }
 
-    /// Waits (bounded) until `pred` holds for the pool's payout state.
-    fn wait_state(&self, what: &str, pred: impl Fn(&PayoutState) -> bool) -> PayoutState {
+    /// Waits (bounded) until `pred` holds for the pool's payout state; on a timeout the panic
+    /// shows the last state, the pool's log and the payout process's (when one runs).
+    fn wait_state(
+        &self,
+        what: &str,
+        payout: Option<&PayoutProcess>,
+        pred: impl Fn(&PayoutState) -> bool,
+    ) -> PayoutState {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            if let Ok(s) = self.runtime.block_on(self.rpc.payout_state()) {
-                if pred(&s) {
-                    return s;
+            let last = self.runtime.block_on(self.rpc.payout_state());
+            if let Ok(s) = &last {
+                if pred(s) {
+                    return s.clone();
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                self.pool.log()
-            );
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for {what}\nlast payout state: {last:?}\n{}",
+                    self.logs(payout)
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits (bounded) until the payout process reported `state` to the pool (`pool_status`)
+    /// and its log holds `line`.
+    fn wait_report(&self, payout: &PayoutProcess, state: PayoutProcessState, line: &str) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let report = self.runtime.block_on(self.rpc.pool_status()).ok();
+            let reported = report.as_ref().and_then(|r| r.payout.as_ref());
+            if reported.is_some_and(|r| r.state == state) && payout.log().contains(line) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for a {state:?} report and {line:?} in the payout log\n\
+                     last report: {reported:?}\n{}",
+                    self.logs(Some(payout))
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The pool's log and the payout process's, for failure messages.
+    fn logs(&self, payout: Option<&PayoutProcess>) -> String {
+        let payout = payout.map_or_else(|| "(not running)".to_owned(), PayoutProcess::log);
+        format!(
+            "---- pool log ----\n{}\n---- payout log ----\n{payout}",
+            self.pool.log()
+        )
     }
 
     /// Every miner mines `shares` shares through the pool (on regtest nearly each is a block),
@@ -194,76 +239,151 @@ impl Setup {
         self.mine_outside(100);
     }
 
+    /// Node 2 mines `blocks` to its own address on top of node 1's best block (the pool's
+    /// blocks reach node 2 through node 1: mining before that would orphan them), then waits
+    /// (bounded) until node 1 has them.
     fn mine_outside(&self, blocks: u64) {
+        let tip = self.pair.node1.cli(&["getbestblockhash"]);
+        assert!(
+            self.pair
+                .node2
+                .wait_until(TIMEOUT, |n| n.cli(&["getbestblockhash"]) == tip),
+            "node 2 did not get node 1's best block {tip}"
+        );
         let n = blocks.to_string();
         self.pair
             .node2
             .cli(&["generatetoaddress", &n, &self.outside]);
         let target = self.pair.node2.block_count();
-        assert!(self
-            .pair
-            .node1
-            .wait_until(TIMEOUT, |n| n.block_count() >= target));
+        assert!(
+            self.pair
+                .node1
+                .wait_until(TIMEOUT, |n| n.block_count() >= target),
+            "node 1 did not reach node 2's height {target}"
+        );
     }
 
     /// Mines `blocks` on node 2 once it has every transaction of node 1's mempool.
     fn confirm_payments(&self, blocks: u64) {
-        let mempool = self.pair.node1.cli(&["getrawmempool"]);
-        let txids: Vec<String> = mempool
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap().to_owned())
-            .collect();
-        assert!(self.pair.node2.wait_until(TIMEOUT, |n| {
-            let theirs = n.cli(&["getrawmempool"]);
-            txids
-                .iter()
-                .all(|t| theirs.as_array().unwrap().iter().any(|x| x == t.as_str()))
-        }));
+        let txids = mempool(&self.pair.node1);
+        assert!(
+            self.pair
+                .node2
+                .wait_until(TIMEOUT, |n| txids.is_subset(&mempool(n))),
+            "node 2 never got node 1's mempool {txids:?}"
+        );
         self.mine_outside(blocks);
     }
 
-    fn payout_report(&self) -> Option<PayoutProcessState> {
-        self.runtime
-            .block_on(self.rpc.pool_status())
-            .ok()
-            .and_then(|s| s.payout.map(|r| r.state))
+    /// Sets `[payout] max_per_run` (the last section of the config) for the next payout start.
+    fn set_max_per_run(&self, cap: u64) {
+        let text = std::fs::read_to_string(self.config()).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with("max_per_run"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(self.config(), format!("{kept}max_per_run = {cap}\n")).unwrap();
     }
 
     /// Stops the pool and folds its ledger.
-    fn stop_and_fold(&mut self) -> (Projection, Vec<Event>) {
+    fn stop_and_fold(&mut self) -> Projection {
         assert!(self.pool.terminate().success());
-        let events = self.pool.ledger_events();
         let mut p = Projection::new(ProjectionConfig::default());
-        for (seq, e) in events.iter().enumerate() {
+        for (seq, e) in self.pool.ledger_events().iter().enumerate() {
             p.apply(seq as u64, e).unwrap();
         }
-        (p, events)
+        p
     }
 }
 
-/// Satoshis of a `bitcoin-cli` amount (8 decimals at most: exact through f64 at these sizes).
-fn sats(v: &serde_json::Value) -> u64 {
-    (v.as_f64().expect("amount") * 1e8).round() as u64
+/// Signed satoshis of a `bitcoin-cli` amount (8 decimals at most: exact through f64 at these
+/// sizes).
+fn signed_sats(v: &serde_json::Value) -> i64 {
+    (v.as_f64().unwrap_or_else(|| panic!("an amount: {v}")) * 1e8).round() as i64
 }
 
-fn sends(node1: &Node) -> Vec<String> {
-    let entries = node1.cli(&["listtransactions", "*", "1000"]);
-    let mut txids: Vec<String> = entries
+fn sats(v: &serde_json::Value) -> u64 {
+    u64::try_from(signed_sats(v)).unwrap_or_else(|_| panic!("a positive amount: {v}"))
+}
+
+fn mempool(node: &Node) -> BTreeSet<String> {
+    node.cli(&["getrawmempool"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The transactions node 1's wallet sent.
+fn sends(node1: &Node) -> BTreeSet<String> {
+    node1
+        .cli(&["listtransactions", "*", "1000"])
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["category"] == "send")
         .map(|e| e["txid"].as_str().unwrap().to_owned())
-        .collect();
-    txids.dedup();
-    txids
+        .collect()
 }
 
-/// Node 1's wallet holds exactly the matured pool rewards minus the payments and their fees,
-/// and each miner received exactly what the ledger says it was paid.
-fn assert_wallet_agrees_with_ledger(s: &Setup, projection: &Projection) {
+/// What a transaction of node 1's wallet pays each address, and its fee.
+fn on_chain(node1: &Node, txid: &str) -> (BTreeMap<String, u64>, u64) {
+    let tx = node1.cli(&["gettransaction", txid]);
+    let fee = u64::try_from(-signed_sats(&tx["fee"])).expect("a send's fee is negative");
+    let hex = tx["hex"].as_str().unwrap();
+    let decoded = node1.cli(&["decoderawtransaction", hex]);
+    let mut paid = BTreeMap::new();
+    for out in decoded["vout"].as_array().unwrap() {
+        let addresses = out["scriptPubKey"]["addresses"].as_array().unwrap();
+        assert_eq!(addresses.len(), 1, "{out}");
+        *paid
+            .entry(addresses[0].as_str().unwrap().to_owned())
+            .or_default() += sats(&out["value"]);
+    }
+    (paid, fee)
+}
+
+/// The chain against the ledger, to the satoshi:
+/// - every payment is confirmed, its transaction's fee on chain is the one the ledger booked,
+///   and it pays each address its prepared amount (minus its share of that fee, by the
+///   projection's split, where the miners pay it); the fee address is never paid (it is the
+///   pool's own);
+/// - the matured rewards of the pool's blocks are all credited; each miner has nothing payable
+///   or in flight and received on chain exactly what the ledger says it was paid, which is all
+///   its matured credit minus its share of the network fees;
+/// - node 1's wallet holds exactly the matured pool rewards (plus what the operator put in)
+///   minus the payments and their fees.
+fn assert_wallet_agrees_with_ledger(s: &Setup, projection: &Projection, operator_funds: u64) {
+    let payments = projection.payments();
+    assert!(!payments.is_empty(), "something was paid");
+    for p in &payments {
+        assert_eq!(p.status, PaymentStatus::Confirmed, "{p:?}");
+        let txid = p
+            .txid
+            .expect("a confirmed payment has a txid")
+            .to_display_hex();
+        let (paid, fee) = on_chain(&s.pair.node1, &txid);
+        assert_eq!(fee, p.network_fee.0, "payment {}'s fee", p.payment_id);
+        let amounts: Vec<Sats> = p.outputs.iter().map(|(_, a)| *a).collect();
+        let deductions = match p.network_fee_payer {
+            NetworkFeePayer::Pool => vec![Sats(0); amounts.len()],
+            NetworkFeePayer::Miners => split_network_fee(&amounts, p.network_fee).0,
+        };
+        for ((address, amount), d) in p.outputs.iter().zip(&deductions) {
+            assert_eq!(
+                paid.get(&address.0).copied(),
+                Some(amount.0 - d.0),
+                "payment {} to {address}",
+                p.payment_id
+            );
+        }
+        assert!(
+            !paid.contains_key(&s.pool_address),
+            "the fee address is never paid"
+        );
+    }
     let matured: u64 = projection
         .blocks()
         .iter()
@@ -271,71 +391,104 @@ fn assert_wallet_agrees_with_ledger(s: &Setup, projection: &Projection) {
         .map(|b| b.reward.0)
         .sum();
     let balances = projection.balances();
+    for m in &s.miners {
+        let b = &balances[&PayoutAddress(m.clone())];
+        assert_eq!(
+            (b.payable, b.in_flight, b.debt),
+            (Sats(0), Sats(0), Sats(0)),
+            "{m}: {b:?}"
+        );
+        let received = sats(&s.pair.node2.cli(&["getreceivedbyaddress", m, "1"]));
+        assert_eq!(received, b.paid.0, "{m} received what the ledger paid");
+        assert!(received > 0, "{m} was paid");
+        assert_eq!(
+            i128::from(b.paid.0 + b.network_fees.0),
+            b.total_credited() - i128::from(b.immature.0),
+            "{m}: every matured credit paid, less its fee shares"
+        );
+    }
+    let credited: i128 = balances
+        .values()
+        .map(|b| b.total_credited() - i128::from(b.immature.0))
+        .sum();
+    assert_eq!(
+        credited,
+        i128::from(matured),
+        "matured rewards are all credited"
+    );
     let paid: u64 = balances.values().map(|b| b.paid.0).sum();
-    let fees: u64 = projection.payments().iter().map(|p| p.network_fee.0).sum();
-    assert!(paid > 0, "something was paid");
+    let fees: u64 = payments.iter().map(|p| p.network_fee.0).sum();
     let wallet = sats(&s.pair.node1.cli(&["getbalance"]));
     assert_eq!(
         wallet,
-        matured - paid - fees,
-        "wallet = matured - paid - fees"
+        matured + operator_funds - paid - fees,
+        "wallet = matured rewards + operator funds - paid - network fees"
     );
-    for m in &s.miners {
-        let received = sats(&s.pair.node2.cli(&["getreceivedbyaddress", m, "1"]));
-        let b = &balances[&PayoutAddress(m.clone())];
-        assert_eq!(received, b.paid.0, "{m} received what the ledger paid");
-    }
 }
 
 #[test]
-#[ignore = "needs helper rpc's JSON-RPC server wired into `obtc-pool run`"]
 fn pays_every_miner_exactly_after_the_guard_let_it() {
     let _one = one_at_a_time();
-    // A cap below what is due first: the guard pauses and nothing is prepared.
-    let mut s = Setup::start(&format!("{PAYOUT_KEYS}max_per_run = 10000\n"));
+    // The miners bear the network fee; the pool keeps 1 % on its own address (node 1's).
+    let mut s = Setup::start(&format!(
+        "{PAYOUT_KEYS}fee_bps = 100\nnetwork_fee_payer = \"miners\"\n"
+    ));
     s.mine_and_mature(2);
-    s.wait_state("payable balances", |st| {
+    let due = s.wait_state("payable balances", None, |st| {
         s.miners
             .iter()
             .all(|m| st.payable.iter().any(|b| b.address.0 == *m))
     });
+    let total: u64 = due
+        .payable
+        .iter()
+        .filter(|b| s.miners.contains(&b.address.0))
+        .map(|b| b.payable.0)
+        .sum();
+    // A cap one satoshi below what is due: the guard pauses and nothing is prepared.
+    s.set_max_per_run(total - 1);
     let mut payout = PayoutProcess::spawn(s.config(), &[]);
-    let deadline = Instant::now() + TIMEOUT;
-    while s.payout_report() != Some(PayoutProcessState::Paused) {
-        assert!(Instant::now() < deadline, "no pause:\n{}", payout.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    s.wait_report(
+        &payout,
+        PayoutProcessState::Paused,
+        &format!("above [payout] max_per_run = {} sats", total - 1),
+    );
     assert!(s.state().open_payments.is_empty());
-    assert!(payout.log().contains("max_per_run"), "{}", payout.log());
+    assert_eq!(s.state().next_payment_id, 0, "nothing was ever prepared");
     assert!(payout.terminate().success());
 
-    // The default cap allows it: one payment, confirmed at depth 2.
-    let text = std::fs::read_to_string(s.config()).unwrap();
-    std::fs::write(s.config(), text.replace("max_per_run = 10000\n", "")).unwrap();
+    // A cap of exactly what is due allows it: one payment, confirmed at depth 2.
+    s.set_max_per_run(total);
     let mut payout = PayoutProcess::spawn(s.config(), &[]);
-    s.wait_state("a sent payment", |st| {
-        st.open_payments
-            .iter()
-            .any(|p| p.status == projections::PaymentStatus::Sent)
+    s.wait_state("a sent payment", Some(&payout), |st| {
+        !st.open_payments.is_empty()
+            && st
+                .open_payments
+                .iter()
+                .all(|p| p.status == PaymentStatus::Sent)
     });
     s.confirm_payments(2);
-    s.wait_state("every payment confirmed", |st| {
+    s.wait_state("every payment confirmed", Some(&payout), |st| {
         st.open_payments.is_empty() && !st.payable.iter().any(|b| s.miners.contains(&b.address.0))
     });
     assert!(payout.terminate().success(), "{}", payout.log());
-    assert!(payout
-        .log()
-        .contains("the operator pays every payment's network fee"));
+    assert!(
+        payout.log().contains("not paying the fee address"),
+        "{}",
+        payout.log()
+    );
     assert_eq!(sends(&s.pair.node1).len(), 1, "one transaction");
-    let (projection, _) = s.stop_and_fold();
-    assert_wallet_agrees_with_ledger(&s, &projection);
+    let projection = s.stop_and_fold();
+    assert_eq!(projection.payments().len(), 1, "one payment");
+    assert_wallet_agrees_with_ledger(&s, &projection, 0);
 }
 
 #[test]
-#[ignore = "needs helper rpc's JSON-RPC server wired into `obtc-pool run`"]
 fn a_crash_at_each_point_ends_in_one_transaction_per_balance() {
     let _one = one_at_a_time();
-    let s = Setup::start(PAYOUT_KEYS);
+    // The miners bear the network fee and the pool keeps nothing: each round's payment spends
+    // every satoshi the wallet holds.
+    let mut s = Setup::start(&format!("{PAYOUT_KEYS}network_fee_payer = \"miners\"\n"));
     for (round, hook) in [
         "after-prepare",
         "after-sign",
@@ -346,7 +499,7 @@ fn a_crash_at_each_point_ends_in_one_transaction_per_balance() {
     .enumerate()
     {
         s.mine_and_mature(1);
-        s.wait_state("payable balances", |st| {
+        s.wait_state("payable balances", None, |st| {
             st.open_payments.is_empty()
                 && s.miners
                     .iter()
@@ -354,10 +507,10 @@ fn a_crash_at_each_point_ends_in_one_transaction_per_balance() {
         });
         let mut crashing = PayoutProcess::spawn(s.config(), &[("OBTC_TEST_PAYOUT_CRASH", hook)]);
         if hook == "before-confirm" {
-            s.wait_state("a sent payment", |st| {
+            s.wait_state("a sent payment", Some(&crashing), |st| {
                 st.open_payments
                     .iter()
-                    .any(|p| p.status == projections::PaymentStatus::Sent)
+                    .any(|p| p.status == PaymentStatus::Sent)
             });
             s.confirm_payments(2);
         }
@@ -368,23 +521,33 @@ fn a_crash_at_each_point_ends_in_one_transaction_per_balance() {
             "{hook}: {}",
             crashing.log()
         );
+        assert!(
+            crashing.log().contains("test hook: SIGKILL at"),
+            "{hook}: {}",
+            crashing.log()
+        );
         let mut again = PayoutProcess::spawn(s.config(), &[]);
         if hook != "before-confirm" {
-            s.wait_state("a sent payment", |st| {
-                st.open_payments.is_empty()
-                    || st
+            s.wait_state("a sent payment", Some(&again), |st| {
+                !st.open_payments.is_empty()
+                    && st
                         .open_payments
                         .iter()
-                        .all(|p| p.status == projections::PaymentStatus::Sent)
+                        .all(|p| p.status == PaymentStatus::Sent)
             });
             s.confirm_payments(2);
         }
-        s.wait_state("every payment confirmed", |st| st.open_payments.is_empty());
+        let state = s.wait_state("every payment confirmed", Some(&again), |st| {
+            st.open_payments.is_empty()
+        });
         assert!(again.terminate().success());
-        let mempool = s.pair.node1.cli(&["getrawmempool"]);
         assert_eq!(
-            mempool.as_array().unwrap().len(),
-            0,
+            state.next_payment_id,
+            round as u64 + 1,
+            "{hook}: one payment per round, none failed and made again"
+        );
+        assert!(
+            mempool(&s.pair.node1).is_empty(),
             "{hook}: nothing left over"
         );
         assert_eq!(
@@ -393,27 +556,46 @@ fn a_crash_at_each_point_ends_in_one_transaction_per_balance() {
             "{hook}: exactly one transaction per round"
         );
     }
+    let projection = s.stop_and_fold();
+    assert_wallet_agrees_with_ledger(&s, &projection, 0);
+    assert_eq!(
+        sats(&s.pair.node1.cli(&["getbalance"])),
+        0,
+        "every satoshi paid"
+    );
 }
 
 #[test]
-#[ignore = "needs helper rpc's JSON-RPC server wired into `obtc-pool run`"]
 fn a_locked_wallet_stops_payments_not_shares_and_unlocking_resumes_them() {
     let _one = one_at_a_time();
-    let s = Setup::start(PAYOUT_KEYS);
+    // The defaults: the pool pays the network fees and keeps no fee, so the operator must
+    // fund them (the wallet holds exactly the rewards it owes).
+    let mut s = Setup::start(PAYOUT_KEYS);
     s.mine_and_mature(1);
-    // BSV 1.0.13 stops after encryptwallet; it comes back locked.
+    // BSV 1.0.13 stops after encryptwallet; it comes back locked, and node 2 must link again.
     let _ = s.pair.node1.try_cli(&["encryptwallet", "secret"]);
     s.pair.node1.stop();
     s.pair.node1.start();
     assert!(s.pair.node1.wait_ready(TIMEOUT));
-    s.wait_state("payable balances", |st| !st.payable.is_empty());
+    assert!(
+        s.pair.relink(TIMEOUT),
+        "node 2 did not link to node 1 again"
+    );
+    s.wait_state("payable balances", None, |st| {
+        s.miners
+            .iter()
+            .all(|m| st.payable.iter().any(|b| b.address.0 == *m))
+    });
     let mut payout = PayoutProcess::spawn(s.config(), &[]);
-    let deadline = Instant::now() + TIMEOUT;
-    while s.payout_report() != Some(PayoutProcessState::Error) {
-        assert!(Instant::now() < deadline, "no error:\n{}", payout.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(payout.log().contains("locked"), "{}", payout.log());
+    // Funding comes first: the wallet cannot pay the fee on top of the rewards it owes...
+    s.wait_report(&payout, PayoutProcessState::Error, "plus the fee: fund it");
+    assert!(
+        payout
+            .log()
+            .contains("the operator pays every payment's network fee"),
+        "{}",
+        payout.log()
+    );
     // Nothing was signed into the ledger.
     assert!(s.state().open_payments.iter().all(|p| p.raw_tx.is_none()));
     // The pool keeps accepting shares meanwhile.
@@ -422,16 +604,48 @@ fn a_locked_wallet_stops_payments_not_shares_and_unlocking_resumes_them() {
     MinerProcess::spawn(s.pool.stratum, &o)
         .wait(TIMEOUT)
         .expect_accepted(1, &s.pool.log());
+    // ...until the operator funds it (from node 2, confirmed in a block of node 2's); then the
+    // locked wallet cannot sign.
+    let topup: u64 = 100_000_000;
+    let to = s.pair.node1.new_address();
+    s.pair.node2.cli(&["sendtoaddress", &to, "1"]);
+    s.confirm_payments(1);
+    s.wait_report(&payout, PayoutProcessState::Error, "the wallet is locked");
+    assert!(s.state().open_payments.iter().all(|p| p.raw_tx.is_none()));
+    assert_eq!(
+        s.state().next_payment_id,
+        1,
+        "one payment waits, no second one"
+    );
+
+    // Unlocked, it pays.
     s.pair.node1.cli(&["walletpassphrase", "secret", "600"]);
-    s.wait_state("a sent payment", |st| {
-        st.open_payments
-            .iter()
-            .any(|p| p.status == projections::PaymentStatus::Sent)
+    s.wait_state("a sent payment", Some(&payout), |st| {
+        !st.open_payments.is_empty()
+            && st
+                .open_payments
+                .iter()
+                .all(|p| p.status == PaymentStatus::Sent)
     });
     s.confirm_payments(2);
-    s.wait_state("every payment confirmed", |st| st.open_payments.is_empty());
+    s.wait_state("every payment confirmed", Some(&payout), |st| {
+        st.open_payments.is_empty()
+    });
     assert!(payout.terminate().success());
     assert_eq!(sends(&s.pair.node1).len(), 1);
+    let projection = s.stop_and_fold();
+    assert_eq!(
+        projection.payments().len(),
+        1,
+        "the payment prepared while locked"
+    );
+    assert_wallet_agrees_with_ledger(&s, &projection, topup);
+    // The operator's fee shows as the fee address's debt.
+    let fee = projection.payments()[0].network_fee;
+    assert_eq!(
+        projection.balances()[&PayoutAddress(s.pool_address.clone())].debt,
+        fee
+    );
 }
 
 #[test]

@@ -108,6 +108,27 @@ impl Node {
     }
 }
 
+impl NodePair {
+    /// Connects node 2 to node 1 again (after node 1 restarted: bitcoind retries an added node
+    /// only every minute or two) and waits (bounded) until they are linked.
+    pub fn relink(&self, timeout: Duration) -> bool {
+        link(&self.node1, &self.node2, timeout)
+    }
+}
+
+/// Asks `node2` to connect to `node1` now; whether `node1` has a peer within `timeout`.
+fn link(node1: &Node, node2: &Node, timeout: Duration) -> bool {
+    let peer = format!("127.0.0.1:{}", node1.p2p_port);
+    let _ = node2.try_cli(&["addnode", &peer, "onetry"]);
+    node1.wait_until(timeout, |n| {
+        n.try_cli(&["getconnectioncount"])
+            .ok()
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0)
+            >= 1
+    })
+}
+
 fn start_pair() -> Result<NodePair, String> {
     start_pair_with(&[])
 }
@@ -139,16 +160,7 @@ fn start_pair_mining_first_on(node1_args: &[&str], first_miner: u32) -> Result<N
     }
     // node2's -addnode attempt may have come before node1 listened, and bitcoind retries added
     // nodes only every minute or two: ask for a connection now.
-    let peer = format!("127.0.0.1:{}", node1.p2p_port);
-    let _ = node2.try_cli(&["addnode", &peer, "onetry"]);
-    let linked = node1.wait_until(Duration::from_secs(30), |n| {
-        n.try_cli(&["getconnectioncount"])
-            .ok()
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0)
-            >= 1
-    });
-    if !linked {
+    if !link(&node1, &node2, Duration::from_secs(30)) {
         return Err("node2 did not connect to node1 within 30 s".into());
     }
     // A fresh chain is in initial block download (genesis is old): getblocktemplate answers
