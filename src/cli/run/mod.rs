@@ -67,6 +67,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let live = start::open_live(ledger.clone(), config.chain).await?;
     let start = start::scan(&live).await?;
     record_payout_rule(&ledger, &config.payout.rule, start.last_rule).await?;
+    let rule = &config.payout.rule;
+    if rule.network_fee_payer == pool_core::event::NetworkFeePayer::Pool && rule.fee_bps == 0 {
+        tracing::warn!(
+            fee_address = %rule.fee_address,
+            "network_fee_payer = pool with fee_bps = 0: the operator pays every payment's network \
+             fee (the fee address's debt shows it), so the wallet needs coins beyond the rewards"
+        );
+    }
     let signals = ShutdownSignals::install();
     // The follower stops last (after Stratum and the RPC), or on any early return.
     let follower_stop = CancellationToken::new();
