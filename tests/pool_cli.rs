@@ -41,9 +41,10 @@ fn run_refuses_an_invalid_config_naming_the_key() {
             "REPLACE_WITH_YOUR_ADDRESS",
             "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2",
         )
+        // The key at a line's start (comments mention `pool.payout_address` too).
         .replace(
-            "payout_address",
-            "pool_block_difficulty = 2.0\npayout_address",
+            "\npayout_address",
+            "\npool_block_difficulty = 2.0\npayout_address",
         );
     std::fs::write(&path, text).unwrap();
     let out = pool()
