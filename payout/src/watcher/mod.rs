@@ -18,8 +18,8 @@ pub use plan::{BestChain, Plan, WatchedBlock, DEEP_REORG_WATCH_MATURITIES};
 
 use crate::api::ChainStatus;
 use node_rpc::NodeClient;
-use pool_core::Event;
-use projections::{AnomalyKind, BlockStatus, Projection};
+use pool_core::{BlockId, Event};
+use projections::{BlockStatus, Projection};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -97,23 +97,17 @@ where
 /// orphaned found block, and matured ones at `matured_from_height` or above, in ledger order,
 /// each marked with whether its deep reorg (`OrphanedAfterMaturity`) is recorded.
 pub fn watched_blocks(projection: &Projection, matured_from_height: u64) -> Vec<WatchedBlock> {
-    let deep: BTreeSet<_> = projection
-        .anomalies()
-        .iter()
-        .filter_map(|a| match a.kind {
-            AnomalyKind::OrphanedAfterMaturity(id) => Some(id),
-            _ => None,
-        })
-        .collect();
+    let deep: BTreeSet<BlockId> = projection.deep_reorgs().into_iter().collect();
     projection
-        .blocks()
-        .into_iter()
-        .filter(|b| b.status != BlockStatus::Matured || b.height >= matured_from_height)
-        .map(|b| WatchedBlock {
-            block_id: b.block_id,
-            height: b.height,
-            status: b.status,
-            deep_reorg_recorded: deep.contains(&b.block_id),
+        .block_statuses()
+        .filter(|(_, height, status)| {
+            *status != BlockStatus::Matured || *height >= matured_from_height
+        })
+        .map(|(block_id, height, status)| WatchedBlock {
+            block_id,
+            height,
+            status,
+            deep_reorg_recorded: deep.contains(&block_id),
         })
         .collect()
 }

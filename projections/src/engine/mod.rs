@@ -489,6 +489,16 @@ impl Projection {
         &self.state.rejected
     }
 
+    /// Found blocks in ledger order as `(block id, height, status)`: their lifecycle without
+    /// the credits [`Projection::blocks`] copies (the chain watcher reads this on every check).
+    pub fn block_statuses(&self) -> impl Iterator<Item = (BlockId, u64, BlockStatus)> + '_ {
+        self.state
+            .blocks
+            .iter()
+            .filter(|b| b.verdict == Verdict::Found)
+            .map(|b| (b.found.block_id, b.found.height, b.status))
+    }
+
     /// Immature blocks whose coinbase is spendable by the wallet's rule at `tip_height`
     /// (`tip_height >= height + coinbase_maturity`), for the chain watcher.
     pub fn blocks_due_for_maturity(&self, tip_height: u64) -> Vec<BlockId> {
