@@ -9,10 +9,11 @@
 
 use super::Live;
 use payout::api::AppendReply;
+use payout::payer::tx;
 use pool_core::address::parse_payout_address;
 use pool_core::chain::ChainParams;
 use pool_core::event::{PaymentSigned, PayoutAddress};
-use pool_core::{BlockId, Event, Sats};
+use pool_core::{Event, Sats};
 use projections::PaymentCheck;
 use std::collections::BTreeMap;
 
@@ -59,13 +60,10 @@ impl Live {
         match check {
             PaymentCheck::Repeat { seq } => {
                 let ledger = self.ledger().clone();
-                let record = tokio::task::spawn_blocking(move || {
-                    ledger.read_range(seq, seq + 1).next().transpose()
-                })
-                .await
-                .map_err(|e| LaneError::Unavailable(format!("reading record {seq}: {e}")))?
-                .map_err(|e| LaneError::Unavailable(format!("reading record {seq}: {e}")))?
-                .ok_or_else(|| LaneError::Unavailable(format!("record {seq} is not there")))?;
+                let record = tokio::task::spawn_blocking(move || super::read_record(&ledger, seq))
+                    .await
+                    .map_err(|e| LaneError::Unavailable(format!("reading record {seq}: {e}")))?
+                    .map_err(|e| LaneError::Unavailable(format!("{e:#}")))?;
                 Ok(AppendReply {
                     seq,
                     hash: hex::encode(record.hash),
@@ -107,10 +105,9 @@ pub fn check_signed_tx(
     expected: &[(PayoutAddress, Sats)],
     chain: &ChainParams,
 ) -> Result<(), String> {
-    use bitcoin::hashes::Hash;
-    let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&signed.raw_tx)
+    let tx = tx::decode_bytes(&signed.raw_tx)
         .map_err(|e| format!("the signed transaction does not decode: {e}"))?;
-    let txid = BlockId(tx.compute_txid().to_byte_array());
+    let txid = tx::txid(&tx);
     if txid != signed.txid {
         return Err(format!(
             "the signed transaction's txid is {txid}, the event names {}",
@@ -178,11 +175,10 @@ mod tests {
     }
 
     fn signed(tx: &Transaction) -> PaymentSigned {
-        use bitcoin::hashes::Hash;
         PaymentSigned {
             payment_id: 0,
-            txid: BlockId(tx.compute_txid().to_byte_array()),
-            raw_tx: bitcoin::consensus::serialize(tx),
+            txid: tx::txid(tx),
+            raw_tx: tx::to_bytes(tx),
             network_fee: Sats(200),
         }
     }

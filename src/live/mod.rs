@@ -224,11 +224,7 @@ impl Live {
 
     /// Reads one record (blocking: sled).
     pub fn read_record(&self, seq: u64) -> anyhow::Result<Record> {
-        self.ledger
-            .read_range(seq, seq + 1)
-            .next()
-            .with_context(|| format!("ledger record {seq} is not there"))?
-            .with_context(|| format!("reading ledger record {seq}"))
+        read_record(&self.ledger, seq)
     }
 
     /// Block candidates without a verdict, in ledger order, each read back from its record for
@@ -245,4 +241,13 @@ impl Live {
             })
             .collect()
     }
+}
+
+/// Reads one record of `ledger` (blocking: sled).
+fn read_record(ledger: &Ledger, seq: u64) -> anyhow::Result<Record> {
+    ledger
+        .read_range(seq, seq + 1)
+        .next()
+        .with_context(|| format!("ledger record {seq} is not there"))?
+        .with_context(|| format!("reading ledger record {seq}"))
 }
