@@ -1,6 +1,6 @@
 //! The Stratum server's settings from the configuration, and the node check at start.
 
-use crate::config::{Config, ExtraAmount, NodeSettings};
+use crate::config::{Config, ExtraAmount, NodeSettings, RpcNodeSettings};
 use node_rpc::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
 use pool_core::Target;
 use std::sync::Arc;
@@ -50,19 +50,11 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         ),
         None => None,
     };
-    let client = |url: &str, auth: &NodeAuth, n: &crate::config::RpcNodeSettings| {
-        NodeClient::new(NodeEndpoint {
-            url: url.to_owned(),
-            auth: auth.clone(),
-            timeout: n.rpc_timeout,
-            longpoll_timeout: n.longpoll_timeout,
-        })
-    };
     let (source, mut submit, submit_also) = match &config.node {
         NodeSettings::Synthetic => (TemplateSource::Synthetic, SubmitSettings::default(), vec![]),
         NodeSettings::Rpc(n) => (
             TemplateSource::Node(NodeSource {
-                client: client(&n.url, &n.auth, n),
+                client: node_client(&n.url, &n.auth, n),
                 longpoll: n.longpoll,
                 refresh_interval: n.refresh_interval,
                 max_retry_backoff: n.max_retry_backoff,
@@ -71,7 +63,7 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
             n.submit.clone(),
             n.submit_also
                 .iter()
-                .map(|(url, auth)| client(url, auth, n))
+                .map(|(url, auth)| node_client(url, auth, n))
                 .collect(),
         ),
     };
@@ -125,12 +117,7 @@ pub fn watcher_settings(config: &Config) -> Option<(NodeClient, payout::watcher:
     let NodeSettings::Rpc(n) = &config.node else {
         return None;
     };
-    let node = NodeClient::new(NodeEndpoint {
-        url: n.url.clone(),
-        auth: n.auth.clone(),
-        timeout: n.rpc_timeout,
-        longpoll_timeout: n.longpoll_timeout,
-    });
+    let node = node_client(&n.url, &n.auth, n);
     let settings = payout::watcher::WatcherSettings {
         interval: n.watch_interval,
         coinbase_maturity: u64::from(config.chain.coinbase_maturity),
@@ -138,4 +125,14 @@ pub fn watcher_settings(config: &Config) -> Option<(NodeClient, payout::watcher:
         genesis: Some(config.chain.genesis),
     };
     Some((node, settings))
+}
+
+/// A client of the node at `url` with `[node]`'s timeouts (the primary, or a `submit_also` one).
+fn node_client(url: &str, auth: &NodeAuth, n: &RpcNodeSettings) -> NodeClient {
+    NodeClient::new(NodeEndpoint {
+        url: url.to_owned(),
+        auth: auth.clone(),
+        timeout: n.rpc_timeout,
+        longpoll_timeout: n.longpoll_timeout,
+    })
 }
