@@ -41,6 +41,9 @@
 //! acknowledged record is never lost, an unacknowledged one is not guaranteed absent.
 
 #[doc(hidden)]
+pub mod chunk;
+mod compact;
+#[doc(hidden)]
 pub mod decode;
 mod error;
 mod read;
@@ -51,6 +54,7 @@ mod verify;
 mod wal;
 mod writer;
 
+pub use compact::{CompactOptions, CompactReport};
 pub use error::{LedgerError, Problem, VerifyError};
 pub use read::RecordIter;
 pub use verify::VerifyReport;
@@ -117,6 +121,11 @@ struct Inner {
     requests: Option<mpsc::Sender<Request>>,
     /// The writer's threads (empty for a read-only handle, and once shut down).
     writer: Mutex<Vec<JoinHandle<()>>>,
+    /// Serializes storage maintenance that replaces or removes stored values (compaction,
+    /// dropping a prefix) with itself and with [`Ledger::verify`].
+    maintenance: Arc<Mutex<()>>,
+    /// `None` for a read-only handle.
+    compactor: Option<Arc<compact::Compactor>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -206,6 +215,17 @@ impl Ledger {
     /// [`Ledger::open`] with the writer's settings spelled out (tests use small log files).
     #[doc(hidden)]
     pub fn open_with(dir: &Path, options: WriterOptions) -> Result<Ledger, LedgerError> {
+        Self::open_tuned(dir, options, CompactOptions::default())
+    }
+
+    /// [`Ledger::open_with`] with the compactor's settings too (benches compare the storage
+    /// with compaction off).
+    #[doc(hidden)]
+    pub fn open_tuned(
+        dir: &Path,
+        options: WriterOptions,
+        compaction: CompactOptions,
+    ) -> Result<Ledger, LedgerError> {
         let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
@@ -223,17 +243,30 @@ impl Ledger {
             recovered.max_gen + 1,
             options,
         )?;
-        Ok(Ledger {
+        let maintenance = Arc::new(Mutex::new(()));
+        let compactor = compact::Compactor::new(compaction);
+        let ledger = Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                tree,
+                tree: tree.clone(),
                 head_tree,
                 _db: db,
-                head_tx,
+                head_tx: head_tx.clone(),
                 requests: Some(requests),
                 writer: Mutex::new(threads),
+                maintenance: maintenance.clone(),
+                compactor: Some(compactor.clone()),
             }),
-        })
+        };
+        if compaction.background {
+            let c = compactor.clone();
+            compactor
+                .start(move || compact_pass(&tree, &head_tx, &maintenance, &c))
+                .map_err(|e| {
+                    LedgerError::Storage(format!("cannot start the ledger compactor: {e}"))
+                })?;
+        }
+        Ok(ledger)
     }
 
     /// Opens an existing ledger for auditing: reads and verification only, no writer, and
@@ -274,6 +307,8 @@ impl Ledger {
                 head_tx: Arc::new(watch::Sender::new(head)),
                 requests: None,
                 writer: Mutex::new(Vec::new()),
+                maintenance: Arc::new(Mutex::new(())),
+                compactor: None,
             }),
         })
     }
@@ -364,11 +399,27 @@ impl Ledger {
     /// Verifies the whole chain: every record in sequence, every hash, every event decodes,
     /// and the chain reaches the last head the writer recorded (no records deleted at the end).
     pub fn verify(&self) -> Result<VerifyReport, VerifyError> {
+        // No stored value is replaced while the chain is walked.
+        let _maintenance = compact::lock(&self.inner.maintenance);
         // Read the recorded head first: on a live ledger the chain only grows past it.
         let recorded = verify::recorded_head(&self.inner.head_tree)?;
         let report = verify::verify_tree(&self.inner.tree)?;
         verify::check_recorded_head(&self.inner.tree, recorded, &report)?;
         Ok(report)
+    }
+
+    /// Runs one compaction pass now (see the crate docs): every complete run of
+    /// [`CompactOptions::chunk_records`] records in format-1 batches is re-stored as a chunk.
+    /// The background compactor does the same every [`CompactOptions::interval`].
+    pub fn compact(&self) -> Result<CompactReport, LedgerError> {
+        let compactor = self.inner.compactor.as_ref().ok_or(LedgerError::ReadOnly)?;
+        compact_pass(
+            &self.inner.tree,
+            &self.inner.head_tx,
+            &self.inner.maintenance,
+            compactor,
+        )
+        .map_err(LedgerError::Storage)
     }
 
     /// Flushes, stops the writer and waits for it. Appends through other clones fail with
@@ -401,8 +452,31 @@ fn closed_early() -> LedgerError {
     LedgerError::Closed("the writer stopped before answering".into())
 }
 
+/// One compaction pass over the values at or below the published head, holding the
+/// maintenance lock.
+fn compact_pass(
+    tree: &sled::Tree,
+    head_tx: &watch::Sender<Option<Head>>,
+    maintenance: &Mutex<()>,
+    compactor: &compact::Compactor,
+) -> Result<CompactReport, String> {
+    let _maintenance = compact::lock(maintenance);
+    let limit = head_tx.borrow().map_or(0, |h| h.seq + 1);
+    let mut cursor = compact::lock(&compactor.cursor);
+    compact::pass(
+        tree,
+        limit,
+        &compactor.options,
+        &mut cursor,
+        &compactor.stop,
+    )
+}
+
 impl Inner {
     fn shutdown(&self) {
+        if let Some(compactor) = &self.compactor {
+            compactor.shutdown();
+        }
         let threads = match self.writer.lock() {
             Ok(mut guard) => std::mem::take(&mut *guard),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
@@ -428,6 +502,8 @@ impl Drop for Inner {
     }
 }
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,17 +1,37 @@
 //! Reading records back by sequence: find the batch holding the first wanted record, then
-//! walk batches in key order.
+//! walk batches in key order. Chunks (format 2) are expanded to their format-1 image
+//! ([`crate::record::expand_value`]) as they are reached.
 
 use crate::error::{LedgerError, Problem, VerifyError};
-use crate::record::{batch_key, BatchRecords};
+use crate::record::{batch_key, expand_value, BatchRecords};
 use crate::Record;
+use std::borrow::Cow;
 
 /// Records in sequence order; see [`crate::Ledger::read_range`]. Stops after the first error.
 pub struct RecordIter {
+    tree: sled::Tree,
     batches: Option<sled::Iter>,
-    current: Option<(sled::IVec, (usize, u32))>,
+    /// Whether the iterator has just sought again (see [`RecordIter::next`]).
+    sought: bool,
+    current: Option<(Stored, (usize, u32))>,
     /// The next sequence number this iterator must yield.
     next: u64,
     end: u64,
+}
+
+/// A stored value being read: a format-1 batch in sled's buffer, or a chunk's expanded image.
+enum Stored {
+    Batch(sled::IVec),
+    Image(Vec<u8>),
+}
+
+impl Stored {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Stored::Batch(v) => v,
+            Stored::Image(v) => v,
+        }
+    }
 }
 
 impl RecordIter {
@@ -27,7 +47,9 @@ impl RecordIter {
             Some(tree.range(start..))
         };
         RecordIter {
+            tree: tree.clone(),
             batches,
+            sought: false,
             current: None,
             next: from,
             end,
@@ -54,21 +76,40 @@ impl Iterator for RecordIter {
             }
             let batches = self.batches.as_mut()?;
             let Some((value, position)) = self.current.take() else {
-                let (_, value) = match batches.next() {
+                let (key, value) = match batches.next() {
                     None => return self.fail(Problem::Malformed("ledger ends early".into())),
                     Some(Err(e)) => return self.fail(Problem::Storage(e.to_string())),
                     Some(Ok(entry)) => entry,
                 };
-                match BatchRecords::parse(&value) {
+                // A value starting past the next wanted record: the compactor may have just
+                // replaced the values holding it by a chunk (under an earlier key), so seek
+                // the value holding it again, once; a real gap shows on the second look.
+                let past = crate::record::key_seq(&key).is_some_and(|k| k > self.next);
+                if past && !self.sought {
+                    self.sought = true;
+                    let start = match self.tree.range(..=batch_key(self.next)).next_back() {
+                        Some(Ok((key, _))) => key,
+                        _ => batch_key(self.next).as_slice().into(),
+                    };
+                    self.batches = Some(self.tree.range(start..));
+                    continue;
+                }
+                self.sought = false;
+                let stored = match expand_value(&value) {
+                    Ok(Cow::Borrowed(_)) => Stored::Batch(value.clone()),
+                    Ok(Cow::Owned(image)) => Stored::Image(image),
+                    Err(p) => return self.fail(p),
+                };
+                match BatchRecords::parse(stored.bytes()) {
                     Ok(records) => {
                         let position = records.position();
-                        self.current = Some((value, position));
+                        self.current = Some((stored, position));
                     }
                     Err(p) => return self.fail(p),
                 }
                 continue;
             };
-            let mut records = BatchRecords::resume(&value, position);
+            let mut records = BatchRecords::resume(value.bytes(), position);
             let view = match records.next_record() {
                 Ok(None) => continue,
                 Ok(Some(view)) => view,

@@ -19,6 +19,7 @@ use crate::error::Problem;
 use bincode::Options;
 use pool_core::Event;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// Format byte at the start of every stored batch.
 pub const BATCH_FORMAT: u8 = 1;
@@ -220,6 +221,46 @@ fn fixed<const N: usize>(s: &[u8]) -> [u8; N] {
     a
 }
 
+/// The format-1 image of a stored value, the one entry point for every reader of stored
+/// values: a format-1 batch as it is, a format-2 chunk expanded by [`crate::chunk::expand`]
+/// (its records' canonical bytes rebuilt, every hash recomputed from the chunk's previous
+/// hash; a chunk whose recomputed last hash differs from its stored one is
+/// [`Problem::HashMismatch`]). Everything above it ([`BatchRecords`]) sees format 1 only.
+pub fn expand_value(bytes: &[u8]) -> Result<Cow<'_, [u8]>, Problem> {
+    match bytes.first() {
+        Some(&crate::chunk::CHUNK_FORMAT) => crate::chunk::expand(bytes).map(Cow::Owned),
+        _ => Ok(Cow::Borrowed(bytes)),
+    }
+}
+
+/// Whether a stored value is a format-2 chunk.
+pub fn is_chunk(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&crate::chunk::CHUNK_FORMAT)
+}
+
+/// The first record's sequence number, the number of records (at least one) and the last
+/// record's stored hash of a stored value, as stored (unchecked): from a batch's record
+/// headers, or a chunk's header (nothing decompressed).
+pub fn value_tail(bytes: &[u8]) -> Result<(u64, u64, [u8; 32]), Problem> {
+    if is_chunk(bytes) {
+        let h = crate::chunk::ChunkHeader::parse(bytes)?;
+        return Ok((h.first_seq, u64::from(h.count), h.last_hash));
+    }
+    let mut records = BatchRecords::parse(bytes)?;
+    let mut first = None;
+    let mut count = 0u64;
+    let mut hash = None;
+    while let Some(r) = records.next_record()? {
+        first.get_or_insert(r.seq);
+        count += 1;
+        hash = Some(r.hash);
+    }
+    match (first, hash) {
+        (Some(first), Some(hash)) => Ok((first, count, hash)),
+        _ => Err(Problem::Malformed("empty batch".into())),
+    }
+}
+
 /// Sled key of the batch whose first record is `seq`.
 pub fn batch_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -255,9 +296,12 @@ pub struct RawRecord {
     pub hash: [u8; 32],
 }
 
-/// Splits a stored batch value into its records, as stored (hashes are not checked).
+/// Splits a stored value (a format-1 batch, or a format-2 chunk, expanded) into its records,
+/// as stored (a batch's hashes are not checked; a chunk's are recomputed and its last one
+/// checked, see [`expand_value`]).
 pub fn decode_batch(bytes: &[u8]) -> Result<Vec<RawRecord>, Problem> {
-    let mut records = BatchRecords::parse(bytes)?;
+    let image = expand_value(bytes)?;
+    let mut records = BatchRecords::parse(&image)?;
     let mut out = Vec::with_capacity(records.remaining() as usize);
     while let Some(r) = records.next_record()? {
         out.push(RawRecord {
