@@ -1,8 +1,9 @@
 //! Crash safety: a child process appends with 64 concurrent appenders and prints every
 //! acknowledged sequence number as its append returns; the parent SIGKILLs it at random
 //! moments (100 times in all; every other child with the smallest write-ahead log files and
-//! overlapping frame writes) and after each kill reopens the ledger, verifies the whole chain
-//! and checks that every acknowledged record is there with the content the child appended.
+//! overlapping frame writes; every child compacting small chunks all the while) and after each
+//! kill reopens the ledger, verifies the whole chain and checks that every acknowledged record
+//! is there with the content the child appended.
 //!
 //! The child is this test binary re-executed (`--exact crash_child --ignored`) with
 //! `LEDGER_CRASH_DIR` set; run by hand without it, `crash_child` does nothing.
@@ -66,7 +67,14 @@ fn crash_child() {
             ledger::WriterOptions::default()
         };
         let ledger = loop {
-            match Ledger::open_with(std::path::Path::new(&dir), options) {
+            // A compactor that seals small chunks often, so kills also land while stored
+            // batches are being replaced by chunks.
+            let compaction = ledger::CompactOptions {
+                background: true,
+                chunk_records: 256,
+                interval: Duration::from_millis(5),
+            };
+            match Ledger::open_tuned(std::path::Path::new(&dir), options, compaction) {
                 Err(ledger::LedgerError::Locked { .. })
                     if started.elapsed() < Duration::from_secs(10) =>
                 {

@@ -1,12 +1,13 @@
 //! Tampering is detected: edit the stored bytes of a closed ledger directly (flip a byte,
 //! delete a record, swap two records) and `obtc-pool ledger verify` must exit non-zero naming
-//! the first bad sequence number.
+//! the first bad sequence number; in a compacted ledger (format-2 chunks), the first record of
+//! the edited chunk (a chunk stores only its last hash).
 
 mod ledger_support;
 
 use ledger::record::batch_key;
 use ledger::Ledger;
-use ledger_support::{edit_batch, edit_tree, fixture_event, obtc_pool};
+use ledger_support::{edit_batch, edit_chunk, edit_tree, fixture_event, obtc_pool};
 use std::path::Path;
 
 /// Records 0..10 as one-record batches, 10..20 as one batch (key 10), 20 and 21 singly.
@@ -24,8 +25,32 @@ fn build(dir: &Path) {
     ledger.close_blocking();
 }
 
+/// [`build`], then compacted in chunks of at least 8 records: records 0..8 a chunk (key 0),
+/// 8..20 a chunk (key 8: two single records and the batch of ten), 20 and 21 left as batches.
+fn build_compacted(dir: &Path) {
+    build(dir);
+    let options = ledger::CompactOptions {
+        background: false,
+        chunk_records: 8,
+        ..ledger::CompactOptions::default()
+    };
+    let ledger = Ledger::open_tuned(dir, ledger::WriterOptions::default(), options).unwrap();
+    let report = ledger.compact().unwrap();
+    assert_eq!((report.chunks, report.records), (2, 20), "{report:?}");
+    ledger.close_blocking();
+}
+
 /// Builds a ledger, applies `tamper`, runs the CLI and checks it names `bad_seq`.
 fn assert_verify_fails_at(bad_seq: u64, what: &str, tamper: impl FnOnce(&Path)) {
+    assert_tampered_fails_at(build, bad_seq, what, tamper)
+}
+
+fn assert_tampered_fails_at(
+    build: fn(&Path),
+    bad_seq: u64,
+    what: &str,
+    tamper: impl FnOnce(&Path),
+) {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     let ok = obtc_pool(&["ledger", "verify", "--data", dir.path().to_str().unwrap()]);
@@ -130,6 +155,89 @@ fn renumbered_records_still_fail_on_the_hash() {
             records.swap(2, 3);
             records[2].seq = 12;
             records[3].seq = 13;
+        });
+    });
+}
+
+#[test]
+fn compaction_leaves_verify_and_dump_output_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let data = dir.path().to_str().unwrap();
+    let outputs = || {
+        [
+            &["ledger", "verify", "--data", data][..],
+            &["ledger", "dump", "--json", "--data", data][..],
+        ]
+        .map(|args| {
+            let out = obtc_pool(args);
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        })
+    };
+    let before = outputs();
+    let options = ledger::CompactOptions {
+        background: false,
+        chunk_records: 8,
+        ..ledger::CompactOptions::default()
+    };
+    let ledger = Ledger::open_tuned(dir.path(), ledger::WriterOptions::default(), options).unwrap();
+    assert_eq!(ledger.compact().unwrap().chunks, 2);
+    ledger.close_blocking();
+    let after = outputs();
+    assert_eq!(before[1].lines().count(), 22);
+    // verify's report counts stored values ("in N batches"), which compaction changes.
+    let without_batches = |s: &str| {
+        let (records, rest) = s.split_once(" in ").unwrap();
+        format!("{records}{}", rest.split_once(';').unwrap().1)
+    };
+    assert_eq!(without_batches(&before[0]), without_batches(&after[0]));
+    assert_eq!(before[1], after[1]);
+}
+
+#[test]
+fn flipped_event_byte_inside_a_chunk() {
+    assert_tampered_fails_at(build_compacted, 8, "edited record in a chunk", |dir| {
+        edit_chunk(dir, 8, |records| {
+            let last = records[5].event.len() - 1;
+            records[5].event[last] ^= 0x80;
+        });
+    });
+}
+
+#[test]
+fn flipped_time_inside_a_chunk() {
+    assert_tampered_fails_at(build_compacted, 0, "edited time in a chunk", |dir| {
+        edit_chunk(dir, 0, |records| records[3].time_ms ^= 1);
+    });
+}
+
+#[test]
+fn flipped_byte_of_a_chunks_compressed_body() {
+    assert_tampered_fails_at(build_compacted, 8, "flipped compressed byte", |dir| {
+        edit_tree(dir, |tree| {
+            let mut value = tree.get(batch_key(8)).unwrap().unwrap().to_vec();
+            let at = value.len() - 20;
+            value[at] ^= 0x04;
+            tree.insert(batch_key(8), value).unwrap();
+        });
+    });
+}
+
+#[test]
+fn deleted_record_inside_a_chunk() {
+    assert_tampered_fails_at(build_compacted, 8, "deleted record in a chunk", |dir| {
+        edit_chunk(dir, 8, |records| {
+            records.remove(4);
+        });
+    });
+}
+
+#[test]
+fn deleted_chunk() {
+    assert_tampered_fails_at(build_compacted, 0, "deleted chunk", |dir| {
+        edit_tree(dir, |tree| {
+            tree.remove(batch_key(0)).unwrap().unwrap();
         });
     });
 }

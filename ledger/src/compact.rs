@@ -48,7 +48,7 @@ impl Default for CompactOptions {
         CompactOptions {
             background: true,
             chunk_records: CHUNK_RECORDS,
-            interval: Duration::from_secs(1),
+            interval: Duration::from_millis(250),
         }
     }
 }

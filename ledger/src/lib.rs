@@ -14,6 +14,17 @@
 //! One process opens a ledger directory at a time. This crate must never rewrite or delete a
 //! stored record, and never acknowledge an append before it is durable.
 //!
+//! **Compaction** re-stores records, never changes them: a background thread of a writable
+//! ledger (the compactor, [`CompactOptions`]; [`Ledger::compact`] runs a pass now) replaces
+//! runs of stored batches by compact, zstd-compressed chunks of the same records (format 2,
+//! see [`record`]), after checking that the chunk expands to exactly the batches' records
+//! (bytes and chain hashes) and only for records that verify. Reads, [`Ledger::verify`] and
+//! dumps see the same records, byte for byte and hash for hash, from either form; ledgers
+//! written before compaction existed read as they are. Storage maintenance (compaction, and
+//! anything else that replaces stored values) is serialized by one lock, which `verify` also
+//! holds; a compactor error (a full disk) is logged once and retried, and never fails the
+//! ledger or an append.
+//!
 //! ```no_run
 //! # async fn demo(event: pool_core::Event) -> Result<(), ledger::LedgerError> {
 //! let ledger = ledger::Ledger::open(std::path::Path::new("data/ledger"))?;
@@ -137,18 +148,31 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// Period of sled's own flusher (and segment cleaner) in a compacting ledger.
+const SLED_FLUSH_EVERY_MS: u64 = 1_000;
+
 /// How long `open` keeps retrying a held lock: a handle of this process that was just closed
 /// may still be releasing the directory (sled drops its file from a background thread, which on a
 /// loaded machine can take a while).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
 fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    open_db_with(dir, None)
+}
+
+/// Opens sled in `dir`; `flush_every_ms`: sled's own background flusher, which is also what
+/// cleans sled's log segments (moves the few live pages out of mostly dead segments so their
+/// space is reused). Durability never depends on it (checkpoints do); a compacting ledger
+/// needs it, or the log file keeps the space of every replaced value.
+fn open_db_with(dir: &Path, flush_every_ms: Option<u64>) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
     let mut removed_incomplete_snapshots = false;
     loop {
-        // Durability comes from the writer's explicit flush per commit batch; sled's own
-        // periodic flusher would only compete with it.
-        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+        match sled::Config::new()
+            .path(dir)
+            .flush_every_ms(flush_every_ms)
+            .open()
+        {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                 if started.elapsed() >= LOCK_RETRY {
@@ -226,7 +250,7 @@ impl Ledger {
         options: WriterOptions,
         compaction: CompactOptions,
     ) -> Result<Ledger, LedgerError> {
-        let db = open_db(dir)?;
+        let db = open_db_with(dir, compaction.background.then_some(SLED_FLUSH_EVERY_MS))?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;

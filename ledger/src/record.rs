@@ -14,6 +14,46 @@
 //! [`pool_core::Event`] at the record's schema `version`; [`decode_event`] has one branch per
 //! version this build has ever written (v1: the fast decoder of [`crate::decode`] for the hot
 //! variants, bincode for the rest).
+//!
+//! ## Format 2: chunks
+//!
+//! The writer stores format 1 only. The compactor ([`crate::CompactOptions`]) later re-stores
+//! runs of consecutive format-1 batches as one **chunk**, a value of format 2 in the same tree,
+//! under the key of the run's first record (so key order stays sequence order), replacing those
+//! batches. A chunk holds the same records; the chain hash still covers each record's
+//! *canonical bytes*, its format-1 form (`seq | version | time_ms | event_len | event`), which a
+//! reader rebuilds exactly ([`expand_value`], the one entry point for every reader of stored
+//! values: it turns a chunk into the format-1 batch the writer would have stored, so
+//! [`BatchRecords`] and everything above it see format 1 only):
+//!
+//! ```text
+//! chunk  := format:u8 (=2) | first_seq:u64 BE | count:u32 BE | prev_hash:[u8; 32]
+//!           | last_hash:[u8; 32] | body_len:u32 BE | zstd(body)
+//! body   := addresses | workers | targets | versions | times | kinds | refs | ints | weights | raw
+//! addresses, workers := n:varint | (len:varint | bytes) * n     interned per chunk
+//! targets := n:varint | [u8; 32] * n                              share and network targets
+//! every column := len:varint | bytes, one entry per record (per share for refs, ints, weights):
+//!   versions: varint                 the record's schema version
+//!   times:    zigzag varint          record time_ms minus the previous record's (first: minus 0)
+//!   kinds:    u8                     0 raw event, 1 share (weight = share_target.work()),
+//!                                    2 share with its weight stored in `weights`
+//!   refs:     varint * 4             address, worker, share target, network target (indexes)
+//!   ints:     zigzag varint * 3      job_id and height minus the previous share's, the share's
+//!                                    time_ms minus its record's time_ms
+//!   weights:  [u8; 32]               kind 2 only
+//!   raw:      len:varint | bytes     the v1 event bytes of any other record (kind 0)
+//! ```
+//!
+//! varint: LEB128 (7 bits a byte, low first); zigzag maps a wrapping `i64` difference to
+//! `u64`. A share is kind 1 or 2 only when its record is at version 1 and its event bytes are
+//! exactly the v1 `ShareAccepted` layout, so re-encoding the fields gives the same bytes; any
+//! other bytes are stored raw. Sequence numbers follow from `first_seq`, `event_len` from the
+//! rebuilt event, and each record's hash from its predecessor's (the chunk's `prev_hash` for
+//! the first) and its canonical bytes: only the last hash is stored, and expanding a chunk
+//! recomputes every hash and refuses the chunk ([`Problem::HashMismatch`], reported at its first
+//! record) unless the last one equals `last_hash`. `prev_hash` makes a chunk expand on its own
+//! (out of the tree, in an archive). A trained zstd dictionary was measured and not adopted
+//! (BENCHMARKS.md, "Compact storage").
 
 use crate::error::Problem;
 use bincode::Options;

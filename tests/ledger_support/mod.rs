@@ -299,6 +299,28 @@ pub fn edit_batch(dir: &Path, key: u64, edit: impl FnOnce(&mut Vec<RawRecord>)) 
     db.flush().unwrap();
 }
 
+/// Re-encodes the chunk (format 2) stored under `key` of a closed ledger in `dir` with its
+/// records edited, keeping its stored previous and last hashes (so the edit is what
+/// verification must catch).
+pub fn edit_chunk(dir: &Path, key: u64, edit: impl FnOnce(&mut Vec<RawRecord>)) {
+    let db = ledger::open_sled_dir(dir).unwrap();
+    let tree = db.open_tree(ledger::BATCH_TREE).unwrap();
+    let value = tree
+        .get(batch_key(key))
+        .unwrap()
+        .expect("no value under key");
+    let header = ledger::chunk::ChunkHeader::parse(&value).expect("not a chunk");
+    let mut records = decode_batch(&value).unwrap();
+    let last_hash = header.last_hash;
+    edit(&mut records);
+    if let Some(last) = records.last_mut() {
+        last.hash = last_hash;
+    }
+    let chunk = ledger::chunk::encode(&records, &header.prev_hash).unwrap();
+    tree.insert(batch_key(key), chunk).unwrap();
+    db.flush().unwrap();
+}
+
 /// Edits the stored tree itself (delete or swap whole batches).
 pub fn edit_tree(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
     let db = ledger::open_sled_dir(dir).unwrap();

@@ -1,0 +1,451 @@
+//! Compact storage (format 2, the compactor): bytes per share on disk, and the append, verify
+//! and replay rates with it beside the old encoding (compaction off) in the same run.
+//!
+//! The shares are those of `benches/startup.rs` (1,000 addresses with 4 workers each,
+//! scattered, difficulty 1.000-1.999, a found and matured block every 1,000,000 shares),
+//! appended with `append_batch` in commits of 4,096. On disk = the ledger directory without
+//! the two write-ahead log files, measured after the ledger is closed, reopened, compacted to
+//! its steady state (`Ledger::compact` until nothing is left to do) and closed again.
+//!
+//! Run: `cargo bench -p ledger --bench storage` (release; ~5 minutes, ~1 GB of disk at peak).
+//! `STORAGE_BENCH_SHARES=1000000,10000000` sets the sizes (default both), `STORAGE_BENCH_RATE`
+//! the rate the compacted ledgers are written at (default 50,000 shares/s, above the 30,000/s
+//! of a full load; 0: as fast as the ledger takes them), `STORAGE_BENCH_OLD=0` skips the old
+//! encoding's ledger (written as fast as it takes them), `STORAGE_BENCH_APPENDS=0` the append
+//! rates, `STORAGE_BENCH_DIR` the directory (default a temporary
+//! one in the system's; removed afterwards).
+
+use ledger::record::{is_chunk, RawRecord};
+use ledger::{CompactOptions, Ledger, WriterOptions};
+use pool_core::event::{
+    BlockFound, BlockMatured, PayoutAddress, PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
+};
+use pool_core::{BlockId, Event, Sats, Target, Work};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const ADDRESSES: u64 = 1_000;
+const BLOCK_EVERY: u64 = 1_000_000;
+
+fn address(i: u64) -> PayoutAddress {
+    PayoutAddress(format!("bcrt1qminer{:06}xxxxxxxxxxxxxxxxxxxxxxxxxx", i))
+}
+
+fn targets() -> Vec<(Target, Work)> {
+    (0..1_000)
+        .map(|k| {
+            let t = Target::from_difficulty(1.0 + f64::from(k) / 1_000.0).expect("difficulty");
+            (t, t.work())
+        })
+        .collect()
+}
+
+fn share(i: u64, targets: &[(Target, Work)]) -> Event {
+    let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20;
+    let miner = mixed % ADDRESSES;
+    let (share_target, weight) = targets[((mixed >> 10) % targets.len() as u64) as usize];
+    Event::ShareAccepted(ShareAccepted {
+        address: address(miner),
+        worker: WorkerName(format!("rig{}", (mixed >> 20) % 4)),
+        share_target,
+        weight,
+        job_id: i / 100,
+        height: 800_000 + i / BLOCK_EVERY,
+        network_target: Target::from_compact(0x1703a30c).expect("bits"),
+        time_ms: 1_700_000_000_000 + i / 30,
+    })
+}
+
+fn block(n: u64) -> [Event; 2] {
+    let block_id = BlockId([(n % 251) as u8 + 1; 32]);
+    let height = 800_000 + n;
+    [
+        Event::BlockFound(BlockFound {
+            height,
+            block_id,
+            reward: Sats(625_000_000),
+            network_target: Target::from_compact(0x1703a30c).expect("bits"),
+            finder: address(n % ADDRESSES),
+            worker: WorkerName("rig0".into()),
+            time_ms: 1_700_000_000_000 + n,
+        }),
+        Event::BlockMatured(BlockMatured { block_id, height }),
+    ]
+}
+
+/// `STORAGE_BENCH_CHUNK` overrides the records per chunk (to compare sizes).
+fn compaction(background: bool) -> CompactOptions {
+    let defaults = CompactOptions::default();
+    CompactOptions {
+        background,
+        chunk_records: std::env::var("STORAGE_BENCH_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(defaults.chunk_records),
+        ..defaults
+    }
+}
+
+/// Writes a ledger of `shares` shares in `dir`, at most `rate` shares/s (0: as fast as it
+/// takes them); returns the time the appends took.
+fn write_ledger(dir: &Path, shares: u64, compact: bool, rate: u64) -> Duration {
+    let ledger = Ledger::open_tuned(dir, WriterOptions::default(), compaction(compact))
+        .expect("open ledger");
+    let rule = Event::PayoutRuleSet(PayoutRule {
+        scheme: PayoutScheme::Pplns {
+            window_numerator: 2,
+            window_denominator: 1,
+        },
+        fee_bps: 100,
+        fee_address: address(0),
+        network_fee_payer: pool_core::event::NetworkFeePayer::Pool,
+    });
+    ledger.append_blocking(rule).expect("rule");
+    let targets = targets();
+    let started = Instant::now();
+    let mut i = 0;
+    while i < shares {
+        let end = (i + 4096).min(shares);
+        let mut batch: Vec<Event> = Vec::with_capacity(4100);
+        for n in i..end {
+            batch.push(share(n, &targets));
+            if (n + 1) % BLOCK_EVERY == 0 {
+                batch.extend(block(n / BLOCK_EVERY));
+            }
+        }
+        ledger.append_batch_blocking(batch).expect("append");
+        i = end;
+        if rate > 0 {
+            let due = Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let took = started.elapsed();
+    ledger.close_blocking();
+    took
+}
+
+/// Reopens, compacts until nothing is left, closes: the steady state.
+fn settle(dir: &Path) -> Duration {
+    let ledger =
+        Ledger::open_tuned(dir, WriterOptions::default(), compaction(false)).expect("open ledger");
+    let started = Instant::now();
+    while ledger.compact().expect("compact").chunks > 0 {}
+    let took = started.elapsed();
+    ledger.close_blocking();
+    took
+}
+
+/// Bytes of the ledger directory, and of its two write-ahead log files.
+fn dir_bytes(dir: &Path) -> (u64, u64) {
+    let (mut all, mut wal) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                all += meta.len();
+                if entry.file_name().to_string_lossy().starts_with("wal.") {
+                    wal += meta.len();
+                }
+            }
+        }
+    }
+    (all, wal)
+}
+
+fn per_sec(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn best_of(runs: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..runs).map(|_| f()).min().unwrap_or_default()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Verify and replay (`read_from(0)`, every event decoded) rates of the ledger in `dir`.
+fn read_rates(dir: &Path) -> (u64, f64, f64) {
+    let ledger = Ledger::open_read_only(dir).expect("open");
+    let records = ledger.head().map_or(0, |h| h.seq + 1);
+    let verify = best_of(3, || {
+        let t = Instant::now();
+        black_box(ledger.verify().expect("verify"));
+        t.elapsed()
+    });
+    let replay = best_of(3, || {
+        let t = Instant::now();
+        let mut sum = 0u64;
+        for r in ledger.read_from(0) {
+            sum = sum.wrapping_add(r.expect("record").seq);
+        }
+        black_box(sum);
+        t.elapsed()
+    });
+    (records, per_sec(records, verify), per_sec(records, replay))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// `total` durable appends from 256 tasks (what `benches/ledger.rs` measures).
+fn appends(rt: &tokio::runtime::Runtime, ledger: &Ledger, total: u64) -> Duration {
+    let targets = std::sync::Arc::new(targets());
+    rt.block_on(async {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for a in 0..256u64 {
+            let ledger = ledger.clone();
+            let targets = targets.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..total / 256 {
+                    let event = share(a << 32 | i, &targets);
+                    ledger.append(event).await.expect("append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("appender task");
+        }
+        started.elapsed()
+    })
+}
+
+/// Durable appends with 256 appenders onto a ledger with the compactor running and one
+/// without, in alternating rounds (median of 5 each).
+fn append_rates(base: &Path) {
+    let rt = runtime();
+    let on = Ledger::open_tuned(
+        &base.join("append-new"),
+        WriterOptions::default(),
+        compaction(true),
+    )
+    .expect("open");
+    let off = Ledger::open_tuned(
+        &base.join("append-old"),
+        WriterOptions::default(),
+        compaction(false),
+    )
+    .expect("open");
+    appends(&rt, &on, 25_600);
+    appends(&rt, &off, 25_600);
+    let (mut new, mut old) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        old.push(per_sec(102_400, appends(&rt, &off, 102_400)));
+        new.push(per_sec(102_400, appends(&rt, &on, 102_400)));
+    }
+    println!(
+        "durable appends, 256 appenders, compactor running: {:>8.0}/s (rounds {:?})",
+        median(new.clone()),
+        new.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+    println!(
+        "durable appends, 256 appenders, compaction off:    {:>8.0}/s (rounds {:?})",
+        median(old.clone()),
+        old.iter().map(|r| r.round()).collect::<Vec<_>>()
+    );
+    println!("ratio new / old: {:.3}", median(new) / median(old));
+    on.close_blocking();
+    off.close_blocking();
+    let _ = std::fs::remove_dir_all(base.join("append-new"));
+    let _ = std::fs::remove_dir_all(base.join("append-old"));
+}
+
+/// The stored records of the first `n` records of the ledger in `dir`.
+fn records_of(dir: &Path, n: u64) -> Vec<RawRecord> {
+    let ledger = Ledger::open_read_only(dir).expect("open");
+    let mut out = Vec::new();
+    for r in ledger.read_range(0, n) {
+        let r = r.expect("record");
+        out.push(RawRecord {
+            seq: r.seq,
+            version: r.version,
+            time_ms: r.time_ms,
+            event: ledger::record::encode_event(&r.event).expect("encode"),
+            hash: r.hash,
+        });
+    }
+    out
+}
+
+/// Chunk size, zstd level and a trained dictionary: stored chunk bytes per record over the
+/// same records.
+fn codec_figures(records: &[RawRecord]) {
+    println!(
+        "chunk value bytes per record (the first {} records):",
+        records.len()
+    );
+    for size in [1_024usize, 4_096, 8_192, 16_384, 32_768] {
+        let bytes: usize = records
+            .chunks(size)
+            .map(|c| ledger::chunk::encode(c, &[0; 32]).expect("chunk").len())
+            .sum();
+        println!(
+            "  {size:>6} records per chunk: {:.2} B/record",
+            bytes as f64 / records.len() as f64
+        );
+    }
+    let size = CompactOptions::default().chunk_records as usize;
+    let bodies: Vec<Vec<u8>> = records
+        .chunks(size)
+        .map(ledger::chunk::encode_body)
+        .collect();
+    let raw: usize = bodies.iter().map(Vec::len).sum();
+    println!(
+        "  uncompressed body: {:.2} B/record",
+        raw as f64 / records.len() as f64
+    );
+    for level in [3, 9, 19] {
+        let t = Instant::now();
+        let bytes: usize = bodies
+            .iter()
+            .map(|b| zstd::bulk::compress(b, level).expect("zstd").len())
+            .sum();
+        println!(
+            "  zstd level {level:>2}: {:.2} B/record, {:.0} ms to compress",
+            bytes as f64 / records.len() as f64,
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    // A dictionary trained on the first half of the chunks, used on the second half.
+    let (train, test) = bodies.split_at(bodies.len() / 2);
+    let test_records = (records.len() - train.len() * size) as f64;
+    for dict_size in [16 << 10, 112 << 10] {
+        let dict = match zstd::dict::from_samples(train, dict_size) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("  dictionary of {dict_size} B: training failed ({e})");
+                continue;
+            }
+        };
+        let level = ledger::chunk::ZSTD_LEVEL;
+        let mut with = zstd::bulk::Compressor::with_dictionary(level, &dict).expect("dict");
+        let plain: usize = test
+            .iter()
+            .map(|b| zstd::bulk::compress(b, level).expect("zstd").len())
+            .sum();
+        let dicted: usize = test
+            .iter()
+            .map(|b| with.compress(b).expect("zstd").len())
+            .sum();
+        println!(
+            "  trained dictionary of {} B (level {level}): {:.2} B/record with it, {:.2} without \
+             (the dictionary itself {:.3} B/record if stored once per {} records)",
+            dict.len(),
+            dicted as f64 / test_records,
+            plain as f64 / test_records,
+            dict.len() as f64 / test_records,
+            test_records
+        );
+    }
+}
+
+fn main() {
+    let sizes: Vec<u64> = std::env::var("STORAGE_BENCH_SHARES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000_000, 10_000_000]);
+    let old = std::env::var("STORAGE_BENCH_OLD").map_or(true, |v| v != "0");
+    let rate: u64 = std::env::var("STORAGE_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let appends = std::env::var("STORAGE_BENCH_APPENDS").map_or(true, |v| v != "0");
+    let base = match std::env::var("STORAGE_BENCH_DIR") {
+        Ok(d) => std::path::PathBuf::from(d),
+        Err(_) => std::env::temp_dir().join(format!("store-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&base).expect("bench dir");
+    println!("== compact storage (same run) ==");
+    if appends {
+        append_rates(&base);
+    }
+    for (i, &shares) in sizes.iter().enumerate() {
+        let kinds: &[bool] = if old && i == 0 {
+            &[false, true]
+        } else {
+            &[true]
+        };
+        for &compact in kinds {
+            let name = if compact { "new" } else { "old" };
+            let dir = base.join(format!("{name}-{shares}"));
+            let took = write_ledger(&dir, shares, compact, if compact { rate } else { 0 });
+            let (written, _) = dir_bytes(&dir);
+            let settled = if compact {
+                settle(&dir)
+            } else {
+                Duration::ZERO
+            };
+            let (all, wal) = dir_bytes(&dir);
+            if std::env::var_os("STORAGE_BENCH_FILES").is_some() {
+                let mut stack = vec![dir.clone()];
+                while let Some(d) = stack.pop() {
+                    for e in std::fs::read_dir(&d).expect("dir").flatten() {
+                        let m = e.metadata().expect("meta");
+                        if m.is_dir() {
+                            stack.push(e.path());
+                        } else {
+                            println!("  file {}: {} bytes", e.path().display(), m.len());
+                        }
+                    }
+                }
+            }
+            println!(
+                "{name} encoding, {shares} shares: appended at {:.0} shares/s (commits of \
+                 4,096{}); on disk {:.1} MB, {:.1} bytes/share without the write-ahead log \
+                 files ({:.1} with them; {:.1} MB before the compaction after reopen, which \
+                 took {:.0} ms)",
+                per_sec(shares, took),
+                if compact { ", compactor running" } else { "" },
+                (all - wal) as f64 / 1e6,
+                (all - wal) as f64 / shares as f64,
+                all as f64 / shares as f64,
+                (written - wal) as f64 / 1e6,
+                settled.as_secs_f64() * 1e3,
+            );
+            if i == 0 {
+                let (records, verify, replay) = read_rates(&dir);
+                println!(
+                    "{name} encoding, {records} records: verify {verify:.0} records/s, replay \
+                     read_from(0) {replay:.0} records/s"
+                );
+            }
+            if compact && i == 0 {
+                let db = ledger::open_sled_dir(&dir).expect("sled");
+                let tree = db.open_tree(ledger::BATCH_TREE).expect("tree");
+                let (mut chunks, mut batches, mut bytes) = (0u64, 0u64, 0u64);
+                for entry in tree.iter() {
+                    let (_, v) = entry.expect("entry");
+                    bytes += v.len() as u64;
+                    if is_chunk(&v) {
+                        chunks += 1;
+                    } else {
+                        batches += 1;
+                    }
+                }
+                println!(
+                    "  stored: {chunks} chunks and {batches} format-1 batches, {:.1} value \
+                     bytes/share",
+                    bytes as f64 / shares as f64
+                );
+                drop((tree, db));
+                codec_figures(&records_of(&dir, shares.min(1_000_000)));
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
