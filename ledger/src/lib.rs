@@ -108,10 +108,9 @@ pub struct Ledger {
 
 struct Inner {
     dir: PathBuf,
-    tree: sled::Tree,
-    head_tree: sled::Tree,
-    // Kept so the directory stays open (and locked) as long as a handle lives.
-    _db: sled::Db,
+    /// sled's handles (they keep the directory open and locked as long as a handle lives). The
+    /// writer replaces them when sled failed on a full disk (see [`writer`]).
+    store: StoreCell,
     head_tx: Arc<watch::Sender<Option<Head>>>,
     /// `None` for a read-only (audit) handle.
     requests: Option<mpsc::Sender<Request>>,
@@ -128,12 +127,74 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// sled's database and the ledger's two trees in it.
+#[derive(Clone)]
+pub(crate) struct Store {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub head_tree: sled::Tree,
+}
+
+impl Store {
+    pub(crate) fn open(dir: &Path) -> Result<Store, LedgerError> {
+        let db = open_db(dir)?;
+        let tree = db.open_tree(BATCH_TREE)?;
+        let head_tree = db.open_tree(HEAD_TREE)?;
+        Ok(Store {
+            db,
+            tree,
+            head_tree,
+        })
+    }
+}
+
+/// The store, shared by readers and the writer. sled 0.34 refuses every operation after one of
+/// its log writes failed (a full disk) until it is opened again, so after such a failure the
+/// writer takes the store out (`None` while sled is closed and reopened: readers get a
+/// transient storage error) and puts a reopened one back.
+#[derive(Clone)]
+pub(crate) struct StoreCell(Arc<std::sync::RwLock<Option<Store>>>);
+
+impl StoreCell {
+    fn new(store: Store) -> StoreCell {
+        StoreCell(Arc::new(std::sync::RwLock::new(Some(store))))
+    }
+
+    /// The current handles (clones: cheap).
+    pub(crate) fn get(&self) -> Result<Store, LedgerError> {
+        let guard = match self.0.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.clone().ok_or_else(|| {
+            LedgerError::DiskFull(
+                "the ledger's store is being reopened after a full disk; retry shortly".into(),
+            )
+        })
+    }
+
+    /// Takes the handles out (the caller drops them, so sled can be opened again).
+    pub(crate) fn take(&self) -> Option<Store> {
+        match self.0.write() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+
+    pub(crate) fn put(&self, store: Store) {
+        match self.0.write() {
+            Ok(mut g) => *g = Some(store),
+            Err(poisoned) => *poisoned.into_inner() = Some(store),
+        }
+    }
+}
+
 /// How long `open` keeps retrying a held lock: a handle of this process that was just closed
 /// may still be releasing the directory (sled drops its file from a background thread, which on a
 /// loaded machine can take a while).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
-fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
     let mut removed_incomplete_snapshots = false;
     loop {
@@ -206,18 +267,23 @@ impl Ledger {
     /// [`Ledger::open`] with the writer's settings spelled out (tests use small log files).
     #[doc(hidden)]
     pub fn open_with(dir: &Path, options: WriterOptions) -> Result<Ledger, LedgerError> {
-        let db = open_db(dir)?;
-        let tree = db.open_tree(BATCH_TREE)?;
-        let head_tree = db.open_tree(HEAD_TREE)?;
-        let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
-        let recovered = wal::recover(dir, &db, &tree, &head_tree, head)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            LedgerError::Storage(format!(
+                "cannot create the ledger directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // Refuse a nearly full disk before writing anything (see `wal::check_free_space`).
+        wal::check_free_space(dir, options.wal_file_bytes, options.min_free_bytes)?;
+        let store = Store::open(dir)?;
+        let head = verify::recover_tail(&store.tree).map_err(LedgerError::CorruptTail)?;
+        let recovered = wal::recover(dir, &store.db, &store.tree, &store.head_tree, head)?;
         let head = recovered.head;
         let head_tx = Arc::new(watch::Sender::new(head));
+        let store = StoreCell::new(store);
         let (requests, threads) = writer::start(
             dir.to_path_buf(),
-            db.clone(),
-            tree.clone(),
-            head_tree.clone(),
+            store.clone(),
             head,
             head_tx.clone(),
             recovered.max_gen + 1,
@@ -226,9 +292,7 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                tree,
-                head_tree,
-                _db: db,
+                store,
                 head_tx,
                 requests: Some(requests),
                 writer: Mutex::new(threads),
@@ -247,14 +311,17 @@ impl Ledger {
                 dir: dir.to_path_buf(),
             });
         }
-        let db = open_db(dir)?;
-        let tree = db.open_tree(BATCH_TREE)?;
-        let head_tree = db.open_tree(HEAD_TREE)?;
+        let store = Store::open(dir)?;
+        let Store {
+            db,
+            tree,
+            head_tree,
+        } = &store;
         // Durable records that a crash left only in the write-ahead log join the store first
         // (when the store's tail verifies; otherwise the store is audited as it is).
-        match verify::recover_tail(&tree) {
+        match verify::recover_tail(tree) {
             Ok(head) => {
-                wal::recover(dir, &db, &tree, &head_tree, head)?;
+                wal::recover(dir, db, tree, head_tree, head)?;
             }
             Err(e) => tracing::warn!(
                 "not replaying the write-ahead log onto a store whose tail does not verify: {e}"
@@ -268,9 +335,7 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                tree,
-                head_tree,
-                _db: db,
+                store: StoreCell::new(store),
                 head_tx: Arc::new(watch::Sender::new(head)),
                 requests: None,
                 writer: Mutex::new(Vec::new()),
@@ -358,16 +423,23 @@ impl Ledger {
     /// Durable records with `from <= seq < to_exclusive`.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
         let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
-        RecordIter::new(&self.inner.tree, from, end)
+        match self.inner.store.get() {
+            Ok(store) => RecordIter::new(&store.tree, from, end),
+            Err(e) => RecordIter::failed(from, end, e),
+        }
     }
 
     /// Verifies the whole chain: every record in sequence, every hash, every event decodes,
     /// and the chain reaches the last head the writer recorded (no records deleted at the end).
     pub fn verify(&self) -> Result<VerifyReport, VerifyError> {
+        let store = self.inner.store.get().map_err(|e| VerifyError {
+            seq: 0,
+            problem: Problem::Storage(e.to_string()),
+        })?;
         // Read the recorded head first: on a live ledger the chain only grows past it.
-        let recorded = verify::recorded_head(&self.inner.head_tree)?;
-        let report = verify::verify_tree(&self.inner.tree)?;
-        verify::check_recorded_head(&self.inner.tree, recorded, &report)?;
+        let recorded = verify::recorded_head(&store.head_tree)?;
+        let report = verify::verify_tree(&store.tree)?;
+        verify::check_recorded_head(&store.tree, recorded, &report)?;
         Ok(report)
     }
 

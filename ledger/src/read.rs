@@ -8,6 +8,8 @@ use crate::Record;
 /// Records in sequence order; see [`crate::Ledger::read_range`]. Stops after the first error.
 pub struct RecordIter {
     batches: Option<sled::Iter>,
+    /// An error to yield first (the store could not be read at all).
+    error: Option<LedgerError>,
     current: Option<(sled::IVec, (usize, u32))>,
     /// The next sequence number this iterator must yield.
     next: u64,
@@ -28,6 +30,18 @@ impl RecordIter {
         };
         RecordIter {
             batches,
+            error: None,
+            current: None,
+            next: from,
+            end,
+        }
+    }
+
+    /// An iterator that yields `error` (unless nothing was asked for), then ends.
+    pub(crate) fn failed(from: u64, end: u64, error: LedgerError) -> RecordIter {
+        RecordIter {
+            batches: None,
+            error: (from < end).then_some(error),
             current: None,
             next: from,
             end,
@@ -47,6 +61,9 @@ impl Iterator for RecordIter {
     type Item = Result<Record, LedgerError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
         loop {
             if self.next >= self.end {
                 self.batches = None;
