@@ -9,12 +9,15 @@
 mod common;
 mod tmpfs;
 
-use common::nodes::nodes;
+use common::nodes::{free_port, nodes};
 use common::pool::{config_text, read_events, PoolOptions, PoolProcess};
 use common::stratum_client::StratumClient;
 use pool_core::Event;
 use serde_json::json;
+use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,9 +37,10 @@ fn options() -> PoolOptions {
     o
 }
 
-/// A pool (not started) whose ledger lives in `ledger_dir`.
-fn pool_on(ledger_dir: &Path) -> PoolProcess {
-    let options = options();
+/// A pool (not started) whose ledger lives in `ledger_dir`, with its RPC on `rpc`.
+fn pool_on(ledger_dir: &Path, rpc: SocketAddr) -> PoolProcess {
+    let mut options = options();
+    options.extra = format!("\n[rpc]\nlisten = \"{rpc}\"\n");
     PoolProcess::unstarted(|stratum, notify| {
         config_text(&options, stratum, notify).replace(
             "data_dir = \"ledger\"",
@@ -53,10 +57,32 @@ fn submit_one(client: &mut StratumClient, user: &str) -> Result<(), (i64, String
     let job = client.latest_job().expect("a job");
     let s = client.grind(&job, None, None, 1_000_000);
     match client.submit(user, &s) {
-        Ok(v) if v == json!(true) => Ok(()),
+        Ok(Value::Bool(true)) => Ok(()),
         Ok(v) => panic!("a share answered {v}"),
         Err(e) => Err((e.code, e.message)),
     }
+}
+
+/// `pool_status` over the pool's JSON-RPC (a read: no token): its result.
+fn pool_status(rpc: SocketAddr) -> Value {
+    let body =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "pool_status", "params": []}).to_string();
+    let mut stream = TcpStream::connect(rpc).expect("connect to the RPC");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {rpc}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read the reply");
+    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP body");
+    let reply: Value = serde_json::from_str(body).expect("JSON");
+    reply["result"].clone()
 }
 
 fn count(log: &str, needle: &str) -> usize {
@@ -73,7 +99,8 @@ fn shares_are_refused_on_a_full_disk_and_acknowledged_again_once_space_is_freed(
     };
     let started = Instant::now();
     let ledger_dir = fs.path().join("ledger");
-    let mut pool = pool_on(&ledger_dir);
+    let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut pool = pool_on(&ledger_dir, rpc);
     pool.spawn();
     let address = nodes().node1.new_address();
     let mut acked: BTreeMap<&str, u64> = BTreeMap::new();
@@ -103,6 +130,7 @@ fn shares_are_refused_on_a_full_disk_and_acknowledged_again_once_space_is_freed(
             Err(e) => break e,
         }
     };
+    assert_eq!(refusal.0, 20, "refusal {refusal:?}");
     assert!(
         refusal.1.contains("share not recorded"),
         "refusal {refusal:?}"
@@ -118,6 +146,16 @@ fn shares_are_refused_on_a_full_disk_and_acknowledged_again_once_space_is_freed(
     let (mut newcomer, job) = StratumClient::authorized(pool.stratum, &format!("{address}.new"));
     assert!(!job.job_id.is_empty());
     assert!(submit_one(&mut newcomer, &format!("{address}.new")).is_err());
+    // And RPC reads: the status shows the ledger head.
+    let status = pool_status(rpc);
+    assert!(status["ledger"]["seq"].is_u64(), "{status}");
+    // Still refused after several of the writer's tries to heal (100, 200, 400 ms, ...).
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        submit_one(&mut client, &full).map_err(|e| e.0),
+        Err(refusal.0),
+        "acknowledged on a full disk"
+    );
 
     // Space is freed: acknowledgements resume, on the same connection, without a restart.
     fs.free("fill");
@@ -195,7 +233,8 @@ fn start_up_on_a_nearly_full_disk_is_refused_clearly() {
         Err(why) => return tmpfs::skip(test, &why),
     };
     let ledger_dir = fs.path().join("ledger");
-    let mut pool = pool_on(&ledger_dir);
+    let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut pool = pool_on(&ledger_dir, rpc);
     // 100 MiB left: the log files need 128 MiB plus the 8 MiB reserve.
     fs.fill("fill", 100 << 20);
     let mut child = Command::new(env!("CARGO_BIN_EXE_obtc-pool"))

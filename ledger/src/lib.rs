@@ -39,6 +39,13 @@
 //! once it is sent. So may an append answered with a storage error (a log write reported failed
 //! may still have reached the disk, and is replayed on open if it continues the chain): an
 //! acknowledged record is never lost, an unacknowledged one is not guaranteed absent.
+//!
+//! A full disk is transient: appends are refused at once with [`LedgerError::DiskFull`] while
+//! it lasts, and the writer resumes on its own once space is freed (sled reopened if it failed,
+//! the log replayed, a new log generation; see the writer's docs in `writer.rs`). Opening for
+//! writing refuses a file system without the room the two log files still need plus
+//! [`WriterOptions::min_free_bytes`] ([`LedgerError::DiskFull`], saying how much is free and
+//! needed). While sled is being reopened, reads fail with a transient `DiskFull` error.
 
 #[doc(hidden)]
 pub mod decode;
@@ -61,8 +68,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-pub use writer::WriterOptions;
 use writer::{Acks, Answer, Events, Reply, Request};
+pub use writer::{WriterOptions, DEFAULT_MIN_FREE_BYTES};
 
 /// Name of the sled tree holding the stored batches.
 #[doc(hidden)]

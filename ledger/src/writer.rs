@@ -342,7 +342,18 @@ pub(crate) fn start(
     gen: u64,
     options: WriterOptions,
 ) -> Result<(mpsc::Sender<Request>, Vec<JoinHandle<()>>), LedgerError> {
-    let wal = Wal::open(&dir, options.wal_file_bytes, gen, options.direct_io)?;
+    let mut wal = Wal::open(&dir, options.wal_file_bytes, gen, options.direct_io)?;
+    // Everything the log held that continues the chain is in the store now; made durable
+    // (what sled read back at open may still sit unsynced in the page cache after a killed
+    // run), the log is not needed any more. The rest (a torn frame, frames after one) must
+    // not stand before this run's frames at the next replay, so the log starts empty.
+    wal::checkpoint(&store.get()?.db, &dir)?;
+    wal.clear().map_err(|e| {
+        io_error(
+            format_args!("emptying the write-ahead log in {}", dir.display()),
+            &e,
+        )
+    })?;
     let thread_error =
         |e: std::io::Error| LedgerError::Storage(format!("cannot start a ledger thread: {e}"));
     let handles = || {
@@ -743,6 +754,19 @@ impl Intake {
             );
             tracing::error!("{why}; the ledger writer stops");
             self.failed = Some(why);
+            return;
+        }
+        // The store is durable through `head`: the log starts empty (frames refused after a
+        // failed one, possibly whole in the other file, must not stand before new frames at
+        // a replay), in a new generation in its other file.
+        if let Err(e) = self.wal.clear() {
+            tracing::debug!("ledger not healed yet: emptying the write-ahead log: {e}");
+            trouble.backoff = (trouble.backoff * 2).min(HEAL_MAX_BACKOFF);
+            trouble.next_try = Instant::now() + trouble.backoff;
+            if !crate::error::is_disk_full(&e) {
+                tracing::error!("ledger write-ahead log cannot be emptied after a full disk: {e}");
+                self.failed = Some(format!("emptying the write-ahead log: {e}"));
+            }
             return;
         }
         self.head = head;
