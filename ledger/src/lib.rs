@@ -508,6 +508,8 @@ impl Drop for Inner {
 }
 
 #[cfg(test)]
+mod disk_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod wal_tests;

@@ -537,8 +537,7 @@ fn committer(shared: &Shared) {
         drop(intake);
         let Some(job) = job else { break };
         // O_DSYNC: durable once the write returns.
-        let written = shared.files[job.file]
-            .write_all_at(job.prepared.frame.bytes(), job.offset)
+        let written = write_frame(shared, &job)
             .map_err(|e| io_error(format_args!("write-ahead log write at {}", job.offset), &e));
         shared.completion.finish(job.index, job.prepared, written);
     }
@@ -551,6 +550,25 @@ fn committer(shared: &Shared) {
         let mut intake = lock(&shared.intake);
         intake.finish(shared);
     }
+}
+
+fn write_frame(shared: &Shared, job: &Job) -> std::io::Result<()> {
+    let (file, bytes) = (&shared.files[job.file], job.prepared.frame.bytes());
+    #[cfg(test)]
+    if test_faults::take(&shared.dir, || {
+        // Only a frame at a file's end, so the frames after it go to the other file.
+        let len = file.metadata().map_or(0, |m| m.len());
+        job.offset + (bytes.len() + 2 * wal::ALIGN) as u64 >= len
+    }) {
+        // A torn write on a full disk: the frame's first block reaches the file, no more;
+        // slowly, so that later frames are written (whole) meanwhile.
+        if bytes.len() > wal::ALIGN {
+            file.write_all_at(&bytes[..wal::ALIGN], job.offset)?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    file.write_all_at(bytes, job.offset)
 }
 
 struct Intake {
@@ -1062,6 +1080,36 @@ impl Intake {
         }
         for done in self.shutdowns.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Tests make log writes fail as on a full disk (a file system that allocates on every write
+/// fails there; tmpfs and ext4 do not, the log's blocks being zeroed ahead).
+#[cfg(test)]
+pub(crate) mod test_faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAULTS: Mutex<Vec<(PathBuf, u32)>> = Mutex::new(Vec::new());
+
+    /// The next `n` frame writes at the end of a log file of the ledger in `dir` fail with
+    /// `ENOSPC`.
+    pub fn fail_writes(dir: &Path, n: u32) {
+        let mut faults = FAULTS.lock().unwrap();
+        faults.retain(|(d, _)| d != dir);
+        faults.push((dir.to_path_buf(), n));
+    }
+
+    /// Whether this write fails (if `here` says the write is one to fail).
+    pub(super) fn take(dir: &Path, here: impl FnOnce() -> bool) -> bool {
+        let mut faults = FAULTS.lock().unwrap_or_else(|p| p.into_inner());
+        match faults.iter_mut().find(|(d, n)| d == dir && *n > 0) {
+            Some((_, n)) if here() => {
+                *n -= 1;
+                true
+            }
+            _ => false,
         }
     }
 }
