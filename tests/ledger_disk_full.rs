@@ -4,8 +4,9 @@
 //! file is deleted they are acknowledged again, without reopening the ledger. Afterwards the
 //! ledger verifies and every acknowledged record is in it with its content. Two shapes: log
 //! files already zeroed to their size (sled's writes fail first, so sled is reopened), and
-//! large log files still growing (the log's zeroing fails first). Opening on a nearly full
-//! file system is refused with a clear message.
+//! large log files still growing (the log's zeroing fails first); and a file system left just
+//! under the low-water mark (half the reserve), refused before any write fails. Opening on a
+//! nearly full file system is refused with a clear message.
 
 mod ledger_support;
 mod tmpfs;
@@ -42,6 +43,7 @@ struct Seen {
     /// The slowest refusal, in microseconds.
     slowest_refusal_us: AtomicU64,
     other_errors: Mutex<Vec<String>>,
+    first_refusal: Mutex<Option<String>>,
 }
 
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
@@ -52,12 +54,16 @@ fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Appends from `APPENDERS` threads while the file system fills and is freed again.
-fn full_disk_round(test: &str, tmpfs_bytes: u64, options: WriterOptions) {
+/// Appends from `APPENDERS` threads while the file system fills (up to `leave` bytes left) and
+/// is freed again; the first refusal's message.
+fn full_disk_round(test: &str, tmpfs_bytes: u64, options: WriterOptions, leave: u64) -> String {
     init_logs();
     let fs = match Tmpfs::mount(tmpfs_bytes) {
         Ok(fs) => fs,
-        Err(why) => return tmpfs::skip(test, &why),
+        Err(why) => {
+            tmpfs::skip(test, &why);
+            return String::new();
+        }
     };
     let started = Instant::now();
     let dir = fs.path().join("ledger");
@@ -78,7 +84,8 @@ fn full_disk_round(test: &str, tmpfs_bytes: u64, options: WriterOptions) {
                             seen.acked.lock().unwrap().insert(appended.seq, id);
                             seen.acks.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(LedgerError::DiskFull(_)) => {
+                        Err(LedgerError::DiskFull(why)) => {
+                            seen.first_refusal.lock().unwrap().get_or_insert(why);
                             let us = asked.elapsed().as_micros() as u64;
                             seen.slowest_refusal_us.fetch_max(us, Ordering::Relaxed);
                             seen.disk_full.fetch_add(1, Ordering::Relaxed);
@@ -97,7 +104,7 @@ fn full_disk_round(test: &str, tmpfs_bytes: u64, options: WriterOptions) {
     wait_for("the first acknowledgements", PHASE_LIMIT, || {
         seen.acks.load(Ordering::Relaxed) >= 200
     });
-    let filled = fs.fill("fill", 0);
+    let filled = fs.fill("fill", leave);
     wait_for("appends refused on the full disk", PHASE_LIMIT, || {
         seen.disk_full.load(Ordering::Relaxed) >= 50
     });
@@ -150,11 +157,14 @@ fn full_disk_round(test: &str, tmpfs_bytes: u64, options: WriterOptions) {
         seen.slowest_refusal_us.load(Ordering::Relaxed),
         started.elapsed()
     );
+    let first = seen.first_refusal.lock().unwrap().clone();
+    first.unwrap_or_default()
 }
 
 #[test]
 fn a_full_disk_refuses_appends_and_they_resume_when_space_is_freed() {
-    // Log files zeroed to their (smallest) size at once: the first write that fails is sled's.
+    // Log files zeroed to their (smallest) size at once, and no reserve (so no low-water
+    // mark): the first write that fails is sled's, and sled is reopened.
     full_disk_round(
         "a_full_disk_refuses_appends_and_they_resume_when_space_is_freed",
         16 << 20,
@@ -162,8 +172,31 @@ fn a_full_disk_refuses_appends_and_they_resume_when_space_is_freed() {
             wal_file_bytes: 64 * 1024,
             committers: 3,
             direct_io: true,
-            min_free_bytes: 1 << 20,
+            min_free_bytes: 0,
         },
+        0,
+    );
+}
+
+#[test]
+fn below_the_low_water_mark_appends_are_refused_before_the_disk_is_full() {
+    // 1.5 MiB left, under half of the 4 MiB reserve: refused while sled's writes (segments
+    // of 512 KiB) and the log's would still fit.
+    let refusal = full_disk_round(
+        "below_the_low_water_mark_appends_are_refused_before_the_disk_is_full",
+        16 << 20,
+        WriterOptions {
+            wal_file_bytes: 64 * 1024,
+            committers: 1,
+            direct_io: true,
+            min_free_bytes: 4 << 20,
+        },
+        3 << 19,
+    );
+    // Empty when skipped.
+    assert!(
+        refusal.is_empty() || refusal.contains("below the low-water mark"),
+        "{refusal}"
     );
 }
 
@@ -179,6 +212,7 @@ fn a_full_disk_while_the_log_grows_refuses_appends_and_they_resume() {
             direct_io: true,
             min_free_bytes: 1 << 20,
         },
+        0,
     );
 }
 

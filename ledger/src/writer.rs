@@ -25,7 +25,9 @@
 //! whole may be part of it, as after a crash; nothing acknowledged is ever missing from it), and
 //! the log continues in a new generation in its other file, so nothing is written after a frame
 //! whose write failed. Then appends are accepted again (logged once). Other errors still stop
-//! the writer for good ([`LedgerError::Closed`]).
+//! the writer for good ([`LedgerError::Closed`]). The writer also enters this state, before any
+//! write fails, when the free space falls below half of [`WriterOptions::min_free_bytes`]
+//! (looked at every 100 ms while appending): sled then needs no reopen.
 
 use crate::error::{io_error, LedgerError};
 use crate::record::{push_record, GENESIS_PREV_HASH, HEAD_KEY, RECORD_HEADER_LEN};
@@ -64,6 +66,8 @@ const HEAL_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const HEAL_MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often a writer waiting for its frames in flight (to heal) looks again.
 const HEAL_POLL: Duration = Duration::from_millis(10);
+/// How often the writer looks at the free space while appending (a `statvfs`).
+const FREE_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// Default [`WriterOptions::min_free_bytes`].
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
 
@@ -163,7 +167,9 @@ pub struct WriterOptions {
     /// Free space kept in reserve: opening the ledger (and resuming after a full disk) needs
     /// the room the two log files still need to reach `wal_file_bytes` each, plus this much
     /// (for sled's checkpoints and the files beside the ledger); otherwise it is refused with
-    /// [`LedgerError::DiskFull`]. Default [`DEFAULT_MIN_FREE_BYTES`] (64 MiB).
+    /// [`LedgerError::DiskFull`]. While appending, free space below half of this (looked at
+    /// every 100 ms) is treated as a full disk already, so sled does not meet one. 0: no
+    /// reserve and no low-water mark. Default [`DEFAULT_MIN_FREE_BYTES`] (64 MiB).
     pub min_free_bytes: u64,
 }
 
@@ -380,6 +386,8 @@ pub(crate) fn start(
             failed: None,
             trouble: None,
             min_free_bytes: options.min_free_bytes,
+            free_checked: Instant::now(),
+            dir: dir.clone(),
             shutdowns: Vec::new(),
             frames: 0,
             records: 0,
@@ -591,6 +599,9 @@ struct Intake {
     /// The disk is full: appends refused with [`LedgerError::DiskFull`] until healed.
     trouble: Option<Trouble>,
     min_free_bytes: u64,
+    /// When the free space was last looked at (see [`Intake::below_low_water`]).
+    free_checked: Instant,
+    dir: PathBuf,
     shutdowns: Vec<mpsc::SyncSender<()>>,
     /// Frames and records written since open (logged at close).
     frames: u64,
@@ -704,6 +715,32 @@ impl Intake {
                 Ok(request) => self.handle(request, completion),
                 Err(_) => return None,
             }
+        }
+    }
+
+    /// Whether the file system has fallen below the low-water mark (half of
+    /// [`WriterOptions::min_free_bytes`]; looked at every [`FREE_CHECK_EVERY`]): then the
+    /// writer refuses appends as on a full disk (the stashed frame too) before sled itself
+    /// meets one (so sled needs no reopen).
+    fn below_low_water(&mut self) -> bool {
+        if self.min_free_bytes == 0 || self.free_checked.elapsed() < FREE_CHECK_EVERY {
+            return false;
+        }
+        self.free_checked = Instant::now();
+        let low = self.min_free_bytes / 2;
+        match wal::free_bytes(&self.dir) {
+            Ok(free) if free < low => {
+                let e = LedgerError::DiskFull(format!(
+                    "{free} bytes free on the ledger's file system, below the low-water mark of \
+                     {low} (half of min_free_bytes)"
+                ));
+                if let Some(prepared) = self.stash.take() {
+                    prepared.fail(&e);
+                }
+                self.disk_full(e, false);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -856,6 +893,9 @@ impl Intake {
     /// Gives the stashed frame its place in the log, if it has one now.
     fn place(&mut self) -> Option<Job> {
         let frame_len = self.stash.as_ref()?.frame.frame_len();
+        if self.below_low_water() {
+            return None;
+        }
         if self.wal.needs_switch(frame_len) {
             if !self.wal.other_free(self.checkpointed) {
                 // Wait for a checkpoint to cover the other file's records.

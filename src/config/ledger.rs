@@ -12,7 +12,8 @@ pub struct LedgerSettings {
     pub data_dir: PathBuf,
     /// The free space the pool keeps in reserve (see `ledger::WriterOptions::min_free_bytes`):
     /// it starts, and resumes after a full disk, only with the room its write-ahead log files
-    /// still need plus this much free.
+    /// still need plus this much free; below half of it, appends are refused as on a full
+    /// disk.
     pub min_free_bytes: u64,
 }
 
