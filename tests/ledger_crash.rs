@@ -62,6 +62,7 @@ fn crash_child() {
                 wal_file_bytes: 64 * 1024,
                 committers: 3,
                 direct_io: true,
+                ..ledger::WriterOptions::default()
             }
         } else {
             ledger::WriterOptions::default()

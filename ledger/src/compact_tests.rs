@@ -181,7 +181,7 @@ fn build(dir: &std::path::Path, n: u64, chunk_records: u64) -> Ledger {
 
 fn stored_formats(ledger: &Ledger) -> (u64, u64) {
     let (mut batches, mut chunks) = (0, 0);
-    for entry in ledger.inner.tree.iter() {
+    for entry in ledger.inner.store.get().unwrap().tree.iter() {
         let (_, v) = entry.unwrap();
         if record::is_chunk(&v) {
             chunks += 1;
@@ -285,6 +285,9 @@ fn verify_names_the_first_record_of_an_edited_chunk() {
     ledger.compact().unwrap();
     let chunks: Vec<(u64, Vec<u8>)> = ledger
         .inner
+        .store
+        .get()
+        .unwrap()
         .tree
         .iter()
         .map(Result::unwrap)
@@ -299,6 +302,9 @@ fn verify_names_the_first_record_of_an_edited_chunk() {
     let edited = chunk::encode(&records, &header.prev_hash).unwrap();
     ledger
         .inner
+        .store
+        .get()
+        .unwrap()
         .tree
         .insert(record::batch_key(key), edited)
         .unwrap();
@@ -306,7 +312,7 @@ fn verify_names_the_first_record_of_an_edited_chunk() {
     assert_eq!(err.seq, key);
     assert_eq!(err.problem, Problem::HashMismatch);
     assert_eq!(
-        verify::verify_sequential(&ledger.inner.tree).unwrap_err(),
+        verify::verify_sequential(&ledger.inner.store.get().unwrap().tree).unwrap_err(),
         err
     );
     let read: Result<Vec<Record>, _> = ledger.read_from(0).collect();

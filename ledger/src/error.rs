@@ -23,6 +23,11 @@ pub enum LedgerError {
     /// sled reported an error (I/O, or its own corruption).
     #[error("ledger storage error: {0}")]
     Storage(String),
+    /// The disk holding the ledger is full (or the start-up free-space margin is not met).
+    /// Transient: while it lasts appends are refused at once (nothing is acknowledged that is
+    /// not durable), and the writer resumes on its own once space is freed.
+    #[error("the disk holding the ledger is full: {0}")]
+    DiskFull(String),
     /// The event could not be bincode-encoded.
     #[error("could not encode event: {0}")]
     Encode(String),
@@ -36,7 +41,37 @@ pub enum LedgerError {
 
 impl From<sled::Error> for LedgerError {
     fn from(e: sled::Error) -> Self {
-        LedgerError::Storage(e.to_string())
+        match &e {
+            sled::Error::Io(io) if is_disk_full(io) => LedgerError::DiskFull(e.to_string()),
+            _ => LedgerError::Storage(e.to_string()),
+        }
+    }
+}
+
+impl LedgerError {
+    /// Whether this is [`LedgerError::DiskFull`] (transient: retry once space is freed).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, LedgerError::DiskFull(_))
+    }
+}
+
+/// Whether an I/O error says the disk (or the user's quota) is full. sled hands its stored
+/// error back as a copy that keeps only the kind, so both the code and the kind count.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+}
+
+/// An I/O error as a [`LedgerError`]: [`LedgerError::DiskFull`] for a full disk, else
+/// [`LedgerError::Storage`]; `what` says what was being done.
+pub(crate) fn io_error(what: impl std::fmt::Display, e: &std::io::Error) -> LedgerError {
+    if is_disk_full(e) {
+        LedgerError::DiskFull(format!("{what}: {e}"))
+    } else {
+        LedgerError::Storage(format!("{what}: {e}"))
     }
 }
 

@@ -50,6 +50,13 @@
 //! once it is sent. So may an append answered with a storage error (a log write reported failed
 //! may still have reached the disk, and is replayed on open if it continues the chain): an
 //! acknowledged record is never lost, an unacknowledged one is not guaranteed absent.
+//!
+//! A full disk is transient: appends are refused at once with [`LedgerError::DiskFull`] while
+//! it lasts, and the writer resumes on its own once space is freed (sled reopened if it failed,
+//! the log replayed, a new log generation; see the writer's docs in `writer.rs`). Opening for
+//! writing refuses a file system without the room the two log files still need plus
+//! [`WriterOptions::min_free_bytes`] ([`LedgerError::DiskFull`], saying how much is free and
+//! needed). While sled is being reopened, reads fail with a transient `DiskFull` error.
 
 #[doc(hidden)]
 pub mod chunk;
@@ -76,8 +83,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-pub use writer::WriterOptions;
 use writer::{Acks, Answer, Events, Reply, Request};
+pub use writer::{WriterOptions, DEFAULT_MIN_FREE_BYTES};
 
 /// Name of the sled tree holding the stored batches.
 #[doc(hidden)]
@@ -123,10 +130,9 @@ pub struct Ledger {
 
 struct Inner {
     dir: PathBuf,
-    tree: sled::Tree,
-    head_tree: sled::Tree,
-    // Kept so the directory stays open (and locked) as long as a handle lives.
-    _db: sled::Db,
+    /// sled's handles (they keep the directory open and locked as long as a handle lives). The
+    /// writer replaces them when sled failed on a full disk (see [`writer`]).
+    store: StoreCell,
     head_tx: Arc<watch::Sender<Option<Head>>>,
     /// `None` for a read-only (audit) handle.
     requests: Option<mpsc::Sender<Request>>,
@@ -151,26 +157,96 @@ impl std::fmt::Debug for Ledger {
 /// Period of sled's own flusher (and segment cleaner) in a compacting ledger.
 const SLED_FLUSH_EVERY_MS: u64 = 1_000;
 
+/// sled's database and the ledger's two trees in it.
+#[derive(Clone)]
+pub(crate) struct Store {
+    pub db: sled::Db,
+    pub tree: sled::Tree,
+    pub head_tree: sled::Tree,
+}
+
+impl Store {
+    /// Opens sled in `dir` with the writer's sled settings (the same at open and when the
+    /// writer reopens it after a full disk).
+    pub(crate) fn open(dir: &Path, options: &WriterOptions) -> Result<Store, LedgerError> {
+        let db = open_db_with(dir, options.sled_flush_every_ms, None)?;
+        let tree = db.open_tree(BATCH_TREE)?;
+        let head_tree = db.open_tree(HEAD_TREE)?;
+        Ok(Store {
+            db,
+            tree,
+            head_tree,
+        })
+    }
+}
+
+/// The store, shared by readers and the writer. sled 0.34 refuses every operation after one of
+/// its log writes failed (a full disk) until it is opened again, so after such a failure the
+/// writer takes the store out (`None` while sled is closed and reopened: readers get a
+/// transient storage error) and puts a reopened one back.
+#[derive(Clone)]
+pub(crate) struct StoreCell(Arc<std::sync::RwLock<Option<Store>>>);
+
+impl StoreCell {
+    fn new(store: Store) -> StoreCell {
+        StoreCell(Arc::new(std::sync::RwLock::new(Some(store))))
+    }
+
+    /// The current handles (clones: cheap).
+    pub(crate) fn get(&self) -> Result<Store, LedgerError> {
+        let guard = match self.0.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        guard.clone().ok_or_else(|| {
+            LedgerError::DiskFull(
+                "the ledger's store is being reopened after a full disk; retry shortly".into(),
+            )
+        })
+    }
+
+    /// Takes the handles out (the caller drops them, so sled can be opened again).
+    pub(crate) fn take(&self) -> Option<Store> {
+        match self.0.write() {
+            Ok(mut g) => g.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        }
+    }
+
+    pub(crate) fn put(&self, store: Store) {
+        match self.0.write() {
+            Ok(mut g) => *g = Some(store),
+            Err(poisoned) => *poisoned.into_inner() = Some(store),
+        }
+    }
+}
+
 /// How long `open` keeps retrying a held lock: a handle of this process that was just closed
 /// may still be releasing the directory (sled drops its file from a background thread, which on a
 /// loaded machine can take a while).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
-fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
-    open_db_with(dir, None)
+pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    open_db_with(dir, None, None)
 }
 
 /// Opens sled in `dir`; `flush_every_ms`: sled's own background flusher, which is also what
 /// cleans sled's log segments (moves the few live pages out of mostly dead segments so their
 /// space is reused). Durability never depends on it (checkpoints do); a compacting ledger
-/// needs it, or the log file keeps the space of every replaced value.
-fn open_db_with(dir: &Path, flush_every_ms: Option<u64>) -> Result<sled::Db, LedgerError> {
+/// needs it, or the log file keeps the space of every replaced value. `cache_bytes`: sled's
+/// page cache (sled's default when `None`).
+pub(crate) fn open_db_with(
+    dir: &Path,
+    flush_every_ms: Option<u64>,
+    cache_bytes: Option<u64>,
+) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
     let mut removed_incomplete_snapshots = false;
     loop {
         match sled::Config::new()
             .path(dir)
             .flush_every_ms(flush_every_ms)
+            .cache_capacity(cache_bytes.unwrap_or(1 << 30))
             .open()
         {
             Ok(db) => return Ok(db),
@@ -247,21 +323,27 @@ impl Ledger {
     #[doc(hidden)]
     pub fn open_tuned(
         dir: &Path,
-        options: WriterOptions,
+        mut options: WriterOptions,
         compaction: CompactOptions,
     ) -> Result<Ledger, LedgerError> {
-        let db = open_db_with(dir, compaction.background.then_some(SLED_FLUSH_EVERY_MS))?;
-        let tree = db.open_tree(BATCH_TREE)?;
-        let head_tree = db.open_tree(HEAD_TREE)?;
-        let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
-        let recovered = wal::recover(dir, &db, &tree, &head_tree, head)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            LedgerError::Storage(format!(
+                "cannot create the ledger directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        // Refuse a nearly full disk before writing anything (see `wal::check_free_space`).
+        wal::check_free_space(dir, options.wal_file_bytes, options.min_free_bytes)?;
+        options.sled_flush_every_ms = compaction.background.then_some(SLED_FLUSH_EVERY_MS);
+        let store = Store::open(dir, &options)?;
+        let head = verify::recover_tail(&store.tree).map_err(LedgerError::CorruptTail)?;
+        let recovered = wal::recover(dir, &store.db, &store.tree, &store.head_tree, head)?;
         let head = recovered.head;
         let head_tx = Arc::new(watch::Sender::new(head));
+        let store = StoreCell::new(store);
         let (requests, threads) = writer::start(
             dir.to_path_buf(),
-            db.clone(),
-            tree.clone(),
-            head_tree.clone(),
+            store.clone(),
             head,
             head_tx.clone(),
             recovered.max_gen + 1,
@@ -272,9 +354,7 @@ impl Ledger {
         let ledger = Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                tree: tree.clone(),
-                head_tree,
-                _db: db,
+                store: store.clone(),
                 head_tx: head_tx.clone(),
                 requests: Some(requests),
                 writer: Mutex::new(threads),
@@ -285,7 +365,7 @@ impl Ledger {
         if compaction.background {
             let c = compactor.clone();
             compactor
-                .start(move || compact_pass(&tree, &head_tx, &maintenance, &c))
+                .start(move || compact_pass(&store, &head_tx, &maintenance, &c))
                 .map_err(|e| {
                     LedgerError::Storage(format!("cannot start the ledger compactor: {e}"))
                 })?;
@@ -304,14 +384,17 @@ impl Ledger {
                 dir: dir.to_path_buf(),
             });
         }
-        let db = open_db(dir)?;
-        let tree = db.open_tree(BATCH_TREE)?;
-        let head_tree = db.open_tree(HEAD_TREE)?;
+        let store = Store::open(dir, &WriterOptions::default())?;
+        let Store {
+            db,
+            tree,
+            head_tree,
+        } = &store;
         // Durable records that a crash left only in the write-ahead log join the store first
         // (when the store's tail verifies; otherwise the store is audited as it is).
-        match verify::recover_tail(&tree) {
+        match verify::recover_tail(tree) {
             Ok(head) => {
-                wal::recover(dir, &db, &tree, &head_tree, head)?;
+                wal::recover(dir, db, tree, head_tree, head)?;
             }
             Err(e) => tracing::warn!(
                 "not replaying the write-ahead log onto a store whose tail does not verify: {e}"
@@ -325,9 +408,7 @@ impl Ledger {
         Ok(Ledger {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
-                tree,
-                head_tree,
-                _db: db,
+                store: StoreCell::new(store),
                 head_tx: Arc::new(watch::Sender::new(head)),
                 requests: None,
                 writer: Mutex::new(Vec::new()),
@@ -417,7 +498,10 @@ impl Ledger {
     /// Durable records with `from <= seq < to_exclusive`.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
         let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
-        RecordIter::new(&self.inner.tree, from, end)
+        match self.inner.store.get() {
+            Ok(store) => RecordIter::new(&store.tree, from, end),
+            Err(e) => RecordIter::failed(from, end, e),
+        }
     }
 
     /// Verifies the whole chain: every record in sequence, every hash, every event decodes,
@@ -425,10 +509,14 @@ impl Ledger {
     pub fn verify(&self) -> Result<VerifyReport, VerifyError> {
         // No stored value is replaced while the chain is walked.
         let _maintenance = compact::lock(&self.inner.maintenance);
+        let store = self.inner.store.get().map_err(|e| VerifyError {
+            seq: 0,
+            problem: Problem::Storage(e.to_string()),
+        })?;
         // Read the recorded head first: on a live ledger the chain only grows past it.
-        let recorded = verify::recorded_head(&self.inner.head_tree)?;
-        let report = verify::verify_tree(&self.inner.tree)?;
-        verify::check_recorded_head(&self.inner.tree, recorded, &report)?;
+        let recorded = verify::recorded_head(&store.head_tree)?;
+        let report = verify::verify_tree(&store.tree)?;
+        verify::check_recorded_head(&store.tree, recorded, &report)?;
         Ok(report)
     }
 
@@ -438,7 +526,7 @@ impl Ledger {
     pub fn compact(&self) -> Result<CompactReport, LedgerError> {
         let compactor = self.inner.compactor.as_ref().ok_or(LedgerError::ReadOnly)?;
         compact_pass(
-            &self.inner.tree,
+            &self.inner.store,
             &self.inner.head_tx,
             &self.inner.maintenance,
             compactor,
@@ -479,12 +567,16 @@ fn closed_early() -> LedgerError {
 /// One compaction pass over the values at or below the published head, holding the
 /// maintenance lock.
 fn compact_pass(
-    tree: &sled::Tree,
+    store: &StoreCell,
     head_tx: &watch::Sender<Option<Head>>,
     maintenance: &Mutex<()>,
     compactor: &compact::Compactor,
 ) -> Result<CompactReport, String> {
     let _maintenance = compact::lock(maintenance);
+    // Fresh handles each pass, dropped after it: the writer may reopen sled after a full disk
+    // (a held handle would keep the directory locked).
+    let store = store.get().map_err(|e| e.to_string())?;
+    let tree = &store.tree;
     let limit = head_tx.borrow().map_or(0, |h| h.seq + 1);
     let mut cursor = compact::lock(&compactor.cursor);
     compact::pass(
@@ -528,6 +620,8 @@ impl Drop for Inner {
 
 #[cfg(test)]
 mod compact_tests;
+#[cfg(test)]
+mod disk_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -9,7 +9,10 @@ use std::borrow::Cow;
 
 /// Records in sequence order; see [`crate::Ledger::read_range`]. Stops after the first error.
 pub struct RecordIter {
-    tree: sled::Tree,
+    /// `None` for an iterator that only yields `error`.
+    tree: Option<sled::Tree>,
+    /// An error to yield first (the store could not be read at all).
+    error: Option<LedgerError>,
     batches: Option<sled::Iter>,
     /// Whether the iterator has just sought again (see [`RecordIter::next`]).
     sought: bool,
@@ -47,8 +50,22 @@ impl RecordIter {
             Some(tree.range(start..))
         };
         RecordIter {
-            tree: tree.clone(),
+            tree: Some(tree.clone()),
+            error: None,
             batches,
+            sought: false,
+            current: None,
+            next: from,
+            end,
+        }
+    }
+
+    /// An iterator that yields `error` (unless nothing was asked for), then ends.
+    pub(crate) fn failed(from: u64, end: u64, error: LedgerError) -> RecordIter {
+        RecordIter {
+            tree: None,
+            error: (from < end).then_some(error),
+            batches: None,
             sought: false,
             current: None,
             next: from,
@@ -69,6 +86,9 @@ impl Iterator for RecordIter {
     type Item = Result<Record, LedgerError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.error.take() {
+            return Some(Err(error));
+        }
         loop {
             if self.next >= self.end {
                 self.batches = None;
@@ -85,13 +105,13 @@ impl Iterator for RecordIter {
                 // replaced the values holding it by a chunk (under an earlier key), so seek
                 // the value holding it again, once; a real gap shows on the second look.
                 let past = crate::record::key_seq(&key).is_some_and(|k| k > self.next);
-                if past && !self.sought {
+                if let (true, false, Some(tree)) = (past, self.sought, &self.tree) {
                     self.sought = true;
-                    let start = match self.tree.range(..=batch_key(self.next)).next_back() {
+                    let start = match tree.range(..=batch_key(self.next)).next_back() {
                         Some(Ok((key, _))) => key,
                         _ => batch_key(self.next).as_slice().into(),
                     };
-                    self.batches = Some(self.tree.range(start..));
+                    self.batches = Some(tree.range(start..));
                     continue;
                 }
                 self.sought = false;

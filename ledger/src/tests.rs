@@ -273,8 +273,9 @@ fn parallel_and_sequential_verification_agree_on_every_corruption() {
         ledger.close_blocking();
         rewrite_batch(dir.path(), key, edit);
         let audit = Ledger::open_read_only(dir.path()).unwrap();
-        let parallel = verify::verify_tree(&audit.inner.tree).unwrap_err();
-        let sequential = verify::verify_sequential(&audit.inner.tree).unwrap_err();
+        let parallel = verify::verify_tree(&audit.inner.store.get().unwrap().tree).unwrap_err();
+        let sequential =
+            verify::verify_sequential(&audit.inner.store.get().unwrap().tree).unwrap_err();
         assert_eq!(parallel, sequential, "edit {i}");
     }
 }
@@ -288,8 +289,8 @@ fn parallel_verification_reports_like_sequential_when_intact() {
             .append_batch_blocking((0..(chunk % 7 + 1)).map(orphaned).collect())
             .unwrap();
     }
-    let parallel = verify::verify_tree(&ledger.inner.tree).unwrap();
-    let sequential = verify::verify_sequential(&ledger.inner.tree).unwrap();
+    let parallel = verify::verify_tree(&ledger.inner.store.get().unwrap().tree).unwrap();
+    let sequential = verify::verify_sequential(&ledger.inner.store.get().unwrap().tree).unwrap();
     assert_eq!(parallel, sequential);
     assert_eq!(parallel.batches, 30);
     assert_eq!(parallel.head, ledger.head());

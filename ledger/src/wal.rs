@@ -26,7 +26,7 @@
 //! nothing acknowledged lies beyond such an end. A file is reused only after a checkpoint
 //! covers every record in it.
 
-use crate::error::LedgerError;
+use crate::error::{io_error, LedgerError};
 use crate::record::{self, GENESIS_PREV_HASH};
 use crate::verify;
 use crate::Head;
@@ -364,7 +364,67 @@ pub(crate) fn recover(
 pub(crate) fn checkpoint(db: &sled::Db, dir: &Path) -> Result<(), LedgerError> {
     db.flush()?;
     sync_store_files(dir)
-        .map_err(|e| LedgerError::Storage(format!("fsync of the store in {}: {e}", dir.display())))
+        .map_err(|e| io_error(format_args!("fsync of the store in {}", dir.display()), &e))
+}
+
+/// Bytes available to the ledger's process on the file system holding `dir` (`statvfs`).
+pub(crate) fn free_bytes(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `statvfs` writes into the zeroed struct we own; the path is a valid C string.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
+/// A log file's size as the writer uses it (see [`Wal::open`]).
+fn normalized_file_bytes(file_bytes: u64) -> u64 {
+    file_bytes.max(MIN_FILE_BYTES) / ALIGN as u64 * ALIGN as u64
+}
+
+/// The free space the ledger in `dir` needs to start (and, after a full disk, to resume): the
+/// room its two log files still need to reach `file_bytes` each (the zeros written ahead of
+/// the frames), plus `margin` for sled's checkpoints and the files beside the ledger (the
+/// pool's projection snapshot). Refused with [`LedgerError::DiskFull`], saying how much is
+/// free and how much is needed.
+pub(crate) fn check_free_space(
+    dir: &Path,
+    file_bytes: u64,
+    margin: u64,
+) -> Result<(), LedgerError> {
+    let file_bytes = normalized_file_bytes(file_bytes);
+    let mut wal_room = 0;
+    for name in FILE_NAMES {
+        let len = match std::fs::metadata(dir.join(name)) {
+            Ok(m) => m.len() / ALIGN as u64 * ALIGN as u64,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(io_error(format_args!("{}", dir.join(name).display()), &e)),
+        };
+        wal_room += file_bytes.saturating_sub(len);
+    }
+    let free = free_bytes(dir)
+        .map_err(|e| io_error(format_args!("free space of {}", dir.display()), &e))?;
+    let needed = wal_room + margin;
+    if free < needed {
+        return Err(LedgerError::DiskFull(format!(
+            "{} has {} free, the ledger needs at least {} ({} for its write-ahead log files to \
+             reach their size, plus a {} margin for the store's checkpoints); free some space",
+            dir.display(),
+            mib(free),
+            mib(needed),
+            mib(wal_room),
+            mib(margin)
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes as MiB for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 /// Starts the write-back of `file`'s dirty pages without waiting for it (Linux
@@ -489,7 +549,7 @@ impl Wal {
         Ok(Wal {
             dir: dir.to_path_buf(),
             files: [file(f0).map_err(err)?, file(f1).map_err(err)?],
-            file_bytes: file_bytes.max(MIN_FILE_BYTES) / ALIGN as u64 * ALIGN as u64,
+            file_bytes: normalized_file_bytes(file_bytes),
             active: 0,
             gen,
             offset: 0,
@@ -551,10 +611,10 @@ impl Wal {
             let grow_to = self.next_size(self.files[self.active].written_len).max(end);
             let file = &mut self.files[self.active];
             write_zeros(&file.file, file.written_len, grow_to).map_err(|e| {
-                LedgerError::Storage(format!(
-                    "growing the write-ahead log in {}: {e}",
-                    self.dir.display()
-                ))
+                io_error(
+                    format_args!("growing the write-ahead log in {}", self.dir.display()),
+                    &e,
+                )
             })?;
             file.written_len = grow_to;
         }
@@ -612,6 +672,26 @@ impl Wal {
             let file = &mut self.files[growth.file];
             file.written_len = file.written_len.max(growth.to);
         }
+    }
+
+    /// After the writer recovered from a full disk (everything in the log checkpointed; the
+    /// active file may end in a torn frame, or in frames that were refused): the next frame
+    /// starts a new generation in the other file, so nothing is ever written after a frame
+    /// whose write failed.
+    pub fn restart(&mut self) {
+        for file in &mut self.files {
+            file.last_seq = None;
+        }
+        self.switch();
+    }
+
+    /// Zeroed room the two files still lack to reach their full size (the free space they
+    /// will still take).
+    pub fn room_needed(&self) -> u64 {
+        self.files
+            .iter()
+            .map(|f| self.file_bytes.saturating_sub(f.written_len))
+            .sum()
     }
 
     /// Whether a background growth is under way.

@@ -8,11 +8,31 @@
 //! Acknowledgement therefore always means durable. A checkpoint thread makes sled durable
 //! before a log file is reused; a grower thread zeroes log file room ahead of the frames, so a
 //! commit never waits for that.
+//!
+//! # A full disk
+//!
+//! A full disk (`ENOSPC` or `EDQUOT` from a log write, the log's zeroing, sled's inserts or a
+//! checkpoint) is a transient state, not a failure. From the first such error on, the writer
+//! refuses every append at once with [`LedgerError::DiskFull`] (logged once), and lets the
+//! frames already on their way finish: a frame that was written and applied in order is
+//! acknowledged as usual (it is durable); any later frame of a failed one is refused. Once no
+//! frame is in flight, the checkpoint thread tries to *heal*, with a backoff (100 ms doubling
+//! to 2 s), only when the file system has the room a start needs (see
+//! [`WriterOptions::min_free_bytes`]): if sled failed (sled 0.34 refuses everything after one
+//! failed write until it is opened again) it closes and reopens sled; then it replays the
+//! write-ahead log into the store exactly as opening the ledger would, and checkpoints. The
+//! chain continues from the head that replay found (refused records that still reached the log
+//! whole may be part of it, as after a crash; nothing acknowledged is ever missing from it), and
+//! the log continues in a new generation in its other file, so nothing is written after a frame
+//! whose write failed. Then appends are accepted again (logged once). Other errors still stop
+//! the writer for good ([`LedgerError::Closed`]). The writer also enters this state, before any
+//! write fails, when the free space falls below half of [`WriterOptions::min_free_bytes`]
+//! (looked at every 100 ms while appending): sled then needs no reopen.
 
-use crate::error::LedgerError;
+use crate::error::{io_error, LedgerError};
 use crate::record::{push_record, GENESIS_PREV_HASH, HEAD_KEY, RECORD_HEADER_LEN};
 use crate::wal::{self, FrameBuf, Wal};
-use crate::{Appended, Head};
+use crate::{verify, Appended, Head, Store, StoreCell};
 use pool_core::EVENT_SCHEMA_VERSION;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,7 +40,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 
 /// Most records packed into one frame.
@@ -41,6 +61,15 @@ const MAX_SPARE_FRAMES: usize = 4;
 const MAX_SPARE_BYTES: usize = 1 << 20;
 /// Stored bytes of a record besides its event: header and hash.
 const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + 32;
+/// After a full disk: the first wait before trying to heal, and the longest.
+const HEAL_FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const HEAL_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often a writer waiting for its frames in flight (to heal) looks again.
+const HEAL_POLL: Duration = Duration::from_millis(10);
+/// How often the writer looks at the free space while appending (a `statvfs`).
+const FREE_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// Default [`WriterOptions::min_free_bytes`].
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
 
 /// The encoded events of one append request (encoded by the caller, off the writer thread).
 pub(crate) enum Events {
@@ -105,9 +134,22 @@ pub(crate) enum Request {
         done: mpsc::SyncSender<()>,
     },
     /// The checkpoint thread made the store durable through this record (or failed).
-    Checkpointed(Result<Option<u64>, String>),
+    Checkpointed(Result<Option<u64>, LedgerError>),
     /// The grower zeroed more of a log file (or failed to).
-    Grown(wal::Growth, bool),
+    Grown(wal::Growth, Result<(), LedgerError>),
+    /// The checkpoint thread healed the store after a full disk: the head the log's replay
+    /// found; or why not (and whether sled was touched, so must be reopened next time).
+    Healed(Result<Option<Head>, (LedgerError, bool)>),
+}
+
+/// Work for the checkpoint thread.
+enum Maintenance {
+    Checkpoint,
+    /// See the module docs: reopen sled first if `reopen`; only if `needed` bytes are free.
+    Heal {
+        reopen: bool,
+        needed: u64,
+    },
 }
 
 /// How the writer is set up (defaults for production; tests shrink the log files).
@@ -122,6 +164,17 @@ pub struct WriterOptions {
     /// Write the log with `O_DIRECT` where the file system allows (else, and when false,
     /// `O_DSYNC` writes through the page cache: as durable, a little slower).
     pub direct_io: bool,
+    /// Free space kept in reserve: opening the ledger (and resuming after a full disk) needs
+    /// the room the two log files still need to reach `wal_file_bytes` each, plus this much
+    /// (for sled's checkpoints and the files beside the ledger); otherwise it is refused with
+    /// [`LedgerError::DiskFull`]. While appending, free space below half of this (looked at
+    /// every 100 ms) is treated as a full disk already, so sled does not meet one. 0: no
+    /// reserve and no low-water mark. Default [`DEFAULT_MIN_FREE_BYTES`] (64 MiB).
+    pub min_free_bytes: u64,
+    /// sled's own background flusher period (it also cleans sled's log segments): set by
+    /// [`crate::Ledger::open_tuned`] when the compactor runs; `None`: off.
+    #[doc(hidden)]
+    pub sled_flush_every_ms: Option<u64>,
 }
 
 impl Default for WriterOptions {
@@ -130,6 +183,8 @@ impl Default for WriterOptions {
             wal_file_bytes: wal::DEFAULT_FILE_BYTES,
             committers: 1,
             direct_io: true,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            sled_flush_every_ms: None,
         }
     }
 }
@@ -164,8 +219,7 @@ struct Job {
 
 /// Applies written frames in order: into sled, then the acknowledgements.
 pub(crate) struct Completion {
-    tree: sled::Tree,
-    head_tree: sled::Tree,
+    store: StoreCell,
     head_tx: Arc<watch::Sender<Option<Head>>>,
     state: Mutex<CompletionState>,
     /// Frame buffers to reuse (fresh large allocations cost page faults on every frame).
@@ -174,16 +228,36 @@ pub(crate) struct Completion {
 
 struct CompletionState {
     next: u64,
-    done: BTreeMap<u64, (Prepared, Result<(), String>)>,
-    failed: Option<String>,
+    done: BTreeMap<u64, (Prepared, Result<(), LedgerError>)>,
+    /// The first frame that failed (every later one is refused, until a heal resets this).
+    fault: Option<Fault>,
+}
+
+/// Why a frame failed, and whether sled did (then it must be reopened to be used again).
+#[derive(Clone, Debug)]
+struct Fault {
+    error: LedgerError,
+    sled: bool,
 }
 
 impl Completion {
-    fn failed(&self) -> Option<String> {
-        lock(&self.state).failed.clone()
+    fn fault(&self) -> Option<Fault> {
+        lock(&self.state).fault.clone()
     }
 
-    fn finish(&self, index: u64, prepared: Prepared, written: Result<(), String>) {
+    /// Frames finished so far (in order).
+    fn finished(&self) -> u64 {
+        lock(&self.state).next
+    }
+
+    /// After a heal: nothing is in flight; frames from now on are applied again.
+    fn reset(&self) {
+        let mut state = lock(&self.state);
+        debug_assert!(state.done.is_empty());
+        state.fault = None;
+    }
+
+    fn finish(&self, index: u64, prepared: Prepared, written: Result<(), LedgerError>) {
         let mut state = lock(&self.state);
         state.done.insert(index, (prepared, written));
         loop {
@@ -192,46 +266,68 @@ impl Completion {
                 break;
             };
             state.next += 1;
-            if let Some(why) = &state.failed {
-                prepared.fail(&LedgerError::Closed(why.clone()));
+            if let Some(fault) = &state.fault {
+                // A frame after a failed one: its records chain onto records that were refused.
+                let err = match &fault.error {
+                    LedgerError::DiskFull(why) => LedgerError::DiskFull(why.clone()),
+                    other => LedgerError::Closed(other.to_string()),
+                };
+                prepared.fail(&err);
                 continue;
             }
-            if let Err(why) = self.apply(prepared, written) {
-                state.failed = Some(why);
+            if let Err(fault) = self.apply(prepared, written) {
+                state.fault = Some(fault);
             }
         }
     }
 
     /// A durable frame's records into sled (in memory until the next checkpoint; the log holds
     /// them), the new head published, the appends answered.
-    fn apply(&self, prepared: Prepared, written: Result<(), String>) -> Result<(), String> {
-        if let Err(why) = written {
-            tracing::error!("ledger write failed, appends not acknowledged: {why}");
-            prepared.fail(&LedgerError::Storage(why.clone()));
-            return Err(why);
+    fn apply(&self, prepared: Prepared, written: Result<(), LedgerError>) -> Result<(), Fault> {
+        if let Err(error) = written {
+            if !error.is_disk_full() {
+                tracing::error!("ledger write failed, appends not acknowledged: {error}");
+            }
+            prepared.fail(&error);
+            return Err(Fault { error, sled: false });
         }
         let head = prepared.head;
-        let stored = prepared
-            .batches
-            .iter()
-            .try_for_each(|(first, range)| {
-                self.tree
-                    .insert(
-                        crate::record::batch_key(*first),
-                        prepared.frame.batch(range.clone()),
-                    )
-                    .map(|_| ())
-            })
-            .and_then(|()| {
-                self.head_tree
-                    .insert(HEAD_KEY, &crate::record::encode_head(&head)[..])
-                    .map(|_| ())
-            });
+        let stored = self.store.get().and_then(|store| {
+            prepared
+                .batches
+                .iter()
+                .try_for_each(|(first, range)| {
+                    store
+                        .tree
+                        .insert(
+                            crate::record::batch_key(*first),
+                            prepared.frame.batch(range.clone()),
+                        )
+                        .map(|_| ())
+                })
+                .and_then(|()| {
+                    store
+                        .head_tree
+                        .insert(HEAD_KEY, &crate::record::encode_head(&head)[..])
+                        .map(|_| ())
+                })
+                .map_err(LedgerError::from)
+        });
         if let Err(e) = stored {
-            let why = format!("storing durable records in sled: {e}");
-            tracing::error!("{why}; appends not acknowledged (the write-ahead log holds them)");
-            prepared.fail(&LedgerError::Storage(why.clone()));
-            return Err(why);
+            let error = match e {
+                LedgerError::DiskFull(why) => {
+                    LedgerError::DiskFull(format!("storing durable records in sled: {why}"))
+                }
+                other => {
+                    let why = format!("storing durable records in sled: {other}");
+                    tracing::error!(
+                        "{why}; appends not acknowledged (the write-ahead log holds them)"
+                    );
+                    LedgerError::Storage(why)
+                }
+            };
+            prepared.fail(&error);
+            return Err(Fault { error, sled: true });
         }
         self.head_tx.send_replace(Some(head));
         for (events, reply, acks) in prepared.replies {
@@ -251,15 +347,24 @@ impl Completion {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start(
     dir: PathBuf,
-    db: sled::Db,
-    tree: sled::Tree,
-    head_tree: sled::Tree,
+    store: StoreCell,
     head: Option<Head>,
     head_tx: Arc<watch::Sender<Option<Head>>>,
     gen: u64,
     options: WriterOptions,
 ) -> Result<(mpsc::Sender<Request>, Vec<JoinHandle<()>>), LedgerError> {
-    let wal = Wal::open(&dir, options.wal_file_bytes, gen, options.direct_io)?;
+    let mut wal = Wal::open(&dir, options.wal_file_bytes, gen, options.direct_io)?;
+    // Everything the log held that continues the chain is in the store now; made durable
+    // (what sled read back at open may still sit unsynced in the page cache after a killed
+    // run), the log is not needed any more. The rest (a torn frame, frames after one) must
+    // not stand before this run's frames at the next replay, so the log starts empty.
+    wal::checkpoint(&store.get()?.db, &dir)?;
+    wal.clear().map_err(|e| {
+        io_error(
+            format_args!("emptying the write-ahead log in {}", dir.display()),
+            &e,
+        )
+    })?;
     let thread_error =
         |e: std::io::Error| LedgerError::Storage(format!("cannot start a ledger thread: {e}"));
     let handles = || {
@@ -268,7 +373,7 @@ pub(crate) fn start(
     };
     let (files, grow_files) = (handles()?, handles()?);
     let (tx, rx) = mpsc::channel();
-    let (checkpoint_tx, checkpoint_rx) = mpsc::channel::<()>();
+    let (checkpoint_tx, checkpoint_rx) = mpsc::channel::<Maintenance>();
     let (grow_tx, grow_rx) = mpsc::channel::<wal::Growth>();
     let committers = options.committers.max(1);
     let shared = Arc::new(Shared {
@@ -284,53 +389,65 @@ pub(crate) fn start(
             grow_tx,
             checkpointed: head.map(|h| h.seq),
             failed: None,
+            trouble: None,
+            min_free_bytes: options.min_free_bytes,
+            free_checked: Instant::now(),
+            dir: dir.clone(),
             shutdowns: Vec::new(),
             frames: 0,
             records: 0,
         }),
         completion: Completion {
-            tree: tree.clone(),
-            head_tree: head_tree.clone(),
+            store: store.clone(),
             head_tx: head_tx.clone(),
             state: Mutex::new(CompletionState {
                 next: 0,
                 done: BTreeMap::new(),
-                failed: None,
+                fault: None,
             }),
             spare: Mutex::new(Vec::new()),
         },
         files,
         live: Mutex::new(committers),
         dir: dir.clone(),
-        db: db.clone(),
     });
     let mut threads = Vec::new();
     {
-        let (dir, db, head_tx, writer) = (dir.clone(), db.clone(), head_tx.clone(), tx.clone());
+        let (dir, store, head_tx, writer) =
+            (dir.clone(), store.clone(), head_tx.clone(), tx.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("ledger-checkpoint".into())
                 .spawn(move || {
-                    let store = File::open(dir.join("db")).ok();
+                    let store_file = File::open(dir.join("db")).ok();
                     loop {
-                        match checkpoint_rx.recv_timeout(WRITEBACK_EVERY) {
-                            Ok(()) => {}
+                        let job = match checkpoint_rx.recv_timeout(WRITEBACK_EVERY) {
+                            Ok(job) => job,
                             Err(mpsc::RecvTimeoutError::Timeout) => {
                                 // Start writing sled's dirty pages back now, in small steps,
                                 // rather than all at the next checkpoint's fsync.
-                                if let Some(store) = &store {
-                                    wal::start_writeback(store);
+                                if let Some(file) = &store_file {
+                                    wal::start_writeback(file);
                                 }
                                 continue;
                             }
                             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                        }
-                        // Everything applied so far is in sled; the checkpoint covers it.
-                        let covered = head_tx.borrow().map(|h| h.seq);
-                        let result = wal::checkpoint(&db, &dir)
-                            .map(|()| covered)
-                            .map_err(|e| e.to_string());
-                        if writer.send(Request::Checkpointed(result)).is_err() {
+                        };
+                        let answer = match job {
+                            Maintenance::Checkpoint => {
+                                // Everything applied so far is in sled; the checkpoint covers it.
+                                let covered = head_tx.borrow().map(|h| h.seq);
+                                let result = store
+                                    .get()
+                                    .and_then(|s| wal::checkpoint(&s.db, &dir))
+                                    .map(|()| covered);
+                                Request::Checkpointed(result)
+                            }
+                            Maintenance::Heal { reopen, needed } => {
+                                Request::Healed(heal(&dir, &store, &options, reopen, needed))
+                            }
+                        };
+                        if writer.send(answer).is_err() {
                             break;
                         }
                     }
@@ -345,17 +462,13 @@ pub(crate) fn start(
                 .name("ledger-grower".into())
                 .spawn(move || {
                     while let Ok(growth) = grow_rx.recv() {
-                        let ok = match growth.run(&grow_files) {
-                            Ok(()) => true,
-                            Err(e) => {
-                                tracing::warn!(
-                                    "zeroing write-ahead log room in {} failed (retried when needed): {e}",
-                                    dir.display()
-                                );
-                                false
-                            }
-                        };
-                        if writer.send(Request::Grown(growth, ok)).is_err() {
+                        let result = growth.run(&grow_files).map_err(|e| {
+                            io_error(
+                                format_args!("zeroing write-ahead log room in {}", dir.display()),
+                                &e,
+                            )
+                        });
+                        if writer.send(Request::Grown(growth, result)).is_err() {
                             break;
                         }
                     }
@@ -384,7 +497,41 @@ struct Shared {
     /// Committers still running; the last one out makes the store durable.
     live: Mutex<usize>,
     dir: PathBuf,
-    db: sled::Db,
+}
+
+/// After a full disk, with no frame in flight (see the module docs): reopens sled if `reopen`,
+/// replays the log into the store and checkpoints; the head the replay found. Not tried (and
+/// sled not touched) while fewer than `needed` bytes are free.
+fn heal(
+    dir: &std::path::Path,
+    store: &StoreCell,
+    options: &WriterOptions,
+    reopen: bool,
+    needed: u64,
+) -> Result<Option<Head>, (LedgerError, bool)> {
+    let free = wal::free_bytes(dir).map_err(|e| (io_error("free space", &e), false))?;
+    if free < needed {
+        return Err((
+            LedgerError::DiskFull(format!("{free} bytes free, {needed} needed to resume")),
+            false,
+        ));
+    }
+    let touched = |e: LedgerError| (e, true);
+    if reopen {
+        // Every handle must be gone before sled opens the directory again (it locks it);
+        // readers holding an old one get errors and let go of it soon.
+        drop(store.take());
+        let reopened = Store::open(dir, options).map_err(touched)?;
+        store.put(reopened);
+        tracing::info!(dir = %dir.display(), "ledger store reopened after a full disk");
+    }
+    let s = store.get().map_err(touched)?;
+    let head = verify::recover_tail(&s.tree)
+        .map_err(LedgerError::CorruptTail)
+        .map_err(touched)?;
+    let recovered = wal::recover(dir, &s.db, &s.tree, &s.head_tree, head).map_err(touched)?;
+    wal::checkpoint(&s.db, dir).map_err(touched)?;
+    Ok(recovered.head)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -404,9 +551,8 @@ fn committer(shared: &Shared) {
         drop(intake);
         let Some(job) = job else { break };
         // O_DSYNC: durable once the write returns.
-        let written = shared.files[job.file]
-            .write_all_at(job.prepared.frame.bytes(), job.offset)
-            .map_err(|e| format!("write-ahead log write at {}: {e}", job.offset));
+        let written = write_frame(shared, &job)
+            .map_err(|e| io_error(format_args!("write-ahead log write at {}", job.offset), &e));
         shared.completion.finish(job.index, job.prepared, written);
     }
     let last = {
@@ -420,6 +566,25 @@ fn committer(shared: &Shared) {
     }
 }
 
+fn write_frame(shared: &Shared, job: &Job) -> std::io::Result<()> {
+    let (file, bytes) = (&shared.files[job.file], job.prepared.frame.bytes());
+    #[cfg(test)]
+    if test_faults::take(&shared.dir, || {
+        // Only a frame at a file's end, so the frames after it go to the other file.
+        let len = file.metadata().map_or(0, |m| m.len());
+        job.offset + (bytes.len() + 2 * wal::ALIGN) as u64 >= len
+    }) {
+        // A torn write on a full disk: the frame's first block reaches the file, no more;
+        // slowly, so that later frames are written (whole) meanwhile.
+        if bytes.len() > wal::ALIGN {
+            file.write_all_at(&bytes[..wal::ALIGN], job.offset)?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+    }
+    file.write_all_at(bytes, job.offset)
+}
+
 struct Intake {
     rx: mpsc::Receiver<Request>,
     /// The last record given a place (written or not).
@@ -429,16 +594,38 @@ struct Intake {
     /// A prepared frame waiting for a log file to be free.
     stash: Option<Prepared>,
     next_index: u64,
-    checkpoint_tx: mpsc::Sender<()>,
+    checkpoint_tx: mpsc::Sender<Maintenance>,
+    /// A checkpoint or a heal is under way.
     checkpoint_busy: bool,
     grow_tx: mpsc::Sender<wal::Growth>,
     /// The store is durable through this record.
     checkpointed: Option<u64>,
+    /// The writer stopped for good (appends refused with [`LedgerError::Closed`]).
     failed: Option<String>,
+    /// The disk is full: appends refused with [`LedgerError::DiskFull`] until healed.
+    trouble: Option<Trouble>,
+    min_free_bytes: u64,
+    /// When the free space was last looked at (see [`Intake::below_low_water`]).
+    free_checked: Instant,
+    dir: PathBuf,
     shutdowns: Vec<mpsc::SyncSender<()>>,
     /// Frames and records written since open (logged at close).
     frames: u64,
     records: u64,
+}
+
+/// The writer's full-disk state (see the module docs).
+struct Trouble {
+    error: LedgerError,
+    since: Instant,
+    /// sled failed: reopen it when healing.
+    reopen: bool,
+    /// A heal is under way on the checkpoint thread.
+    healing: bool,
+    next_try: Instant,
+    backoff: Duration,
+    /// Appends refused meanwhile (logged at the end).
+    refused: u64,
 }
 
 impl Intake {
@@ -447,11 +634,15 @@ impl Intake {
     fn next_job(&mut self, completion: &Completion) -> Option<Job> {
         loop {
             while let Ok(request) = self.rx.try_recv() {
-                self.handle(request);
+                self.handle(request, completion);
             }
             if self.failed.is_none() {
-                if let Some(why) = completion.failed() {
-                    self.failed = Some(why);
+                if let Some(fault) = completion.fault() {
+                    if fault.error.is_disk_full() {
+                        self.disk_full(fault.error, fault.sled);
+                    } else {
+                        self.failed = Some(fault.error.to_string());
+                    }
                 }
             }
             if let Some(why) = &self.failed {
@@ -462,6 +653,54 @@ impl Intake {
                 for (events, reply) in self.pending.drain(..) {
                     reply.send(Err(err.clone()), events);
                 }
+            } else if let Some(trouble) = &mut self.trouble {
+                let err = trouble.error.clone();
+                if let Some(p) = self.stash.take() {
+                    trouble.refused += p.replies.len() as u64;
+                    p.fail(&err);
+                }
+                trouble.refused += self.pending.len() as u64;
+                for (events, reply) in self.pending.drain(..) {
+                    reply.send(Err(err.clone()), events);
+                }
+                if !self.shutdowns.is_empty() {
+                    // Frames in flight finish on their own; `finish` waits for a heal.
+                    return None;
+                }
+                let in_flight = self.next_index - completion.finished();
+                let now = Instant::now();
+                if !trouble.healing
+                    && !self.checkpoint_busy
+                    && in_flight == 0
+                    && now >= trouble.next_try
+                {
+                    let heal = Maintenance::Heal {
+                        reopen: trouble.reopen,
+                        needed: self.wal.room_needed() + self.min_free_bytes,
+                    };
+                    if self.checkpoint_tx.send(heal).is_ok() {
+                        trouble.healing = true;
+                        self.checkpoint_busy = true;
+                    } else {
+                        self.failed = Some("the ledger's checkpoint thread stopped".into());
+                    }
+                    continue;
+                }
+                // Wait for requests (refused at once), the heal's answer, the next try, or
+                // (polling) the frames still in flight.
+                let wait = if trouble.healing || self.checkpoint_busy {
+                    HEAL_MAX_BACKOFF
+                } else if in_flight > 0 {
+                    HEAL_POLL
+                } else {
+                    trouble.next_try.saturating_duration_since(now)
+                };
+                match self.rx.recv_timeout(wait) {
+                    Ok(request) => self.handle(request, completion),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                }
+                continue;
             }
             if self.stash.is_none() && !self.pending.is_empty() {
                 self.stash = self.prepare(completion);
@@ -470,23 +709,151 @@ impl Intake {
             if let Some(job) = self.place() {
                 return Some(job);
             }
+            if self.trouble.is_some() {
+                continue;
+            }
             if self.stash.is_none() && !self.shutdowns.is_empty() {
                 // Nothing left from before the shutdown; in-flight frames finish on their own.
                 return None;
             }
             // Wait for a request (or for the checkpoint a stashed frame needs).
             match self.rx.recv() {
-                Ok(request) => self.handle(request),
+                Ok(request) => self.handle(request, completion),
                 Err(_) => return None,
             }
         }
     }
 
-    fn handle(&mut self, request: Request) {
+    /// Whether the file system has fallen below the low-water mark (half of
+    /// [`WriterOptions::min_free_bytes`]; looked at every [`FREE_CHECK_EVERY`]): then the
+    /// writer refuses appends as on a full disk (the stashed frame too) before sled itself
+    /// meets one (so sled needs no reopen).
+    fn below_low_water(&mut self) -> bool {
+        if self.min_free_bytes == 0 || self.free_checked.elapsed() < FREE_CHECK_EVERY {
+            return false;
+        }
+        self.free_checked = Instant::now();
+        let low = self.min_free_bytes / 2;
+        match wal::free_bytes(&self.dir) {
+            Ok(free) if free < low => {
+                let e = LedgerError::DiskFull(format!(
+                    "{free} bytes free on the ledger's file system, below the low-water mark of \
+                     {low} (half of min_free_bytes)"
+                ));
+                if let Some(prepared) = self.stash.take() {
+                    prepared.fail(&e);
+                }
+                self.disk_full(e, false);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Enters (or stays in) the full-disk state; logged once per episode.
+    fn disk_full(&mut self, error: LedgerError, sled: bool) {
+        if let Some(trouble) = &mut self.trouble {
+            trouble.reopen |= sled;
+            return;
+        }
+        let needed = self.wal.room_needed() + self.min_free_bytes;
+        let why = match &error {
+            LedgerError::DiskFull(why) => why.clone(),
+            other => other.to_string(),
+        };
+        tracing::error!(
+            "LEDGER DISK FULL ({why}). Appends (shares) are refused (miners get an error) until \
+             at least {} MiB are free on the ledger's file system; the pool resumes on its own \
+             then. Free some space.",
+            needed.div_ceil(1 << 20)
+        );
+        let now = Instant::now();
+        self.trouble = Some(Trouble {
+            error,
+            since: now,
+            reopen: sled,
+            healing: false,
+            next_try: now + HEAL_FIRST_BACKOFF,
+            backoff: HEAL_FIRST_BACKOFF,
+            refused: 0,
+        });
+    }
+
+    /// The heal's answer (see the module docs).
+    fn healed(
+        &mut self,
+        result: Result<Option<Head>, (LedgerError, bool)>,
+        completion: &Completion,
+    ) {
+        self.checkpoint_busy = false;
+        let Some(trouble) = &mut self.trouble else {
+            return;
+        };
+        trouble.healing = false;
+        let head = match result {
+            Ok(head) => head,
+            Err((e, touched)) => {
+                tracing::debug!("ledger not healed yet: {e}");
+                trouble.reopen |= touched;
+                trouble.backoff = (trouble.backoff * 2).min(HEAL_MAX_BACKOFF);
+                trouble.next_try = Instant::now() + trouble.backoff;
+                if !e.is_disk_full() && !matches!(e, LedgerError::Locked { .. }) {
+                    // Not a full disk any more, but something else: stop for good.
+                    tracing::error!("ledger store cannot be recovered after a full disk: {e}");
+                    self.failed = Some(format!("recovering from a full disk: {e}"));
+                }
+                return;
+            }
+        };
+        // Everything acknowledged is in the log, so the replay reaches it.
+        let published = *completion.head_tx.borrow();
+        if head.map(|h| h.seq) < published.map(|h| h.seq) {
+            let why = format!(
+                "after a full disk the store's replayed head {:?} is behind the acknowledged {:?}",
+                head.map(|h| h.seq),
+                published.map(|h| h.seq)
+            );
+            tracing::error!("{why}; the ledger writer stops");
+            self.failed = Some(why);
+            return;
+        }
+        // The store is durable through `head`: the log starts empty (frames refused after a
+        // failed one, possibly whole in the other file, must not stand before new frames at
+        // a replay), in a new generation in its other file.
+        if let Err(e) = self.wal.clear() {
+            tracing::debug!("ledger not healed yet: emptying the write-ahead log: {e}");
+            trouble.backoff = (trouble.backoff * 2).min(HEAL_MAX_BACKOFF);
+            trouble.next_try = Instant::now() + trouble.backoff;
+            if !crate::error::is_disk_full(&e) {
+                tracing::error!("ledger write-ahead log cannot be emptied after a full disk: {e}");
+                self.failed = Some(format!("emptying the write-ahead log: {e}"));
+            }
+            return;
+        }
+        self.head = head;
+        self.checkpointed = head.map(|h| h.seq);
+        self.wal.restart();
+        completion.reset();
+        if head != published {
+            completion.head_tx.send_replace(head);
+        }
+        tracing::warn!(
+            down_ms = trouble.since.elapsed().as_millis() as u64,
+            refused = trouble.refused,
+            head = head.map(|h| h.seq),
+            "ledger disk space is back: appends are accepted again"
+        );
+        self.trouble = None;
+    }
+
+    fn handle(&mut self, request: Request, completion: &Completion) {
         match request {
             Request::Append { events, reply } => {
                 if let Some(why) = &self.failed {
                     reply.send(Err(LedgerError::Closed(why.clone())), events);
+                } else if let Some(trouble) = &mut self.trouble {
+                    trouble.refused += 1;
+                    reply.send(Err(trouble.error.clone()), events);
                 } else if !self.shutdowns.is_empty() {
                     // Requests behind a shutdown are refused.
                     reply.send(
@@ -498,11 +865,20 @@ impl Intake {
                 }
             }
             Request::Shutdown { done } => self.shutdowns.push(done),
-            Request::Grown(growth, ok) => self.wal.grown(growth, ok),
+            Request::Grown(growth, result) => {
+                self.wal.grown(growth, result.is_ok());
+                match result {
+                    Ok(()) => {}
+                    Err(e) if e.is_disk_full() => self.disk_full(e, false),
+                    Err(e) => tracing::warn!("{e} (retried when needed)"),
+                }
+            }
             Request::Checkpointed(result) => {
                 self.checkpoint_busy = false;
                 match result {
                     Ok(covered) => self.checkpointed = self.checkpointed.max(covered),
+                    // sled refuses everything after a failed write: reopen it to heal.
+                    Err(e) if e.is_disk_full() => self.disk_full(e, true),
                     Err(why) => {
                         tracing::error!("ledger checkpoint failed: {why}");
                         self.failed
@@ -510,18 +886,22 @@ impl Intake {
                     }
                 }
             }
+            Request::Healed(result) => self.healed(result, completion),
         }
     }
 
     fn request_checkpoint(&mut self) {
         if !self.checkpoint_busy {
-            self.checkpoint_busy = self.checkpoint_tx.send(()).is_ok();
+            self.checkpoint_busy = self.checkpoint_tx.send(Maintenance::Checkpoint).is_ok();
         }
     }
 
     /// Gives the stashed frame its place in the log, if it has one now.
     fn place(&mut self) -> Option<Job> {
         let frame_len = self.stash.as_ref()?.frame.frame_len();
+        if self.below_low_water() {
+            return None;
+        }
         if self.wal.needs_switch(frame_len) {
             if !self.wal.other_free(self.checkpointed) {
                 // Wait for a checkpoint to cover the other file's records.
@@ -542,10 +922,14 @@ impl Intake {
             Ok(None) => return None,
             Ok(Some(slot)) => slot,
             Err(e) => {
-                tracing::error!("{e}");
-                self.failed = Some(e.to_string());
                 if let Some(prepared) = self.stash.take() {
                     prepared.fail(&e);
+                }
+                if e.is_disk_full() {
+                    self.disk_full(e, false);
+                } else {
+                    tracing::error!("{e}");
+                    self.failed = Some(e.to_string());
                 }
                 return None;
             }
@@ -705,20 +1089,24 @@ impl Intake {
         // a growth under way (it writes to the log files).
         while self.checkpoint_busy || self.wal.growing() {
             match self.rx.recv() {
-                Ok(request) => self.handle(request),
+                Ok(request) => self.handle(request, &shared.completion),
                 Err(_) => break,
             }
         }
-        let failed = self.failed.clone().or_else(|| shared.completion.failed());
+        // After a failure, or on a full disk not healed, the log keeps what it holds: the
+        // next open replays it (and checks the free space first).
+        let keep_log =
+            self.failed.is_some() || self.trouble.is_some() || shared.completion.fault().is_some();
         let gen = self.wal.generation().to_le_bytes();
-        let checkpointed = shared
-            .completion
-            .head_tree
-            .insert(wal::GEN_KEY, &gen[..])
-            .map_err(LedgerError::from)
-            .and_then(|_| wal::checkpoint(&shared.db, &shared.dir));
+        let checkpointed = shared.completion.store.get().and_then(|store| {
+            store
+                .head_tree
+                .insert(wal::GEN_KEY, &gen[..])
+                .map_err(LedgerError::from)
+                .and_then(|_| wal::checkpoint(&store.db, &shared.dir))
+        });
         match checkpointed {
-            Ok(()) if failed.is_none() => {
+            Ok(()) if !keep_log => {
                 if let Err(e) = self.wal.clear() {
                     tracing::warn!("could not mark the write-ahead log empty: {e}");
                 }
@@ -728,7 +1116,7 @@ impl Intake {
         }
         // Requests that raced the shutdown.
         while let Ok(request) = self.rx.try_recv() {
-            self.handle(request);
+            self.handle(request, &shared.completion);
         }
         for (events, reply) in self.pending.drain(..) {
             reply.send(
@@ -738,6 +1126,36 @@ impl Intake {
         }
         for done in self.shutdowns.drain(..) {
             let _ = done.send(());
+        }
+    }
+}
+
+/// Tests make log writes fail as on a full disk (a file system that allocates on every write
+/// fails there; tmpfs and ext4 do not, the log's blocks being zeroed ahead).
+#[cfg(test)]
+pub(crate) mod test_faults {
+    use std::path::{Path, PathBuf};
+    use std::sync::Mutex;
+
+    static FAULTS: Mutex<Vec<(PathBuf, u32)>> = Mutex::new(Vec::new());
+
+    /// The next `n` frame writes at the end of a log file of the ledger in `dir` fail with
+    /// `ENOSPC`.
+    pub fn fail_writes(dir: &Path, n: u32) {
+        let mut faults = FAULTS.lock().unwrap();
+        faults.retain(|(d, _)| d != dir);
+        faults.push((dir.to_path_buf(), n));
+    }
+
+    /// Whether this write fails (if `here` says the write is one to fail).
+    pub(super) fn take(dir: &Path, here: impl FnOnce() -> bool) -> bool {
+        let mut faults = FAULTS.lock().unwrap_or_else(|p| p.into_inner());
+        match faults.iter_mut().find(|(d, n)| d == dir && *n > 0) {
+            Some((_, n)) if here() => {
+                *n -= 1;
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -206,6 +206,10 @@ max_per_day = 100000000000
 [ledger]
 # The append-only event ledger (relative paths are relative to this file).
 data_dir = "data/ledger"
+# Free space kept in reserve (MiB): start and resume after a full disk only with this much free
+# beyond what the two 64 MiB write-ahead log files still need; below half of it, shares are
+# refused as on a full disk.
+# min_free_mb = 64
 
 [wallet]
 # The node wallet the payout process pays from (the pool itself never uses it). Coinbases pay

@@ -250,6 +250,13 @@ data_dir = "data"
         let c = Config::parse(&minimal(""), Path::new("/etc/obtc")).unwrap();
         assert_eq!(c.chain.name, "bsv-regtest");
         assert_eq!(c.ledger.data_dir, PathBuf::from("/etc/obtc/data"));
+        assert_eq!(c.ledger.min_free_bytes, 64 << 20);
+        let text = minimal("").replace(
+            "data_dir = \"data\"",
+            "data_dir = \"data\"\nmin_free_mb = 8",
+        );
+        let small = Config::parse(&text, Path::new("/etc/obtc")).unwrap();
+        assert_eq!(small.ledger.min_free_bytes, 8 << 20);
         assert_eq!(c.stratum.extranonce2_size, 4);
         assert_eq!(c.stratum.version_rolling_mask, 0x1fff_e000);
         assert_eq!(

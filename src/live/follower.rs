@@ -285,6 +285,8 @@ pub fn spawn(live: Arc<Live>, shutdown: CancellationToken) -> tokio::task::JoinH
             .policy
             .every;
         let mut backoff = Duration::from_millis(100);
+        // On a full disk the error is logged once (the ledger logs it too), not every retry.
+        let mut disk_full = false;
         loop {
             let started = tokio::time::Instant::now();
             heads.borrow_and_update();
@@ -293,12 +295,28 @@ pub fn spawn(live: Arc<Live>, shutdown: CancellationToken) -> tokio::task::JoinH
                 tokio::task::spawn_blocking(move || live.follow_round()).await
             };
             match round {
-                Ok(Ok(())) => backoff = Duration::from_millis(100),
+                Ok(Ok(())) => {
+                    backoff = Duration::from_millis(100);
+                    if std::mem::take(&mut disk_full) {
+                        tracing::info!("live projection: disk space is back, following again");
+                    }
+                }
                 Ok(Err(e)) => {
-                    tracing::error!(
-                        "live projection: {e:#}; retrying in {} ms (shares are still recorded)",
-                        backoff.as_millis()
-                    );
+                    if is_disk_full(&e) {
+                        if !std::mem::replace(&mut disk_full, true) {
+                            tracing::error!(
+                                "live projection: {e:#}; the disk is full: retried quietly until \
+                                 it has room"
+                            );
+                        } else {
+                            tracing::debug!("live projection: {e:#}");
+                        }
+                    } else {
+                        tracing::error!(
+                            "live projection: {e:#}; retrying in {} ms (shares are still recorded)",
+                            backoff.as_millis()
+                        );
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = shutdown.cancelled() => break,
@@ -321,5 +339,19 @@ pub fn spawn(live: Arc<Live>, shutdown: CancellationToken) -> tokio::task::JoinH
                 _ = shutdown.cancelled() => break,
             }
         }
+    })
+}
+
+/// Whether `e` comes from a full disk (the snapshot's write, or the ledger's store reopening).
+fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        }) || cause
+            .downcast_ref::<ledger::LedgerError>()
+            .is_some_and(ledger::LedgerError::is_disk_full)
     })
 }

@@ -87,7 +87,7 @@ pub fn write(dir: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io:
     sum.update(&body);
     sum.update(projection);
     let digest = sum.finalize().to_le_bytes();
-    {
+    let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         out.write_all(MAGIC)?;
@@ -95,7 +95,12 @@ pub fn write(dir: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io:
         out.write_all(projection)?;
         out.write_all(&digest)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        // A half-written file only takes space (on a full disk, space the ledger needs).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, &path)?;
     std::fs::File::open(dir)?.sync_all()

@@ -454,7 +454,12 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
             lines
         }
         Err(e) => {
-            tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
+            if e.is_disk_full() {
+                // The ledger logged the full disk once; not once per share.
+                tracing::debug!(%peer, "share not acknowledged: {e}");
+            } else {
+                tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
+            }
             vec![crate::session::share_failure_reply(&share.reply)]
         }
     };
