@@ -23,6 +23,9 @@ pub enum LedgerError {
     /// sled reported an error (I/O, or its own corruption).
     #[error("ledger storage error: {0}")]
     Storage(String),
+    /// A prefix drop or an archive was asked for a cut it cannot take (the message says why).
+    #[error("cannot cut the ledger there: {0}")]
+    BadCut(String),
     /// The event could not be bincode-encoded.
     #[error("could not encode event: {0}")]
     Encode(String),
@@ -73,6 +76,9 @@ pub enum Problem {
     HeadMismatch,
     /// sled failed while reading.
     Storage(String),
+    /// The record lies below the ledger's base: it was archived and dropped from this ledger
+    /// ([`crate::Ledger::drop_prefix`]); read it from the archive.
+    Archived { base: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -106,6 +112,10 @@ impl fmt::Display for Problem {
                 "the recorded head's hash differs from this record's stored hash"
             ),
             Problem::Storage(why) => write!(f, "storage error while reading: {why}"),
+            Problem::Archived { base } => write!(
+                f,
+                "archived: this ledger starts at record {base} (earlier records were sealed into archives and dropped)"
+            ),
         }
     }
 }

@@ -40,6 +40,7 @@
 //! may still have reached the disk, and is replayed on open if it continues the chain): an
 //! acknowledged record is never lost, an unacknowledged one is not guaranteed absent.
 
+pub mod archive;
 #[doc(hidden)]
 pub mod decode;
 mod error;
@@ -57,6 +58,7 @@ pub use verify::VerifyReport;
 
 use pool_core::Event;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -78,6 +80,15 @@ pub const HEAD_TREE: &str = "ledger-head";
 pub struct Head {
     pub seq: u64,
     pub hash: [u8; 32],
+}
+
+/// Where a ledger whose prefix was dropped ([`Ledger::drop_prefix`]) starts: its first live
+/// record and the hash of the record before it (the last record of the archive that holds the
+/// prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Base {
+    pub seq: u64,
+    pub prev_hash: [u8; 32],
 }
 
 /// A durable append's place in the chain.
@@ -117,6 +128,11 @@ struct Inner {
     requests: Option<mpsc::Sender<Request>>,
     /// The writer's threads (empty for a read-only handle, and once shut down).
     writer: Mutex<Vec<JoinHandle<()>>>,
+    /// Serializes storage maintenance that replaces or removes stored values (a prefix drop;
+    /// compaction): held while one runs.
+    maintenance: Mutex<()>,
+    /// The first live seq ([`Base::seq`]; 0 while nothing was dropped).
+    base_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -209,7 +225,12 @@ impl Ledger {
         let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
-        let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
+        let base = verify::recorded_base(&head_tree).map_err(LedgerError::CorruptTail)?;
+        let head = verify::recover_tail(&tree, base).map_err(LedgerError::CorruptTail)?;
+        if let Some(base) = base {
+            // A crash during a drop may have left values below the base: finish it.
+            remove_below(&db, &tree, base.seq)?;
+        }
         let recovered = wal::recover(dir, &db, &tree, &head_tree, head)?;
         let head = recovered.head;
         let head_tx = Arc::new(watch::Sender::new(head));
@@ -232,6 +253,8 @@ impl Ledger {
                 head_tx,
                 requests: Some(requests),
                 writer: Mutex::new(threads),
+                maintenance: Mutex::new(()),
+                base_seq: AtomicU64::new(base.map_or(0, |b| b.seq)),
             }),
         })
     }
@@ -252,7 +275,8 @@ impl Ledger {
         let head_tree = db.open_tree(HEAD_TREE)?;
         // Durable records that a crash left only in the write-ahead log join the store first
         // (when the store's tail verifies; otherwise the store is audited as it is).
-        match verify::recover_tail(&tree) {
+        let base = verify::recorded_base(&head_tree).ok().flatten();
+        match verify::recover_tail(&tree, base) {
             Ok(head) => {
                 wal::recover(dir, &db, &tree, &head_tree, head)?;
             }
@@ -274,6 +298,8 @@ impl Ledger {
                 head_tx: Arc::new(watch::Sender::new(head)),
                 requests: None,
                 writer: Mutex::new(Vec::new()),
+                maintenance: Mutex::new(()),
+                base_seq: AtomicU64::new(base.map_or(0, |b| b.seq)),
             }),
         })
     }
@@ -358,7 +384,8 @@ impl Ledger {
     /// Durable records with `from <= seq < to_exclusive`.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
         let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
-        RecordIter::new(&self.inner.tree, from, end)
+        let base = self.inner.base_seq.load(Ordering::Acquire);
+        RecordIter::new(&self.inner.tree, from, end, base)
     }
 
     /// Verifies the whole chain: every record in sequence, every hash, every event decodes,
@@ -366,9 +393,103 @@ impl Ledger {
     pub fn verify(&self) -> Result<VerifyReport, VerifyError> {
         // Read the recorded head first: on a live ledger the chain only grows past it.
         let recorded = verify::recorded_head(&self.inner.head_tree)?;
-        let report = verify::verify_tree(&self.inner.tree)?;
+        let base = verify::recorded_base(&self.inner.head_tree)?;
+        let report = verify::verify_tree(&self.inner.tree, base)?;
         verify::check_recorded_head(&self.inner.tree, recorded, &report)?;
         Ok(report)
+    }
+
+    /// The ledger's base, once a prefix was dropped ([`Ledger::drop_prefix`]); `None` while it
+    /// holds every record from 0.
+    pub fn base(&self) -> Result<Option<Base>, LedgerError> {
+        verify::recorded_base(&self.inner.head_tree).map_err(LedgerError::Corrupt)
+    }
+
+    /// The first sequence number of the stored value holding `seq` (the largest stored value
+    /// boundary at or below it, not below the base): a prefix can only be cut at a boundary.
+    /// `None` for an empty ledger or a `seq` below the base.
+    pub fn value_boundary(&self, seq: u64) -> Result<Option<u64>, LedgerError> {
+        let base = self.inner.base_seq.load(Ordering::Acquire);
+        if seq < base {
+            return Ok(None);
+        }
+        let range = record::batch_key(base)..=record::batch_key(seq);
+        match self.inner.tree.range(range).next_back() {
+            None => Ok(None),
+            Some(entry) => Ok(record::key_seq(&entry?.0)),
+        }
+    }
+
+    /// Drops the records below `before` from this ledger: records the new base (`before` and
+    /// the stored hash of record `before - 1`) next to the head, makes it durable, then removes
+    /// the stored values below it. `before` must be a stored value boundary
+    /// ([`Ledger::value_boundary`]) above the current base, and at or below the last stored
+    /// value's first record (the last value always stays, so the head is never dropped).
+    ///
+    /// The records are gone from this ledger afterwards: seal them into an archive first
+    /// ([`archive::write`]); `verify` then checks the chain from the base, and an audit joins
+    /// the archives onto it. Holds the maintenance lock; appends go on meanwhile.
+    pub fn drop_prefix(&self, before: u64) -> Result<Base, LedgerError> {
+        let _maintenance = self
+            .inner
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let tree = &self.inner.tree;
+        let current = self.inner.base_seq.load(Ordering::Acquire);
+        if before <= current {
+            return Err(LedgerError::BadCut(format!(
+                "the ledger already starts at record {current}, at or above {before}"
+            )));
+        }
+        let Some((last_key, _)) = tree.last()? else {
+            return Err(LedgerError::BadCut("the ledger is empty".into()));
+        };
+        let last = record::key_seq(&last_key).unwrap_or(0);
+        if before > last {
+            return Err(LedgerError::BadCut(format!(
+                "{before} is past the first record of the last stored value ({last}): the \
+                 last value stays"
+            )));
+        }
+        if tree.get(record::batch_key(before))?.is_none() {
+            let below = self.value_boundary(before)?.unwrap_or(current);
+            return Err(LedgerError::BadCut(format!(
+                "{before} is not a stored value boundary (the value holding it starts at {below})"
+            )));
+        }
+        let (_, value) = tree
+            .range(..record::batch_key(before))
+            .next_back()
+            .ok_or_else(|| LedgerError::BadCut("no stored value below the cut".into()))??;
+        let prev = verify::last_record(&value).map_err(|p| {
+            LedgerError::Corrupt(VerifyError {
+                seq: before - 1,
+                problem: p,
+            })
+        })?;
+        if prev.seq + 1 != before {
+            return Err(LedgerError::Corrupt(VerifyError {
+                seq: before - 1,
+                problem: Problem::OutOfSequence { found: prev.seq },
+            }));
+        }
+        let base = Base {
+            seq: before,
+            prev_hash: prev.hash,
+        };
+        let encoded = record::encode_head(&Head {
+            seq: base.seq,
+            hash: base.prev_hash,
+        });
+        self.inner
+            .head_tree
+            .insert(record::BASE_KEY, &encoded[..])?;
+        self.inner._db.flush()?;
+        // Readers see the new base before the values go.
+        self.inner.base_seq.store(before, Ordering::Release);
+        remove_below(&self.inner._db, tree, before)?;
+        Ok(base)
     }
 
     /// Flushes, stops the writer and waits for it. Appends through other clones fail with
@@ -381,6 +502,28 @@ impl Ledger {
     pub fn close_blocking(self) {
         self.inner.shutdown();
     }
+}
+
+/// Removes every stored value below `seq` (the base), in sled batches, then flushes.
+fn remove_below(db: &sled::Db, tree: &sled::Tree, seq: u64) -> Result<(), LedgerError> {
+    let mut removed = 0u64;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for entry in tree.range(..record::batch_key(seq)).take(4096) {
+            batch.remove(entry?.0);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        tree.apply_batch(batch)?;
+        removed += n;
+    }
+    if removed > 0 {
+        db.flush()?;
+    }
+    Ok(())
 }
 
 fn one(answer: Answer) -> Result<Appended, LedgerError> {

@@ -12,10 +12,21 @@ pub struct RecordIter {
     /// The next sequence number this iterator must yield.
     next: u64,
     end: u64,
+    /// `Some(base)`: the range starts below the ledger's base (its first item says so).
+    archived: Option<u64>,
 }
 
 impl RecordIter {
-    pub(crate) fn new(tree: &sled::Tree, from: u64, end: u64) -> RecordIter {
+    pub(crate) fn new(tree: &sled::Tree, from: u64, end: u64, base: u64) -> RecordIter {
+        if from < base && from < end {
+            return RecordIter {
+                batches: None,
+                current: None,
+                next: from,
+                end,
+                archived: Some(base),
+            };
+        }
         let batches = if from >= end {
             None
         } else {
@@ -31,6 +42,7 @@ impl RecordIter {
             current: None,
             next: from,
             end,
+            archived: None,
         }
     }
 
@@ -47,6 +59,9 @@ impl Iterator for RecordIter {
     type Item = Result<Record, LedgerError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(base) = self.archived.take() {
+            return self.fail(Problem::Archived { base });
+        }
         loop {
             if self.next >= self.end {
                 self.batches = None;

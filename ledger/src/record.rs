@@ -289,6 +289,12 @@ pub fn encode_batch(records: &[RawRecord]) -> Vec<u8> {
 /// Key of the recorded head in the head tree; value = seq (u64 BE) | hash (32 bytes).
 pub const HEAD_KEY: &[u8] = b"head";
 
+/// Key of the ledger's base in the head tree, once a prefix was dropped
+/// ([`crate::Ledger::drop_prefix`]); value = first live seq (u64 BE) | the previous record's
+/// hash (32 bytes), the same layout as [`HEAD_KEY`]'s. Stored values below the base are
+/// ignored (and removed by the drop, or by the next writable open after a crash mid-drop).
+pub const BASE_KEY: &[u8] = b"base";
+
 pub fn encode_head(head: &crate::Head) -> [u8; 40] {
     let mut out = [0u8; 40];
     out[..8].copy_from_slice(&head.seq.to_be_bytes());
