@@ -519,7 +519,7 @@ fn a_restart_after_a_drop_starts_from_the_snapshot_with_the_same_state() {
 
 // ---- the running pool ----
 
-fn pool_config(stratum: SocketAddr, rpc: SocketAddr) -> String {
+fn pool_config(stratum: SocketAddr, rpc: SocketAddr, ledger_extra: &str) -> String {
     format!(
         r#"[chain]
 preset = "bsv-regtest"
@@ -534,6 +534,7 @@ scheme = "pplns"
 fee_bps = 100
 [ledger]
 data_dir = "ledger"
+{ledger_extra}
 [rpc]
 listen = "{rpc}"
 "#
@@ -562,7 +563,7 @@ fn post(addr: SocketAddr, body: &str, token: Option<&str>) -> Value {
 #[test]
 fn the_running_pool_archives_through_the_rpc_with_the_token() {
     let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut process = PoolProcess::unstarted(|stratum, _| pool_config(stratum, rpc));
+    let mut process = PoolProcess::unstarted(|stratum, _| pool_config(stratum, rpc, ""));
     let dir = process.ledger_dir();
     build(&dir, Vec::new());
     let tmp = tempfile::tempdir().unwrap();
@@ -644,4 +645,43 @@ fn the_running_pool_archives_through_the_rpc_with_the_token() {
         1,
         "{log}"
     );
+}
+
+#[test]
+fn retention_archives_the_running_pools_old_records_on_its_own() {
+    let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut process = PoolProcess::unstarted(|stratum, _| {
+        pool_config(
+            stratum,
+            rpc,
+            "archive_dir = \"archives\"\nretain_records = 20\narchive_check_secs = 1",
+        )
+    });
+    let dir = process.ledger_dir();
+    build(&dir, Vec::new());
+    let archive_dir = dir.parent().unwrap().join("archives");
+    process.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !process.log().contains("ledger archive sealed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no archive within 30 s:\n{}",
+            process.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(process.terminate().success());
+    let mut archives: Vec<PathBuf> = std::fs::read_dir(&archive_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    archives.sort();
+    assert!(!archives.is_empty());
+    let ledger = Ledger::open_read_only(&dir).unwrap();
+    assert!(ledger.base().unwrap().is_some());
+    drop(ledger);
+    let (ok, said) = verify(&dir, &archives);
+    assert!(ok, "{said}");
+    let (ok, said) = balances(&dir, &archives);
+    assert!(ok, "{said}");
 }

@@ -23,7 +23,8 @@ use projections::{Projection, ProjectionConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// The base snapshot's file in the ledger directory: the projection at record `base - 1`.
 pub fn base_snapshot_path(dir: &Path, base: u64) -> PathBuf {
@@ -320,4 +321,62 @@ impl Live {
         .await
         .context("the archive task stopped")?
     }
+}
+
+/// Automatic archiving (`[ledger] archive_dir`, `retain_records`): every `check_secs`, when the
+/// live ledger holds more than twice `retain_records` records, seals all but the last
+/// `retain_records` (lowered to the safe cut) into `archive_dir/ledger-<first seq>-<unix
+/// ms>.archive` and drops them. A failure (nothing below the safe cut, a full disk) is logged
+/// and tried again at the next check. File names sort in chain order; a file left by a crash
+/// between sealing and dropping holds records still in the ledger and is superseded by the
+/// next archive with the same first seq.
+pub fn spawn_retention(
+    live: Arc<Live>,
+    retention: crate::config::Retention,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(retention.check_secs);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            let Some(head) = live.ledger.head() else {
+                continue;
+            };
+            let base = match live.ledger.base() {
+                Ok(b) => b.map_or(0, |b| b.seq),
+                Err(e) => {
+                    tracing::warn!("retention: cannot read the ledger's base: {e}");
+                    continue;
+                }
+            };
+            let held = head.seq + 1 - base;
+            if held <= retention.retain_records.saturating_mul(2) {
+                continue;
+            }
+            if let Err(e) = std::fs::create_dir_all(&retention.archive_dir) {
+                tracing::warn!(
+                    dir = %retention.archive_dir.display(),
+                    "retention: cannot create the archive directory: {e}"
+                );
+                continue;
+            }
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let out = retention
+                .archive_dir
+                .join(format!("ledger-{base:020}-{ms}.archive"));
+            let request = ArchiveRequest {
+                before: head.seq + 1 - retention.retain_records,
+                out: out.display().to_string(),
+                drop: true,
+            };
+            if let Err(e) = live.archive(request).await {
+                tracing::warn!("retention: no archive this time: {e:#}");
+            }
+        }
+    })
 }
