@@ -12,7 +12,12 @@
 //! first sequence number), which a checkpoint (sled's flush plus an `fsync`) makes durable
 //! before a log file is reused; opening the ledger replays what a crash left only in the log.
 //! One process opens a ledger directory at a time. This crate must never rewrite or delete a
-//! stored record, and never acknowledge an append before it is durable.
+//! stored record, and never acknowledge an append before it is durable, with one deliberate
+//! exception: [`Ledger::drop_prefix`] removes a prefix that was first sealed into an archive
+//! ([`archive`]). It records the ledger's *base* (`base` in the head tree: the first live seq
+//! and the hash of the record before it) before removing anything, so `verify` checks the chain
+//! from the base onto that hash, reads below it say [`Problem::Archived`], and an audit joins
+//! the archives onto it ([`archive::check_join`]).
 //!
 //! ```no_run
 //! # async fn demo(event: pool_core::Event) -> Result<(), ledger::LedgerError> {

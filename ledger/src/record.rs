@@ -14,6 +14,9 @@
 //! [`pool_core::Event`] at the record's schema `version`; [`decode_event`] has one branch per
 //! version this build has ever written (v1: the fast decoder of [`crate::decode`] for the hot
 //! variants, bincode for the rest).
+//!
+//! The head tree holds the last committed head ([`HEAD_KEY`]) and, once a prefix was dropped,
+//! the ledger's base ([`BASE_KEY`]).
 
 use crate::error::Problem;
 use bincode::Options;

@@ -12,6 +12,11 @@
 //!
 //! Payment events go through the serialized lane ([`lane`]): checked against a projection that
 //! has applied everything durable, appended, and applied before the next one is checked.
+//!
+//! Sealed archives ([`archive`]): the ledger's old records sealed into archive files (with the
+//! projection snapshot at the cut) and dropped from the ledger, never past the projection's
+//! horizon nor past the live snapshot; a ledger whose prefix was dropped starts from its
+//! snapshot (or, if that is lost, from the base snapshot kept at the drop).
 
 mod accounting;
 pub mod archive;
