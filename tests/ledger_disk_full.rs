@@ -173,6 +173,7 @@ fn a_full_disk_refuses_appends_and_they_resume_when_space_is_freed() {
             committers: 3,
             direct_io: true,
             min_free_bytes: 0,
+            ..WriterOptions::default()
         },
         0,
     );
@@ -190,6 +191,7 @@ fn below_the_low_water_mark_appends_are_refused_before_the_disk_is_full() {
             committers: 1,
             direct_io: true,
             min_free_bytes: 4 << 20,
+            ..WriterOptions::default()
         },
         3 << 19,
     );
@@ -211,6 +213,7 @@ fn a_full_disk_while_the_log_grows_refuses_appends_and_they_resume() {
             committers: 1,
             direct_io: true,
             min_free_bytes: 1 << 20,
+            ..WriterOptions::default()
         },
         0,
     );

@@ -312,7 +312,7 @@ fn verify_names_the_first_record_of_an_edited_chunk() {
     assert_eq!(err.seq, key);
     assert_eq!(err.problem, Problem::HashMismatch);
     assert_eq!(
-        verify::verify_sequential(&ledger.inner.store.get().unwrap().tree).unwrap_err(),
+        verify::verify_sequential(&ledger.inner.store.get().unwrap().tree, None).unwrap_err(),
         err
     );
     let read: Result<Vec<Record>, _> = ledger.read_from(0).collect();

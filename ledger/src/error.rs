@@ -28,6 +28,9 @@ pub enum LedgerError {
     /// not durable), and the writer resumes on its own once space is freed.
     #[error("the disk holding the ledger is full: {0}")]
     DiskFull(String),
+    /// A prefix drop or an archive was asked for a cut it cannot take (the message says why).
+    #[error("cannot cut the ledger there: {0}")]
+    BadCut(String),
     /// The event could not be bincode-encoded.
     #[error("could not encode event: {0}")]
     Encode(String),
@@ -108,6 +111,9 @@ pub enum Problem {
     HeadMismatch,
     /// sled failed while reading.
     Storage(String),
+    /// The record lies below the ledger's base: it was archived and dropped from this ledger
+    /// ([`crate::Ledger::drop_prefix`]); read it from the archive.
+    Archived { base: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -141,6 +147,10 @@ impl fmt::Display for Problem {
                 "the recorded head's hash differs from this record's stored hash"
             ),
             Problem::Storage(why) => write!(f, "storage error while reading: {why}"),
+            Problem::Archived { base } => write!(
+                f,
+                "archived: this ledger starts at record {base} (earlier records were sealed into archives and dropped)"
+            ),
         }
     }
 }

@@ -12,7 +12,12 @@
 //! first sequence number), which a checkpoint (sled's flush plus an `fsync`) makes durable
 //! before a log file is reused; opening the ledger replays what a crash left only in the log.
 //! One process opens a ledger directory at a time. This crate must never rewrite or delete a
-//! stored record, and never acknowledge an append before it is durable.
+//! stored record, and never acknowledge an append before it is durable, with one deliberate
+//! exception: [`Ledger::drop_prefix`] removes a prefix that was first sealed into an archive
+//! ([`archive`]). It records the ledger's *base* (`base` in the head tree: the first live seq
+//! and the hash of the record before it) before removing anything, so `verify` checks the chain
+//! from the base onto that hash, reads below it say [`Problem::Archived`], and an audit joins
+//! the archives onto it ([`archive::check_join`]).
 //!
 //! **Compaction** re-stores records, never changes them: a background thread of a writable
 //! ledger (the compactor, [`CompactOptions`]; [`Ledger::compact`] runs a pass now) replaces
@@ -58,6 +63,7 @@
 //! [`WriterOptions::min_free_bytes`] ([`LedgerError::DiskFull`], saying how much is free and
 //! needed). While sled is being reopened, reads fail with a transient `DiskFull` error.
 
+pub mod archive;
 #[doc(hidden)]
 pub mod chunk;
 mod compact;
@@ -79,6 +85,7 @@ pub use verify::VerifyReport;
 
 use pool_core::Event;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -100,6 +107,15 @@ pub const HEAD_TREE: &str = "ledger-head";
 pub struct Head {
     pub seq: u64,
     pub hash: [u8; 32],
+}
+
+/// Where a ledger whose prefix was dropped ([`Ledger::drop_prefix`]) starts: its first live
+/// record and the hash of the record before it (the last record of the archive that holds the
+/// prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Base {
+    pub seq: u64,
+    pub prev_hash: [u8; 32],
 }
 
 /// A durable append's place in the chain.
@@ -143,6 +159,8 @@ struct Inner {
     maintenance: Arc<Mutex<()>>,
     /// `None` for a read-only handle.
     compactor: Option<Arc<compact::Compactor>>,
+    /// The first live seq ([`Base::seq`]; 0 while nothing was dropped).
+    base_seq: AtomicU64,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -336,7 +354,12 @@ impl Ledger {
         wal::check_free_space(dir, options.wal_file_bytes, options.min_free_bytes)?;
         options.sled_flush_every_ms = compaction.background.then_some(SLED_FLUSH_EVERY_MS);
         let store = Store::open(dir, &options)?;
-        let head = verify::recover_tail(&store.tree).map_err(LedgerError::CorruptTail)?;
+        let base = verify::recorded_base(&store.head_tree).map_err(LedgerError::CorruptTail)?;
+        let head = verify::recover_tail(&store.tree, base).map_err(LedgerError::CorruptTail)?;
+        if let Some(base) = base {
+            // A crash during a drop may have left values below the base: finish it.
+            remove_below(&store.db, &store.tree, base.seq)?;
+        }
         let recovered = wal::recover(dir, &store.db, &store.tree, &store.head_tree, head)?;
         let head = recovered.head;
         let head_tx = Arc::new(watch::Sender::new(head));
@@ -360,6 +383,7 @@ impl Ledger {
                 writer: Mutex::new(threads),
                 maintenance: maintenance.clone(),
                 compactor: Some(compactor.clone()),
+                base_seq: AtomicU64::new(base.map_or(0, |b| b.seq)),
             }),
         };
         if compaction.background {
@@ -392,7 +416,8 @@ impl Ledger {
         } = &store;
         // Durable records that a crash left only in the write-ahead log join the store first
         // (when the store's tail verifies; otherwise the store is audited as it is).
-        match verify::recover_tail(tree) {
+        let base = verify::recorded_base(head_tree).ok().flatten();
+        match verify::recover_tail(tree, base) {
             Ok(head) => {
                 wal::recover(dir, db, tree, head_tree, head)?;
             }
@@ -414,6 +439,7 @@ impl Ledger {
                 writer: Mutex::new(Vec::new()),
                 maintenance: Arc::new(Mutex::new(())),
                 compactor: None,
+                base_seq: AtomicU64::new(base.map_or(0, |b| b.seq)),
             }),
         })
     }
@@ -498,8 +524,9 @@ impl Ledger {
     /// Durable records with `from <= seq < to_exclusive`.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
         let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
+        let base = self.inner.base_seq.load(Ordering::Acquire);
         match self.inner.store.get() {
-            Ok(store) => RecordIter::new(&store.tree, from, end),
+            Ok(store) => RecordIter::new(&store.tree, from, end, base),
             Err(e) => RecordIter::failed(from, end, e),
         }
     }
@@ -515,9 +542,104 @@ impl Ledger {
         })?;
         // Read the recorded head first: on a live ledger the chain only grows past it.
         let recorded = verify::recorded_head(&store.head_tree)?;
-        let report = verify::verify_tree(&store.tree)?;
+        let base = verify::recorded_base(&store.head_tree)?;
+        let report = verify::verify_tree(&store.tree, base)?;
         verify::check_recorded_head(&store.tree, recorded, &report)?;
         Ok(report)
+    }
+
+    /// The ledger's base, once a prefix was dropped ([`Ledger::drop_prefix`]); `None` while it
+    /// holds every record from 0.
+    pub fn base(&self) -> Result<Option<Base>, LedgerError> {
+        let store = self.inner.store.get()?;
+        verify::recorded_base(&store.head_tree).map_err(LedgerError::Corrupt)
+    }
+
+    /// The first sequence number of the stored value holding `seq` (the largest stored value
+    /// boundary at or below it, not below the base): a prefix can only be cut at a boundary.
+    /// `None` for an empty ledger or a `seq` below the base.
+    pub fn value_boundary(&self, seq: u64) -> Result<Option<u64>, LedgerError> {
+        let base = self.inner.base_seq.load(Ordering::Acquire);
+        if seq < base {
+            return Ok(None);
+        }
+        let range = record::batch_key(base)..=record::batch_key(seq);
+        let store = self.inner.store.get()?;
+        match store.tree.range(range).next_back() {
+            None => Ok(None),
+            Some(entry) => Ok(record::key_seq(&entry?.0)),
+        }
+    }
+
+    /// Drops the records below `before` from this ledger: records the new base (`before` and
+    /// the stored hash of record `before - 1`) next to the head, makes it durable, then removes
+    /// the stored values below it. `before` must be a stored value boundary
+    /// ([`Ledger::value_boundary`]) above the current base, and at or below the last stored
+    /// value's first record (the last value always stays, so the head is never dropped).
+    ///
+    /// The records are gone from this ledger afterwards: seal them into an archive first
+    /// ([`archive::write`]); `verify` then checks the chain from the base, and an audit joins
+    /// the archives onto it. Holds the maintenance lock; appends go on meanwhile.
+    pub fn drop_prefix(&self, before: u64) -> Result<Base, LedgerError> {
+        let _maintenance = self
+            .inner
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let store = self.inner.store.get()?;
+        let tree = &store.tree;
+        let current = self.inner.base_seq.load(Ordering::Acquire);
+        if before <= current {
+            return Err(LedgerError::BadCut(format!(
+                "the ledger already starts at record {current}, at or above {before}"
+            )));
+        }
+        let Some((last_key, _)) = tree.last()? else {
+            return Err(LedgerError::BadCut("the ledger is empty".into()));
+        };
+        let last = record::key_seq(&last_key).unwrap_or(0);
+        if before > last {
+            return Err(LedgerError::BadCut(format!(
+                "{before} is past the first record of the last stored value ({last}): the \
+                 last value stays"
+            )));
+        }
+        if tree.get(record::batch_key(before))?.is_none() {
+            let below = self.value_boundary(before)?.unwrap_or(current);
+            return Err(LedgerError::BadCut(format!(
+                "{before} is not a stored value boundary (the value holding it starts at {below})"
+            )));
+        }
+        let (_, value) = tree
+            .range(..record::batch_key(before))
+            .next_back()
+            .ok_or_else(|| LedgerError::BadCut("no stored value below the cut".into()))??;
+        let prev = verify::last_record(&value).map_err(|p| {
+            LedgerError::Corrupt(VerifyError {
+                seq: before - 1,
+                problem: p,
+            })
+        })?;
+        if prev.seq + 1 != before {
+            return Err(LedgerError::Corrupt(VerifyError {
+                seq: before - 1,
+                problem: Problem::OutOfSequence { found: prev.seq },
+            }));
+        }
+        let base = Base {
+            seq: before,
+            prev_hash: prev.hash,
+        };
+        let encoded = record::encode_head(&Head {
+            seq: base.seq,
+            hash: base.prev_hash,
+        });
+        store.head_tree.insert(record::BASE_KEY, &encoded[..])?;
+        store.db.flush()?;
+        // Readers see the new base before the values go.
+        self.inner.base_seq.store(before, Ordering::Release);
+        remove_below(&store.db, tree, before)?;
+        Ok(base)
     }
 
     /// Runs one compaction pass now (see the crate docs): every complete run of
@@ -544,6 +666,28 @@ impl Ledger {
     pub fn close_blocking(self) {
         self.inner.shutdown();
     }
+}
+
+/// Removes every stored value below `seq` (the base), in sled batches, then flushes.
+fn remove_below(db: &sled::Db, tree: &sled::Tree, seq: u64) -> Result<(), LedgerError> {
+    let mut removed = 0u64;
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for entry in tree.range(..record::batch_key(seq)).take(4096) {
+            batch.remove(entry?.0);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        tree.apply_batch(batch)?;
+        removed += n;
+    }
+    if removed > 0 {
+        db.flush()?;
+    }
+    Ok(())
 }
 
 fn one(answer: Answer) -> Result<Appended, LedgerError> {

@@ -20,6 +20,8 @@ pub struct RecordIter {
     /// The next sequence number this iterator must yield.
     next: u64,
     end: u64,
+    /// `Some(base)`: the range starts below the ledger's base (its first item says so).
+    archived: Option<u64>,
 }
 
 /// A stored value being read: a format-1 batch in sled's buffer, or a chunk's expanded image.
@@ -38,7 +40,19 @@ impl Stored {
 }
 
 impl RecordIter {
-    pub(crate) fn new(tree: &sled::Tree, from: u64, end: u64) -> RecordIter {
+    pub(crate) fn new(tree: &sled::Tree, from: u64, end: u64, base: u64) -> RecordIter {
+        if from < base && from < end {
+            return RecordIter {
+                tree: None,
+                error: None,
+                batches: None,
+                sought: false,
+                current: None,
+                next: from,
+                end,
+                archived: Some(base),
+            };
+        }
         let batches = if from >= end {
             None
         } else {
@@ -57,6 +71,7 @@ impl RecordIter {
             current: None,
             next: from,
             end,
+            archived: None,
         }
     }
 
@@ -70,6 +85,7 @@ impl RecordIter {
             current: None,
             next: from,
             end,
+            archived: None,
         }
     }
 
@@ -88,6 +104,9 @@ impl Iterator for RecordIter {
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(error) = self.error.take() {
             return Some(Err(error));
+        }
+        if let Some(base) = self.archived.take() {
+            return self.fail(Problem::Archived { base });
         }
         loop {
             if self.next >= self.end {

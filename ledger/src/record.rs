@@ -54,6 +54,9 @@
 //! record) unless the last one equals `last_hash`. `prev_hash` makes a chunk expand on its own
 //! (out of the tree, in an archive). A trained zstd dictionary was measured and not adopted
 //! (BENCHMARKS.md, "Compact storage").
+//!
+//! The head tree holds the last committed head ([`HEAD_KEY`]) and, once a prefix was dropped,
+//! the ledger's base ([`BASE_KEY`]).
 
 use crate::error::Problem;
 use bincode::Options;
@@ -372,6 +375,12 @@ pub fn encode_batch(records: &[RawRecord]) -> Vec<u8> {
 
 /// Key of the recorded head in the head tree; value = seq (u64 BE) | hash (32 bytes).
 pub const HEAD_KEY: &[u8] = b"head";
+
+/// Key of the ledger's base in the head tree, once a prefix was dropped
+/// ([`crate::Ledger::drop_prefix`]); value = first live seq (u64 BE) | the previous record's
+/// hash (32 bytes), the same layout as [`HEAD_KEY`]'s. Stored values below the base are
+/// ignored (and removed by the drop, or by the next writable open after a crash mid-drop).
+pub const BASE_KEY: &[u8] = b"base";
 
 pub fn encode_head(head: &crate::Head) -> [u8; 40] {
     let mut out = [0u8; 40];

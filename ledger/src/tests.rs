@@ -273,9 +273,10 @@ fn parallel_and_sequential_verification_agree_on_every_corruption() {
         ledger.close_blocking();
         rewrite_batch(dir.path(), key, edit);
         let audit = Ledger::open_read_only(dir.path()).unwrap();
-        let parallel = verify::verify_tree(&audit.inner.store.get().unwrap().tree).unwrap_err();
+        let parallel =
+            verify::verify_tree(&audit.inner.store.get().unwrap().tree, None).unwrap_err();
         let sequential =
-            verify::verify_sequential(&audit.inner.store.get().unwrap().tree).unwrap_err();
+            verify::verify_sequential(&audit.inner.store.get().unwrap().tree, None).unwrap_err();
         assert_eq!(parallel, sequential, "edit {i}");
     }
 }
@@ -289,8 +290,9 @@ fn parallel_verification_reports_like_sequential_when_intact() {
             .append_batch_blocking((0..(chunk % 7 + 1)).map(orphaned).collect())
             .unwrap();
     }
-    let parallel = verify::verify_tree(&ledger.inner.store.get().unwrap().tree).unwrap();
-    let sequential = verify::verify_sequential(&ledger.inner.store.get().unwrap().tree).unwrap();
+    let parallel = verify::verify_tree(&ledger.inner.store.get().unwrap().tree, None).unwrap();
+    let sequential =
+        verify::verify_sequential(&ledger.inner.store.get().unwrap().tree, None).unwrap();
     assert_eq!(parallel, sequential);
     assert_eq!(parallel.batches, 30);
     assert_eq!(parallel.head, ledger.head());
@@ -387,4 +389,77 @@ fn a_snapshot_half_written_by_a_killed_process_does_not_make_the_ledger_unopenab
     assert_eq!(ledger.head().map(|h| h.seq), Some(4));
     assert_eq!(ledger.head().map(|h| h.hash), Some(appended[4].hash));
     ledger.verify().unwrap();
+}
+
+fn ten_values(dir: &Path) -> Ledger {
+    let ledger = Ledger::open(dir).unwrap();
+    for n in 0..10 {
+        // One append at a time: one stored value each.
+        ledger.append_blocking(orphaned(n)).unwrap();
+    }
+    ledger
+}
+
+#[test]
+fn an_archived_and_dropped_prefix_verifies_from_the_base_and_joins_its_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ten_values(dir.path());
+    let whole = ledger.verify().unwrap();
+    let cut = ledger.value_boundary(4).unwrap().unwrap();
+    assert!(cut <= 4 && cut > 0);
+    let out = dir.path().join("a.archive");
+    let header = archive::write(&ledger, cut, b"snapshot", &out).unwrap();
+    assert_eq!((header.first_seq, header.cut), (0, cut));
+    let back = archive::verify(&out).unwrap();
+    assert_eq!(back.header, header);
+    assert_eq!(back.snapshot, b"snapshot");
+    let base = ledger.drop_prefix(cut).unwrap();
+    assert_eq!(base.seq, cut);
+    assert_eq!(base.prev_hash, header.last_hash);
+    assert!(matches!(
+        ledger.read_from(0).next(),
+        Some(Err(LedgerError::Corrupt(VerifyError {
+            problem: Problem::Archived { .. },
+            ..
+        })))
+    ));
+    assert_eq!(ledger.read_from(cut).count() as u64, 10 - cut);
+    let report = ledger.verify().unwrap();
+    assert_eq!((report.first, report.records), (cut, 10 - cut));
+    assert_eq!(report.head, whole.head);
+    archive::check_join(&[header], ledger.base().unwrap(), |_| None).unwrap();
+    // Dropping again at or below the base, or off a boundary, is refused.
+    assert!(ledger.drop_prefix(cut).is_err());
+    // The base survives a reopen, and appends go on.
+    drop(ledger);
+    let ledger = Ledger::open(dir.path()).unwrap();
+    assert_eq!(ledger.base().unwrap(), Some(base));
+    ledger.append_blocking(orphaned(10)).unwrap();
+    assert_eq!(ledger.verify().unwrap().records, 11 - cut);
+    // A second archive continues the first; leaving one out breaks the join.
+    let out2 = dir.path().join("b.archive");
+    let second = archive::write(&ledger, 7, b"", &out2).unwrap();
+    ledger.drop_prefix(7).unwrap();
+    let base = ledger.base().unwrap();
+    archive::check_join(&[header, second], base, |_| None).unwrap();
+    assert!(archive::check_join(&[second], base, |_| None).is_err());
+    assert!(archive::check_join(&[second, header], base, |_| None).is_err());
+    assert!(archive::check_join(&[header], base, |_| None).is_err());
+}
+
+#[test]
+fn every_flipped_byte_of_an_archive_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ten_values(dir.path());
+    let out = dir.path().join("a.archive");
+    archive::write(&ledger, 5, b"snapshot bytes", &out).unwrap();
+    let good = std::fs::read(&out).unwrap();
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x01;
+        std::fs::write(&out, &bad).unwrap();
+        assert!(archive::verify(&out).is_err(), "flip at {i} went unnoticed");
+    }
+    std::fs::write(&out, &good[..good.len() - 1]).unwrap();
+    assert!(archive::verify(&out).is_err());
 }

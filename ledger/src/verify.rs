@@ -4,17 +4,20 @@
 use crate::chunk::ChunkHeader;
 use crate::error::{Problem, VerifyError};
 use crate::record::{
-    batch_key, decode_head, expand_value, is_chunk, key_seq, value_tail, BatchRecords,
+    batch_key, decode_head, expand_value, is_chunk, key_seq, value_tail, BatchRecords, BASE_KEY,
     GENESIS_PREV_HASH, HEAD_KEY,
 };
-use crate::Head;
+use crate::{Base, Head};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
 
 /// What a successful verification checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Records checked (= head seq + 1).
+    /// The first record checked: 0, or the ledger's base once a prefix was dropped (the chain
+    /// was checked onto the base's recorded previous hash).
+    pub first: u64,
+    /// Records checked (= head seq + 1 - first).
     pub records: u64,
     /// Commit batches (sled entries) checked.
     pub batches: u64,
@@ -108,13 +111,17 @@ pub(crate) fn check_batch(
 /// and hands the batch with its expected first sequence and previous hash to a worker, which
 /// checks every record (sequence, chain hash, event decode). The reported error is the one with
 /// the lowest sequence number, as a sequential pass would report.
-pub(crate) fn verify_tree(tree: &sled::Tree) -> Result<VerifyReport, VerifyError> {
+pub(crate) fn verify_tree(
+    tree: &sled::Tree,
+    base: Option<Base>,
+) -> Result<VerifyReport, VerifyError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_VERIFY_THREADS);
     if threads <= 1 {
-        return verify_sequential(tree);
+        return verify_sequential(tree, base);
     }
+    let (first, first_prev) = start(base);
     let first_bad = AtomicU64::new(u64::MAX);
     let found: Mutex<Option<VerifyError>> = Mutex::new(None);
     let report = |e: VerifyError| {
@@ -148,8 +155,8 @@ pub(crate) fn verify_tree(tree: &sled::Tree) -> Result<VerifyReport, VerifyError
             });
             jobs.push(tx);
         }
-        for entry in tree.iter() {
-            let expected = head.map_or(0, |h| h.seq + 1);
+        for entry in tree.range(batch_key(first)..) {
+            let expected = head.map_or(first, |h| h.seq + 1);
             if expected >= first_bad.load(Ordering::Relaxed) {
                 break;
             }
@@ -160,7 +167,7 @@ pub(crate) fn verify_tree(tree: &sled::Tree) -> Result<VerifyReport, VerifyError
                     break;
                 }
             };
-            let prev = head.map_or(GENESIS_PREV_HASH, |h| h.hash);
+            let prev = head.map_or(first_prev, |h| h.hash);
             let tail = batch_tail(&value);
             let worker = &jobs[(batches % threads as u64) as usize];
             // A closed channel means the worker panicked; the scope re-raises that.
@@ -186,28 +193,39 @@ pub(crate) fn verify_tree(tree: &sled::Tree) -> Result<VerifyReport, VerifyError
         return Err(e);
     }
     Ok(VerifyReport {
-        records: head.map_or(0, |h| h.seq + 1),
+        first,
+        records: head.map_or(0, |h| h.seq + 1 - first),
         batches,
         head,
     })
+}
+
+/// Where the chain starts: record 0 onto the genesis hash, or the base.
+pub(crate) fn start(base: Option<Base>) -> (u64, [u8; 32]) {
+    base.map_or((0, GENESIS_PREV_HASH), |b| (b.seq, b.prev_hash))
 }
 
 /// Most threads [`verify_tree`] uses.
 const MAX_VERIFY_THREADS: usize = 4;
 
 /// [`verify_tree`] on this thread alone.
-pub(crate) fn verify_sequential(tree: &sled::Tree) -> Result<VerifyReport, VerifyError> {
+pub(crate) fn verify_sequential(
+    tree: &sled::Tree,
+    base: Option<Base>,
+) -> Result<VerifyReport, VerifyError> {
+    let (first, first_prev) = start(base);
     let mut head: Option<Head> = None;
     let mut batches = 0u64;
-    for entry in tree.iter() {
-        let expected = head.map_or(0, |h| h.seq + 1);
+    for entry in tree.range(batch_key(first)..) {
+        let expected = head.map_or(first, |h| h.seq + 1);
         let (key, value) = entry.map_err(|e| bad(expected, Problem::Storage(e.to_string())))?;
-        let prev = head.map_or(GENESIS_PREV_HASH, |h| h.hash);
+        let prev = head.map_or(first_prev, |h| h.hash);
         head = check_batch(&key, &value, expected, prev, true)?;
         batches += 1;
     }
     Ok(VerifyReport {
-        records: head.map_or(0, |h| h.seq + 1),
+        first,
+        records: head.map_or(0, |h| h.seq + 1 - first),
         batches,
         head,
     })
@@ -215,13 +233,24 @@ pub(crate) fn verify_sequential(tree: &sled::Tree) -> Result<VerifyReport, Verif
 
 /// Recovers the head from the last batch, checking that batch's records and its linkage to
 /// the batch before it.
-pub(crate) fn recover_tail(tree: &sled::Tree) -> Result<Option<Head>, VerifyError> {
+pub(crate) fn recover_tail(
+    tree: &sled::Tree,
+    base: Option<Base>,
+) -> Result<Option<Head>, VerifyError> {
     let storage = |e: sled::Error| bad(0, Problem::Storage(e.to_string()));
     let Some((last_key, last_value)) = tree.last().map_err(storage)? else {
         return Ok(None);
     };
-    let (expected, prev) = match tree.range(..last_key.clone()).next_back() {
-        None => (0, GENESIS_PREV_HASH),
+    let (first, first_prev) = start(base);
+    let first_key = batch_key(first);
+    if last_key[..] < first_key[..] {
+        return Err(bad(
+            first,
+            Problem::Malformed("every stored batch lies below the ledger's base".into()),
+        ));
+    }
+    let (expected, prev) = match tree.range(&first_key[..]..&last_key[..]).next_back() {
+        None => (first, first_prev),
         Some(entry) => {
             let (key, value) = entry.map_err(storage)?;
             let before = last_record(&value).map_err(|p| bad(key_seq(&key).unwrap_or(0), p))?;
@@ -261,6 +290,27 @@ pub(crate) fn recorded_head(head_tree: &sled::Tree) -> Result<Option<Head>, Veri
     }
 }
 
+/// The base recorded by [`crate::Ledger::drop_prefix`], if any.
+pub(crate) fn recorded_base(head_tree: &sled::Tree) -> Result<Option<Base>, VerifyError> {
+    match head_tree.get(BASE_KEY) {
+        Ok(None) => Ok(None),
+        Ok(Some(v)) => decode_head(&v)
+            .map(|h| {
+                Some(Base {
+                    seq: h.seq,
+                    prev_hash: h.hash,
+                })
+            })
+            .ok_or_else(|| {
+                bad(
+                    0,
+                    Problem::Malformed("recorded base is not 40 bytes".into()),
+                )
+            }),
+        Err(e) => Err(bad(0, Problem::Storage(e.to_string()))),
+    }
+}
+
 /// The verified chain must reach the recorded head, and hold it: a chain that ends before it
 /// lost records at its end.
 pub(crate) fn check_recorded_head(
@@ -271,9 +321,10 @@ pub(crate) fn check_recorded_head(
     let Some(recorded) = recorded else {
         return Ok(());
     };
-    if recorded.seq >= report.records {
+    let end = report.head.map_or(report.first, |h| h.seq + 1);
+    if recorded.seq >= end {
         return Err(bad(
-            report.records,
+            end,
             Problem::Truncated {
                 recorded_head: recorded.seq,
             },

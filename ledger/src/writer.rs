@@ -526,7 +526,10 @@ fn heal(
         tracing::info!(dir = %dir.display(), "ledger store reopened after a full disk");
     }
     let s = store.get().map_err(touched)?;
-    let head = verify::recover_tail(&s.tree)
+    let base = verify::recorded_base(&s.head_tree)
+        .map_err(LedgerError::CorruptTail)
+        .map_err(touched)?;
+    let head = verify::recover_tail(&s.tree, base)
         .map_err(LedgerError::CorruptTail)
         .map_err(touched)?;
     let recovered = wal::recover(dir, &s.db, &s.tree, &s.head_tree, head).map_err(touched)?;

@@ -22,12 +22,20 @@ pub const METHOD_PAYMENT_APPEND: &str = "payment_append";
 /// `pool_status`. Replies `true`.
 pub const METHOD_PAYOUT_REPORT: &str = "payout_report";
 
+/// `ledger_archive` (params `[request]`, token): seal the ledger's records below the safe cut
+/// of [`ArchiveRequest::before`] into a new archive file, and with [`ArchiveRequest::drop`] drop
+/// them from the ledger once the archive is verified. Replies [`ArchiveReply`].
+pub const METHOD_LEDGER_ARCHIVE: &str = "ledger_archive";
+
 /// JSON-RPC error code: the call needs the token and had none or a wrong one.
 pub const ERR_UNAUTHORIZED: i32 = -32001;
 /// JSON-RPC error code: the lane refused the payment event (the message says why).
 pub const ERR_REFUSED: i32 = -32010;
 /// JSON-RPC error code: the pool cannot append now (ledger closed or failing); retry later.
 pub const ERR_UNAVAILABLE: i32 = -32020;
+/// JSON-RPC error code: the archive was not made (or its prefix not dropped); the message says
+/// why (nothing below the safe cut, the file exists, ...).
+pub const ERR_ARCHIVE: i32 = -32030;
 
 /// The ledger position a reply reflects: its last record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,4 +144,42 @@ pub struct PayoutReport {
     pub message: String,
     /// Unix time (ms) of the report.
     pub time_ms: u64,
+}
+
+/// Params of `ledger_archive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveRequest {
+    /// Archive the records below this seq (lowered to the safe cut: the projection's horizon,
+    /// rounded down to a stored value boundary).
+    pub before: u64,
+    /// The archive file the pool writes (a new file; a relative path is the pool's working
+    /// directory's).
+    pub out: String,
+    /// Drop the archived records from the ledger once the archive is verified.
+    #[serde(default)]
+    pub drop: bool,
+}
+
+/// Reply of `ledger_archive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveReply {
+    pub out: String,
+    /// The first archived record (the ledger's base before).
+    pub first_seq: u64,
+    /// One past the last archived record.
+    pub cut: u64,
+    pub requested: u64,
+    /// The projection's horizon when the cut was chosen.
+    pub horizon: u64,
+    pub records: u64,
+    /// Stored values (sled entries) archived.
+    pub values: u64,
+    pub file_bytes: u64,
+    /// Record `cut - 1`'s chain hash, hex.
+    pub last_hash: String,
+    pub dropped: bool,
+    /// The ledger's base after the drop.
+    pub base: Option<u64>,
+    /// How long it took.
+    pub ms: u64,
 }

@@ -12,6 +12,7 @@
 
 use super::run::describe_rule;
 use anyhow::Context;
+use ledger::archive::ArchiveReader;
 use ledger::Ledger;
 use pool_core::event::{PayoutAddress, PayoutRule, PayoutScheme};
 use pool_core::Sats;
@@ -22,7 +23,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Everything `ledger balances` reports (the `--json` document).
@@ -88,7 +89,27 @@ pub struct Totals {
 
 /// Runs the command: verify, replay, print. Exit 1 if the ledger does not verify or money is not
 /// conserved (the report is still printed in the second case).
-pub fn balances(ledger: Ledger, json: bool) -> anyhow::Result<ExitCode> {
+pub fn balances(ledger: Ledger, archives: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    // The archives' headers first: they must join the live ledger before anything is replayed
+    // (their content is checked as it is replayed).
+    let mut readers = Vec::with_capacity(archives.len());
+    for path in archives {
+        match ArchiveReader::open(path) {
+            Ok(r) => readers.push((path.clone(), r)),
+            Err(e) => {
+                println!(
+                    "archive {} verification FAILED: {e}; refusing to report balances",
+                    path.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let headers: Vec<_> = readers.iter().map(|(_, r)| *r.header()).collect();
+    if let Err(line) = super::ledger::join(&ledger, &headers)? {
+        println!("{line}; refusing to report balances");
+        return Ok(ExitCode::FAILURE);
+    }
     if let Err(bad) = ledger.verify() {
         println!(
             "ledger verification FAILED at record {}: {}; refusing to report balances",
@@ -97,7 +118,13 @@ pub fn balances(ledger: Ledger, json: bool) -> anyhow::Result<ExitCode> {
         eprintln!("first bad sequence number: {}", bad.seq);
         return Ok(ExitCode::FAILURE);
     }
-    let report = replay(&ledger)?;
+    let report = match replay_with(&ledger, readers)? {
+        Ok(report) => report,
+        Err(line) => {
+            println!("{line}; refusing to report balances");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let text = if json {
         let mut doc = serde_json::to_string_pretty(&report).context("encoding the report")?;
         doc.push('\n');
@@ -124,10 +151,62 @@ pub fn balances(ledger: Ledger, json: bool) -> anyhow::Result<ExitCode> {
 
 /// Folds every record of `ledger` through a fresh projection and collects the report.
 pub fn replay(ledger: &Ledger) -> anyhow::Result<BalancesReport> {
+    match replay_with(ledger, Vec::new())? {
+        Ok(report) => Ok(report),
+        Err(line) => anyhow::bail!("{line}"),
+    }
+}
+
+/// [`replay`] of the archives' records (checked as they are read, each archive's snapshot
+/// compared with the replay at its cut) and then the live ledger's. `Ok(Err(line))`: an archive
+/// does not verify.
+fn replay_with(
+    ledger: &Ledger,
+    archives: Vec<(PathBuf, ArchiveReader)>,
+) -> anyhow::Result<Result<BalancesReport, String>> {
     // Only `blocks_due_for_maturity` reads the maturity, and the report does not use it.
     let mut projection = Projection::new(ProjectionConfig::default());
     let mut records = 0u64;
-    for record in ledger.read_from(0) {
+    for (path, mut reader) in archives {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("archive {} verification FAILED: {e}", path.display())
+        };
+        loop {
+            match reader.next_records() {
+                Ok(Some(batch)) => {
+                    for record in batch {
+                        projection
+                            .apply(record.seq, &record.event)
+                            .with_context(|| format!("replaying archived record {}", record.seq))?;
+                        records += 1;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Ok(Err(failed(&e))),
+            }
+        }
+        let image = match reader.finish() {
+            Ok(image) => image,
+            Err(e) => return Ok(Err(failed(&e))),
+        };
+        let archived = match crate::live::snapshot::parse(image)
+            .map_err(|e| e.to_string())
+            .and_then(|f| Projection::from_snapshot(f.projection()).map_err(|e| e.to_string()))
+        {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(failed(&format!("its snapshot: {e}")))),
+        };
+        // Every chain preset has the default maturity, so a pool's snapshot compares byte for
+        // byte with the audit's replay (settings included).
+        if archived.next_seq() != projection.next_seq()
+            || archived.state_bytes()? != projection.state_bytes()?
+        {
+            return Ok(Err(failed(
+                &"its snapshot is not the state its records replay to",
+            )));
+        }
+    }
+    for record in ledger.read_from(projection.next_seq()) {
         let record = record.context("reading the ledger")?;
         projection
             .apply(record.seq, &record.event)
@@ -136,7 +215,7 @@ pub fn replay(ledger: &Ledger) -> anyhow::Result<BalancesReport> {
     }
     let totals = projection.pool_totals();
     let balances_sum = totals.balances.total_credited();
-    Ok(BalancesReport {
+    Ok(Ok(BalancesReport {
         records,
         head: ledger.head().map(|h| HeadView {
             seq: h.seq,
@@ -177,7 +256,7 @@ pub fn replay(ledger: &Ledger) -> anyhow::Result<BalancesReport> {
             conserved: balances_sum == i128::from(totals.rewards.0),
         },
         anomalies: projection.anomalies().to_vec(),
-    })
+    }))
 }
 
 /// `5000000000 sat (50.00000000)`.

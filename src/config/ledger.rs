@@ -1,6 +1,7 @@
-//! `[ledger]`: where the ledger lives, and the free space it keeps in reserve.
+//! `[ledger]`: where the ledger lives, the free space it keeps in reserve, and its automatic
+//! archiving (retention).
 
-use super::resolve;
+use super::{invalid, resolve, ParseError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,19 @@ pub struct LedgerSettings {
     /// still need plus this much free; below half of it, appends are refused as on a full
     /// disk.
     pub min_free_bytes: u64,
+    /// `archive_dir` and `retain_records`: the running pool seals old records into archives.
+    pub retention: Option<Retention>,
+}
+
+/// Automatic archiving: when the live ledger holds more than twice `retain_records`, the pool
+/// seals everything but the last `retain_records` (lowered to the safe cut) into a new archive in
+/// `archive_dir` and drops it from the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub archive_dir: PathBuf,
+    pub retain_records: u64,
+    /// How often the pool looks (`archive_check_secs`, default 60).
+    pub check_secs: u64,
 }
 
 // ---- the file as written ----
@@ -25,11 +39,38 @@ pub(super) struct RawLedger {
     data_dir: PathBuf,
     #[serde(default)]
     min_free_mb: Option<u64>,
+    archive_dir: Option<PathBuf>,
+    retain_records: Option<u64>,
+    archive_check_secs: Option<u64>,
 }
 
-pub(super) fn ledger_settings(raw: RawLedger, base: &Path) -> LedgerSettings {
-    LedgerSettings {
+pub(super) fn ledger_settings(raw: RawLedger, base: &Path) -> Result<LedgerSettings, ParseError> {
+    let retention = match (raw.archive_dir, raw.retain_records) {
+        (None, None) => None,
+        (Some(dir), Some(retain_records)) => {
+            if retain_records == 0 {
+                return Err(invalid("ledger.retain_records", "must be at least 1"));
+            }
+            let check_secs = raw.archive_check_secs.unwrap_or(60);
+            if check_secs == 0 {
+                return Err(invalid("ledger.archive_check_secs", "must be at least 1"));
+            }
+            Some(Retention {
+                archive_dir: resolve(base, dir),
+                retain_records,
+                check_secs,
+            })
+        }
+        _ => {
+            return Err(invalid(
+                "ledger.archive_dir",
+                "archive_dir and retain_records go together (automatic archiving needs both)",
+            ))
+        }
+    };
+    Ok(LedgerSettings {
         data_dir: resolve(base, raw.data_dir),
         min_free_bytes: raw.min_free_mb.unwrap_or(DEFAULT_MIN_FREE_MB) << 20,
-    }
+        retention,
+    })
 }

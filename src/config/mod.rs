@@ -17,7 +17,7 @@ mod rpc;
 mod stratum;
 mod wallet;
 
-pub use self::ledger::LedgerSettings;
+pub use self::ledger::{LedgerSettings, Retention};
 pub use self::node::{NodeSettings, RpcNodeSettings};
 pub use self::notify::NotifySettings;
 pub use self::payout::PayoutSettings;
@@ -144,7 +144,7 @@ impl Config {
         let stratum = stratum_settings(raw.stratum)?;
         let pool = pool_settings(raw.pool, chain)?;
         let payout = payout_settings(raw.payout, chain, &pool)?;
-        let ledger = ledger_settings(raw.ledger, base);
+        let ledger = ledger_settings(raw.ledger, base)?;
         let wallet = match raw.wallet {
             Some(w) => Some(wallet_settings(w, base)?),
             None => None,

@@ -56,7 +56,22 @@ pub(super) fn start_up(
     policy: SnapshotPolicy,
 ) -> anyhow::Result<(Applied, FollowState)> {
     let started = Instant::now();
-    let (mut applied, from_snapshot) = match load_snapshot(ledger, &config) {
+    let loaded = load_snapshot(ledger, &config, &snapshot::path_in(ledger.dir())).or_else(|why| {
+        // A ledger whose prefix was archived cannot be replayed from 0: its base snapshot (the
+        // projection at the base, written before the drop) is the way back.
+        match ledger.base() {
+            Ok(Some(base)) => {
+                let path = super::archive::base_snapshot_path(ledger.dir(), base.seq);
+                tracing::warn!(
+                    "live projection: {why}; starting from the base snapshot {}",
+                    path.display()
+                );
+                load_snapshot(ledger, &config, &path)
+            }
+            _ => Err(why),
+        }
+    });
+    let (mut applied, from_snapshot) = match loaded {
         Ok(applied) => {
             let seq = applied.head.map_or(0, |h| h.seq);
             tracing::info!(
@@ -114,9 +129,13 @@ pub(super) fn start_up(
 }
 
 /// The snapshot, if it exists, is intact, and reflects a record of this very ledger.
-fn load_snapshot(ledger: &Ledger, config: &ProjectionConfig) -> Result<Applied, String> {
+pub(crate) fn load_snapshot(
+    ledger: &Ledger,
+    config: &ProjectionConfig,
+    path: &std::path::Path,
+) -> Result<Applied, String> {
     let started = Instant::now();
-    let file = snapshot::read(ledger.dir()).map_err(|e| e.to_string())?;
+    let file = snapshot::read_at(path).map_err(|e| e.to_string())?;
     let read = started.elapsed();
     let projection = Projection::from_snapshot(file.projection())
         .map_err(|e| format!("the snapshot's projection cannot be used: {e}"))?;
@@ -153,6 +172,22 @@ fn load_snapshot(ledger: &Ledger, config: &ProjectionConfig) -> Result<Applied, 
             ))
         }
         Some(_) => {}
+    }
+    let base = ledger.base().map_err(|e| e.to_string())?;
+    if let Some(base) = base.filter(|b| seq < b.seq) {
+        // The record it reflects was archived: it must be the one the base continues.
+        if seq + 1 != base.seq || hash != base.prev_hash {
+            return Err(format!(
+                "the snapshot reflects record {seq}, archived away: the ledger starts at {} \
+                 onto another record",
+                base.seq
+            ));
+        }
+        return Ok(Applied {
+            projection,
+            head: Some(ledger::Head { seq, hash }),
+            prepared_times,
+        });
     }
     let record = match ledger.read_range(seq, seq + 1).next() {
         Some(Ok(r)) => r,
@@ -222,6 +257,15 @@ impl Live {
             self.write_snapshot(&mut follow)?;
         }
         Ok(())
+    }
+
+    /// Catches up and writes a snapshot now, whatever the policy says (before a prefix drop:
+    /// the restart after it must not need a dropped record). Blocking. Returns its seq.
+    pub fn snapshot_now(&self) -> anyhow::Result<Option<u64>> {
+        let mut follow = self.follow.lock().unwrap_or_else(|p| p.into_inner());
+        self.catch_up_locked(&mut follow)?;
+        self.write_snapshot(&mut follow)?;
+        Ok(self.read().head.map(|h| h.seq))
     }
 
     fn write_snapshot(&self, follow: &mut FollowState) -> anyhow::Result<()> {

@@ -12,8 +12,14 @@
 //!
 //! Payment events go through the serialized lane ([`lane`]): checked against a projection that
 //! has applied everything durable, appended, and applied before the next one is checked.
+//!
+//! Sealed archives ([`archive`]): the ledger's old records sealed into archive files (with the
+//! projection snapshot at the cut) and dropped from the ledger, never past the projection's
+//! horizon nor past the live snapshot; a ledger whose prefix was dropped starts from its
+//! snapshot (or, if that is lost, from the base snapshot kept at the drop).
 
 mod accounting;
+pub mod archive;
 pub mod follower;
 pub mod lane;
 pub mod snapshot;
@@ -72,7 +78,16 @@ pub struct Applied {
 }
 
 impl Applied {
-    fn apply(&mut self, record: &Record) -> anyhow::Result<()> {
+    /// An empty projection.
+    pub fn new(config: ProjectionConfig) -> Applied {
+        Applied {
+            projection: Projection::new(config),
+            head: None,
+            prepared_times: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn apply(&mut self, record: &Record) -> anyhow::Result<()> {
         self.projection
             .apply(record.seq, &record.event)
             .with_context(|| format!("applying ledger record {}", record.seq))?;
@@ -102,6 +117,8 @@ pub struct Live {
     payout_report: Mutex<Option<PayoutReport>>,
     /// The follower's bookkeeping (held by whoever applies records: one at a time).
     follow: Mutex<follower::FollowState>,
+    /// One archive at a time ([`Live::archive`]).
+    archiving: tokio::sync::Mutex<()>,
 }
 
 impl Live {
@@ -127,6 +144,7 @@ impl Live {
             chain_status: Mutex::new(ChainStatus::default()),
             payout_report: Mutex::new(None),
             follow: Mutex::new(follow),
+            archiving: tokio::sync::Mutex::new(()),
         })
     }
 

@@ -71,8 +71,12 @@ pub enum SnapshotUnusable {
 
 /// Writes the snapshot durably (temporary file, `fsync`, rename, `fsync` of the directory).
 pub fn write(dir: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io::Result<()> {
-    let path = path_in(dir);
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+    write_at(&path_in(dir), header, projection)
+}
+
+/// The framing of a snapshot file around the projection's bytes: (what goes before them, the
+/// checksum after them).
+fn framing(header: &SnapshotHeader, projection: &[u8]) -> (Vec<u8>, [u8; 4]) {
     let mut body = Vec::with_capacity(64 + header.prepared_times.len() * 16);
     body.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     body.extend_from_slice(&header.seq.to_le_bytes());
@@ -86,7 +90,30 @@ pub fn write(dir: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io:
     let mut sum = crc32fast::Hasher::new();
     sum.update(&body);
     sum.update(projection);
-    let digest = sum.finalize().to_le_bytes();
+    (body, sum.finalize().to_le_bytes())
+}
+
+/// The whole file a snapshot is, in memory (what a sealed archive holds at its cut).
+pub fn image(header: &SnapshotHeader, projection: &[u8]) -> Vec<u8> {
+    let (body, digest) = framing(header, projection);
+    let mut out = Vec::with_capacity(MAGIC.len() + body.len() + projection.len() + 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(projection);
+    out.extend_from_slice(&digest);
+    out
+}
+
+/// [`write`] to the file `path` (its directory must exist).
+pub fn write_at(path: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let (body, digest) = framing(header, projection);
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -102,13 +129,18 @@ pub fn write(dir: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io:
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    std::fs::rename(&tmp, &path)?;
+    std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
 }
 
 /// Reads and checks a snapshot file's framing and checksum.
 pub fn read(dir: &Path) -> Result<SnapshotFile, SnapshotUnusable> {
-    let path = path_in(dir);
+    read_at(&path_in(dir))
+}
+
+/// [`read`] of the file `path`.
+pub fn read_at(path: &Path) -> Result<SnapshotFile, SnapshotUnusable> {
+    let path = path.to_path_buf();
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -119,7 +151,8 @@ pub fn read(dir: &Path) -> Result<SnapshotFile, SnapshotUnusable> {
     parse(bytes)
 }
 
-fn parse(bytes: Vec<u8>) -> Result<SnapshotFile, SnapshotUnusable> {
+/// Checks a snapshot file's bytes (framing and checksum) and splits them.
+pub fn parse(bytes: Vec<u8>) -> Result<SnapshotFile, SnapshotUnusable> {
     let damaged = |why: &str| SnapshotUnusable::Damaged(format!("damaged snapshot file: {why}"));
     if bytes.len() < MAGIC.len() + 4 + 4 || !bytes.starts_with(MAGIC) {
         return Err(damaged("not a snapshot file (no magic)"));

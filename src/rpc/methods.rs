@@ -5,9 +5,9 @@ use crate::live::{LaneError, Live};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, RpcModule};
 use payout::api::{
-    AppendReply, PayoutReport, PayoutState, PoolStatus, ERR_REFUSED, ERR_UNAUTHORIZED,
-    ERR_UNAVAILABLE, METHOD_PAYMENT_APPEND, METHOD_PAYOUT_REPORT, METHOD_PAYOUT_STATE,
-    METHOD_POOL_STATUS,
+    AppendReply, ArchiveReply, ArchiveRequest, PayoutReport, PayoutState, PoolStatus, ERR_ARCHIVE,
+    ERR_REFUSED, ERR_UNAUTHORIZED, ERR_UNAVAILABLE, METHOD_LEDGER_ARCHIVE, METHOD_PAYMENT_APPEND,
+    METHOD_PAYOUT_REPORT, METHOD_PAYOUT_STATE, METHOD_POOL_STATUS,
 };
 use pool_core::Event;
 use std::sync::Arc;
@@ -27,7 +27,21 @@ pub fn module(live: Arc<Live>) -> anyhow::Result<RpcModule<Live>> {
         live.set_payout_report(report);
         Ok::<bool, ErrorObjectOwned>(true)
     })?;
+    module.register_async_method(METHOD_LEDGER_ARCHIVE, ledger_archive)?;
     Ok(module)
+}
+
+async fn ledger_archive(
+    params: Params<'static>,
+    live: Arc<Live>,
+    extensions: Extensions,
+) -> Result<ArchiveReply, ErrorObjectOwned> {
+    authorize(METHOD_LEDGER_ARCHIVE, &extensions)?;
+    let (request,): (ArchiveRequest,) = params.parse()?;
+    live.archive(request).await.map_err(|e| {
+        tracing::warn!("ledger archive not made: {e:#}");
+        ErrorObjectOwned::owned(ERR_ARCHIVE, format!("{e:#}"), None::<()>)
+    })
 }
 
 async fn payment_append(

@@ -2,9 +2,9 @@
 //! trait ([`PoolApi`]), and the HTTP client that calls them with the bearer token.
 
 use crate::api::{
-    AppendReply, PayoutReport, PayoutState, PoolStatus, ERR_REFUSED, ERR_UNAUTHORIZED,
-    ERR_UNAVAILABLE, METHOD_PAYMENT_APPEND, METHOD_PAYOUT_REPORT, METHOD_PAYOUT_STATE,
-    METHOD_POOL_STATUS,
+    AppendReply, ArchiveReply, ArchiveRequest, PayoutReport, PayoutState, PoolStatus, ERR_REFUSED,
+    ERR_UNAUTHORIZED, ERR_UNAVAILABLE, METHOD_LEDGER_ARCHIVE, METHOD_PAYMENT_APPEND,
+    METHOD_PAYOUT_REPORT, METHOD_PAYOUT_STATE, METHOD_POOL_STATUS,
 };
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HeaderMap, HeaderValue, HttpClient, HttpClientBuilder};
@@ -69,6 +69,15 @@ impl PoolRpcClient {
     /// `pool_status`: ledger head, chain watcher, the payout process's last report, anomalies.
     pub async fn pool_status(&self) -> Result<PoolStatus, PoolApiError> {
         self.call(METHOD_POOL_STATUS, jsonrpsee::rpc_params![])
+            .await
+    }
+
+    /// `ledger_archive`: the running pool seals (and with `drop`, drops) a ledger prefix.
+    pub async fn ledger_archive(
+        &self,
+        request: ArchiveRequest,
+    ) -> Result<ArchiveReply, PoolApiError> {
+        self.call(METHOD_LEDGER_ARCHIVE, jsonrpsee::rpc_params![request])
             .await
     }
 

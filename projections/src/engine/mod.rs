@@ -13,6 +13,7 @@
 
 mod blocks;
 mod credits;
+mod horizon;
 mod payment_check;
 mod payment_views;
 mod payments;

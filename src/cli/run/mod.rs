@@ -80,6 +80,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let follower_stop = CancellationToken::new();
     let _follower_guard = follower_stop.clone().drop_guard();
     let follower = follower::spawn(live.clone(), follower_stop.clone());
+    let retention = config.ledger.retention.clone().map(|r| {
+        tracing::info!(
+            archive_dir = %r.archive_dir.display(),
+            retain_records = r.retain_records,
+            "automatic archiving on"
+        );
+        crate::live::archive::spawn_retention(live.clone(), r, follower_stop.clone())
+    });
     let rpc = match &config.rpc {
         Some(settings) => Some(RpcServer::start(settings, live.clone()).await?),
         None => {
@@ -119,6 +127,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         rpc.stop().await;
     }
     follower_stop.cancel();
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     let _ = follower.await;
     start::finish_live(live).await;
     ledger.close().await;
