@@ -147,4 +147,10 @@ pub enum ProjectionError {
     SnapshotVersion(u32),
     #[error("snapshot is inconsistent: {0}")]
     SnapshotCorrupt(String),
+    /// A forgetting projection cannot fold the block event at `seq` before the forgotten shares
+    /// of its PPLNS window are given back: [`Projection::refill_range`], [`Projection::refill`].
+    #[error("the block event at seq {seq} reads shares this projection forgot: refill them first")]
+    SharesForgotten { seq: u64 },
+    #[error("refill refused: {0}")]
+    Refill(String),
 }
