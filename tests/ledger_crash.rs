@@ -61,6 +61,7 @@ fn crash_child() {
                 wal_file_bytes: 64 * 1024,
                 committers: 3,
                 direct_io: true,
+                cache_bytes: ledger::DEFAULT_CACHE_BYTES,
             }
         } else {
             ledger::WriterOptions::default()

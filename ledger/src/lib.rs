@@ -73,6 +73,10 @@ pub const BATCH_TREE: &str = "ledger-batches";
 #[doc(hidden)]
 pub const HEAD_TREE: &str = "ledger-head";
 
+/// sled's page cache by default: 128 MiB ([`WriterOptions::cache_bytes`]; read-only opens use
+/// it too). sled's own default, 1 GiB, is most of a busy pool's resident memory.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
 /// The last record of the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Head {
@@ -133,13 +137,17 @@ impl std::fmt::Debug for Ledger {
 /// loaded machine can take a while).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
-fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
     let mut removed_incomplete_snapshots = false;
     loop {
         // Durability comes from the writer's explicit flush per commit batch; sled's own
         // periodic flusher would only compete with it.
-        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+        let config = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(None);
+        match config.open() {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                 if started.elapsed() >= LOCK_RETRY {
@@ -192,7 +200,7 @@ fn remove_incomplete_snapshots(dir: &Path) -> Result<usize, LedgerError> {
 /// tampering tests); everything else goes through [`Ledger`].
 #[doc(hidden)]
 pub fn open_sled_dir(dir: &Path) -> Result<sled::Db, LedgerError> {
-    open_db(dir)
+    open_db(dir, DEFAULT_CACHE_BYTES)
 }
 
 impl Ledger {
@@ -203,10 +211,10 @@ impl Ledger {
         Self::open_with(dir, WriterOptions::default())
     }
 
-    /// [`Ledger::open`] with the writer's settings spelled out (tests use small log files).
-    #[doc(hidden)]
+    /// [`Ledger::open`] with the writer's settings spelled out: the pool sets sled's cache
+    /// (`[ledger] cache_mb`); tests use small log files.
     pub fn open_with(dir: &Path, options: WriterOptions) -> Result<Ledger, LedgerError> {
-        let db = open_db(dir)?;
+        let db = open_db(dir, options.cache_bytes)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
@@ -247,7 +255,7 @@ impl Ledger {
                 dir: dir.to_path_buf(),
             });
         }
-        let db = open_db(dir)?;
+        let db = open_db(dir, DEFAULT_CACHE_BYTES)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         // Durable records that a crash left only in the write-ahead log join the store first

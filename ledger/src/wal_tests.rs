@@ -220,6 +220,7 @@ fn small_log() -> WriterOptions {
         wal_file_bytes: wal::MIN_FILE_BYTES,
         committers: 3,
         direct_io: true,
+        cache_bytes: crate::DEFAULT_CACHE_BYTES,
     }
 }
 

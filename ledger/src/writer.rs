@@ -122,6 +122,10 @@ pub struct WriterOptions {
     /// Write the log with `O_DIRECT` where the file system allows (else, and when false,
     /// `O_DSYNC` writes through the page cache: as durable, a little slower).
     pub direct_io: bool,
+    /// sled's page cache in bytes ([`crate::DEFAULT_CACHE_BYTES`]; sled's own default is 1 GiB).
+    /// The cache holds recently read and written pages; the ledger's appends and its tail reads
+    /// need little of it, so it mostly bounds the process's resident memory.
+    pub cache_bytes: u64,
 }
 
 impl Default for WriterOptions {
@@ -130,6 +134,7 @@ impl Default for WriterOptions {
             wal_file_bytes: wal::DEFAULT_FILE_BYTES,
             committers: 1,
             direct_io: true,
+            cache_bytes: crate::DEFAULT_CACHE_BYTES,
         }
     }
 }

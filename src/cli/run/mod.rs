@@ -63,7 +63,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     }
-    let ledger = start::open_ledger(&config.ledger.data_dir)?;
+    let ledger = start::open_ledger(&config.ledger)?;
     let live = start::open_live(ledger.clone(), config.chain).await?;
     let start = start::scan(&live).await?;
     record_payout_rule(&ledger, &config.payout.rule, start.last_rule).await?;

@@ -2,11 +2,11 @@
 //! serving (the payout rule recorded last and the open block candidates); the projection's
 //! last catch-up and snapshot at a clean stop.
 
+use crate::config::LedgerSettings;
 use crate::live::{Live, SnapshotPolicy};
 use anyhow::Context;
 use pool_core::chain::ChainParams;
 use pool_core::event::{BlockCandidate, PayoutRule};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,10 +18,11 @@ pub struct StartScan {
     pub open_candidates: Vec<BlockCandidate>,
 }
 
-pub fn open_ledger(data_dir: &Path) -> anyhow::Result<ledger::Ledger> {
+pub fn open_ledger(settings: &LedgerSettings) -> anyhow::Result<ledger::Ledger> {
+    let data_dir = &settings.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the ledger directory {}", data_dir.display()))?;
-    let ledger = ledger::Ledger::open(data_dir)
+    let ledger = ledger::Ledger::open_with(data_dir, settings.writer_options())
         .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
     match ledger.head() {
         Some(head) => tracing::info!(seq = head.seq, dir = %data_dir.display(), "ledger opened"),
