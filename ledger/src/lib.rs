@@ -137,7 +137,12 @@ impl std::fmt::Debug for Ledger {
 /// loaded machine can take a while).
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
-fn open_db(dir: &Path, cache_bytes: u64) -> Result<sled::Db, LedgerError> {
+fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
+    open_db_with(dir, DEFAULT_CACHE_BYTES)
+}
+
+/// Opens sled in `dir` with a page cache of `cache_bytes`.
+fn open_db_with(dir: &Path, cache_bytes: u64) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
     let mut removed_incomplete_snapshots = false;
     loop {
@@ -200,7 +205,7 @@ fn remove_incomplete_snapshots(dir: &Path) -> Result<usize, LedgerError> {
 /// tampering tests); everything else goes through [`Ledger`].
 #[doc(hidden)]
 pub fn open_sled_dir(dir: &Path) -> Result<sled::Db, LedgerError> {
-    open_db(dir, DEFAULT_CACHE_BYTES)
+    open_db(dir)
 }
 
 impl Ledger {
@@ -214,7 +219,7 @@ impl Ledger {
     /// [`Ledger::open`] with the writer's settings spelled out: the pool sets sled's cache
     /// (`[ledger] cache_mb`); tests use small log files.
     pub fn open_with(dir: &Path, options: WriterOptions) -> Result<Ledger, LedgerError> {
-        let db = open_db(dir, options.cache_bytes)?;
+        let db = open_db_with(dir, options.cache_bytes)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         let head = verify::recover_tail(&tree).map_err(LedgerError::CorruptTail)?;
@@ -255,7 +260,7 @@ impl Ledger {
                 dir: dir.to_path_buf(),
             });
         }
-        let db = open_db(dir, DEFAULT_CACHE_BYTES)?;
+        let db = open_db(dir)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         // Durable records that a crash left only in the write-ahead log join the store first

@@ -652,8 +652,8 @@ proptest! {
     /// as the fold without one.
     #[test]
     fn forgetting_equals_keeping_everything(
-        ops in prop::collection::vec(op(), 0..300),
-        blocks_ops in prop::collection::vec(many_blocks_op(), 0..200),
+        ops in prop::collection::vec(op(), 0..200),
+        blocks_ops in prop::collection::vec(many_blocks_op(), 0..120),
         targets in prop::collection::vec(0..6u32, 1..4),
         mark_every in 1..6u64,
         max_shares in 0..12u64,
