@@ -10,7 +10,7 @@
 # Output: a table (million, shares, RSS at the segment's end, peak RSS in the segment, MB) on
 # stdout and in $BENCH_OUT/memory-*.txt. Environment: TOTAL (default 20000000), SEGMENT_S
 # (loadgen seconds per segment, default 30; the table is per accepted million whatever it is),
-# CONNECTIONS (default 100), WORK (data directory, default a fresh /tmp/memory-bench.XXXX,
+# CONNECTIONS (default 100), CACHE_MB (sets [ledger] cache_mb; default: not set), WORK (data directory, default a fresh /tmp/memory-bench.XXXX,
 # removed at the end), CARGO_TARGET_DIR, POOL_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,6 +55,7 @@ payout_address = "$ADDRESS"
 [ledger]
 data_dir = "ledger"
 EOF
+if [[ -n ${CACHE_MB:-} ]]; then echo "cache_mb = $CACHE_MB" >>"$WORK/pool.toml"; fi
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$BENCH_OUT/memory-$STAMP.txt
