@@ -102,6 +102,10 @@ pub const BATCH_TREE: &str = "ledger-batches";
 #[doc(hidden)]
 pub const HEAD_TREE: &str = "ledger-head";
 
+/// sled's page cache by default: 128 MiB ([`WriterOptions::cache_bytes`]; read-only opens use
+/// it too). sled's own default, 1 GiB, is most of a busy pool's resident memory.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
 /// The last record of the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Head {
@@ -187,7 +191,7 @@ impl Store {
     /// Opens sled in `dir` with the writer's sled settings (the same at open and when the
     /// writer reopens it after a full disk).
     pub(crate) fn open(dir: &Path, options: &WriterOptions) -> Result<Store, LedgerError> {
-        let db = open_db_with(dir, options.sled_flush_every_ms, None)?;
+        let db = open_db_with(dir, options.sled_flush_every_ms, options.cache_bytes)?;
         let tree = db.open_tree(BATCH_TREE)?;
         let head_tree = db.open_tree(HEAD_TREE)?;
         Ok(Store {
@@ -245,18 +249,18 @@ impl StoreCell {
 const LOCK_RETRY: Duration = Duration::from_secs(2);
 
 pub(crate) fn open_db(dir: &Path) -> Result<sled::Db, LedgerError> {
-    open_db_with(dir, None, None)
+    open_db_with(dir, None, DEFAULT_CACHE_BYTES)
 }
 
 /// Opens sled in `dir`; `flush_every_ms`: sled's own background flusher, which is also what
 /// cleans sled's log segments (moves the few live pages out of mostly dead segments so their
 /// space is reused). Durability never depends on it (checkpoints do); a compacting ledger
 /// needs it, or the log file keeps the space of every replaced value. `cache_bytes`: sled's
-/// page cache (sled's default when `None`).
+/// page cache.
 pub(crate) fn open_db_with(
     dir: &Path,
     flush_every_ms: Option<u64>,
-    cache_bytes: Option<u64>,
+    cache_bytes: u64,
 ) -> Result<sled::Db, LedgerError> {
     let started = Instant::now();
     let mut removed_incomplete_snapshots = false;
@@ -264,7 +268,7 @@ pub(crate) fn open_db_with(
         match sled::Config::new()
             .path(dir)
             .flush_every_ms(flush_every_ms)
-            .cache_capacity(cache_bytes.unwrap_or(1 << 30))
+            .cache_capacity(cache_bytes)
             .open()
         {
             Ok(db) => return Ok(db),
@@ -330,8 +334,8 @@ impl Ledger {
         Self::open_with(dir, WriterOptions::default())
     }
 
-    /// [`Ledger::open`] with the writer's settings spelled out (tests use small log files).
-    #[doc(hidden)]
+    /// [`Ledger::open`] with the writer's settings spelled out: the pool sets sled's cache
+    /// (`[ledger] cache_mb`); tests use small log files.
     pub fn open_with(dir: &Path, options: WriterOptions) -> Result<Ledger, LedgerError> {
         Self::open_tuned(dir, options, CompactOptions::default())
     }

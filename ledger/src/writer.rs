@@ -175,6 +175,10 @@ pub struct WriterOptions {
     /// [`crate::Ledger::open_tuned`] when the compactor runs; `None`: off.
     #[doc(hidden)]
     pub sled_flush_every_ms: Option<u64>,
+    /// sled's page cache in bytes ([`crate::DEFAULT_CACHE_BYTES`]; sled's own default is 1 GiB).
+    /// The cache holds recently read and written pages; the ledger's appends and its tail reads
+    /// need little of it, so it mostly bounds the process's resident memory.
+    pub cache_bytes: u64,
 }
 
 impl Default for WriterOptions {
@@ -185,6 +189,7 @@ impl Default for WriterOptions {
             direct_io: true,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             sled_flush_every_ms: None,
+            cache_bytes: crate::DEFAULT_CACHE_BYTES,
         }
     }
 }

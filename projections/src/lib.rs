@@ -115,7 +115,19 @@
 //! Events that do not fit the state (a maturity of an unknown block, an orphaning of a matured
 //! block, a confirmation of an unknown payment, ...) change nothing and are listed as
 //! [`Anomaly`]s, so a replay never stops on them. A snapshot of another version
-//! ([`SNAPSHOT_VERSION`], 3 since payments are signed) is refused: rebuild it by a replay.
+//! ([`SNAPSHOT_VERSION`], 4 since the projection can forget shares) is refused: rebuild it by a
+//! replay.
+//!
+//! # Bounded memory
+//! [`Projection::forgetting`] (the pool's live projection) forgets what no block can credit any
+//! more: shares outside the windows it expects to read (the open candidates' PPLNS windows and
+//! the next block's, keeping at most ~1 M shares), read back from the ledger through
+//! [`Projection::refill_range`] and [`Projection::refill`] when a block's window reaches them, so
+//! its views, balances and credits are exactly those of [`Projection::new`], which keeps every
+//! share. Both forget the share weights of PROP rounds of matured blocks (no round reads them
+//! again) and statistics older than their windows (the 24-hour log holds 60 buckets).
+//! [`Projection::horizon`] is the lowest ledger seq the projection may still need: everything
+//! below it is final.
 //!
 //! # Statistics
 //! Shares, work and hashrate per worker, per address and for the pool over 1 minute, 1 hour and
@@ -147,4 +159,10 @@ pub enum ProjectionError {
     SnapshotVersion(u32),
     #[error("snapshot is inconsistent: {0}")]
     SnapshotCorrupt(String),
+    /// A forgetting projection cannot fold the block event at `seq` before the forgotten shares
+    /// of its PPLNS window are given back: [`Projection::refill_range`], [`Projection::refill`].
+    #[error("the block event at seq {seq} reads shares this projection forgot: refill them first")]
+    SharesForgotten { seq: u64 },
+    #[error("refill refused: {0}")]
+    Refill(String),
 }

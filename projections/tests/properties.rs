@@ -642,6 +642,125 @@ proptest! {
         prop_assert_eq!(all_credits(&a), all_credits(&b));
         prop_assert_eq!(a.balances(), b.balances());
     }
+
+    /// A forgetting projection (the live pool's) reports exactly what one that keeps every share
+    /// reports, after every event of random histories: blocks and their credits, balances,
+    /// totals, statistics, candidates, payments, anomalies, share count and horizon. Tiny mark
+    /// intervals and caps make it forget nearly everything, so most PPLNS blocks refill their
+    /// windows from the "ledger" (the history); shares carry varied network targets, so the
+    /// kept windows vary too. A snapshot and restore at a random point reaches the same bytes
+    /// as the fold without one.
+    #[test]
+    fn forgetting_equals_keeping_everything(
+        ops in prop::collection::vec(op(), 0..200),
+        blocks_ops in prop::collection::vec(many_blocks_op(), 0..120),
+        targets in prop::collection::vec(0..6u32, 1..4),
+        mark_every in 1..6u64,
+        max_shares in 0..12u64,
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut history = events(&ops);
+        history.extend(events(&blocks_ops));
+        let mut n = 0;
+        for e in &mut history {
+            if let Event::ShareAccepted(s) = e {
+                s.network_target = target_with_work_pow2(targets[n % targets.len()]);
+                n += 1;
+            }
+        }
+        let cut = cut.index(history.len() + 1);
+        let mut keeper = Projection::keeping_with_marks(Default::default(), mark_every);
+        let mut forgetter = Projection::forgetting_with(Default::default(), mark_every, max_shares);
+        let mut straight = Projection::forgetting_with(Default::default(), mark_every, max_shares);
+        for (seq, e) in history.iter().enumerate() {
+            if seq == cut {
+                forgetter = Projection::from_snapshot(&forgetter.snapshot().unwrap()).unwrap();
+                prop_assert!(forgetter.is_forgetting());
+            }
+            keeper.apply(seq as u64, e).unwrap();
+            apply_refilling(&mut forgetter, &history, seq);
+            apply_refilling(&mut straight, &history, seq);
+            prop_assert_eq!(forgetter.blocks(), keeper.blocks(), "after {} {:?}", seq, e);
+            prop_assert_eq!(forgetter.balances(), keeper.balances());
+            prop_assert_eq!(forgetter.pool_totals(), keeper.pool_totals());
+            prop_assert_eq!(forgetter.worker_stats(), keeper.worker_stats());
+            prop_assert_eq!(forgetter.open_candidates(), keeper.open_candidates());
+            prop_assert_eq!(forgetter.payments(), keeper.payments());
+            prop_assert_eq!(forgetter.open_payments(), keeper.open_payments());
+            prop_assert_eq!(forgetter.anomalies(), keeper.anomalies());
+            prop_assert_eq!(forgetter.share_count(), keeper.share_count());
+            prop_assert_eq!(forgetter.horizon(), keeper.horizon());
+            prop_assert!(forgetter.horizon() <= forgetter.next_seq());
+        }
+        prop_assert_eq!(forgetter.address_stats(), keeper.address_stats());
+        prop_assert_eq!(forgetter.snapshot().unwrap(), straight.snapshot().unwrap());
+    }
+}
+
+/// Applies `history[seq]`, giving back forgotten shares from the history as often as asked.
+fn apply_refilling(p: &mut Projection, history: &[Event], seq: usize) {
+    loop {
+        match p.apply(seq as u64, &history[seq]) {
+            Ok(()) => return,
+            Err(projections::ProjectionError::SharesForgotten { .. }) => {
+                let (from, to) = p.refill_range(&history[seq]).expect("a range to refill");
+                let shares = history[from as usize..to as usize]
+                    .iter()
+                    .filter_map(|e| match e {
+                        Event::ShareAccepted(s) => Some(s),
+                        _ => None,
+                    });
+                p.refill(shares).expect("refill");
+            }
+            Err(e) => panic!("apply {seq}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_forgetting_projection_keeps_a_bounded_window() {
+    let mut p = Projection::forgetting_with(Default::default(), 16, 64);
+    let mut keeper = Projection::keeping_with_marks(Default::default(), 16);
+    for seq in 0..10_000u64 {
+        let e = share(MINERS[(seq % 4) as usize], "w", 2, seq * 10);
+        p.apply(seq, &e).unwrap();
+        keeper.apply(seq, &e).unwrap();
+        assert!(
+            p.retained_shares() <= 64 + 16,
+            "{} at {seq}",
+            p.retained_shares()
+        );
+    }
+    assert_eq!(keeper.retained_shares(), 10_000);
+    assert_eq!(p.share_count(), 10_000);
+    // The default rule's window at the shares' network target (work 1) is 2: the horizon is
+    // the mark at or before the share two before the end.
+    assert_eq!(p.horizon(), 9_984);
+    assert_eq!(p.horizon(), keeper.horizon());
+    // A block whose window (2 x 2^8 = 512 of weight: 256 shares) reaches forgotten shares is
+    // refused until they are refilled, then credits what the keeper credits.
+    let history: Vec<Event> = (0..10_000u64)
+        .map(|seq| share(MINERS[(seq % 4) as usize], "w", 2, seq * 10))
+        .chain(std::iter::once(found(
+            1,
+            1_000_000,
+            MINERS[0],
+            target_with_work_pow2(8),
+        )))
+        .collect();
+    let block = &history[10_000];
+    assert!(matches!(
+        p.apply(10_000, block),
+        Err(projections::ProjectionError::SharesForgotten { seq: 10_000 })
+    ));
+    assert!(
+        p.refill([].iter()).is_err(),
+        "a wrong refill changes nothing"
+    );
+    apply_refilling(&mut p, &history, 10_000);
+    keeper.apply(10_000, block).unwrap();
+    assert_eq!(p.blocks(), keeper.blocks());
+    assert_eq!(p.balances(), keeper.balances());
 }
 
 #[test]

@@ -432,3 +432,74 @@ fn a_rule_change_never_rewrites_blocks_found_before_it() {
     assert_eq!(p.rule_history().len(), 2);
     assert_conserved(&p);
 }
+
+/// `Projection::horizon` moves with what the projection may still read: the next block's
+/// window, an open candidate's window and record, an immature block's record, an open payment.
+#[test]
+fn the_horizon_follows_windows_blocks_and_payments() {
+    // Tiny marks and at most 8 shares kept: the block's window is read back (refilled) from
+    // the history, as the pool reads it from the ledger.
+    let mut p = Projection::forgetting_with(Default::default(), 4, 8);
+    let mut keeper = Projection::keeping_with_marks(Default::default(), 4);
+    let mut history: Vec<pool_core::Event> = Vec::new();
+    let mut apply = |p: &mut Projection, keeper: &mut Projection, e: pool_core::Event| {
+        let seq = history.len() as u64;
+        history.push(e.clone());
+        loop {
+            match p.apply(seq, &e) {
+                Ok(()) => break,
+                Err(ProjectionError::SharesForgotten { .. }) => {
+                    let (from, to) = p.refill_range(&e).unwrap();
+                    let shares =
+                        history[from as usize..to as usize]
+                            .iter()
+                            .filter_map(|e| match e {
+                                pool_core::Event::ShareAccepted(s) => Some(s),
+                                _ => None,
+                            });
+                    p.refill(shares).unwrap();
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        keeper.apply(seq, &e).unwrap();
+        assert_eq!(p.horizon(), keeper.horizon());
+        p.horizon()
+    };
+    let mut h = 0;
+    for n in 0..100 {
+        h = apply(&mut p, &mut keeper, share("m0", "w", 2, n));
+    }
+    // The default rule (PPLNS, 2 x the work of the shares' network target, 1) twice: 4 of
+    // weight, the last 2 shares; the mark before share 98 is share 96's (seq 96).
+    assert_eq!(h, 96);
+    // An open candidate of work 2^4: its window (32 of weight, 16 shares) starts at share 84,
+    // a mark.
+    let c = apply(
+        &mut p,
+        &mut keeper,
+        candidate(1, 1_000, "m0", target_with_work_pow2(4)),
+    );
+    assert_eq!(c, 84);
+    // Found: immature, its record (the candidate's, seq 100) no longer below the next window.
+    assert_eq!(
+        apply(
+            &mut p,
+            &mut keeper,
+            found(1, 1_000, "m0", target_with_work_pow2(4))
+        ),
+        96
+    );
+    assert_eq!(apply(&mut p, &mut keeper, matured(1)), 96);
+    // An open payment (seq 103) holds the horizon while 100 more shares move the window on.
+    apply(&mut p, &mut keeper, prepared(1, &[("m0", 10)]));
+    for n in 100..200 {
+        h = apply(&mut p, &mut keeper, share("m0", "w", 2, n));
+    }
+    assert_eq!(h, 103);
+    // Failed: final. The next window's first share is share 198, its mark share 196 (seq 200).
+    assert_eq!(apply(&mut p, &mut keeper, failed(1)), 200);
+    assert!(p.retained_shares() <= 12, "{}", p.retained_shares());
+    assert_eq!(p.balances(), keeper.balances());
+    assert_eq!(p.blocks(), keeper.blocks());
+}

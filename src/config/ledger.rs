@@ -1,5 +1,5 @@
-//! `[ledger]`: where the ledger lives, the free space it keeps in reserve, and its automatic
-//! archiving (retention).
+//! `[ledger]`: where the ledger lives, how much memory sled's page cache may hold, the free
+//! space it keeps in reserve, and its automatic archiving (retention).
 
 use super::{invalid, resolve, ParseError};
 use serde::Deserialize;
@@ -7,10 +7,14 @@ use std::path::{Path, PathBuf};
 
 /// Default `[ledger] min_free_mb`.
 pub const DEFAULT_MIN_FREE_MB: u64 = ledger::DEFAULT_MIN_FREE_BYTES >> 20;
+/// `[ledger] cache_mb` when not given: [`ledger::DEFAULT_CACHE_BYTES`] in MiB.
+pub const DEFAULT_CACHE_MB: u64 = ledger::DEFAULT_CACHE_BYTES >> 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LedgerSettings {
     pub data_dir: PathBuf,
+    /// sled's page cache, in MiB (at least 1).
+    pub cache_mb: u64,
     /// The free space the pool keeps in reserve (see `ledger::WriterOptions::min_free_bytes`):
     /// it starts, and resumes after a full disk, only with the room its write-ahead log files
     /// still need plus this much free; below half of it, appends are refused as on a full
@@ -31,12 +35,24 @@ pub struct Retention {
     pub check_secs: u64,
 }
 
+impl LedgerSettings {
+    /// The ledger's open options for these settings.
+    pub fn writer_options(&self) -> ledger::WriterOptions {
+        ledger::WriterOptions {
+            cache_bytes: self.cache_mb << 20,
+            min_free_bytes: self.min_free_bytes,
+            ..ledger::WriterOptions::default()
+        }
+    }
+}
+
 // ---- the file as written ----
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLedger {
     data_dir: PathBuf,
+    cache_mb: Option<u64>,
     #[serde(default)]
     min_free_mb: Option<u64>,
     archive_dir: Option<PathBuf>,
@@ -45,6 +61,13 @@ pub(super) struct RawLedger {
 }
 
 pub(super) fn ledger_settings(raw: RawLedger, base: &Path) -> Result<LedgerSettings, ParseError> {
+    let cache_mb = raw.cache_mb.unwrap_or(DEFAULT_CACHE_MB);
+    if cache_mb == 0 || cache_mb > 1 << 20 {
+        return Err(invalid(
+            "ledger.cache_mb",
+            format!("{cache_mb}: give sled's cache in MiB, 1 to 1048576"),
+        ));
+    }
     let retention = match (raw.archive_dir, raw.retain_records) {
         (None, None) => None,
         (Some(dir), Some(retain_records)) => {
@@ -70,6 +93,7 @@ pub(super) fn ledger_settings(raw: RawLedger, base: &Path) -> Result<LedgerSetti
     };
     Ok(LedgerSettings {
         data_dir: resolve(base, raw.data_dir),
+        cache_mb,
         min_free_bytes: raw.min_free_mb.unwrap_or(DEFAULT_MIN_FREE_MB) << 20,
         retention,
     })

@@ -246,6 +246,15 @@ data_dir = "data"
     }
 
     #[test]
+    fn ledger_cache_mb_sets_sleds_cache() {
+        let text = minimal("").replace("data_dir = \"data\"", "data_dir = \"data\"\ncache_mb = 32");
+        let c = Config::parse(&text, Path::new("/etc/obtc")).unwrap();
+        assert_eq!(c.ledger.writer_options().cache_bytes, 32 << 20);
+        let zero = minimal("").replace("data_dir = \"data\"", "data_dir = \"data\"\ncache_mb = 0");
+        assert_eq!(problem(&zero).0, "ledger.cache_mb");
+    }
+
+    #[test]
     fn minimal_config_gets_defaults_and_resolves_paths() {
         let c = Config::parse(&minimal(""), Path::new("/etc/obtc")).unwrap();
         assert_eq!(c.chain.name, "bsv-regtest");
@@ -257,6 +266,8 @@ data_dir = "data"
         );
         let small = Config::parse(&text, Path::new("/etc/obtc")).unwrap();
         assert_eq!(small.ledger.min_free_bytes, 8 << 20);
+        assert_eq!(c.ledger.cache_mb, 128);
+        assert_eq!(c.ledger.writer_options().cache_bytes, 128 << 20);
         assert_eq!(c.stratum.extranonce2_size, 4);
         assert_eq!(c.stratum.version_rolling_mask, 0x1fff_e000);
         assert_eq!(

@@ -86,7 +86,7 @@ pub fn projection_at(
     };
     let from = applied.projection.next_seq();
     for record in ledger.read_range(from, cut) {
-        applied.apply(&record.context("reading the ledger")?)?;
+        applied.apply(Some(ledger), &record.context("reading the ledger")?)?;
     }
     if applied.projection.next_seq() != cut {
         bail!(
@@ -217,7 +217,7 @@ pub fn projection_at_head(ledger: &Ledger) -> anyhow::Result<Applied> {
         }
     };
     for record in ledger.read_from(applied.projection.next_seq()) {
-        applied.apply(&record.context("reading the ledger")?)?;
+        applied.apply(Some(ledger), &record.context("reading the ledger")?)?;
     }
     Ok(applied)
 }

@@ -84,7 +84,8 @@ pub(super) fn start_up(
         Err(why) => {
             tracing::info!("live projection: replaying the ledger from 0 ({why})");
             let applied = Applied {
-                projection: Projection::new(config),
+                // The live projection forgets what no block can credit any more.
+                projection: Projection::forgetting(config),
                 head: None,
                 prepared_times: Default::default(),
             };
@@ -95,7 +96,10 @@ pub(super) fn start_up(
     let mut tail = 0u64;
     if let Some(head) = ledger.head() {
         for record in ledger.read_range(from, head.seq + 1) {
-            applied.apply(&record.context("reading the ledger at start")?)?;
+            applied.apply(
+                Some(ledger),
+                &record.context("reading the ledger at start")?,
+            )?;
             tail += 1;
         }
     }
@@ -150,7 +154,7 @@ pub(crate) fn load_snapshot(
         hash,
         prepared_times,
     } = file.header;
-    if projection.config() != config {
+    if projection.config() != config || !projection.is_forgetting() {
         return Err("the snapshot was taken with other projection settings".into());
     }
     if projection.next_seq() != seq + 1 {
@@ -237,7 +241,7 @@ impl Live {
             {
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
                 for record in &chunk {
-                    state.apply(record)?;
+                    state.apply(Some(&self.ledger), record)?;
                 }
             }
             self.applied.send_replace(Some(last));

@@ -33,7 +33,7 @@ use payout::api::{ChainStatus, PayoutReport};
 use pool_core::chain::ChainParams;
 use pool_core::event::BlockCandidate;
 use pool_core::Event;
-use projections::{Projection, ProjectionConfig};
+use projections::{Projection, ProjectionConfig, ProjectionError};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
@@ -56,8 +56,10 @@ pub struct SnapshotPolicy {
 }
 
 /// The defaults bound the tail a start replays to ~2 M records (~1.5 s at the replay rate of a
-/// 10 M-share ledger, BENCHMARKS.md) at any share rate, with at most one snapshot a minute: at
-/// 10 M shares one is ~390 MB and takes ~2.7 s to write.
+/// 10 M-share ledger, BENCHMARKS.md) at any share rate, with at most one snapshot a minute. The
+/// live projection forgets old shares (`Projection::forgetting`), so a snapshot no longer grows
+/// with the shares ever accepted: at most ~1 M shares of 36 bytes, plus the addresses, workers,
+/// blocks and payments.
 impl Default for SnapshotPolicy {
     fn default() -> Self {
         SnapshotPolicy {
@@ -81,16 +83,53 @@ impl Applied {
     /// An empty projection.
     pub fn new(config: ProjectionConfig) -> Applied {
         Applied {
-            projection: Projection::new(config),
+            projection: Projection::forgetting(config),
             head: None,
             prepared_times: BTreeMap::new(),
         }
     }
 
-    pub(crate) fn apply(&mut self, record: &Record) -> anyhow::Result<()> {
-        self.projection
-            .apply(record.seq, &record.event)
-            .with_context(|| format!("applying ledger record {}", record.seq))?;
+    /// Applies one record. A block event whose PPLNS window reaches shares the forgetting
+    /// projection dropped is applied once those shares are read back from `ledger` (a mark
+    /// interval at a time; see `projections`' engine/forget.rs): rare, and the only time the
+    /// follower reads records it already applied. Without a ledger such an event is an error.
+    pub(crate) fn apply(&mut self, ledger: Option<&Ledger>, record: &Record) -> anyhow::Result<()> {
+        let mut refilled = 0u64;
+        loop {
+            match self.projection.apply(record.seq, &record.event) {
+                Ok(()) => break,
+                Err(ProjectionError::SharesForgotten { .. }) if ledger.is_some() => {
+                    let ledger = ledger.expect("checked");
+                    let Some((from, to)) = self.projection.refill_range(&record.event) else {
+                        anyhow::bail!("ledger record {}: no refill range", record.seq);
+                    };
+                    let records = ledger
+                        .read_range(from, to)
+                        .collect::<Result<Vec<Record>, _>>()
+                        .with_context(|| {
+                            format!("reading ledger records {from}..{to} back for a PPLNS window")
+                        })?;
+                    let shares = records.iter().filter_map(|r| match &r.event {
+                        Event::ShareAccepted(s) => Some(s),
+                        _ => None,
+                    });
+                    self.projection
+                        .refill(shares)
+                        .with_context(|| format!("refilling ledger records {from}..{to}"))?;
+                    refilled += to - from;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("applying ledger record {}", record.seq))
+                }
+            }
+        }
+        if refilled > 0 {
+            tracing::info!(
+                seq = record.seq,
+                records = refilled,
+                "live projection: read forgotten shares back for a block's PPLNS window"
+            );
+        }
         if let Event::PaymentPrepared(p) = &record.event {
             self.prepared_times
                 .entry(p.payment_id)
@@ -268,4 +307,75 @@ fn read_record(ledger: &Ledger, seq: u64) -> anyhow::Result<Record> {
         .next()
         .with_context(|| format!("ledger record {seq} is not there"))?
         .with_context(|| format!("reading ledger record {seq}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::event::{BlockFound, PayoutAddress, ShareAccepted, WorkerName};
+    use pool_core::{BlockId, Sats, Target};
+
+    fn share(n: u64) -> Event {
+        Event::ShareAccepted(ShareAccepted {
+            address: PayoutAddress(format!("addr{}", n % 5)),
+            worker: WorkerName("w".into()),
+            share_target: Target::MAX,
+            weight: Target::MAX.work(),
+            job_id: 1,
+            height: 100,
+            network_target: Target::MAX,
+            time_ms: 1_000 * n,
+        })
+    }
+
+    /// A forgetting projection fed from a real ledger reads the shares a block's window needs
+    /// back from it, and credits what a projection that keeps every share credits.
+    #[test]
+    fn a_block_reads_forgotten_shares_back_from_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let mut events: Vec<Event> = (0..5_000).map(share).collect();
+        // Target 2^246 (work 1,023), window 2 x 1,023 shares, far more than the 40 kept.
+        let target = Target::from_compact(0x1f40_0000).unwrap();
+        events.push(Event::BlockFound(BlockFound {
+            height: 101,
+            block_id: BlockId([7; 32]),
+            reward: Sats(5_000_000_000),
+            network_target: target,
+            finder: PayoutAddress("addr1".into()),
+            worker: WorkerName("w".into()),
+            time_ms: 6_000_000,
+        }));
+        events.extend((5_000..5_100).map(share));
+        ledger.append_batch_blocking(events).unwrap();
+        let mut applied = Applied {
+            projection: Projection::forgetting_with(ProjectionConfig::default(), 8, 32),
+            head: None,
+            prepared_times: Default::default(),
+        };
+        let mut keeper = Projection::new(ProjectionConfig::default());
+        for record in ledger.read_from(0) {
+            let record = record.unwrap();
+            applied.apply(Some(&ledger), &record).unwrap();
+            keeper.apply(record.seq, &record.event).unwrap();
+        }
+        let p = &applied.projection;
+        assert!(p.retained_shares() <= 40, "{}", p.retained_shares());
+        assert_eq!(p.blocks(), keeper.blocks());
+        assert_eq!(p.blocks()[0].credits.len(), 5);
+        assert_eq!(p.balances(), keeper.balances());
+        assert_eq!(applied.head.map(|h| h.seq), Some(5_100));
+        // Without the ledger the block cannot be applied.
+        let mut alone = Applied {
+            projection: Projection::forgetting_with(ProjectionConfig::default(), 8, 32),
+            head: None,
+            prepared_times: Default::default(),
+        };
+        let records: Vec<Record> = ledger.read_range(0, 5_001).map(|r| r.unwrap()).collect();
+        for r in &records[..5_000] {
+            alone.apply(None, r).unwrap();
+        }
+        assert!(alone.apply(None, &records[5_000]).is_err());
+        ledger.close_blocking();
+    }
 }

@@ -146,7 +146,7 @@ mod tests {
             ),
         ];
         for r in &events {
-            state.apply(r).unwrap();
+            state.apply(None, r).unwrap();
         }
         let view = payout_state(&state, now);
         assert_eq!(view.prepared_last_24h, Sats(6_000));

@@ -87,7 +87,8 @@ impl State {
             found,
             credits: Vec::new(),
             in_immature: false,
-            share_end: self.share_address.len() as u64,
+            share_end: self.share_total(),
+            pplns_credited: false,
             native_segment,
             adopted_segments: Vec::new(),
             round: Vec::new(),
@@ -175,8 +176,12 @@ impl State {
                     bal.sub_immature(amount);
                     bal.credit_payable(amount);
                 }
+                // Frozen for good: no round reads these weights again (a round holds only
+                // segments not frozen), so they are forgotten.
                 for s in round {
-                    self.segments[s as usize].frozen = true;
+                    let seg = &mut self.segments[s as usize];
+                    seg.frozen = true;
+                    seg.weights = Vec::new();
                 }
                 self.settle_matured(i);
             }

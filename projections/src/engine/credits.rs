@@ -1,11 +1,12 @@
 //! Credit schemes: a block's credits from its rule (PPLNS window, PROP round, SOLO) and the
 //! exact integer split.
 
+use super::forget::window_work;
 use super::{BlockRecord, State};
 use crate::split::split_by_weight;
 use pool_core::event::PayoutScheme;
 use pool_core::Sats;
-use ruint::aliases::{U256, U512};
+use ruint::aliases::U256;
 use std::collections::BTreeMap;
 
 impl State {
@@ -13,6 +14,12 @@ impl State {
     pub(super) fn recredit(&mut self, i: u32) {
         self.uncount(i);
         let b = &self.blocks[i as usize];
+        let pplns = matches!(b.rule.scheme, PayoutScheme::Pplns { .. });
+        if pplns && b.pplns_credited {
+            // Reinstated: the same window gives the same credits (see `pplns_credited`).
+            self.count(i);
+            return;
+        }
         let weights: Vec<(u32, U256)> = match b.rule.scheme {
             PayoutScheme::Pplns {
                 window_numerator,
@@ -23,7 +30,9 @@ impl State {
         };
         let distributable = Sats(b.found.reward.0 - b.fee.0);
         let credits = self.credit_split(distributable, &weights, b.finder);
-        self.blocks[i as usize].credits = credits;
+        let b = &mut self.blocks[i as usize];
+        b.credits = credits;
+        b.pplns_credited = pplns;
         self.count(i);
     }
 
@@ -73,17 +82,13 @@ impl State {
         numerator: u32,
         denominator: u32,
     ) -> Vec<(u32, U256)> {
-        let end = b.share_end as usize;
-        if end == 0 {
+        if b.share_end == 0 {
             return Vec::new();
         }
-        let block_work = U512::from(b.found.network_target.work().as_u256());
-        let window = block_work * U512::from(numerator) / U512::from(denominator.max(1));
-        let window = if window > U512::from(U256::MAX) {
-            U256::MAX
-        } else {
-            U256::from(window)
-        };
+        // `apply` refills forgotten shares before a block whose window reaches them folds
+        // (engine/forget.rs), so the window lies within the retained shares.
+        let end = (b.share_end - self.share_base) as usize;
+        let window = window_work(numerator, denominator, &b.found.network_target);
         let cumulative = &self.share_cumulative[..end];
         let total = cumulative[end - 1].as_u256();
         let edge = total.saturating_sub(window);
@@ -92,7 +97,7 @@ impl State {
         let mut acc: Vec<U256> = vec![U256::ZERO; self.addresses.len()];
         let mut touched: Vec<u32> = Vec::new();
         let mut start = if first == 0 {
-            U256::ZERO
+            self.share_cumulative_base.as_u256()
         } else {
             cumulative[first - 1].as_u256()
         };

@@ -13,6 +13,7 @@
 
 mod blocks;
 mod credits;
+mod forget;
 mod horizon;
 mod payment_check;
 mod payment_views;
@@ -30,12 +31,12 @@ use pool_core::event::{
     BlockFound, NetworkFeePayer, PayoutAddress, PayoutRule, PayoutScheme, ShareAccepted, Txid,
     WorkerName,
 };
-use pool_core::{BlockId, Event, Sats, Work};
+use pool_core::{BlockId, Event, Sats, Target, Work};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Version of the snapshot encoding written by [`Projection::snapshot`].
-pub const SNAPSHOT_VERSION: u32 = 3;
+pub const SNAPSHOT_VERSION: u32 = 4;
 
 /// Settings of the projection that do not come from events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +156,11 @@ struct BlockRecord {
     in_immature: bool,
     /// Shares accepted before the block (its PPLNS window ends here).
     share_end: u64,
+    /// Its PPLNS credits were computed (at its verdict, or where it was found without a
+    /// candidate). They depend only on what never changes (its rule, reward, network target and
+    /// the shares before it), so a reinstatement counts them again instead of reading the window
+    /// once more: an orphan pins no shares.
+    pplns_credited: bool,
     /// The segment of shares between the previous found block and this one.
     native_segment: u32,
     /// Segments of the open round taken on reinstatement (PROP; see the crate docs).
@@ -247,10 +253,24 @@ struct State {
     rules: Vec<(u64, PayoutRule)>,
     addresses: Addresses,
     workers: Workers,
-    /// Per share, in acceptance order: its address id.
+    /// Per retained share (from share number `share_base` on), in acceptance order: its address
+    /// id. A forgetting projection drops the old prefix (engine/forget.rs).
     share_address: Vec<u32>,
-    /// Per share: the total weight of all shares up to and including it (PPLNS prefix sums).
+    /// Per retained share: the total weight of all shares up to and including it (PPLNS prefix
+    /// sums, from the first share ever).
     share_cumulative: Vec<Work>,
+    /// Number (from 0) of the first retained share: shares before it were forgotten.
+    share_base: u64,
+    /// Total weight of the shares before `share_base` (the prefix sum just before it).
+    share_cumulative_base: Work,
+    /// Every `mark_every`-th share (numbers 0, k, 2k, ...): its ledger seq and the total weight
+    /// of the shares before it. Never dropped (40 bytes per k shares): where a refill reads the
+    /// ledger, and where [`Projection::horizon`] puts a window's first share.
+    share_marks: Vec<ShareMark>,
+    /// The latest share's network target (a future block's PPLNS window is estimated from it).
+    latest_network_target: Option<Target>,
+    /// How the projection forgets shares (`None`: it keeps every share, as before).
+    forget: Option<Forget>,
     /// Weight per address id accepted since the last segment boundary.
     open_round: Vec<Work>,
     /// Address ids with weight in `open_round`, in first-touch order.
@@ -277,6 +297,26 @@ struct State {
     share_counters: ShareCounters,
     anomalies: Vec<Anomaly>,
 }
+
+/// A share mark: see `State::share_marks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ShareMark {
+    seq: u64,
+    cumulative_before: Work,
+}
+
+/// A forgetting projection's settings (engine/forget.rs), part of its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Forget {
+    /// Shares between marks; shares are forgotten a whole mark interval at a time.
+    mark_every: u64,
+    /// Most shares kept in memory (rounded up to whole mark intervals) whatever the windows;
+    /// `None`: none are dropped (only the marks differ from [`Projection::new`]'s; for tests).
+    max_shares: Option<u64>,
+}
+
+/// Shares between marks of a projection that keeps every share.
+const MARK_EVERY: u64 = 65_536;
 
 /// The projection: state plus the sequence number of the next event it expects.
 #[derive(Clone, Debug)]
@@ -354,6 +394,47 @@ impl Projection {
         p
     }
 
+    /// A projection that forgets what no block can credit any more: the live pool's
+    /// (engine/forget.rs). Its views, balances and credits are those of [`Projection::new`];
+    /// [`Projection::apply`] may refuse a block event with [`ProjectionError::SharesForgotten`]
+    /// until the shares [`Projection::refill_range`] names are given back with
+    /// [`Projection::refill`].
+    pub fn forgetting(config: ProjectionConfig) -> Projection {
+        Projection::forgetting_with(config, MARK_EVERY, forget::DEFAULT_MAX_SHARES)
+    }
+
+    /// [`Projection::forgetting`] with its intervals spelled out (tests use tiny ones).
+    #[doc(hidden)]
+    pub fn forgetting_with(
+        config: ProjectionConfig,
+        mark_every: u64,
+        max_shares: u64,
+    ) -> Projection {
+        let mut p = Projection::new(config);
+        p.state.forget = Some(Forget {
+            mark_every: mark_every.max(1),
+            max_shares: Some(max_shares),
+        });
+        p
+    }
+
+    /// A projection that keeps every share, with share marks every `mark_every` shares (so its
+    /// [`Projection::horizon`] has the resolution of a [`Projection::forgetting_with`] one's).
+    #[doc(hidden)]
+    pub fn keeping_with_marks(config: ProjectionConfig, mark_every: u64) -> Projection {
+        let mut p = Projection::new(config);
+        p.state.forget = Some(Forget {
+            mark_every: mark_every.max(1),
+            max_shares: None,
+        });
+        p
+    }
+
+    /// Whether this projection forgets old shares ([`Projection::forgetting`]).
+    pub fn is_forgetting(&self) -> bool {
+        self.state.forget.is_some_and(|f| f.max_shares.is_some())
+    }
+
     /// The sequence number the next event must have at least (one past the last applied).
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -368,10 +449,13 @@ impl Projection {
                 got: seq,
             });
         }
+        if self.state.needs_refill(event) {
+            return Err(ProjectionError::SharesForgotten { seq });
+        }
         self.next_seq = seq + 1;
         let s = &mut self.state;
         match event {
-            Event::ShareAccepted(share) => s.on_share(share),
+            Event::ShareAccepted(share) => s.on_share(seq, share),
             Event::BlockFound(b) => s.on_block_found(seq, b),
             Event::BlockRejected(r) => s.on_block_rejected(seq, r),
             Event::BlockCandidate(c) => s.on_block_candidate(seq, c),
@@ -604,8 +688,13 @@ impl Projection {
         &self.state.anomalies
     }
 
-    /// Number of shares folded so far.
+    /// Number of shares folded so far (forgotten ones too).
     pub fn share_count(&self) -> u64 {
+        self.state.share_total()
+    }
+
+    /// Number of shares held in memory (those a forgetting projection has not dropped).
+    pub fn retained_shares(&self) -> u64 {
         self.state.share_address.len() as u64
     }
 }
@@ -638,17 +727,41 @@ impl State {
         id
     }
 
+    /// Shares folded so far, forgotten ones too.
+    fn share_total(&self) -> u64 {
+        self.share_base + self.share_address.len() as u64
+    }
+
+    fn mark_every(&self) -> u64 {
+        self.forget.map_or(MARK_EVERY, |f| f.mark_every)
+    }
+
     #[inline]
-    fn on_share(&mut self, share: &ShareAccepted) {
+    fn on_share(&mut self, seq: u64, share: &ShareAccepted) {
         let a = self.intern_address(&share.address);
         let (w, new) = self.workers.intern(a, &share.worker);
         if new {
             self.share_counters.add_worker();
         }
         let weight = share.weight;
-        let before = self.share_cumulative.last().copied().unwrap_or(Work::ZERO);
+        let before = self
+            .share_cumulative
+            .last()
+            .copied()
+            .unwrap_or(self.share_cumulative_base);
+        let number = self.share_total();
+        if number % self.mark_every() == 0 {
+            self.share_marks.push(ShareMark {
+                seq,
+                cumulative_before: before,
+            });
+            self.forget_shares();
+        }
         self.share_cumulative.push(before + weight);
         self.share_address.push(a);
+        if self.latest_network_target != Some(share.network_target) {
+            self.latest_network_target = Some(share.network_target);
+        }
         if !weight.is_zero() {
             let slot = &mut self.open_round[a as usize];
             if slot.is_zero() {
@@ -697,6 +810,12 @@ impl State {
         {
             return bad("worker table");
         }
+        let marks_ok = self.share_marks.len() as u64
+            == self.share_total().div_ceil(self.mark_every())
+            && self.share_base % self.mark_every() == 0;
+        if !marks_ok {
+            return bad("share marks");
+        }
         if self.share_address.len() != self.share_cumulative.len()
             || self.share_address.iter().any(|a| *a as usize >= n_addr)
             || self
@@ -720,7 +839,7 @@ impl State {
                 && b.native_segment < n_seg
                 && b.adopted_segments.iter().all(|s| *s < n_seg)
                 && b.round.iter().all(|s| *s < n_seg)
-                && b.share_end as usize <= self.share_address.len()
+                && b.share_end <= self.share_total()
         });
         if !blocks_ok || self.block_index.values().any(|i| *i >= n_blocks) {
             return bad("blocks");

@@ -24,11 +24,7 @@ pub fn open_ledger(settings: &LedgerSettings) -> anyhow::Result<ledger::Ledger> 
     let data_dir = &settings.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the ledger directory {}", data_dir.display()))?;
-    let options = ledger::WriterOptions {
-        min_free_bytes: settings.min_free_bytes,
-        ..ledger::WriterOptions::default()
-    };
-    let ledger = ledger::Ledger::open_with(data_dir, options)
+    let ledger = ledger::Ledger::open_with(data_dir, settings.writer_options())
         .with_context(|| format!("cannot open the ledger in {}", data_dir.display()))?;
     match ledger.head() {
         Some(head) => tracing::info!(seq = head.seq, dir = %data_dir.display(), "ledger opened"),
