@@ -8,12 +8,12 @@
 //! its steady state (`Ledger::compact` until nothing is left to do, then 5 s for sled's
 //! segment cleaner) and closed again.
 //!
-//! Run: `cargo bench -p ledger --bench storage` (release; ~8 minutes, ~1 GB of disk at peak).
+//! Run: `cargo bench -p ledger --bench storage` (release; ~9 minutes, ~1 GB of disk at peak).
 //! `STORAGE_BENCH_SHARES=1000000,10000000` sets the sizes (default both), `STORAGE_BENCH_RATE`
 //! the rate the compacted ledgers are written at (default 50,000 shares/s, above the 30,000/s
 //! of a full load; 0: as fast as the ledger takes them), `STORAGE_BENCH_OLD=0` skips the old
 //! encoding's ledger (written as fast as it takes them), `STORAGE_BENCH_APPENDS=0` the append
-//! rates, `STORAGE_BENCH_CHUNK=N` the records per chunk, `STORAGE_BENCH_FILES=1` lists the
+//! rates, `STORAGE_BENCH_CODEC=0` the codec figures (chunk sizes, zstd levels, dictionary), `STORAGE_BENCH_CHUNK=N` the records per chunk, `STORAGE_BENCH_FILES=1` lists the
 //! directory's files, `STORAGE_BENCH_REOPEN=1` reopens the ledger once more before measuring,
 //! `STORAGE_BENCH_DIR` the directory (default a temporary one in the system's; removed
 //! afterwards).
@@ -450,7 +450,8 @@ fn main() {
                      read_from(0) {replay:.0} records/s"
                 );
             }
-            if compact && i == 0 {
+            if compact && i == 0 && std::env::var("STORAGE_BENCH_CODEC").map_or(true, |v| v != "0")
+            {
                 let db = ledger::open_sled_dir(&dir).expect("sled");
                 let tree = db.open_tree(ledger::BATCH_TREE).expect("tree");
                 let (mut chunks, mut batches, mut bytes) = (0u64, 0u64, 0u64);
