@@ -5,15 +5,18 @@
 //! scattered, difficulty 1.000-1.999, a found and matured block every 1,000,000 shares),
 //! appended with `append_batch` in commits of 4,096. On disk = the ledger directory without
 //! the two write-ahead log files, measured after the ledger is closed, reopened, compacted to
-//! its steady state (`Ledger::compact` until nothing is left to do) and closed again.
+//! its steady state (`Ledger::compact` until nothing is left to do, then 5 s for sled's
+//! segment cleaner) and closed again.
 //!
-//! Run: `cargo bench -p ledger --bench storage` (release; ~5 minutes, ~1 GB of disk at peak).
+//! Run: `cargo bench -p ledger --bench storage` (release; ~9 minutes, ~1 GB of disk at peak).
 //! `STORAGE_BENCH_SHARES=1000000,10000000` sets the sizes (default both), `STORAGE_BENCH_RATE`
 //! the rate the compacted ledgers are written at (default 50,000 shares/s, above the 30,000/s
 //! of a full load; 0: as fast as the ledger takes them), `STORAGE_BENCH_OLD=0` skips the old
 //! encoding's ledger (written as fast as it takes them), `STORAGE_BENCH_APPENDS=0` the append
-//! rates, `STORAGE_BENCH_DIR` the directory (default a temporary
-//! one in the system's; removed afterwards).
+//! rates, `STORAGE_BENCH_CODEC=0` the codec figures (chunk sizes, zstd levels, dictionary), `STORAGE_BENCH_CHUNK=N` the records per chunk, `STORAGE_BENCH_FILES=1` lists the
+//! directory's files, `STORAGE_BENCH_REOPEN=1` reopens the ledger once more before measuring,
+//! `STORAGE_BENCH_DIR` the directory (default a temporary one in the system's; removed
+//! afterwards).
 
 use ledger::record::{is_chunk, RawRecord};
 use ledger::{CompactOptions, Ledger, WriterOptions};
@@ -299,6 +302,30 @@ fn codec_figures(records: &[RawRecord]) {
         );
     }
     let size = CompactOptions::default().chunk_records as usize;
+    // Chained as stored (the first record of the ledger chains onto 32 zero bytes).
+    let chunks: Vec<Vec<u8>> = records
+        .chunks(size)
+        .enumerate()
+        .map(|(i, c)| {
+            let prev = if i == 0 {
+                [0; 32]
+            } else {
+                records[i * size - 1].hash
+            };
+            ledger::chunk::encode(c, &prev).expect("chunk")
+        })
+        .collect();
+    let expand = best_of(3, || {
+        let t = Instant::now();
+        for c in &chunks {
+            black_box(ledger::chunk::expand(c).expect("expand"));
+        }
+        t.elapsed()
+    });
+    println!(
+        "  chunk::expand alone ({size} records per chunk): {:.0} records/s",
+        per_sec(records.len() as u64, expand)
+    );
     let bodies: Vec<Vec<u8>> = records
         .chunks(size)
         .map(ledger::chunk::encode_body)
@@ -423,7 +450,8 @@ fn main() {
                      read_from(0) {replay:.0} records/s"
                 );
             }
-            if compact && i == 0 {
+            if compact && i == 0 && std::env::var("STORAGE_BENCH_CODEC").map_or(true, |v| v != "0")
+            {
                 let db = ledger::open_sled_dir(&dir).expect("sled");
                 let tree = db.open_tree(ledger::BATCH_TREE).expect("tree");
                 let (mut chunks, mut batches, mut bytes) = (0u64, 0u64, 0u64);

@@ -41,7 +41,7 @@ pub struct CompactOptions {
 }
 
 /// Records per chunk by default: see BENCHMARKS.md ("Compact storage") for the measurement.
-pub const CHUNK_RECORDS: u64 = 8192;
+pub const CHUNK_RECORDS: u64 = 16_384;
 
 impl Default for CompactOptions {
     fn default() -> Self {
