@@ -413,6 +413,10 @@ fn an_archived_and_dropped_prefix_verifies_from_the_base_and_joins_its_archive()
     let back = archive::verify(&out).unwrap();
     assert_eq!(back.header, header);
     assert_eq!(back.snapshot, b"snapshot");
+    // Before the drop the ledger still holds the archive's records: it joins on its own copy.
+    let hash_at = |s: u64| ledger.read_range(s, s + 1).next().map(|r| r.unwrap().hash);
+    archive::check_join(&[header], None, hash_at).unwrap();
+    assert!(archive::check_join(&[header], None, |_| Some([9; 32])).is_err());
     let base = ledger.drop_prefix(cut).unwrap();
     assert_eq!(base.seq, cut);
     assert_eq!(base.prev_hash, header.last_hash);
