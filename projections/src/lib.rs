@@ -143,7 +143,7 @@ pub use balance::Balance;
 pub use engine::{
     default_rule, Anomaly, AnomalyKind, BlockStatus, BlockView, OpenPaymentView, PaymentCheck,
     PaymentRefusal, PaymentStatus, PaymentView, PoolTotals, Projection, ProjectionConfig,
-    CONFLICT_REASON_PREFIX, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
+    CONFLICT_REASON_PREFIX, DEFAULT_MAX_SHARES, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
 };
 pub use stats::{ShareStats, WindowStats};
 

@@ -85,7 +85,7 @@ pub(super) fn start_up(
             tracing::info!("live projection: replaying the ledger from 0 ({why})");
             let applied = Applied {
                 // The live projection forgets what no block can credit any more.
-                projection: Projection::forgetting(config),
+                projection: super::live_projection(config),
                 head: None,
                 prepared_times: Default::default(),
             };

@@ -79,11 +79,27 @@ pub struct Applied {
     pub prepared_times: BTreeMap<u64, u64>,
 }
 
+/// The environment variable that sets the live projection's share mark interval (tests only:
+/// the archive tests need a horizon that moves within a few hundred records; the default is
+/// `projections`' 65,536 shares).
+pub const TEST_MARK_EVERY_ENV: &str = "OBTC_TEST_MARK_EVERY";
+
+/// An empty projection of the kind the pool keeps live: one that forgets old shares.
+pub(crate) fn live_projection(config: ProjectionConfig) -> Projection {
+    match std::env::var(TEST_MARK_EVERY_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(every) => Projection::forgetting_with(config, every, projections::DEFAULT_MAX_SHARES),
+        None => Projection::forgetting(config),
+    }
+}
+
 impl Applied {
     /// An empty projection.
     pub fn new(config: ProjectionConfig) -> Applied {
         Applied {
-            projection: Projection::forgetting(config),
+            projection: live_projection(config),
             head: None,
             prepared_times: BTreeMap::new(),
         }

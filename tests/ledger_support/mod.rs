@@ -331,8 +331,14 @@ pub fn edit_tree(dir: &Path, edit: impl FnOnce(&sled::Tree)) {
 
 /// Runs the real `obtc-pool` binary.
 pub fn obtc_pool(args: &[&str]) -> std::process::Output {
+    obtc_pool_with_env(args, &[])
+}
+
+/// [`obtc_pool`] with extra environment variables.
+pub fn obtc_pool_with_env(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }

@@ -20,6 +20,7 @@ mod payment_views;
 mod payments;
 mod rounds;
 
+pub use forget::DEFAULT_MAX_SHARES;
 pub use payment_check::{PaymentCheck, PaymentRefusal, CONFLICT_REASON_PREFIX};
 pub use payment_views::{OpenPaymentView, PaymentView};
 
