@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Resident memory of the pool over many shares at full load: `obtc-pool run` (durable acks, the
-# default [ledger] settings, so sled's cache is 128 MiB, and the live projection that forgets
+# default [ledger] settings (sled's cache 64 MiB unless CACHE_MB says otherwise), and the live projection that forgets
 # shares), fed by the synthetic job source and `loadgen` in closed loop (CONNECTIONS x 1 in
 # flight, valid shares) in segments of about a million accepted shares each, until TOTAL
 # shares. After each segment it records the accepted count so far and the pool's VmRSS; a

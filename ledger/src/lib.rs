@@ -102,9 +102,10 @@ pub const BATCH_TREE: &str = "ledger-batches";
 #[doc(hidden)]
 pub const HEAD_TREE: &str = "ledger-head";
 
-/// sled's page cache by default: 128 MiB ([`WriterOptions::cache_bytes`]; read-only opens use
-/// it too). sled's own default, 1 GiB, is most of a busy pool's resident memory.
-pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+/// sled's page cache by default: 64 MiB ([`WriterOptions::cache_bytes`]; read-only opens use
+/// it too). sled's own default, 1 GiB, is most of a busy pool's resident memory; the cache fills
+/// under load and costs ~1.3 times its size in resident memory (BENCHMARKS.md).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// The last record of the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -266,8 +266,8 @@ data_dir = "data"
         );
         let small = Config::parse(&text, Path::new("/etc/obtc")).unwrap();
         assert_eq!(small.ledger.min_free_bytes, 8 << 20);
-        assert_eq!(c.ledger.cache_mb, 128);
-        assert_eq!(c.ledger.writer_options().cache_bytes, 128 << 20);
+        assert_eq!(c.ledger.cache_mb, 64);
+        assert_eq!(c.ledger.writer_options().cache_bytes, 64 << 20);
         assert_eq!(c.stratum.extranonce2_size, 4);
         assert_eq!(c.stratum.version_rolling_mask, 0x1fff_e000);
         assert_eq!(

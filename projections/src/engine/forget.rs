@@ -34,10 +34,12 @@ use pool_core::{Event, Target, Work};
 
 use ruint::aliases::{U256, U512};
 
-/// Most shares a forgetting projection keeps by default: 1,048,576 (16 marks of 65,536), 36 bytes
-/// each (an address id and a 32-byte prefix sum), ~38 MB. A larger PPLNS window is read back
-/// from the ledger when its block folds.
-pub const DEFAULT_MAX_SHARES: u64 = 1 << 20;
+/// Most shares a forgetting projection keeps by default: 917,504 (14 marks of 65,536), 36 bytes
+/// each (an address id and a 32-byte prefix sum), ~33 MB. Shares are dropped at marks, so the
+/// window grows by up to a mark's 65,536 past this between drops: 14 marks keep that under
+/// 2^20 entries, so the vectors never double their capacity to 2^21 (16 marks did, ~37 MB more).
+/// A larger PPLNS window is read back from the ledger when its block folds.
+pub const DEFAULT_MAX_SHARES: u64 = 14 * 65_536;
 
 /// `numerator / denominator × work(target)`, rounded down, capped at `U256::MAX` (the window of
 /// `pplns_weights`).
