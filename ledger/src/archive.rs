@@ -26,7 +26,7 @@
 //! last hash, and the ledger's base continues the last one).
 
 use crate::error::{LedgerError, Problem, VerifyError};
-use crate::record::{self, BatchRecords, GENESIS_PREV_HASH};
+use crate::record::{self, expand_value, BatchRecords, GENESIS_PREV_HASH};
 use crate::verify::{check_batch, last_record};
 use crate::{Base, Ledger, Record};
 use sha2::{Digest, Sha256};
@@ -378,7 +378,9 @@ impl ArchiveReader {
                 problem: p,
             })
         };
-        let mut records = BatchRecords::parse(&value).map_err(bad)?;
+        // A compacted value (a format-2 chunk) reads through its format-1 image, as in the tree.
+        let image = expand_value(&value).map_err(bad)?;
+        let mut records = BatchRecords::parse(&image).map_err(bad)?;
         let mut out = Vec::with_capacity(records.remaining() as usize);
         while let Some(view) = records.next_record().map_err(bad)? {
             out.push(Record {

@@ -318,3 +318,25 @@ fn verify_names_the_first_record_of_an_edited_chunk() {
     let read: Result<Vec<Record>, _> = ledger.read_from(0).collect();
     assert!(matches!(read, Err(LedgerError::Corrupt(e)) if e.seq == key));
 }
+
+#[test]
+fn an_archive_of_compacted_chunks_reads_back_the_same_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = build(dir.path(), 1_500, 500);
+    ledger.compact().unwrap();
+    let (_, chunks) = stored_formats(&ledger);
+    assert!(chunks >= 2, "{chunks} chunks");
+    let cut = ledger.value_boundary(1_200).unwrap().unwrap();
+    assert!(cut >= 1_000, "cut {cut}");
+    let out = dir.path().join("chunks.archive");
+    crate::archive::write(&ledger, cut, b"snapshot", &out).unwrap();
+    let expected: Vec<Record> = ledger.read_range(0, cut).map(Result::unwrap).collect();
+    let mut reader = crate::archive::ArchiveReader::open(&out).unwrap();
+    let mut read = Vec::new();
+    while let Some(records) = reader.next_records().unwrap() {
+        read.extend(records);
+    }
+    assert_eq!(read, expected);
+    assert_eq!(reader.finish().unwrap(), b"snapshot");
+    crate::archive::verify(&out).unwrap();
+}
