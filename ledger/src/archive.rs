@@ -27,7 +27,7 @@
 
 use crate::error::{LedgerError, Problem, VerifyError};
 use crate::record::{self, expand_value, BatchRecords, GENESIS_PREV_HASH};
-use crate::verify::{check_batch, last_record};
+use crate::verify::check_batch;
 use crate::{Base, Ledger, Record};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -182,30 +182,7 @@ pub fn write(
             "the cut {cut} is not above the ledger's first record {first_seq}"
         )));
     }
-    if store.tree.get(record::batch_key(cut))?.is_none() {
-        let below = ledger.value_boundary(cut)?.unwrap_or(first_seq);
-        return Err(LedgerError::BadCut(format!(
-            "{cut} is not a stored value boundary (the value holding it starts at {below}); \
-             round it down"
-        )));
-    }
-    let (_, value) = store
-        .tree
-        .range(record::batch_key(first_seq)..record::batch_key(cut))
-        .next_back()
-        .ok_or_else(|| LedgerError::BadCut("no stored value below the cut".into()))??;
-    let last = last_record(&value).map_err(|p| {
-        LedgerError::Corrupt(VerifyError {
-            seq: cut - 1,
-            problem: p,
-        })
-    })?;
-    if last.seq + 1 != cut {
-        return Err(LedgerError::Corrupt(VerifyError {
-            seq: cut - 1,
-            problem: Problem::OutOfSequence { found: last.seq },
-        }));
-    }
+    let last = ledger.record_before_cut(&store.tree, first_seq, cut)?;
     let header = ArchiveHeader {
         first_seq,
         cut,

@@ -609,28 +609,7 @@ impl Ledger {
                  last value stays"
             )));
         }
-        if tree.get(record::batch_key(before))?.is_none() {
-            let below = self.value_boundary(before)?.unwrap_or(current);
-            return Err(LedgerError::BadCut(format!(
-                "{before} is not a stored value boundary (the value holding it starts at {below})"
-            )));
-        }
-        let (_, value) = tree
-            .range(..record::batch_key(before))
-            .next_back()
-            .ok_or_else(|| LedgerError::BadCut("no stored value below the cut".into()))??;
-        let prev = verify::last_record(&value).map_err(|p| {
-            LedgerError::Corrupt(VerifyError {
-                seq: before - 1,
-                problem: p,
-            })
-        })?;
-        if prev.seq + 1 != before {
-            return Err(LedgerError::Corrupt(VerifyError {
-                seq: before - 1,
-                problem: Problem::OutOfSequence { found: prev.seq },
-            }));
-        }
+        let prev = self.record_before_cut(tree, current, before)?;
         let base = Base {
             seq: before,
             prev_hash: prev.hash,
@@ -645,6 +624,40 @@ impl Ledger {
         self.inner.base_seq.store(before, Ordering::Release);
         remove_below(&store.db, tree, before)?;
         Ok(base)
+    }
+
+    /// The last record before `cut`, which must be a stored value boundary above `first` (the
+    /// base): where a prefix drop or an archive ends.
+    pub(crate) fn record_before_cut(
+        &self,
+        tree: &sled::Tree,
+        first: u64,
+        cut: u64,
+    ) -> Result<Head, LedgerError> {
+        if tree.get(record::batch_key(cut))?.is_none() {
+            let below = self.value_boundary(cut)?.unwrap_or(first);
+            return Err(LedgerError::BadCut(format!(
+                "{cut} is not a stored value boundary (the value holding it starts at {below}); \
+                 round it down"
+            )));
+        }
+        let (_, value) = tree
+            .range(record::batch_key(first)..record::batch_key(cut))
+            .next_back()
+            .ok_or_else(|| LedgerError::BadCut("no stored value below the cut".into()))??;
+        let last = verify::last_record(&value).map_err(|p| {
+            LedgerError::Corrupt(VerifyError {
+                seq: cut - 1,
+                problem: p,
+            })
+        })?;
+        if last.seq + 1 != cut {
+            return Err(LedgerError::Corrupt(VerifyError {
+                seq: cut - 1,
+                problem: Problem::OutOfSequence { found: last.seq },
+            }));
+        }
+        Ok(last)
     }
 
     /// Runs one compaction pass now (see the crate docs): every complete run of
