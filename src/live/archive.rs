@@ -13,14 +13,13 @@
 //!   `archive-base.<cut>.bin` (the way back if the live snapshot is lost, and where the next
 //!   archive's replay starts), then [`ledger::Ledger::drop_prefix`].
 
-use super::snapshot::{self, SnapshotHeader};
+use super::snapshot;
 use super::{Applied, Live};
 use anyhow::{bail, Context};
 use ledger::archive::{self, ArchiveHeader};
 use ledger::{Base, Ledger};
 use payout::api::{ArchiveReply, ArchiveRequest};
 use projections::{Projection, ProjectionConfig};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,14 +97,9 @@ pub fn projection_at(
 }
 
 fn image_of(applied: &Applied) -> anyhow::Result<Vec<u8>> {
-    let head = applied
-        .head
+    let header = applied
+        .snapshot_header()
         .context("an empty projection has no snapshot")?;
-    let header = SnapshotHeader {
-        seq: head.seq,
-        hash: head.hash,
-        prepared_times: applied.prepared_times.clone(),
-    };
     Ok(snapshot::image(&header, &applied.projection.snapshot()?))
 }
 
@@ -186,7 +180,7 @@ pub fn drop_sealed(ledger: &Ledger, sealed: &Sealed) -> anyhow::Result<Base> {
         anyhow::anyhow!("not dropping the prefix: a restart would need it ({why})")
     })?;
     let path = base_snapshot_path(ledger.dir(), header.cut);
-    write_durably(&path, &sealed.image)
+    snapshot::write_file(&path, |out| out.write_all(&sealed.image))
         .with_context(|| format!("writing the base snapshot {}", path.display()))?;
     let base = ledger.drop_prefix(header.cut)?;
     if base.prev_hash != header.last_hash {
@@ -232,31 +226,9 @@ pub fn ensure_live_snapshot(
     if live_snapshot_covers(ledger, &sealed.header).is_ok() {
         return Ok(());
     }
-    let head = at_head.head.context("an empty projection")?;
-    let header = SnapshotHeader {
-        seq: head.seq,
-        hash: head.hash,
-        prepared_times: at_head.prepared_times.clone(),
-    };
+    let header = at_head.snapshot_header().context("an empty projection")?;
     snapshot::write(ledger.dir(), &header, &at_head.projection.snapshot()?)
         .context("writing the live snapshot")
-}
-
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The reply describing a sealed archive.

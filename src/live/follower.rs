@@ -276,13 +276,8 @@ impl Live {
         let started = Instant::now();
         let (header, bytes) = {
             let state = self.read();
-            let Some(head) = state.head else {
+            let Some(header) = state.snapshot_header() else {
                 return Ok(());
-            };
-            let header = SnapshotHeader {
-                seq: head.seq,
-                hash: head.hash,
-                prepared_times: state.prepared_times.clone(),
             };
             (header, state.projection.snapshot()?)
         };

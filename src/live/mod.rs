@@ -96,6 +96,16 @@ pub(crate) fn live_projection(config: ProjectionConfig) -> Projection {
 }
 
 impl Applied {
+    /// The header of this projection's snapshot file: the record it reflects and the payments'
+    /// prepare times (`None` before any record).
+    pub(crate) fn snapshot_header(&self) -> Option<snapshot::SnapshotHeader> {
+        self.head.map(|head| snapshot::SnapshotHeader {
+            seq: head.seq,
+            hash: head.hash,
+            prepared_times: self.prepared_times.clone(),
+        })
+    }
+
     /// An empty projection.
     pub fn new(config: ProjectionConfig) -> Applied {
         Applied {

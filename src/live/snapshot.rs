@@ -106,6 +106,22 @@ pub fn image(header: &SnapshotHeader, projection: &[u8]) -> Vec<u8> {
 
 /// [`write`] to the file `path` (its directory must exist).
 pub fn write_at(path: &Path, header: &SnapshotHeader, projection: &[u8]) -> std::io::Result<()> {
+    let (body, digest) = framing(header, projection);
+    write_file(path, |out| {
+        out.write_all(MAGIC)?;
+        out.write_all(&body)?;
+        out.write_all(projection)?;
+        out.write_all(&digest)
+    })
+}
+
+/// Replaces the file `path` durably: `fill` writes it as `path.tmp`, which is synced, renamed
+/// over `path`, and the directory synced. A half-written temporary file is removed (on a full
+/// disk it only takes space the ledger needs).
+pub fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -113,19 +129,14 @@ pub fn write_at(path: &Path, header: &SnapshotHeader, projection: &[u8]) -> std:
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let (body, digest) = framing(header, projection);
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        out.write_all(MAGIC)?;
-        out.write_all(&body)?;
-        out.write_all(projection)?;
-        out.write_all(&digest)?;
+        fill(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()
     })();
     if let Err(e) = written {
-        // A half-written file only takes space (on a full disk, space the ledger needs).
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
