@@ -53,16 +53,7 @@ impl RecordIter {
                 archived: Some(base),
             };
         }
-        let batches = if from >= end {
-            None
-        } else {
-            // The batch holding `from` is the last one whose key (first seq) is <= from.
-            let start = match tree.range(..=batch_key(from)).next_back() {
-                Some(Ok((key, _))) => key,
-                _ => batch_key(from).as_slice().into(),
-            };
-            Some(tree.range(start..))
-        };
+        let batches = (from < end).then(|| values_from(tree, from));
         RecordIter {
             tree: Some(tree.clone()),
             error: None,
@@ -98,6 +89,16 @@ impl RecordIter {
     }
 }
 
+/// The stored values from the one holding `seq` on: the value holding it is the last one whose
+/// key (first seq) is at or below it.
+fn values_from(tree: &sled::Tree, seq: u64) -> sled::Iter {
+    let start = match tree.range(..=batch_key(seq)).next_back() {
+        Some(Ok((key, _))) => key,
+        _ => batch_key(seq).as_slice().into(),
+    };
+    tree.range(start..)
+}
+
 impl Iterator for RecordIter {
     type Item = Result<Record, LedgerError>;
 
@@ -126,11 +127,7 @@ impl Iterator for RecordIter {
                 let past = crate::record::key_seq(&key).is_some_and(|k| k > self.next);
                 if let (true, false, Some(tree)) = (past, self.sought, &self.tree) {
                     self.sought = true;
-                    let start = match tree.range(..=batch_key(self.next)).next_back() {
-                        Some(Ok((key, _))) => key,
-                        _ => batch_key(self.next).as_slice().into(),
-                    };
-                    self.batches = Some(tree.range(start..));
+                    self.batches = Some(values_from(tree, self.next));
                     continue;
                 }
                 self.sought = false;
