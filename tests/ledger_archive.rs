@@ -10,6 +10,7 @@ mod ledger_support;
 
 use common::nodes::free_port;
 use common::pool::PoolProcess;
+use common::rpc::post;
 use ledger::Ledger;
 use ledger_support::obtc_pool_with_env;
 use pool_core::event::{
@@ -19,8 +20,7 @@ use pool_core::event::{
 use pool_core::{BlockId, Event, Sats, Target};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -574,25 +574,6 @@ data_dir = "ledger"
 listen = "{rpc}"
 "#
     )
-}
-
-fn post(addr: SocketAddr, body: &str, token: Option<&str>) -> Value {
-    let mut stream = TcpStream::connect(addr).expect("connect to the RPC");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read the reply");
-    let (_, body) = reply.split_once("\r\n\r\n").expect("an HTTP body");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("reply {body:?} is not JSON: {e}"))
 }
 
 #[test]

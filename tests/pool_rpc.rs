@@ -12,6 +12,7 @@ use bitcoin::transaction::Version;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness};
 use common::nodes::free_port;
 use common::pool::PoolProcess;
+use common::rpc::post;
 use payout::api::{ERR_REFUSED, ERR_UNAUTHORIZED};
 use pool_core::chain::Chain;
 use pool_core::event::{
@@ -154,27 +155,6 @@ impl Pool {
 }
 
 // ---- a small JSON-RPC client: HTTP/1.1 and WebSocket over std ----
-
-fn post(addr: SocketAddr, body: &str, token: Option<&str>) -> Value {
-    let mut stream = TcpStream::connect(addr).expect("connect to the RPC");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).expect("read the reply");
-    let (_, body) = reply
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP body in {reply:?}"));
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("reply {body:?} is not JSON: {e}"))
-}
 
 /// A WebSocket connection (client frames masked, as RFC 6455 requires).
 struct Ws(TcpStream);

@@ -6,6 +6,7 @@ pub mod miner;
 pub mod nodes;
 pub mod pool;
 pub mod proxy;
+pub mod rpc;
 pub mod stratum_client;
 
 /// Tests of one binary that mine or watch the chain take this lock so they run one at a time.
