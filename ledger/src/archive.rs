@@ -26,10 +26,11 @@
 //! last hash, and the ledger's base continues the last one).
 
 use crate::error::{LedgerError, Problem, VerifyError};
-use crate::record::{self, expand_value, BatchRecords, GENESIS_PREV_HASH};
-use crate::verify::check_batch;
+use crate::record::{self, BatchRecords, GENESIS_PREV_HASH};
+use crate::verify::check_value;
 use crate::{Base, Ledger, Record};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -297,7 +298,8 @@ impl ArchiveReader {
         self.values
     }
 
-    /// The next stored value, checked; `None` once the cut is reached.
+    /// The next stored value, checked, as its format-1 image (a chunk expanded); `None` once the
+    /// cut is reached.
     fn next_value(&mut self) -> Result<Option<(u64, Vec<u8>)>, ArchiveError> {
         if self.next >= self.header.cut {
             return Ok(None);
@@ -323,9 +325,15 @@ impl ArchiveReader {
         }
         let mut value = vec![0u8; len as usize];
         self.payload.read_exact(&mut value).map_err(truncated)?;
-        let head = check_batch(&record::batch_key(key), &value, self.next, self.prev, true)
-            .map_err(ArchiveError::Record)?
-            .ok_or_else(|| ArchiveError::Malformed("an empty stored value".into()))?;
+        let (head, image) =
+            check_value(&record::batch_key(key), &value, self.next, self.prev, true)
+                .map_err(ArchiveError::Record)?;
+        // The records are read from the checked image next (a chunk is not expanded twice).
+        let image = match image {
+            Cow::Owned(image) => Some(image),
+            Cow::Borrowed(_) => None,
+        };
+        let image = image.unwrap_or(value);
         if head.seq >= self.header.cut {
             return Err(ArchiveError::Malformed(format!(
                 "the stored value at {key} runs past the cut {}",
@@ -341,12 +349,12 @@ impl ArchiveReader {
                 problem: Problem::HeadMismatch,
             }));
         }
-        Ok(Some((key, value)))
+        Ok(Some((key, image)))
     }
 
     /// The records of the next stored value (checked, decoded); `None` once the cut is reached.
     pub fn next_records(&mut self) -> Result<Option<Vec<Record>>, ArchiveError> {
-        let Some((key, value)) = self.next_value()? else {
+        let Some((key, image)) = self.next_value()? else {
             return Ok(None);
         };
         let bad = |p: Problem| {
@@ -355,8 +363,6 @@ impl ArchiveReader {
                 problem: p,
             })
         };
-        // A compacted value (a format-2 chunk) reads through its format-1 image, as in the tree.
-        let image = expand_value(&value).map_err(bad)?;
         let mut records = BatchRecords::parse(&image).map_err(bad)?;
         let mut out = Vec::with_capacity(records.remaining() as usize);
         while let Some(view) = records.next_record().map_err(bad)? {

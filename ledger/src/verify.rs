@@ -43,6 +43,18 @@ pub(crate) fn check_batch(
     prev: [u8; 32],
     decode: bool,
 ) -> Result<Option<Head>, VerifyError> {
+    check_value(key, value, expected, prev, decode).map(|(head, _)| Some(head))
+}
+
+/// [`check_batch`], also handing back the value's format-1 image (the value itself for a
+/// batch, a chunk expanded), for a caller that reads the records next (no second expansion).
+pub(crate) fn check_value<'a>(
+    key: &[u8],
+    value: &'a [u8],
+    expected: u64,
+    prev: [u8; 32],
+    decode: bool,
+) -> Result<(Head, std::borrow::Cow<'a, [u8]>), VerifyError> {
     let key = key_seq(key).ok_or_else(|| {
         bad(
             expected,
@@ -97,10 +109,8 @@ pub(crate) fn check_batch(
         head = Some(Head { seq, hash: r.hash });
         seq += 1;
     }
-    if head.is_none() {
-        return Err(bad(expected, Problem::Malformed("empty batch".into())));
-    }
-    Ok(head)
+    let head = head.ok_or_else(|| bad(expected, Problem::Malformed("empty batch".into())))?;
+    Ok((head, image))
 }
 
 /// Verifies the whole chain from record 0, on up to [`MAX_VERIFY_THREADS`] threads.
