@@ -6,6 +6,8 @@
 //! compare it with an audit at that sequence. Calls that append events need the bearer token
 //! (`Authorization: Bearer TOKEN`, the contents of `[rpc] token_file`).
 
+pub mod operator;
+
 use pool_core::event::{NetworkFeePayer, PaymentOutput, PayoutAddress, PayoutRule, Txid};
 use pool_core::{BlockId, Sats};
 use projections::PaymentStatus;
@@ -89,6 +91,10 @@ pub struct PayoutState {
     /// Sum of the outputs of payments prepared in the last 24 hours (by record time), failed
     /// ones excluded: for the payout process's daily cap.
     pub prepared_last_24h: Sats,
+    /// The operator's pause (`payouts_pause`): while set, prepare no new payment (the pool
+    /// refuses it) and carry the open ones to the end.
+    #[serde(default)]
+    pub paused: Option<operator::PauseInfo>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,6 +71,7 @@ pub fn payout_state(state: &Applied, now_ms: u64) -> PayoutState {
             .collect(),
         next_payment_id: projection.next_payment_id(),
         prepared_last_24h: prepared_since(state, now_ms.saturating_sub(DAY_MS)),
+        paused: None,
     }
 }
 

@@ -1,7 +1,9 @@
-//! The methods of `payout::api`, over the live projection.
+//! The methods of `payout::api`, over the live projection. The operator's methods
+//! (`payout::api::operator`) are registered by [`operator`](super::operator).
 
 use super::auth::Caller;
-use crate::live::{LaneError, Live};
+use super::context::RpcContext;
+use crate::live::LaneError;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::{Extensions, RpcModule};
 use payout::api::{
@@ -12,33 +14,34 @@ use payout::api::{
 use pool_core::Event;
 use std::sync::Arc;
 
-pub fn module(live: Arc<Live>) -> anyhow::Result<RpcModule<Live>> {
-    let mut module = RpcModule::from_arc(live);
-    module.register_method(METHOD_POOL_STATUS, |_, live, _| {
-        Ok::<PoolStatus, ErrorObjectOwned>(live.pool_status())
+pub fn module(context: Arc<RpcContext>) -> anyhow::Result<RpcModule<RpcContext>> {
+    let mut module = RpcModule::from_arc(context);
+    module.register_method(METHOD_POOL_STATUS, |_, ctx, _| {
+        Ok::<PoolStatus, ErrorObjectOwned>(ctx.live.pool_status())
     })?;
-    module.register_method(METHOD_PAYOUT_STATE, |_, live, _| {
-        Ok::<PayoutState, ErrorObjectOwned>(live.payout_state())
+    module.register_method(METHOD_PAYOUT_STATE, |_, ctx, _| {
+        Ok::<PayoutState, ErrorObjectOwned>(ctx.live.payout_state())
     })?;
     module.register_async_method(METHOD_PAYMENT_APPEND, payment_append)?;
-    module.register_method(METHOD_PAYOUT_REPORT, |params, live, extensions| {
+    module.register_method(METHOD_PAYOUT_REPORT, |params, ctx, extensions| {
         authorize(METHOD_PAYOUT_REPORT, extensions)?;
         let (report,): (PayoutReport,) = params.parse()?;
-        live.set_payout_report(report);
+        ctx.live.set_payout_report(report);
         Ok::<bool, ErrorObjectOwned>(true)
     })?;
     module.register_async_method(METHOD_LEDGER_ARCHIVE, ledger_archive)?;
+    super::operator::register(&mut module)?;
     Ok(module)
 }
 
 async fn ledger_archive(
     params: Params<'static>,
-    live: Arc<Live>,
+    ctx: Arc<RpcContext>,
     extensions: Extensions,
 ) -> Result<ArchiveReply, ErrorObjectOwned> {
     authorize(METHOD_LEDGER_ARCHIVE, &extensions)?;
     let (request,): (ArchiveRequest,) = params.parse()?;
-    live.archive(request).await.map_err(|e| {
+    ctx.live.archive(request).await.map_err(|e| {
         tracing::warn!("ledger archive not made: {e:#}");
         ErrorObjectOwned::owned(ERR_ARCHIVE, format!("{e:#}"), None::<()>)
     })
@@ -46,12 +49,12 @@ async fn ledger_archive(
 
 async fn payment_append(
     params: Params<'static>,
-    live: Arc<Live>,
+    ctx: Arc<RpcContext>,
     extensions: Extensions,
 ) -> Result<AppendReply, ErrorObjectOwned> {
     authorize(METHOD_PAYMENT_APPEND, &extensions)?;
     let (event,): (Event,) = params.parse()?;
-    live.append_payment(event).await.map_err(|e| match e {
+    ctx.live.append_payment(event).await.map_err(|e| match e {
         LaneError::Refused(why) => {
             tracing::info!("payment event refused: {why}");
             ErrorObjectOwned::owned(ERR_REFUSED, why, None::<()>)
@@ -64,7 +67,7 @@ async fn payment_append(
 }
 
 /// Appending methods need the request to have carried the token.
-fn authorize(method: &str, extensions: &Extensions) -> Result<(), ErrorObjectOwned> {
+pub(crate) fn authorize(method: &str, extensions: &Extensions) -> Result<(), ErrorObjectOwned> {
     let why = match extensions.get::<Caller>().copied() {
         Some(Caller::Authorized) => return Ok(()),
         Some(Caller::WrongToken) => {

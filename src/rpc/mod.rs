@@ -4,11 +4,13 @@
 //! params, method not found).
 
 pub mod auth;
+pub mod context;
 pub mod methods;
+pub mod operator;
 
 use crate::config::RpcSettings;
-use crate::live::Live;
 use anyhow::Context;
+pub use context::RpcContext;
 use jsonrpsee::server::{Server, ServerHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +23,10 @@ pub struct RpcServer {
 
 impl RpcServer {
     /// Reads (or creates) the token file, binds `[rpc] listen` and starts serving.
-    pub async fn start(settings: &RpcSettings, live: Arc<Live>) -> anyhow::Result<RpcServer> {
+    pub async fn start(
+        settings: &RpcSettings,
+        context: Arc<RpcContext>,
+    ) -> anyhow::Result<RpcServer> {
         let token = auth::Token::load_or_create(&settings.token_file)?;
         let http = tower::ServiceBuilder::new().layer(auth::AuthLayer { token });
         let server = Server::builder()
@@ -37,7 +42,7 @@ impl RpcServer {
         let local_addr = server
             .local_addr()
             .context("the RPC listener has no local address")?;
-        let handle = server.start(methods::module(live)?);
+        let handle = server.start(methods::module(context)?);
         tracing::info!(listen = %local_addr, token_file = %settings.token_file.display(), "RPC serving");
         Ok(RpcServer { handle, local_addr })
     }

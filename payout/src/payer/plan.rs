@@ -126,6 +126,7 @@ mod tests {
             }],
             next_payment_id: 4,
             prepared_last_24h: Sats(0),
+            paused: None,
         }
     }
 

@@ -71,6 +71,7 @@ impl PoolApi for FakePool {
             open_payments: s.open.clone(),
             next_payment_id: s.next_id,
             prepared_last_24h: Sats(s.prepared_24h),
+            paused: None,
         })
     }
 

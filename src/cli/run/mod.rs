@@ -89,7 +89,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         crate::live::archive::spawn_retention(live.clone(), r, follower_stop.clone())
     });
     let rpc = match &config.rpc {
-        Some(settings) => Some(RpcServer::start(settings, live.clone()).await?),
+        Some(settings) => {
+            let context = crate::rpc::RpcContext {
+                live: live.clone(),
+                bans: server_config.bans.clone(),
+                config: std::sync::Arc::new(config.clone()),
+                started,
+            };
+            Some(RpcServer::start(settings, std::sync::Arc::new(context)).await?)
+        }
         None => {
             tracing::info!("no [rpc] section: the RPC server is off (the payout process needs it)");
             None
