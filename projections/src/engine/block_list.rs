@@ -78,10 +78,16 @@ impl Projection {
         s.blocks[..end]
             .iter()
             .rev()
-            .filter(|b| life.is_none_or(|l| block_life(b) == l))
+            .filter(|b| life.map_or(true, |l| block_life(b) == l))
             .take(limit)
             .map(block_entry)
             .collect()
+    }
+
+    /// One block record by id, without its credits (`None`: no record of it).
+    pub fn block_entry(&self, id: &BlockId) -> Option<BlockEntry> {
+        let s = &self.state;
+        Some(block_entry(&s.blocks[*s.block_index.get(id)? as usize]))
     }
 
     /// One block record by id, with its credits and rule (`None`: no record of it).

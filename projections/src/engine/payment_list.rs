@@ -42,7 +42,7 @@ impl Projection {
         Some(
             range
                 .rev()
-                .filter(|(_, p)| only.is_none_or(|a| p.outputs.iter().any(|(o, _)| *o == a)))
+                .filter(|(_, p)| only.map_or(true, |a| p.outputs.iter().any(|(o, _)| *o == a)))
                 .take(limit)
                 .map(|(id, p)| s.payment_detail(*id, p))
                 .collect(),
@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn payments_newest_first_by_address_with_their_outcome() {
         let txid: Txid = pool_core::BlockId([7; 32]);
-        let events = vec![
+        let events = [
             Event::PayoutRuleSet(PayoutRule {
                 scheme: PayoutScheme::Prop,
                 fee_bps: 0,
