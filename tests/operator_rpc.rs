@@ -132,7 +132,9 @@ impl Setup {
     /// The raw JSON-RPC reply of `method(params)` over HTTP.
     fn raw(&self, method: &str, params: Value) -> Value {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        common::rpc::post(self.rpc, &body.to_string(), None)
+        let reply = common::rpc::post(self.rpc, &body.to_string(), None);
+        example(&json!({"request": body, "reply": reply}));
+        reply
     }
 
     /// `method(params)`'s result, decoded.
@@ -194,7 +196,7 @@ impl Setup {
     }
 
     /// The next notification of `sub` (bounded).
-    fn next<T: DeserializeOwned + Send + 'static>(
+    fn next<T: DeserializeOwned + serde::Serialize + Send + 'static>(
         &self,
         sub: &mut Subscription<Notification<T>>,
         what: &str,
@@ -204,7 +206,10 @@ impl Setup {
             .runtime
             .block_on(async { tokio::time::timeout(TIMEOUT, sub.next()).await });
         match got {
-            Ok(Some(Ok(n))) => n,
+            Ok(Some(Ok(n))) => {
+                example(&json!({"notification": what, "item": serde_json::to_value(&n).unwrap()}));
+                n
+            }
             other => panic!(
                 "no {what} notification: {:?}\n{}",
                 other.map(|o| o.map(|r| r.map(|_| ()))),
@@ -245,6 +250,20 @@ impl Setup {
             "node 2 never got node 1's mempool {txids:?}"
         );
         self.mine_outside(blocks);
+    }
+}
+
+/// With `OBTC_RPC_EXAMPLES=FILE`, every request, reply and notification is appended to FILE
+/// (one JSON document a line): the examples of `docs/rpc.md` come from there.
+fn example(v: &Value) {
+    if let Some(path) = std::env::var_os("OBTC_RPC_EXAMPLES") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "{v}").unwrap();
     }
 }
 
@@ -645,6 +664,13 @@ fn the_operator_rpc_serves_what_the_ledger_says() {
         assert_eq!(d.ledger.as_ref(), Some(&head));
         assert_eq!(d.rule_seq, Some(rule_seq));
     }
+    // The payout issue's reads agree with them.
+    let status: payout::api::PoolStatus = s.call(payout::api::METHOD_POOL_STATUS, json!([]));
+    let state: payout::api::PayoutState = s.call(payout::api::METHOD_PAYOUT_STATE, json!([]));
+    assert_eq!(status.ledger.as_ref(), Some(&head));
+    assert_eq!(state.ledger.as_ref(), Some(&head));
+    assert!(state.open_payments.is_empty());
+    assert_eq!(state.next_payment_id, pays.len() as u64);
     assert_eq!(s.head().ledger.as_ref(), Some(&head), "the head moved");
 
     // ...equals `ledger balances` on a copy of the ledger at the same sequence.
