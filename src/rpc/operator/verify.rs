@@ -246,6 +246,23 @@ mod tests {
         }
     }
 
+    /// The verification thread runs at nice 19, and so do the checking threads it starts.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_verification_thread_and_its_children_run_at_nice_19() {
+        fn nice() -> i32 {
+            // SAFETY: reads this thread's priority.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        }
+        let (own, child) = std::thread::spawn(|| {
+            lower_priority();
+            (nice(), std::thread::spawn(nice).join().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((own, child), (19, 19));
+    }
+
     #[test]
     fn one_verification_at_a_time_and_the_last_under_the_rate_limit() {
         let dir = tempfile::tempdir().unwrap();
