@@ -23,6 +23,7 @@ pub mod archive;
 pub mod events;
 pub mod follower;
 pub mod lane;
+pub mod pause;
 pub mod reads;
 pub mod snapshot;
 pub mod views;
@@ -188,6 +189,10 @@ pub struct Live {
     archiving: tokio::sync::Mutex<()>,
     /// The follower's notifications for the WebSocket subscriptions ([`events`]).
     events: events::Events,
+    /// The operator's pause of payouts ([`pause`]).
+    pause: pause::Pause,
+    /// The payout process's last report of state `error` (kept after later successes).
+    payout_error: Mutex<Option<PayoutReport>>,
 }
 
 impl Live {
@@ -202,6 +207,7 @@ impl Live {
         let config = ProjectionConfig {
             coinbase_maturity: u64::from(chain.coinbase_maturity),
         };
+        let pause = pause::Pause::load(ledger.dir())?;
         let (applied, follow) = follower::start_up(&ledger, config, policy)?;
         let last = applied.head.map(|h| h.seq);
         Ok(Live {
@@ -215,12 +221,19 @@ impl Live {
             follow: Mutex::new(follow),
             archiving: tokio::sync::Mutex::new(()),
             events: events::Events::default(),
+            pause,
+            payout_error: Mutex::new(None),
         })
     }
 
     /// The follower's notifications (blocks, block status changes, payments) from now on.
     pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<events::LiveEvent> {
         self.events.subscribe()
+    }
+
+    /// The operator's pause of payouts.
+    pub fn pause(&self) -> &pause::Pause {
+        &self.pause
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -305,7 +318,18 @@ impl Live {
     }
 
     pub fn set_payout_report(&self, report: PayoutReport) {
+        if report.state == payout::api::PayoutProcessState::Error {
+            *self.payout_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+        }
         *self.payout_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    /// The payout process's last report of state `error` since the pool started.
+    pub fn payout_error(&self) -> Option<PayoutReport> {
+        self.payout_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn payout_report(&self) -> Option<PayoutReport> {

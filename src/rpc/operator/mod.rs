@@ -2,8 +2,11 @@
 //! running pool, the heavy `ledger_verify`, the admin calls, and the WebSocket subscriptions.
 //! Each group registers its methods from its own module.
 
+pub mod admin;
 mod read;
+pub mod stats;
 mod subscriptions;
+pub mod verify;
 
 use super::context::RpcContext;
 use jsonrpsee::RpcModule;
@@ -11,5 +14,8 @@ use jsonrpsee::RpcModule;
 pub fn register(module: &mut RpcModule<RpcContext>) -> anyhow::Result<()> {
     read::register(module)?;
     subscriptions::register(module)?;
+    stats::register(module)?;
+    admin::register(module)?;
+    verify::register(module)?;
     Ok(())
 }
