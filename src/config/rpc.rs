@@ -4,6 +4,10 @@
 //! The server speaks plain HTTP and calls that append events carry a bearer token, so it must
 //! only ever listen on loopback: a non-loopback `listen` is refused here. To reach it from
 //! another machine, put a TLS-terminating proxy in front of the loopback port.
+//!
+//! `metrics_listen` serves only the Prometheus metrics (`GET /metrics`, which the RPC port also
+//! answers). Metrics carry no secret and change nothing, so it may listen on any address (a
+//! non-loopback one is logged at start).
 
 use super::{invalid, parse_addr, resolve, ParseError};
 use serde::Deserialize;
@@ -20,6 +24,8 @@ pub struct RpcSettings {
     pub listen: SocketAddr,
     /// Holds the bearer token (created with mode 0600 and a random token if missing).
     pub token_file: PathBuf,
+    /// A listener of its own for `GET /metrics` (`None`: only the RPC port serves them).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 // ---- the file as written ----
@@ -29,6 +35,7 @@ pub struct RpcSettings {
 pub(super) struct RawRpc {
     listen: Option<String>,
     token_file: Option<PathBuf>,
+    metrics_listen: Option<String>,
 }
 
 /// `data_dir` is the resolved ledger directory (the token file's default home); relative
@@ -56,7 +63,22 @@ pub(super) fn rpc_settings(
         Some(p) => resolve(base, p),
         None => data_dir.join(DEFAULT_TOKEN_FILE),
     };
-    Ok(RpcSettings { listen, token_file })
+    let metrics_listen = raw
+        .metrics_listen
+        .as_deref()
+        .map(|a| parse_addr("rpc.metrics_listen", a))
+        .transpose()?;
+    if metrics_listen.is_some_and(|m| m == listen && m.port() != 0) {
+        return Err(invalid(
+            "rpc.metrics_listen",
+            format!("{listen} is [rpc] listen already (which serves /metrics too)"),
+        ));
+    }
+    Ok(RpcSettings {
+        listen,
+        token_file,
+        metrics_listen,
+    })
 }
 
 #[cfg(test)]
@@ -73,6 +95,22 @@ mod tests {
         let rpc = c.rpc.unwrap();
         assert_eq!(rpc.listen, "127.0.0.1:8339".parse().unwrap());
         assert_eq!(rpc.token_file, PathBuf::from("/etc/obtc/data/rpc.token"));
+        assert_eq!(rpc.metrics_listen, None);
+    }
+
+    #[test]
+    fn metrics_listen_may_be_any_address_but_not_the_rpc_port() {
+        let text = minimal("") + "[rpc]\nmetrics_listen = \"0.0.0.0:9339\"\n";
+        let rpc = Config::parse(&text, Path::new("/etc/obtc"))
+            .unwrap()
+            .rpc
+            .unwrap();
+        assert_eq!(rpc.metrics_listen, Some("0.0.0.0:9339".parse().unwrap()));
+        let (key, why) = problem(&(minimal("") + "[rpc]\nmetrics_listen = \"127.0.0.1:8339\"\n"));
+        assert_eq!(key, "rpc.metrics_listen");
+        assert!(why.contains("listen already"), "{why}");
+        let (key, _) = problem(&(minimal("") + "[rpc]\nmetrics_listen = \"nowhere\"\n"));
+        assert_eq!(key, "rpc.metrics_listen");
     }
 
     #[test]
