@@ -20,8 +20,10 @@
 
 mod accounting;
 pub mod archive;
+pub mod events;
 pub mod follower;
 pub mod lane;
+pub mod reads;
 pub mod snapshot;
 pub mod views;
 
@@ -184,6 +186,8 @@ pub struct Live {
     follow: Mutex<follower::FollowState>,
     /// One archive at a time ([`Live::archive`]).
     archiving: tokio::sync::Mutex<()>,
+    /// The follower's notifications for the WebSocket subscriptions ([`events`]).
+    events: events::Events,
 }
 
 impl Live {
@@ -210,7 +214,13 @@ impl Live {
             payout_report: Mutex::new(None),
             follow: Mutex::new(follow),
             archiving: tokio::sync::Mutex::new(()),
+            events: events::Events::default(),
         })
+    }
+
+    /// The follower's notifications (blocks, block status changes, payments) from now on.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<events::LiveEvent> {
+        self.events.subscribe()
     }
 
     pub fn ledger(&self) -> &Ledger {
