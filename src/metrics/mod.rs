@@ -234,21 +234,22 @@ impl Collector for PoolCollector {
         )?;
         let report = self.live.payout_report();
         let state = report.as_ref().map(|r| r.state);
-        let mut m = e.encode_descriptor(
-            "obtc_payout_state",
-            "1 for the state the payout process's last report said (running, paused, error)",
-            None,
-            prometheus_client::metrics::MetricType::Gauge,
-        )?;
-        for (name, s) in [
-            ("running", PayoutProcessState::Running),
-            ("paused", PayoutProcessState::Paused),
-            ("error", PayoutProcessState::Error),
-        ] {
-            let labels = [("state", name)];
-            ConstGauge::new(i64::from(state == Some(s))).encode(m.encode_family(&labels)?)?;
+        {
+            let mut m = e.encode_descriptor(
+                "obtc_payout_state",
+                "1 for the state the payout process's last report said (running, paused, error)",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for (name, s) in [
+                ("running", PayoutProcessState::Running),
+                ("paused", PayoutProcessState::Paused),
+                ("error", PayoutProcessState::Error),
+            ] {
+                let labels = [("state", name)];
+                ConstGauge::new(i64::from(state == Some(s))).encode(m.encode_family(&labels)?)?;
+            }
         }
-        drop(m);
         gauge(
             e,
             "obtc_payout_reported",
