@@ -190,7 +190,7 @@ mod tests {
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("lat_seconds_count 3\n"), "{text}");
         assert!(
-            text.contains("lat_seconds_bucket{le=\"5e-5\"} 1\n"),
+            text.contains("lat_seconds_bucket{le=\"0.00005\"} 1\n"),
             "{text}"
         );
         assert!(
