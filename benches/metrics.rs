@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 
 const OPS: u64 = 5_000_000;
 
+/// One metric update, given a pseudo-random number.
+type Op = Arc<dyn Fn(u64) + Send + Sync>;
+
 /// ns per call of `op`, each of `threads` threads calling it OPS times at once.
-fn measure(threads: usize, op: Arc<dyn Fn(u64) + Send + Sync>) -> f64 {
+fn measure(threads: usize, op: Op) -> f64 {
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
         .map(|t| {
@@ -40,7 +43,7 @@ fn main() {
     let locked = Histogram::new(LATENCY_BUCKETS.iter().copied());
     let family = Family::<Labels, Counter>::default();
     let child = family.get_or_create_owned(&[("reason", "duplicate")]);
-    let cases: Vec<(&str, Arc<dyn Fn(u64) + Send + Sync>)> = vec![
+    let cases: Vec<(&str, Op)> = vec![
         ("histogram: AtomicHistogram::observe_duration", {
             let h = atomic.clone();
             Arc::new(move |i| h.observe_duration(Duration::from_nanos(i % 2_000_000)))
