@@ -2,7 +2,8 @@
 //! shares accepted and rejected by reason, the submit latency histogram, connections, the
 //! ledger writer's commits and the projection's head, scraped over HTTP at `GET /metrics` on
 //! the RPC port (no token) and on `[rpc] metrics_listen`, and read with a Prometheus text
-//! format parser (`prometheus-parse`).
+//! format parser (`prometheus-parse`). The ledger starts with found blocks in every state, so
+//! the scrape-time figures of the live projection (blocks, balances) have values to check.
 
 mod common;
 
@@ -10,6 +11,11 @@ use common::nodes::free_port;
 use common::pool::PoolProcess;
 use common::rpc::post;
 use common::stratum_client::{Solution, StratumClient};
+use pool_core::event::{
+    BlockFound, BlockMatured, BlockOrphaned, BlockRejected, NetworkFeePayer, PayoutAddress,
+    PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
+};
+use pool_core::{BlockId, Event, Sats, Target};
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
 use std::io::{Read, Write};
@@ -17,8 +23,68 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 const MINER: &str = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX";
+const ALICE: &str = "mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef";
 const POOL: &str = "n3GNqMveyvaPvUbH469vDRadqpJMPc84JA";
 const ACCEPTED: u64 = 6;
+
+/// The ledger the pool starts on: SOLO blocks of ALICE's (1 and 2 matured: 80,000,000 payable;
+/// 3 immature: 20,000,000; 4 orphaned) and one the node refused.
+fn seeded() -> Vec<Event> {
+    let found = |id: u8, reward: u64| {
+        Event::BlockFound(BlockFound {
+            height: 100 + u64::from(id),
+            block_id: BlockId([id; 32]),
+            reward: Sats(reward),
+            network_target: Target::from_compact(0x207fffff).unwrap(),
+            finder: PayoutAddress(ALICE.into()),
+            worker: WorkerName("rig".into()),
+            time_ms: 1_700_000_000_000 + u64::from(id),
+        })
+    };
+    let share_target = Target::from_compact(0x1d00ffff).unwrap();
+    vec![
+        Event::PayoutRuleSet(PayoutRule {
+            scheme: PayoutScheme::Solo,
+            fee_bps: 0,
+            fee_address: PayoutAddress(POOL.into()),
+            network_fee_payer: NetworkFeePayer::Pool,
+        }),
+        Event::ShareAccepted(ShareAccepted {
+            address: PayoutAddress(ALICE.into()),
+            worker: WorkerName("rig".into()),
+            share_target,
+            weight: share_target.work(),
+            job_id: 0,
+            height: 101,
+            network_target: Target::from_compact(0x207fffff).unwrap(),
+            time_ms: 1_700_000_000_000,
+        }),
+        found(1, 50_000_000),
+        found(2, 30_000_000),
+        found(3, 20_000_000),
+        found(4, 10_000_000),
+        Event::BlockMatured(BlockMatured {
+            block_id: BlockId([1; 32]),
+            height: 101,
+        }),
+        Event::BlockMatured(BlockMatured {
+            block_id: BlockId([2; 32]),
+            height: 102,
+        }),
+        Event::BlockOrphaned(BlockOrphaned {
+            block_id: BlockId([4; 32]),
+            height: 104,
+        }),
+        Event::BlockRejected(BlockRejected {
+            height: 105,
+            block_id: BlockId([5; 32]),
+            reason: "bad-cb-amount".into(),
+            finder: PayoutAddress(ALICE.into()),
+            worker: WorkerName("rig".into()),
+            time_ms: 1_700_000_000_005,
+        }),
+    ]
+}
 
 fn config(stratum: SocketAddr, rpc: SocketAddr, metrics: SocketAddr) -> String {
     format!(
@@ -37,7 +103,7 @@ start_difficulty = 1e-6
 [pool]
 payout_address = "{POOL}"
 [payout]
-scheme = "pplns"
+scheme = "solo"
 [ledger]
 data_dir = "ledger"
 [rpc]
@@ -146,7 +212,15 @@ fn submit_raw(client: &mut StratumClient, worker: &str, s: &Solution) -> Result<
 fn a_running_pool_serves_its_metrics_in_prometheus_text() {
     let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let pool = PoolProcess::start_with_config(|stratum, _| config(stratum, rpc, metrics));
+    let mut pool = PoolProcess::unstarted(|stratum, _| config(stratum, rpc, metrics));
+    let ledger = ledger::Ledger::open(&pool.ledger_dir()).expect("open the test ledger");
+    let seeded = seeded();
+    let seeded_records = seeded.len() as f64;
+    ledger
+        .append_batch_blocking(seeded)
+        .expect("write the test ledger");
+    ledger.close_blocking();
+    pool.spawn();
     let worker = format!("{MINER}.rig1");
 
     // Accepted shares, then one rejection of each kind a miner can cause here.
@@ -229,7 +303,7 @@ fn a_running_pool_serves_its_metrics_in_prometheus_text() {
         assert!(latency.windows(2).all(|w| w[0].1 <= w[1].1), "{latency:?}");
         assert!(value(m, "obtc_stratum_submit_latency_seconds_sum", &[]) > 0.0);
 
-        // The ledger: the payout rule and the shares, in at least one commit.
+        // The ledger: this process wrote the shares (the rule in force is recorded already).
         let appended = value(m, "obtc_ledger_appended_records_total", &[]);
         assert!(appended >= ACCEPTED as f64, "{appended}");
         let commits = value(m, "obtc_ledger_commits_total", &[]);
@@ -247,18 +321,29 @@ fn a_running_pool_serves_its_metrics_in_prometheus_text() {
             appended
         );
         assert_eq!(value(m, "obtc_ledger_commit_failures_total", &[]), 0.0);
-        assert_eq!(value(m, "obtc_ledger_durable_seq", &[]), appended - 1.0);
-        assert!(value(m, "obtc_ledger_head_seq", &[]) <= appended - 1.0);
+        assert_eq!(appended, ACCEPTED as f64);
+        assert_eq!(
+            value(m, "obtc_ledger_durable_seq", &[]),
+            seeded_records + appended - 1.0
+        );
+        assert!(value(m, "obtc_ledger_head_seq", &[]) <= seeded_records + appended - 1.0);
 
         // A synthetic job source calls no node.
         assert_eq!(total(m, "obtc_node_rpc_calls_total"), 0.0);
         assert_eq!(total(m, "obtc_node_rpc_errors_total"), 0.0);
         assert_eq!(value(m, "obtc_stratum_block_submissions_total", &[]), 0.0);
-        assert_eq!(value(m, "obtc_blocks_found_total", &[]), 0.0);
-        assert_eq!(value(m, "obtc_blocks_matured", &[]), 0.0);
-        assert_eq!(value(m, "obtc_blocks_orphaned", &[]), 0.0);
+        // The live projection, read at scrape time.
+        assert_eq!(value(m, "obtc_blocks_found_total", &[]), 4.0);
+        assert_eq!(value(m, "obtc_blocks_matured", &[]), 2.0);
+        assert_eq!(value(m, "obtc_blocks_immature", &[]), 1.0);
+        assert_eq!(value(m, "obtc_blocks_orphaned", &[]), 1.0);
+        assert_eq!(value(m, "obtc_blocks_rejected_total", &[]), 1.0);
+        assert_eq!(value(m, "obtc_block_candidates_pending", &[]), 0.0);
+        assert_eq!(value(m, "obtc_balance_payable_sats", &[]), 80_000_000.0);
+        assert_eq!(value(m, "obtc_balance_immature_sats", &[]), 20_000_000.0);
+        assert_eq!(value(m, "obtc_balance_in_flight_sats", &[]), 0.0);
+        assert_eq!(value(m, "obtc_balance_paid_sats", &[]), 0.0);
         assert_eq!(value(m, "obtc_payments_open", &[]), 0.0);
-        assert_eq!(value(m, "obtc_balance_payable_sats", &[]), 0.0);
         assert_eq!(value(m, "obtc_payout_reported", &[]), 0.0);
         for state in ["running", "paused", "error"] {
             assert_eq!(value(m, "obtc_payout_state", &[("state", state)]), 0.0);
