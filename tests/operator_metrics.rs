@@ -345,6 +345,7 @@ fn a_running_pool_serves_its_metrics_in_prometheus_text() {
         assert_eq!(value(m, "obtc_balance_paid_sats", &[]), 0.0);
         assert_eq!(value(m, "obtc_payments_open", &[]), 0.0);
         assert_eq!(value(m, "obtc_payout_reported", &[]), 0.0);
+        assert_eq!(value(m, "obtc_payouts_paused", &[]), 0.0);
         for state in ["running", "paused", "error"] {
             assert_eq!(value(m, "obtc_payout_state", &[("state", state)]), 0.0);
         }

@@ -250,6 +250,15 @@ impl Collector for PoolCollector {
                 ConstGauge::new(i64::from(state == Some(s))).encode(m.encode_family(&labels)?)?;
             }
         }
+        // The operator's pause, as `payout_state` shows it to the payout process (with the
+        // admin calls' pause merged, `Live::pause()` alone would do).
+        let paused = self.live.payout_state().paused.is_some();
+        gauge(
+            e,
+            "obtc_payouts_paused",
+            "1 while the operator has paused payouts",
+            i32::from(paused),
+        )?;
         gauge(
             e,
             "obtc_payout_reported",
