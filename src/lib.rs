@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod config;
 pub mod live;
+pub mod metrics;
 pub mod rpc;

@@ -559,9 +559,21 @@ fn committer(shared: &Shared) {
         drop(intake);
         let Some(job) = job else { break };
         // O_DSYNC: durable once the write returns.
+        let started = Instant::now();
+        let records = job.prepared.records;
         let written = write_frame(shared, &job)
             .map_err(|e| io_error(format_args!("write-ahead log write at {}", job.offset), &e));
+        let ok = written.is_ok();
         shared.completion.finish(job.index, job.prepared, written);
+        let metrics = crate::metrics::metrics();
+        if ok {
+            metrics.commits.inc();
+            metrics.appended_records.inc_by(u64::from(records));
+            metrics.commit_latency.observe_duration(started.elapsed());
+            metrics.batch_records.observe_units(u64::from(records));
+        } else {
+            metrics.commit_failures.inc();
+        }
     }
     let last = {
         let mut live = lock(&shared.live);

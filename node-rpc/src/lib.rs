@@ -9,6 +9,7 @@
 //! transport is blocking, so every call runs on tokio's blocking pool, never on a worker thread.
 
 pub mod amount;
+pub mod metrics;
 pub mod wallet;
 
 pub use wallet::{
@@ -169,13 +170,15 @@ impl NodeClient {
             call_blocking::<T>(&endpoint, method, &params, timeout)
         })
         .await;
-        match joined {
+        let result = match joined {
             Ok(result) => result,
             Err(e) => Err(NodeError::BadReply {
                 method,
                 detail: format!("RPC task failed: {e}"),
             }),
-        }
+        };
+        metrics::metrics().record(method, result.is_ok());
+        result
     }
 
     /// `getblocktemplate` as raw JSON (the job builder decodes it). With `longpollid` the node

@@ -238,6 +238,9 @@ listen = "127.0.0.1:8339"
 # Created with mode 0600 and a random token at the first start if missing (default: rpc.token
 # in the ledger's data_dir).
 # token_file = "data/ledger/rpc.token"
+# Prometheus metrics: GET /metrics on the port above (no token), and with this key on a listener
+# of its own, which may be a non-loopback address (metrics carry no secret).
+# metrics_listen = "0.0.0.0:9339"
 "#,
         name = chain.name,
         pow = chain.pow.name(),

@@ -4,6 +4,10 @@
 //! The server speaks plain HTTP and calls that append events carry a bearer token, so it must
 //! only ever listen on loopback: a non-loopback `listen` is refused here. To reach it from
 //! another machine, put a TLS-terminating proxy in front of the loopback port.
+//!
+//! `metrics_listen` serves only the Prometheus metrics (`GET /metrics`, which the RPC port also
+//! answers). Metrics carry no secret and change nothing, so it may listen on any address (a
+//! non-loopback one is logged at start).
 
 use super::{invalid, parse_addr, resolve, ParseError};
 use serde::Deserialize;
@@ -23,6 +27,8 @@ pub struct RpcSettings {
     pub token_file: PathBuf,
     /// `ledger_verify` without the token starts a new verification at most this often.
     pub verify_min_interval: Duration,
+    /// A listener of its own for `GET /metrics` (`None`: only the RPC port serves them).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The default `[rpc] verify_min_interval_secs`.
@@ -36,6 +42,7 @@ pub(super) struct RawRpc {
     listen: Option<String>,
     token_file: Option<PathBuf>,
     verify_min_interval_secs: Option<u64>,
+    metrics_listen: Option<String>,
 }
 
 /// `data_dir` is the resolved ledger directory (the token file's default home); relative
@@ -67,10 +74,22 @@ pub(super) fn rpc_settings(
         raw.verify_min_interval_secs
             .unwrap_or(DEFAULT_VERIFY_MIN_INTERVAL_SECS),
     );
+    let metrics_listen = raw
+        .metrics_listen
+        .as_deref()
+        .map(|a| parse_addr("rpc.metrics_listen", a))
+        .transpose()?;
+    if metrics_listen.is_some_and(|m| m == listen && m.port() != 0) {
+        return Err(invalid(
+            "rpc.metrics_listen",
+            format!("{listen} is [rpc] listen already (which serves /metrics too)"),
+        ));
+    }
     Ok(RpcSettings {
         listen,
         token_file,
         verify_min_interval,
+        metrics_listen,
     })
 }
 
@@ -92,7 +111,24 @@ mod tests {
         assert_eq!(rpc.verify_min_interval, Duration::from_secs(60));
         let text = minimal("") + "[rpc]\nverify_min_interval_secs = 5\n";
         let rpc = Config::parse(&text, Path::new("/etc/obtc")).unwrap().rpc;
-        assert_eq!(rpc.unwrap().verify_min_interval, Duration::from_secs(5));
+        let rpc = rpc.unwrap();
+        assert_eq!(rpc.verify_min_interval, Duration::from_secs(5));
+        assert_eq!(rpc.metrics_listen, None);
+    }
+
+    #[test]
+    fn metrics_listen_may_be_any_address_but_not_the_rpc_port() {
+        let text = minimal("") + "[rpc]\nmetrics_listen = \"0.0.0.0:9339\"\n";
+        let rpc = Config::parse(&text, Path::new("/etc/obtc"))
+            .unwrap()
+            .rpc
+            .unwrap();
+        assert_eq!(rpc.metrics_listen, Some("0.0.0.0:9339".parse().unwrap()));
+        let (key, why) = problem(&(minimal("") + "[rpc]\nmetrics_listen = \"127.0.0.1:8339\"\n"));
+        assert_eq!(key, "rpc.metrics_listen");
+        assert!(why.contains("listen already"), "{why}");
+        let (key, _) = problem(&(minimal("") + "[rpc]\nmetrics_listen = \"nowhere\"\n"));
+        assert_eq!(key, "rpc.metrics_listen");
     }
 
     #[test]

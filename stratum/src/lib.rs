@@ -5,6 +5,7 @@ pub mod codec;
 pub mod flood;
 pub mod job;
 pub mod message;
+pub mod metrics;
 pub mod server;
 pub mod session;
 pub mod vardiff;

@@ -6,6 +6,8 @@
 //! send time), and reports accepted/rejected per second and p50/p99/p999 submit latency.
 //! `loadgen idle` opens N connections, has each subscribe, authorize and get work, then holds
 //! them open without a word (the pool's memory per idle connection, `scripts/bench-idle.sh`).
+//! `loadgen rpc` is the JSON-RPC side: N clients calling one method back to back over HTTP
+//! keep-alive for a fixed window (`scripts/bench-rpc.sh`).
 //! `loadgen null-server` answers every request at once and checks nothing: the ceiling of this
 //! machine and this generator, against which pool figures are read as a ratio.
 //!
@@ -15,6 +17,7 @@
 
 mod null_server;
 mod report;
+mod rpc;
 mod session;
 mod wire;
 
@@ -49,6 +52,8 @@ enum Command {
     Run(RunArgs),
     /// Open connections, subscribe, authorize, get work, then hold them idle.
     Idle(IdleArgs),
+    /// Call a JSON-RPC method from N concurrent HTTP clients for a fixed window.
+    Rpc(rpc::RpcArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +141,7 @@ fn main() -> ExitCode {
             }
             Command::Run(args) => run(args).await,
             Command::Idle(args) => idle(args).await,
+            Command::Rpc(args) => rpc::run(args).await,
         }
     });
     match result {

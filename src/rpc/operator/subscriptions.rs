@@ -173,6 +173,10 @@ data_dir = "data"
             bans: Arc::new(stratum::ban::BanStore::new(Default::default())),
             config: Arc::new(config),
             started: Instant::now(),
+            registry: Arc::new(stratum::server::registry::Registry::new()),
+            verifier: crate::rpc::operator::verify::Verifier::new(std::time::Duration::from_secs(
+                60,
+            )),
         };
         let mut module = RpcModule::new(context);
         register(&mut module).unwrap();

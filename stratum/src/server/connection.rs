@@ -124,8 +124,11 @@ impl Connection {
             .stats
             .connections
             .fetch_add(1, Ordering::Relaxed);
+        let metrics = crate::metrics::metrics();
+        metrics.connections.inc();
+        metrics.connections_opened.inc();
         loop {
-            let shares_pending = outgoing.iter().any(|o| matches!(o, Outgoing::Share(_)));
+            let shares_pending = outgoing.iter().any(|o| matches!(o, Outgoing::Share(..)));
             let can_read = outgoing.len() < MAX_PIPELINE;
             tokio::select! {
                 _ = &mut cancelled => break,
@@ -156,7 +159,7 @@ impl Connection {
                         }
                         // Behind any pending share replies, so a vardiff change announced in
                         // a reply reaches the miner before the job it applies to.
-                        outgoing.push_back(Outgoing::Ready(lines));
+                        outgoing.push_back(Outgoing::Ready(lines, None));
                         let _ = known.update(&session, &registration);
                     }
                 }
@@ -196,7 +199,7 @@ impl Connection {
         // Appends already handed to the ledger complete (unanswered) before the task ends, so
         // the server's shutdown waits for them.
         for o in outgoing {
-            if let Outgoing::Share(share) = o {
+            if let Outgoing::Share(share, _) = o {
                 share.await;
             }
         }
@@ -204,6 +207,7 @@ impl Connection {
             .stats
             .connections
             .fetch_sub(1, Ordering::Relaxed);
+        crate::metrics::metrics().connections.dec();
         let (accepted, rejected) = session.share_counts();
         if let Some(reason) = registration.close_reason() {
             let workers: Vec<&str> = session.authorized_usernames().collect();
@@ -224,6 +228,8 @@ impl Connection {
     ) -> Flow {
         let peer = self.peer;
         let mut handled = false;
+        // When these lines were read: a submit's latency runs from here to its reply written.
+        let read_at = std::time::Instant::now();
         let flow = loop {
             let output = match framer.next_line() {
                 Ok(Some(line)) => session.handle_bytes(line, now_ms(), book),
@@ -235,15 +241,16 @@ impl Connection {
             };
             handled = true;
             match output {
-                SessionOutput::Send(lines) => outgoing.push_back(Outgoing::Ready(lines)),
+                SessionOutput::Send(lines) => outgoing.push_back(Outgoing::Ready(lines, None)),
                 SessionOutput::ShareRejected { reply, reason } => {
                     tracing::debug!(%peer, %reason, "share rejected");
                     self.shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::metrics().reject(&reason);
                     if self.flood.record(&self.shared.flood, false) {
                         self.cut_flood(session);
                         break Flow::Cut;
                     }
-                    outgoing.push_back(Outgoing::Ready(vec![reply]));
+                    outgoing.push_back(Outgoing::Ready(vec![reply], Some(read_at)));
                 }
                 SessionOutput::ShareAccepted(share) => {
                     self.flood.record(&self.shared.flood, true);
@@ -251,11 +258,11 @@ impl Connection {
                     // the other pending shares: no task per share, and the ledger's wakeup
                     // reaches this connection's task directly.
                     let future = persist_share(Arc::clone(&self.shared), *share, peer);
-                    outgoing.push_back(Outgoing::Share(Box::pin(future)));
+                    outgoing.push_back(Outgoing::Share(Box::pin(future), read_at));
                 }
                 SessionOutput::Disconnect { lines, reason } => {
                     tracing::warn!(%peer, "closing connection: {reason}");
-                    outgoing.push_back(Outgoing::Ready(lines));
+                    outgoing.push_back(Outgoing::Ready(lines, None));
                     break Flow::Close;
                 }
             }
@@ -291,6 +298,7 @@ impl Connection {
         let (submits, invalid) = self.flood.counts();
         let workers: Vec<&str> = session.authorized_usernames().collect();
         self.shared.stats.flood_cuts.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::metrics().flood_cuts.inc();
         tracing::warn!(
             %peer,
             workers = %workers.join(","),
@@ -314,7 +322,7 @@ impl Connection {
     /// Writes the replies at the front of the queue that are ready; false when the miner is
     /// gone.
     async fn flush_ready(&mut self, outgoing: &mut VecDeque<Outgoing>) -> bool {
-        if !matches!(outgoing.front(), Some(Outgoing::Ready(_))) {
+        if !matches!(outgoing.front(), Some(Outgoing::Ready(..))) {
             return true;
         }
         // The replies are gathered in this thread's buffer and written at once without waiting:
@@ -324,10 +332,18 @@ impl Connection {
         let rest = OUT.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            while let Some(Outgoing::Ready(_)) = outgoing.front() {
-                if let Some(Outgoing::Ready(lines)) = outgoing.pop_front() {
+            // Submit replies are timed as they go to the socket (written at once just below,
+            // nearly always): one clock read per flush.
+            let mut now = None;
+            let latency = &crate::metrics::metrics().submit_latency;
+            while let Some(Outgoing::Ready(..)) = outgoing.front() {
+                if let Some(Outgoing::Ready(lines, read_at)) = outgoing.pop_front() {
                     for line in lines {
                         buf.extend_from_slice(line.as_bytes());
+                    }
+                    if let Some(read_at) = read_at {
+                        let now = *now.get_or_insert_with(std::time::Instant::now);
+                        latency.observe_duration(now.saturating_duration_since(read_at));
                     }
                 }
             }
@@ -460,10 +476,11 @@ impl Known {
     }
 }
 
-/// A queued reply: ready now, or an accepted share's reply once its append is durable.
+/// A queued reply: ready now, or an accepted share's reply once its append is durable. A
+/// submit's reply carries when its line was read (for the submit latency histogram).
 enum Outgoing {
-    Ready(Vec<String>),
-    Share(PendingShare),
+    Ready(Vec<String>, Option<std::time::Instant>),
+    Share(PendingShare, std::time::Instant),
 }
 
 /// An accepted share's append under way: its lines once it has finished.
@@ -475,15 +492,15 @@ type PendingShare = Pin<Box<dyn Future<Output = Vec<String>> + Send>>;
 fn front_ready(outgoing: &mut VecDeque<Outgoing>) -> impl Future<Output = ()> + '_ {
     std::future::poll_fn(move |cx| {
         for o in outgoing.iter_mut() {
-            if let Outgoing::Share(share) = o {
+            if let Outgoing::Share(share, read_at) = o {
                 if let Poll::Ready(lines) = share.as_mut().poll(cx) {
-                    *o = Outgoing::Ready(lines);
+                    *o = Outgoing::Ready(lines, Some(*read_at));
                 }
             }
         }
         match outgoing.front() {
-            Some(Outgoing::Ready(_)) | None => Poll::Ready(()),
-            Some(Outgoing::Share(_)) => Poll::Pending,
+            Some(Outgoing::Ready(..)) | None => Poll::Ready(()),
+            Some(Outgoing::Share(..)) => Poll::Pending,
         }
     })
 }
@@ -515,12 +532,14 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
     let lines = match appended {
         Ok(()) => {
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::metrics().accepted.inc();
             let mut lines = Vec::with_capacity(1 + share.follow_up.len());
             lines.push(share.reply);
             lines.extend(share.follow_up);
             lines
         }
         Err(e) => {
+            crate::metrics::metrics().reject_ledger_error();
             if e.is_disk_full() {
                 // The ledger logged the full disk once; not once per share.
                 tracing::debug!(%peer, "share not acknowledged: {e}");

@@ -150,6 +150,7 @@ impl Submitter {
             tracing::debug!(block = %candidate.block_id, "block already being resolved");
             return;
         }
+        crate::metrics::metrics().block_submissions.inc();
         let this = Arc::clone(self);
         self.tasks.spawn(async move {
             let id = candidate.block_id;
@@ -204,6 +205,7 @@ impl Submitter {
         loop {
             attempt += 1;
             if attempt > 1 {
+                crate::metrics::metrics().block_submit_retries.inc();
                 // A secondary node's acceptance ends the wait (a `None` cannot come: this
                 // function holds a sender).
                 tokio::select! {
