@@ -410,6 +410,9 @@ fn config() -> ProptestConfig {
         .unwrap_or(128);
     ProptestConfig {
         cases,
+        // The reorg property rejects histories with no immature block (or whose blocks were
+        // reinstated before): allow enough rejects for long runs too.
+        max_global_rejects: cases.saturating_mul(20).max(1024),
         ..ProptestConfig::default()
     }
 }
