@@ -11,9 +11,9 @@
 # every case (trap, and a watchdog should the script itself be killed).
 #
 #   scripts/demo.sh [SECONDS]          release build, mine for SECONDS (default 60)
-#   scripts/demo.sh --short [SECONDS]  the test command's short form (tests/demo.rs): no build,
-#                                      mine SECONDS (default 15), an easier block threshold,
-#                                      1 confirmation; with --bin-dir (or DEMO_BIN_DIR)
+#   scripts/demo.sh --short [SECONDS]  the test command's short form (tests/demo.rs runs it with
+#                                      cargo test's binaries): debug build, mine SECONDS (default
+#                                      15), an easier block threshold, 1 confirmation
 #   options:  --bin-dir DIR   obtc-pool and obtc-miner from DIR (build nothing)
 #             --data DIR      data directory (default: demo-data in the repository; emptied first)
 #   env:      DEMO_BIN_DIR, DEMO_DIR (same as the options), OBTC_NODE_BIN (node binaries),
@@ -66,7 +66,11 @@ STAGES=$([[ -z "$BIN" ]] && echo 8 || echo 7)
 say() { printf '\n\033[1m== [%d/%d] %s\033[0m  (%d s)\n' "$((++STAGE))" "$STAGES" "$*" "$(($(date +%s) - START_TIME))"; }
 die() { echo "demo.sh: $*" >&2; exit 1; }
 
-if [[ -z "$BIN" ]]; then
+if [[ -z "$BIN" && $SHORT == 1 ]]; then
+  say "building obtc-pool and obtc-miner (debug, as cargo test does)"
+  cargo build --bin obtc-pool --bin obtc-miner
+  BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug"
+elif [[ -z "$BIN" ]]; then
   say "building obtc-pool and obtc-miner (release)"
   cargo build --release --bin obtc-pool --bin obtc-miner
   BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
