@@ -104,6 +104,24 @@ def mining_line(left, h0):
     return found, "%d blocks, %d ledger records" % (found, seq)
 
 
+class Gone(Exception):
+    """demo.sh, which runs this, is gone: stop waiting."""
+
+
+def orphaned():
+    if os.getppid() == 1:
+        raise Gone()
+
+
+def polled(fn, *args):
+    """fn(*args), or (None, why) when a node or the pool does not answer this time."""
+    orphaned()
+    try:
+        return fn(*args)
+    except (RuntimeError, OSError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+        return None, "no answer: %s" % str(e).splitlines()[0][:80]
+
+
 def cmd_up(pid, stratum, secs):
     host, port = stratum.rsplit(":", 1)
     deadline = time.time() + float(secs)
@@ -134,7 +152,8 @@ def cmd_mine(secs, min_blocks, cap):
     while True:
         elapsed = time.time() - start
         left = max(0, secs - elapsed)
-        found, line = mining_line(left, h0)
+        found, line = polled(mining_line, left, h0)
+        found = found or 0
         if elapsed >= secs and found >= min_blocks:
             print("  mining done after %d s: %s" % (elapsed, line))
             return 0
@@ -153,12 +172,15 @@ def cmd_mine(secs, min_blocks, cap):
 def cmd_settle(secs):
     deadline = time.time() + float(secs)
     what = "every block candidate to be judged by the node, and node2 to have node1's tip"
-    while time.time() < deadline:
+    def settled():
         stats = try_rpc("pool_stats")
         pending = stats["blocks"]["pending"] if stats else 0
         tip1 = cli(1, "getbestblockhash", parse=False)
         tip2 = cli(2, "getbestblockhash", parse=False)
-        if pending == 0 and tip1 == tip2:
+        return pending == 0 and tip1 == tip2, "%d pending" % pending
+
+    while time.time() < deadline:
+        if polled(settled)[0]:
             print("  node2 has node1's tip (height %s); no candidate awaits a verdict"
                   % cli(1, "getblockcount"))
             return 0
@@ -205,9 +227,9 @@ def cmd_wait(what, secs, name):
     while time.time() - start < secs:
         state = try_rpc("payout_state")
         if state is not None:
-            done, desc = condition(name, state, try_rpc("pool_stats"))
+            done, desc = polled(condition, name, state, try_rpc("pool_stats"))
             if done:
-                print("  done after %.0f s: %s" % (time.time() - start, desc))
+                print("  %s: done after %.0f s (%s)" % (what, time.time() - start, desc))
                 return 0
         if time.time() - last_print >= 3:
             print("  waiting for %s: %d s left (%s)" % (
@@ -271,7 +293,7 @@ class Checks:
             self.ok += 1
         elif good is False:
             self.failed.append(label.strip() + ": " + text)
-        print("%-10s %-82s %s" % (label, text, mark))
+        print(("%-10s %-82s %s" % (label, text, mark)).rstrip())
 
 
 def live(snap, method):
@@ -282,7 +304,15 @@ def live(snap, method):
     return v
 
 
-def cmd_summary(demo_dir, verify_status, pool_status, payout_status, secs):
+def cmd_summary(*args):
+    try:
+        return summary(*args)
+    except Exception as e:  # a node that stopped answering, a report of another shape
+        print("FAILED: the audit could not finish: %s: %s" % (type(e).__name__, e))
+        return 1
+
+
+def summary(demo_dir, verify_status, pool_status, payout_status, secs):
     with open(os.path.join(demo_dir, "balances.json")) as f:
         try:
             audit = json.load(f)
@@ -401,8 +431,8 @@ def cmd_summary(demo_dir, verify_status, pool_status, payout_status, secs):
                         p["network_fee"]) for p in plist["payments"])
         led_p = sorted((p["payment_id"], p["status"].lower(), p.get("txid"),
                         sum(a for _, a in p["outputs"]), p["network_fee"]) for p in payments)
-        c.line("", "pool RPC payments_list: %d payments, ids, states, txids, totals and fees as "
-               "in the ledger" % len(rpc_p), rpc_p == led_p)
+        c.line("", "pool RPC payments_list: %d payments as in the ledger (states, txids, fees)"
+               % len(rpc_p), rpc_p == led_p)
 
     # The pool's wallet: matured rewards - payments - network fees, to the satoshi.
     matured_rewards = sum(b["reward"] for b in blocks if b["status"] == "Matured")
@@ -416,18 +446,19 @@ def cmd_summary(demo_dir, verify_status, pool_status, payout_status, secs):
     # The ledger: verification, head (and the pool's live head), conservation.
     vh = live(snap, "ledger_head")
     rpc_head = (vh or {}).get("ledger") or {}
-    text = "head seq %s hash %s...; `ledger verify` %s" % (
+    c.line("ledger", "head seq %s hash %s..., `obtc-pool ledger verify` %s" % (
         head.get("seq"), (head.get("hash") or "")[:16],
-        "passed" if int(verify_status) == 0 else "FAILED")
-    lv = live(snap, "ledger_verify")
-    if lv:
-        text += "; pool RPC ledger_verify %s (%d records)" % (
-            "ok" if lv["verification"]["ok"] else "FAILED", lv["verification"]["records"])
-    c.line("ledger", text, int(verify_status) == 0 and (not lv or lv["verification"]["ok"]))
+        "passed" if int(verify_status) == 0 else "FAILED"), int(verify_status) == 0)
     if vh:
         c.line("", "pool RPC ledger_head: seq %s hash %s... (the stopped ledger's head)" % (
             rpc_head.get("seq"), (rpc_head.get("hash") or "")[:16]),
             rpc_head.get("seq") == head.get("seq") and rpc_head.get("hash") == head.get("hash"))
+    lv = live(snap, "ledger_verify")
+    if lv:
+        v = lv["verification"]
+        c.line("", "pool RPC ledger_verify: %s, %d records%s" % (
+            "intact" if v["ok"] else "NOT intact", v["records"],
+            "" if v["ok"] else ": " + str(v.get("problem"))), v["ok"])
     t = audit["totals"]
     tb = t["balances"]
     lhs = tb["immature"] + tb["payable"] + tb["in_flight"] + tb["paid"] + tb["network_fees"] - tb["debt"]
@@ -470,7 +501,10 @@ def main(argv):
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__)
         return 2
-    return commands[argv[1]](*argv[2:])
+    try:
+        return commands[argv[1]](*argv[2:])
+    except Gone:
+        return 1
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ fi
 mkdir -p "$DEMO"
 DEMO="$(cd "$DEMO" && pwd)"
 START_TIME=$(date +%s)
+PY_PID=""
 STAGE=0
 STAGES=$([[ -z "$BIN" ]] && echo 8 || echo 7)
 
@@ -103,6 +104,10 @@ stop_all() {
 on_exit() {
   status=$?
   trap - EXIT INT TERM HUP
+  if [[ $status -ge 128 ]]; then
+    echo "demo.sh: interrupted (exit $status): stopping everything it started" >&2
+  fi
+  [[ -n "$PY_PID" ]] && kill "$PY_PID" 2>/dev/null
   stop_all
   [[ -n "${WATCHDOG:-}" ]] && kill -9 "$WATCHDOG" 2>/dev/null
   exit "$status"
@@ -149,14 +154,23 @@ export DEMO_RPC_URL="http://$(sed -n '/^\[rpc\]/,/^\[/s/^listen = "\(.*\)"$/\1/p
 export DEMO_NODE_BIN="$NODE_BIN" DEMO_NODES="$NODES" DEMO_CONFIRMATIONS="$CONFIRMATIONS"
 export DEMO_POOL_ADDRESS="$(sed -n 's/^payout_address = "\(.*\)"$/\1/p' "$CONFIG")"
 export DEMO_HEIGHT0="$("$NODE_BIN/bitcoin-cli" -regtest -datadir="$NODES/node1" getblockcount)"
-DEMO_PY=(python3 "$REPO/scripts/demo.py")
+# demo.py's steps (waits, progress, the summary) run in the background and are waited for, so
+# that a signal reaches the trap at once, not after the step.
+demo_py() {
+  python3 "$REPO/scripts/demo.py" "$@" &
+  PY_PID=$!
+  local status=0
+  wait "$PY_PID" || status=$?
+  PY_PID=""
+  return "$status"
+}
 CLI2=("$NODE_BIN/bitcoin-cli" -regtest -datadir="$NODES/node2")
 
 say "starting the pool (ledger in $NODES/pool-ledger, JSON-RPC on $DEMO_RPC_URL)"
 "$BIN/obtc-pool" run --config "$CONFIG" > "$DEMO/pool.log" 2>&1 &
 POOL_PID=$!
 started "$POOL_PID"
-"${DEMO_PY[@]}" up "$POOL_PID" "$STRATUM" 60 || { tail -n 20 "$DEMO/pool.log"; die "the pool did not start"; }
+demo_py up "$POOL_PID" "$STRATUM" 60 || { tail -n 20 "$DEMO/pool.log"; die "the pool did not start"; }
 
 # The miners' addresses are node2's: node1's wallet is the pool's and holds only its rewards.
 MINERS="$DEMO/miners.txt"
@@ -181,28 +195,28 @@ if [[ $SHORT == 1 ]]; then
 else
   miner alice rig1 2; miner bob laptop 1; miner carol rig1 1; miner carol rig2 1
 fi
-"${DEMO_PY[@]}" mine "$SECONDS_TO_MINE" "$MIN_BLOCKS" "$MINE_CAP" || true
+demo_py mine "$SECONDS_TO_MINE" "$MIN_BLOCKS" "$MINE_CAP" || true
 kill -TERM "${MINER_PIDS[@]}" 2>/dev/null || true
 wait "${MINER_PIDS[@]}" 2>/dev/null || true
-"${DEMO_PY[@]}" settle "$WAIT_SECS"
+demo_py settle "$WAIT_SECS"
 
 say "maturing: node2 mines 100 blocks to its own wallet (outside the pool's)"
 "${CLI2[@]}" generate 100 >/dev/null
-"${DEMO_PY[@]}" wait "the chain watcher to record every found block as matured" "$WAIT_SECS" matured
+demo_py wait "the chain watcher to record every found block as matured" "$WAIT_SECS" matured
 
 say "paying: the payout process (obtc-pool payout, a process of its own, same config)"
 "$BIN/obtc-pool" payout --config "$CONFIG" > "$DEMO/payout.log" 2>&1 &
 PAYOUT_PID=$!
 started "$PAYOUT_PID"
-"${DEMO_PY[@]}" wait "the payments to be broadcast" "$WAIT_SECS" sent
-"${DEMO_PY[@]}" wait "node2 to see the payments in its mempool" "$WAIT_SECS" in_mempool
+demo_py wait "the payments to be broadcast" "$WAIT_SECS" sent
+demo_py wait "node2 to see the payments in its mempool" "$WAIT_SECS" in_mempool
 echo "  node2 mines $CONFIRMATIONS block(s) for the configured depth (confirmations = $CONFIRMATIONS)"
 "${CLI2[@]}" generate "$CONFIRMATIONS" >/dev/null
-"${DEMO_PY[@]}" wait "the payments to be confirmed" "$WAIT_SECS" confirmed
-"${DEMO_PY[@]}" snapshot "$DEMO/rpc-live.json"
+demo_py wait "the payments to be confirmed" "$WAIT_SECS" confirmed
 kill -TERM "$PAYOUT_PID"
 PAYOUT_STATUS=0
 wait "$PAYOUT_PID" || PAYOUT_STATUS=$?
+demo_py snapshot "$DEMO/rpc-live.json"
 
 say "stopping the pool cleanly (SIGTERM: stops Stratum, flushes the ledger)"
 kill -TERM "$POOL_PID"
@@ -220,4 +234,4 @@ sed 's/^/  /' "$DEMO/verify.txt"
 "$BIN/obtc-pool" ledger dump --data "$LEDGER" --json > "$DEMO/dump.jsonl" || true
 echo "  replay: $DEMO/balances.txt (text), $DEMO/balances.json"
 
-"${DEMO_PY[@]}" summary "$DEMO" "$VERIFY_STATUS" "$POOL_STATUS" "$PAYOUT_STATUS" "$(($(date +%s) - START_TIME))"
+demo_py summary "$DEMO" "$VERIFY_STATUS" "$POOL_STATUS" "$PAYOUT_STATUS" "$(($(date +%s) - START_TIME))"
