@@ -9,6 +9,7 @@ use super::{invalid, parse_addr, resolve, ParseError};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The default `[rpc] listen`.
 pub const DEFAULT_RPC_LISTEN: &str = "127.0.0.1:8339";
@@ -20,7 +21,12 @@ pub struct RpcSettings {
     pub listen: SocketAddr,
     /// Holds the bearer token (created with mode 0600 and a random token if missing).
     pub token_file: PathBuf,
+    /// `ledger_verify` without the token starts a new verification at most this often.
+    pub verify_min_interval: Duration,
 }
+
+/// The default `[rpc] verify_min_interval_secs`.
+pub const DEFAULT_VERIFY_MIN_INTERVAL_SECS: u64 = 60;
 
 // ---- the file as written ----
 
@@ -29,6 +35,7 @@ pub struct RpcSettings {
 pub(super) struct RawRpc {
     listen: Option<String>,
     token_file: Option<PathBuf>,
+    verify_min_interval_secs: Option<u64>,
 }
 
 /// `data_dir` is the resolved ledger directory (the token file's default home); relative
@@ -56,7 +63,15 @@ pub(super) fn rpc_settings(
         Some(p) => resolve(base, p),
         None => data_dir.join(DEFAULT_TOKEN_FILE),
     };
-    Ok(RpcSettings { listen, token_file })
+    let verify_min_interval = Duration::from_secs(
+        raw.verify_min_interval_secs
+            .unwrap_or(DEFAULT_VERIFY_MIN_INTERVAL_SECS),
+    );
+    Ok(RpcSettings {
+        listen,
+        token_file,
+        verify_min_interval,
+    })
 }
 
 #[cfg(test)]
@@ -64,6 +79,7 @@ mod tests {
     use crate::config::tests::{minimal, problem};
     use crate::config::Config;
     use std::path::{Path, PathBuf};
+    use std::time::Duration;
 
     #[test]
     fn rpc_is_off_without_its_section_and_gets_defaults_with_it() {
@@ -73,6 +89,10 @@ mod tests {
         let rpc = c.rpc.unwrap();
         assert_eq!(rpc.listen, "127.0.0.1:8339".parse().unwrap());
         assert_eq!(rpc.token_file, PathBuf::from("/etc/obtc/data/rpc.token"));
+        assert_eq!(rpc.verify_min_interval, Duration::from_secs(60));
+        let text = minimal("") + "[rpc]\nverify_min_interval_secs = 5\n";
+        let rpc = Config::parse(&text, Path::new("/etc/obtc")).unwrap().rpc;
+        assert_eq!(rpc.unwrap().verify_min_interval, Duration::from_secs(5));
     }
 
     #[test]

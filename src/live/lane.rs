@@ -39,6 +39,16 @@ impl Live {
             )));
         }
         let _turn = self.lane.lock().await;
+        // Under the lane's turn: a pause that took effect is seen by every later prepare.
+        if let (Event::PaymentPrepared(p), Some(pause)) = (&event, self.pause().get()) {
+            return Err(LaneError::Refused(format!(
+                "payouts are paused by the operator since {} ({}): no new payment (payment {} \
+                 not prepared); open payments go on; payouts_resume lifts the pause",
+                stratum::ban::format_utc(pause.since_ms),
+                pause.reason,
+                p.payment_id
+            )));
+        }
         self.wait_durable_applied().await?;
         let check = {
             let state = self.read();

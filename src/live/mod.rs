@@ -22,6 +22,7 @@ mod accounting;
 pub mod archive;
 pub mod follower;
 pub mod lane;
+pub mod pause;
 pub mod snapshot;
 pub mod views;
 
@@ -184,6 +185,10 @@ pub struct Live {
     follow: Mutex<follower::FollowState>,
     /// One archive at a time ([`Live::archive`]).
     archiving: tokio::sync::Mutex<()>,
+    /// The operator's pause of payouts ([`pause`]).
+    pause: pause::Pause,
+    /// The payout process's last report of state `error` (kept after later successes).
+    payout_error: Mutex<Option<PayoutReport>>,
 }
 
 impl Live {
@@ -198,6 +203,7 @@ impl Live {
         let config = ProjectionConfig {
             coinbase_maturity: u64::from(chain.coinbase_maturity),
         };
+        let pause = pause::Pause::load(ledger.dir())?;
         let (applied, follow) = follower::start_up(&ledger, config, policy)?;
         let last = applied.head.map(|h| h.seq);
         Ok(Live {
@@ -210,7 +216,14 @@ impl Live {
             payout_report: Mutex::new(None),
             follow: Mutex::new(follow),
             archiving: tokio::sync::Mutex::new(()),
+            pause,
+            payout_error: Mutex::new(None),
         })
+    }
+
+    /// The operator's pause of payouts.
+    pub fn pause(&self) -> &pause::Pause {
+        &self.pause
     }
 
     pub fn ledger(&self) -> &Ledger {
@@ -295,7 +308,18 @@ impl Live {
     }
 
     pub fn set_payout_report(&self, report: PayoutReport) {
+        if report.state == payout::api::PayoutProcessState::Error {
+            *self.payout_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+        }
         *self.payout_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+
+    /// The payout process's last report of state `error` since the pool started.
+    pub fn payout_error(&self) -> Option<PayoutReport> {
+        self.payout_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn payout_report(&self) -> Option<PayoutReport> {

@@ -41,7 +41,9 @@ impl Live {
     }
 
     pub fn payout_state(&self) -> PayoutState {
-        payout_state(&self.read(), now_ms())
+        let mut state = payout_state(&self.read(), now_ms());
+        state.paused = self.pause().get();
+        state
     }
 }
 

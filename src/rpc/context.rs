@@ -6,6 +6,7 @@ use crate::live::Live;
 use std::sync::Arc;
 use std::time::Instant;
 use stratum::ban::BanStore;
+use stratum::server::registry::Registry;
 
 /// The RPC server's context (jsonrpsee hands it to every method).
 pub struct RpcContext {
@@ -16,4 +17,9 @@ pub struct RpcContext {
     pub config: Arc<Config>,
     /// When the pool process started (for `pool_stats`' uptime).
     pub started: Instant,
+    /// The Stratum server's live connections and share counters (`pool_stats`,
+    /// `miner_workers`; `ban_add` closes the banned target's connections through it).
+    pub registry: Arc<Registry>,
+    /// `ledger_verify`'s one-at-a-time verification and its last result.
+    pub verifier: super::operator::verify::Verifier,
 }

@@ -11,6 +11,7 @@ pub mod chain_guard;
 pub mod connection;
 pub mod job_source;
 pub mod notify;
+pub mod registry;
 pub mod submit;
 
 use crate::ban::{format_utc, BanStore};
@@ -22,9 +23,10 @@ use ledger::Ledger;
 use node_rpc::NodeClient;
 use pool_core::event::BlockCandidate;
 use pool_core::pow::MatrixCache;
+use registry::{Registry, Stats};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use submit::{SubmitSettings, Submitter};
@@ -58,6 +60,8 @@ pub struct ServerConfig {
     pub flood: FloodConfig,
     /// The pool's bans (shared with whoever else bans: the operator's admin calls).
     pub bans: Arc<BanStore>,
+    /// The live connections and the share counters (shared with the operator's RPC).
+    pub registry: Arc<Registry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,19 +107,11 @@ pub(crate) struct Shared {
     next_extranonce1: AtomicU32,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
-    pub stats: Stats,
+    /// The counters of the periodic log line (the registry's, so the RPC reads them too).
+    pub stats: Arc<Stats>,
     pub flood: FloodConfig,
     pub bans: Arc<BanStore>,
-}
-
-/// Counters for the periodic log line.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub connections: AtomicU64,
-    pub accepted: AtomicU64,
-    pub rejected: AtomicU64,
-    /// Connections cut for a share flood.
-    pub flood_cuts: AtomicU64,
+    pub registry: Arc<Registry>,
 }
 
 /// Logs a summary line every `every` while anything happens.
@@ -251,6 +247,11 @@ impl Server {
         Arc::clone(&self.config.bans)
     }
 
+    /// The live connections and share counters (for the operator's RPC).
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.config.registry)
+    }
+
     /// Changes whenever a template builds on a new block (from the long poll, `obtc-pool
     /// notify`, the refresh, or a block the pool found): the chain watcher checks then. The
     /// sender ends with the job source, when the server stops.
@@ -311,9 +312,10 @@ impl Server {
             next_extranonce1: AtomicU32::new(rand::random()),
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: self.config.max_connections_per_ip,
-            stats: Stats::default(),
+            stats: Arc::clone(self.config.registry.stats()),
             flood: self.config.flood,
             bans: Arc::clone(&self.config.bans),
+            registry: Arc::clone(&self.config.registry),
         });
         tasks.spawn(log_stats(
             Arc::clone(&shared),
@@ -408,6 +410,7 @@ mod tests {
             submit_also: Vec::new(),
             flood: FloodConfig::default(),
             bans: Arc::new(BanStore::default()),
+            registry: Arc::new(Registry::new()),
         }
     }
 

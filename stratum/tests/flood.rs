@@ -150,6 +150,7 @@ impl Pool {
             bans: Arc::new(BanStore::new(bans)),
             submit: stratum::server::submit::SubmitSettings::default(),
             submit_also: Vec::new(),
+            registry: Arc::new(stratum::server::registry::Registry::new()),
         };
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger::Ledger::open(dir.path()).unwrap();

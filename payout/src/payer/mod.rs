@@ -235,6 +235,18 @@ impl<P: PoolApi, W: PaymentWallet> Payer<P, W> {
                 ),
             });
         }
+        if let Some(pause) = &state.paused {
+            // Open payments were carried on above; nothing new is prepared.
+            let mut message = format!("payouts paused by the operator: {}", pause.reason);
+            notes.retain(|n| !n.is_empty());
+            if !notes.is_empty() {
+                message = format!("{message}; {}", notes.join("; "));
+            }
+            return Ok(RunSummary {
+                state: PayoutProcessState::Paused,
+                message,
+            });
+        }
         let paid = self.pay_due(&state, stop).await?;
         match paid {
             NewPayments::Paused(why) => Ok(RunSummary {

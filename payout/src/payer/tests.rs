@@ -22,6 +22,7 @@ struct PoolState {
     events: Vec<Event>,
     reports: Vec<PayoutReport>,
     payer: Option<NetworkFeePayer>,
+    paused: Option<crate::api::operator::PauseInfo>,
 }
 
 #[derive(Default)]
@@ -71,7 +72,7 @@ impl PoolApi for FakePool {
             open_payments: s.open.clone(),
             next_payment_id: s.next_id,
             prepared_last_24h: Sats(s.prepared_24h),
-            paused: None,
+            paused: s.paused.clone(),
         })
     }
 
@@ -702,4 +703,51 @@ async fn a_conflicting_spend_fails_the_payment_only_at_the_final_depth() {
     // The amount is payable again and is paid in a new payment.
     run(&mut p).await;
     assert_eq!(p.pool.kinds().len(), 7);
+}
+
+#[tokio::test]
+async fn an_operators_pause_prepares_nothing_new_but_carries_open_payments_through() {
+    let pool = FakePool::with(&[("a", 5_000), ("b", 3_000)], NetworkFeePayer::Pool);
+    let mut p = payer(pool, 1);
+    // One payment made and sent before the pause.
+    run(&mut p).await;
+    assert_eq!(
+        p.pool.kinds(),
+        ["PaymentPrepared", "PaymentSigned", "PaymentSent"]
+    );
+    p.pool.0.lock().unwrap().paused = Some(crate::api::operator::PauseInfo {
+        reason: "wallet audit".into(),
+        since_ms: 1,
+    });
+    // A new balance is due, and the open payment confirms: it is confirmed, nothing prepared.
+    p.pool.0.lock().unwrap().payable.insert("c".into(), 9_000);
+    p.wallet.mine_blocks(1);
+    let s = run(&mut p).await;
+    assert_eq!(s.state, PayoutProcessState::Paused, "{s:?}");
+    assert!(
+        s.message
+            .starts_with("payouts paused by the operator: wallet audit"),
+        "{s:?}"
+    );
+    assert!(s.message.contains("payment 0 confirmed"), "{s:?}");
+    assert_eq!(
+        p.pool.kinds(),
+        [
+            "PaymentPrepared",
+            "PaymentSigned",
+            "PaymentSent",
+            "PaymentConfirmed"
+        ]
+    );
+    assert_eq!(p.pool.last_report().state, PayoutProcessState::Paused);
+    let s = run(&mut p).await;
+    assert_eq!(s.message, "payouts paused by the operator: wallet audit");
+    assert_eq!(p.pool.events().len(), 4);
+    // Resumed: c is paid.
+    p.pool.0.lock().unwrap().paused = None;
+    let s = run(&mut p).await;
+    assert_eq!(s.state, PayoutProcessState::Running, "{s:?}");
+    assert_eq!(p.pool.events().len(), 7);
+    let (t, _) = signed_tx(&p.pool, 1);
+    assert_eq!(paid_to(&t, "c"), Some(9_000));
 }

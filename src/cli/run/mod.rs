@@ -95,6 +95,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 bans: server_config.bans.clone(),
                 config: std::sync::Arc::new(config.clone()),
                 started,
+                registry: server_config.registry.clone(),
+                verifier: crate::rpc::operator::verify::Verifier::new(settings.verify_min_interval),
             };
             Some(RpcServer::start(settings, std::sync::Arc::new(context)).await?)
         }

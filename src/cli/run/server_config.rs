@@ -87,6 +87,7 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         submit_also,
         flood: s.flood,
         bans: std::sync::Arc::new(stratum::ban::BanStore::new(s.bans.clone())),
+        registry: std::sync::Arc::new(stratum::server::registry::Registry::new()),
     })
 }
 

@@ -2,9 +2,16 @@
 //! running pool, the heavy `ledger_verify`, the admin calls, and the WebSocket subscriptions.
 //! Each group registers its methods from its own module.
 
+pub mod admin;
+pub mod stats;
+pub mod verify;
+
 use super::context::RpcContext;
 use jsonrpsee::RpcModule;
 
-pub fn register(_module: &mut RpcModule<RpcContext>) -> anyhow::Result<()> {
+pub fn register(module: &mut RpcModule<RpcContext>) -> anyhow::Result<()> {
+    stats::register(module)?;
+    admin::register(module)?;
+    verify::register(module)?;
     Ok(())
 }

@@ -93,6 +93,14 @@ impl Connection {
         let extranonce1 = self.shared.allocate_extranonce1();
         let mut session = Session::new(Arc::clone(&self.shared.session), extranonce1, now_ms());
         session.set_peer_ip(peer.ip());
+        // The connection stops on the server's shutdown or when the registry closes it (an
+        // operator's ban): its own token, a child of the server's.
+        self.shutdown = self.shutdown.child_token();
+        let registration = self
+            .shared
+            .registry
+            .register(peer, self.shutdown.clone(), now_ms());
+        let mut known = Known::default();
         let mut framer = LineFramer::new(self.shared.max_line_bytes);
         let mut book = Arc::clone(&self.jobs.borrow_and_update());
         // No read or write buffer per connection: the socket is read only once readable, into
@@ -149,6 +157,7 @@ impl Connection {
                         // Behind any pending share replies, so a vardiff change announced in
                         // a reply reaches the miner before the job it applies to.
                         outgoing.push_back(Outgoing::Ready(lines));
+                        known.update(&session, &registration);
                     }
                 }
                 readable = self.stream.readable(), if can_read => {
@@ -167,6 +176,7 @@ impl Connection {
                     }
                     let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
                     framer.release_if_drained();
+                    known.update(&session, &registration);
                     if let Flow::Cut = flow {
                         break;
                     }
@@ -193,6 +203,11 @@ impl Connection {
             .connections
             .fetch_sub(1, Ordering::Relaxed);
         let (accepted, rejected) = session.share_counts();
+        if let Some(reason) = registration.close_reason() {
+            let workers: Vec<&str> = session.authorized_usernames().collect();
+            tracing::info!(%peer, workers = %workers.join(","), accepted, rejected, "connection closed: {reason}");
+        }
+        drop(registration);
         tracing::debug!(%peer, accepted, rejected, "miner disconnected");
     }
 
@@ -389,6 +404,35 @@ fn force_clean(lines: &mut [String], job: &Job) {
     for line in lines.iter_mut() {
         if line.as_str() == job.notify_line() {
             *line = notify_line(&notify);
+        }
+    }
+}
+
+/// What the registry was last told of a connection: its authorized usernames (their count:
+/// they are only ever added) and its difficulty. Compared after each batch of lines and each
+/// job (a count and a float: nothing allocated), the registry is told only of changes.
+#[derive(Default)]
+struct Known {
+    usernames: usize,
+    difficulty: Option<f64>,
+}
+
+impl Known {
+    fn update(&mut self, session: &Session, registration: &super::registry::Registration) {
+        if !session.is_authorized() {
+            return;
+        }
+        let count = session.authorized_usernames().count();
+        if count != self.usernames {
+            for username in session.authorized_usernames().skip(self.usernames) {
+                registration.authorized(username);
+            }
+            self.usernames = count;
+        }
+        let difficulty = session.difficulty();
+        if self.difficulty != Some(difficulty) {
+            registration.difficulty(difficulty);
+            self.difficulty = Some(difficulty);
         }
     }
 }
