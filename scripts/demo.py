@@ -3,8 +3,8 @@
 lines, the snapshot of the live RPC answers, and the audit's summary with its checks.
 
     demo.py up PID HOST:PORT SECS        wait until the pool answers RPC and Stratum
-    demo.py mine SECS MIN_BLOCKS CAP     progress while the miners mine; returns after SECS once
-                                         MIN_BLOCKS blocks are found (at most CAP seconds)
+    demo.py mine SECS MIN MAX CAP        progress while the miners mine; returns after SECS once
+                                         MIN blocks are found, or at MAX blocks, or after CAP s
     demo.py settle SECS                  wait until every candidate is judged and node2 has
                                          node1's tip
     demo.py wait WHAT SECS CONDITION     wait (bounded) for matured | sent | in_mempool | confirmed
@@ -90,13 +90,17 @@ def coins(s):
 # ---------------------------------------------------------------------------------------------
 # What the pool says now
 
+def hashrate(h):
+    return "%.1f MH/s" % (h / 1e6) if h >= 1e6 else "%.0f kH/s" % (h / 1e3)
+
+
 def mining_line(left, h0):
     stats = try_rpc("pool_stats")
     if stats:
         b = stats["blocks"]
         found = b["found"] + b["pending"]
-        return found, "%d blocks, %d shares, %.1f Mh/s" % (
-            found, stats["shares_total"], stats["hashrate"]["h1m"] / 1e6)
+        return found, "%d blocks, %d shares, %s" % (
+            found, stats["shares_total"], hashrate(stats["hashrate"]["h1m"]))
     # Without pool_stats (an older build): the node's chain and the ledger's head.
     found = int(cli(1, "getblockcount")) - h0
     status = try_rpc("pool_status") or {}
@@ -143,8 +147,8 @@ def cmd_up(pid, stratum, secs):
     return 1
 
 
-def cmd_mine(secs, min_blocks, cap):
-    secs, min_blocks, cap = float(secs), int(min_blocks), float(cap)
+def cmd_mine(secs, min_blocks, max_blocks, cap):
+    secs, min_blocks, max_blocks, cap = float(secs), int(min_blocks), int(max_blocks), float(cap)
     h0 = int(ENV["DEMO_HEIGHT0"])
     start = time.time()
     every = 3 if secs <= 30 else 5
@@ -156,6 +160,10 @@ def cmd_mine(secs, min_blocks, cap):
         found = found or 0
         if elapsed >= secs and found >= min_blocks:
             print("  mining done after %d s: %s" % (elapsed, line))
+            return 0
+        if found >= max_blocks:
+            print("  mining done after %d s at %d blocks (enough for the demo): %s"
+                  % (elapsed, max_blocks, line))
             return 0
         if elapsed >= cap:
             print("  mining stopped at the cap of %d s with %s (wanted %d blocks)"

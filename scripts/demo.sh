@@ -44,6 +44,7 @@ if [[ $SHORT == 1 ]]; then
   # machine): 0.00004 (172 k hashes) is a block every few seconds.
   BLOCK_DIFFICULTY=0.00004
   MIN_BLOCKS=3            # mine on past SECONDS until this many blocks are found...
+  MAX_BLOCKS=20           # ...or stop early at this many (a fast machine)...
   MINE_CAP=$((SECONDS_TO_MINE * 3))   # ...but never longer than this
   CONFIRMATIONS=1
   PAYOUT_INTERVAL=1
@@ -52,6 +53,7 @@ else
   SECONDS_TO_MINE="${SECONDS_TO_MINE:-60}"
   BLOCK_DIFFICULTY=0.02
   MIN_BLOCKS=3
+  MAX_BLOCKS=40
   MINE_CAP=$((SECONDS_TO_MINE * 3))
   CONFIRMATIONS=2
   PAYOUT_INTERVAL=2
@@ -189,13 +191,13 @@ miner() { # miner NAME WORKER THREADS
   started "$!"
   echo "  $1 ($address), worker $2, $3 thread(s)"
 }
-say "mining for ${SECONDS_TO_MINE} s (until at least $MIN_BLOCKS blocks, at most $MINE_CAP s): three miners of their own"
+say "mining for ${SECONDS_TO_MINE} s ($MIN_BLOCKS to $MAX_BLOCKS blocks, at most $MINE_CAP s): three miners"
 if [[ $SHORT == 1 ]]; then
   miner alice rig1 1; miner bob laptop 1; miner carol rig1 1
 else
   miner alice rig1 2; miner bob laptop 1; miner carol rig1 1; miner carol rig2 1
 fi
-demo_py mine "$SECONDS_TO_MINE" "$MIN_BLOCKS" "$MINE_CAP" || true
+demo_py mine "$SECONDS_TO_MINE" "$MIN_BLOCKS" "$MAX_BLOCKS" "$MINE_CAP" || true
 kill -TERM "${MINER_PIDS[@]}" 2>/dev/null || true
 wait "${MINER_PIDS[@]}" 2>/dev/null || true
 demo_py settle "$WAIT_SECS"
