@@ -94,7 +94,7 @@ def hashrate(h):
     return "%.1f MH/s" % (h / 1e6) if h >= 1e6 else "%.0f kH/s" % (h / 1e3)
 
 
-def mining_line(left, h0):
+def mining_line(h0):
     stats = try_rpc("pool_stats")
     if stats:
         b = stats["blocks"]
@@ -156,7 +156,7 @@ def cmd_mine(secs, min_blocks, max_blocks, cap):
     while True:
         elapsed = time.time() - start
         left = max(0, secs - elapsed)
-        found, line = polled(mining_line, left, h0)
+        found, line = polled(mining_line, h0)
         found = found or 0
         if elapsed >= secs and found >= min_blocks:
             print("  mining done after %d s: %s" % (elapsed, line))

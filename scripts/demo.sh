@@ -159,7 +159,7 @@ export DEMO_HEIGHT0="$("$NODE_BIN/bitcoin-cli" -regtest -datadir="$NODES/node1" 
 # demo.py's steps (waits, progress, the summary) run in the background and are waited for, so
 # that a signal reaches the trap at once, not after the step.
 demo_py() {
-  python3 "$REPO/scripts/demo.py" "$@" &
+  python3 -u "$REPO/scripts/demo.py" "$@" &
   PY_PID=$!
   local status=0
   wait "$PY_PID" || status=$?
