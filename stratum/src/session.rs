@@ -549,7 +549,7 @@ impl Session {
                 let e = RpcError::new(
                     ErrorCode::Unauthorized,
                     format!(
-                        "worker banned until {} (too many invalid shares)",
+                        "worker banned until {} (for too many invalid shares, or by the operator)",
                         format_utc(until)
                     ),
                 );

@@ -29,10 +29,8 @@ const MAX_USERNAME_BYTES: usize = 256;
 pub fn register(module: &mut RpcModule<RpcContext>) -> anyhow::Result<()> {
     module.register_async_method(METHOD_PAYOUTS_PAUSE, payouts_pause)?;
     module.register_async_method(METHOD_PAYOUTS_RESUME, payouts_resume)?;
-    module.register_method(METHOD_BAN_ADD, |params, ctx, ext| ban_add(params, ctx, ext))?;
-    module.register_method(METHOD_BAN_REMOVE, |params, ctx, ext| {
-        ban_remove(params, ctx, ext)
-    })?;
+    module.register_method(METHOD_BAN_ADD, ban_add)?;
+    module.register_method(METHOD_BAN_REMOVE, ban_remove)?;
     module.register_method(METHOD_BANS_LIST, |_, ctx, ext| {
         authorize(METHOD_BANS_LIST, ext)?;
         let bans = ctx.bans.list(now_ms()).iter().map(ban_info).collect();
@@ -54,7 +52,7 @@ fn unavailable(what: &str, e: std::io::Error) -> ErrorObjectOwned {
 fn pause_reason(params: &Params<'_>) -> Result<String, ErrorObjectOwned> {
     let reason = if params
         .as_str()
-        .is_none_or(|s| s.trim().is_empty() || s.trim() == "[]")
+        .map_or(true, |s| s.trim().is_empty() || s.trim() == "[]")
     {
         String::new()
     } else if let Ok((request,)) = params.parse::<(PauseRequest,)>() {

@@ -132,7 +132,7 @@ impl Verifier {
         if state
             .last
             .as_ref()
-            .is_none_or(|l| l.started_ms <= verification.started_ms)
+            .map_or(true, |l| l.started_ms <= verification.started_ms)
         {
             state.last = Some(verification.clone());
         }

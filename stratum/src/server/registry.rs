@@ -209,7 +209,7 @@ impl Registry {
                 BanTarget::Ip(ip) => same_ip(e.peer.ip(), *ip),
                 BanTarget::Worker { username, from } => {
                     e.usernames.iter().any(|u| u == username)
-                        && from.is_none_or(|ip| same_ip(e.peer.ip(), ip))
+                        && from.map_or(true, |ip| same_ip(e.peer.ip(), ip))
                 }
             };
             if hit && !e.close.is_cancelled() {
