@@ -141,9 +141,10 @@ pub mod stats;
 
 pub use balance::Balance;
 pub use engine::{
-    default_rule, Anomaly, AnomalyKind, BlockStatus, BlockView, OpenPaymentView, PaymentCheck,
-    PaymentRefusal, PaymentStatus, PaymentView, PoolTotals, Projection, ProjectionConfig,
-    CONFLICT_REASON_PREFIX, DEFAULT_MAX_SHARES, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
+    default_rule, Anomaly, AnomalyKind, BlockDetailView, BlockEntry, BlockLife, BlockStatus,
+    BlockView, OpenPaymentView, PaymentCheck, PaymentDetailView, PaymentRefusal, PaymentStatus,
+    PaymentView, PoolTotals, Projection, ProjectionConfig, CONFLICT_REASON_PREFIX,
+    DEFAULT_MAX_SHARES, DEFAULT_PPLNS_WINDOW, SNAPSHOT_VERSION,
 };
 pub use stats::{ShareStats, WindowStats};
 

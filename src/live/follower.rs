@@ -6,6 +6,7 @@
 //! chunks of [`CHUNK`] under the write lock. Catch-ups are paced ([`PACE`]): the ledger commits
 //! thousands of times a second under load, and one catch-up per few milliseconds folds them all.
 
+use super::events;
 use super::snapshot::{self, SnapshotHeader};
 use super::{Applied, Live, SnapshotPolicy};
 use anyhow::Context;
@@ -238,13 +239,26 @@ impl Live {
             let Some(last) = chunk.last().map(|r| r.seq) else {
                 break;
             };
+            let mut notes = Vec::new();
             {
+                let wanted = self.events.wanted();
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
                 for record in &chunk {
-                    state.apply(Some(&self.ledger), record)?;
+                    let before = wanted.then(|| events::before(&state, record));
+                    if let Err(e) = state.apply(Some(&self.ledger), record) {
+                        drop(state);
+                        // What was applied before the failure is told all the same.
+                        self.events.send_all(notes);
+                        return Err(e);
+                    }
+                    if let Some(before) = before {
+                        events::after(&state, record, before, &mut notes);
+                    }
                 }
             }
             self.applied.send_replace(Some(last));
+            // Once the chunk is readable: a subscriber that reads on a notification sees it.
+            self.events.send_all(notes);
             applied += chunk.len() as u64;
             follow.since_snapshot += chunk.len() as u64;
         }

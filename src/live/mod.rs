@@ -20,9 +20,11 @@
 
 mod accounting;
 pub mod archive;
+pub mod events;
 pub mod follower;
 pub mod lane;
 pub mod pause;
+pub mod reads;
 pub mod snapshot;
 pub mod views;
 
@@ -189,6 +191,8 @@ pub struct Live {
     pause: pause::Pause,
     /// The payout process's last report of state `error` (kept after later successes).
     payout_error: Mutex<Option<PayoutReport>>,
+    /// The follower's notifications for the WebSocket subscriptions ([`events`]).
+    events: events::Events,
 }
 
 impl Live {
@@ -218,12 +222,18 @@ impl Live {
             archiving: tokio::sync::Mutex::new(()),
             pause,
             payout_error: Mutex::new(None),
+            events: events::Events::default(),
         })
     }
 
     /// The operator's pause of payouts.
     pub fn pause(&self) -> &pause::Pause {
         &self.pause
+    }
+
+    /// The follower's notifications (blocks, block status changes, payments) from now on.
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<events::LiveEvent> {
+        self.events.subscribe()
     }
 
     pub fn ledger(&self) -> &Ledger {

@@ -47,8 +47,10 @@ impl State {
             let b = &mut self.blocks[i as usize];
             match (b.candidate_seq, b.verdict) {
                 (Some(_), Verdict::Pending) => {
-                    // Never credited; its round rolls forward as an orphan's does.
+                    // Never credited; its round rolls forward as an orphan's does. Its verdict's
+                    // seq is kept where a found block keeps its own.
                     b.verdict = Verdict::Refused;
+                    b.found_seq = seq;
                     b.status = BlockStatus::Orphaned;
                     self.rejected.push(r.clone());
                     self.reassign_rounds(i, false);

@@ -11,17 +11,21 @@
 //! confirmation of a payment, ...) change nothing but are recorded as [`Anomaly`]s, so a replay
 //! never stops on them and the operator can see them.
 
+mod block_list;
 mod blocks;
 mod credits;
 mod forget;
 mod horizon;
 mod payment_check;
+mod payment_list;
 mod payment_views;
 mod payments;
 mod rounds;
 
+pub use block_list::{BlockDetailView, BlockEntry, BlockLife};
 pub use forget::DEFAULT_MAX_SHARES;
 pub use payment_check::{PaymentCheck, PaymentRefusal, CONFLICT_REASON_PREFIX};
+pub use payment_list::PaymentDetailView;
 pub use payment_views::{OpenPaymentView, PaymentView};
 
 use crate::balance::Balance;
@@ -141,6 +145,8 @@ struct Segment {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct BlockRecord {
     found: BlockFound,
+    /// Sequence of its verdict (`BlockFound`, or `BlockRejected` for a refused candidate; a
+    /// candidate's own while it waits).
     found_seq: u64,
     /// Sequence of the block's `BlockCandidate`, when it had one: the position it is credited
     /// at (its rule, PPLNS window and PROP round were fixed there).

@@ -3,7 +3,9 @@
 //! Each group registers its methods from its own module.
 
 pub mod admin;
+mod read;
 pub mod stats;
+mod subscriptions;
 pub mod verify;
 
 use super::context::RpcContext;
@@ -13,5 +15,7 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> anyhow::Result<()> {
     stats::register(module)?;
     admin::register(module)?;
     verify::register(module)?;
+    read::register(module)?;
+    subscriptions::register(module)?;
     Ok(())
 }
