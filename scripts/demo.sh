@@ -79,6 +79,7 @@ elif [[ -z "$BIN" ]]; then
   BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 fi
 BIN="$(cd "$BIN" && pwd)"
+START_TIME=$(date +%s)   # the demo's own time, after any build
 for b in obtc-pool obtc-miner; do
   [[ -x "$BIN/$b" ]] || die "no $b in $BIN"
 done
