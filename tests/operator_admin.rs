@@ -9,12 +9,13 @@
 //! paused, the pause across a restart, resume; worker and IP bans closing the live connection,
 //! refusing the reconnect or authorize, listed, lifted; a connected miner in `pool_stats` and
 //! `miner_workers` (connections, difficulty, shares, rejections); `ledger_verify` fresh, under
-//! the rate limit, with the token, concurrent.
+//! the rate limit, with the token, concurrent. One test runs the pool on the real regtest node
+//! pair, so its shares are real blocks: `pool_stats`' block counts and last block.
 
 mod common;
 
-use common::nodes::free_port;
-use common::pool::PoolProcess;
+use common::nodes::{free_port, nodes};
+use common::pool::{PoolOptions, PoolProcess};
 use common::rpc::post;
 use common::stratum_client::StratumClient;
 use payout::api::operator::{ERR_BAD_REQUEST, ERR_INVALID_ADDRESS, ERR_UNKNOWN};
@@ -359,11 +360,19 @@ fn a_pause_refuses_new_payments_survives_a_restart_and_is_lifted() {
         json!(false)
     );
     assert!(pool.read("payout_state", json!([]))["paused"].is_null());
-    let appended = pool.admin("payment_append", json!([prepared]));
+    let appended = pool.admin("payment_append", json!([prepared.clone()]));
     assert_eq!(appended["repeated"], json!(false), "{appended}");
     let stats = pool.read("pool_stats", json!([]));
     assert!(stats["payout"]["paused"].is_null());
     assert_eq!(stats["payout"]["open_payments"], json!(1));
+
+    // Paused again (the reason as a plain string): the exact repeat of a prepare made before
+    // is still answered with its record, and appends nothing.
+    let reply = pool.admin("payouts_pause", json!(["second look"]));
+    assert_eq!(reply["paused"]["reason"], json!("second look"));
+    let repeat = pool.admin("payment_append", json!([prepared]));
+    assert_eq!(repeat["repeated"], json!(true), "{repeat}");
+    assert_eq!(repeat["seq"], appended["seq"]);
 }
 
 /// Mines `n` shares on `client` as `username`, each acknowledged `true`.
@@ -594,4 +603,56 @@ fn ledger_verify_is_shared_rate_limited_and_fresh_with_the_token() {
         .process
         .log()
         .contains("ledger verified (ledger_verify)"));
+}
+
+#[test]
+fn on_the_regtest_nodes_found_blocks_show_in_pool_stats() {
+    let _serial = common::serial();
+    let node = &nodes().node1;
+    let payout = node.new_address();
+    let miner = node.new_address();
+    let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut options = PoolOptions::new(&payout);
+    options.extra = format!("[rpc]\nlisten = \"{rpc}\"\n");
+    let pool = Pool {
+        process: PoolProcess::start(&options),
+        rpc,
+    };
+    let start_height = node.block_count();
+    let rig = format!("{miner}.rig1");
+    let (mut client, mut job) = StratumClient::authorized(pool.process.stratum, &rig);
+    // On regtest every share at the test difficulty meets the network target: each is a block.
+    const BLOCKS: u64 = 2;
+    for _ in 0..BLOCKS {
+        let solution = client.grind(&job, None, None, 50_000_000);
+        assert_eq!(client.submit(&rig, &solution), Ok(json!(true)));
+        job = client
+            .wait_for_new_block(&job.prev_hash, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("no new job after a block:\n{}", pool.process.log()));
+    }
+    let stats = pool.stats_until("the blocks found", |s| {
+        s["blocks"]["found"] == json!(BLOCKS) && s["blocks"]["pending"] == json!(0)
+    });
+    assert_eq!(stats["blocks"]["immature"], json!(BLOCKS), "{stats:#}");
+    assert_eq!(stats["blocks"]["rejected"], json!(0));
+    let last = &stats["last_block"];
+    assert_eq!(last["height"], json!(start_height + BLOCKS), "{stats:#}");
+    assert_eq!(last["finder"], json!(miner));
+    assert_eq!(last["worker"], json!("rig1"));
+    assert_eq!(last["status"], json!("immature"));
+    assert!(last["reward"].as_u64().unwrap() > 0);
+    assert_eq!(
+        node.cli(&["getblockhash", &(start_height + BLOCKS).to_string()]),
+        last["block_id"]
+    );
+    assert_eq!(stats["shares_accepted"], json!(BLOCKS));
+    assert_eq!(stats["connections"], json!(1));
+    let workers = pool.read("miner_workers", json!([miner]));
+    let w = &workers["workers"][0];
+    assert_eq!(w["worker"], json!("rig1"), "{workers:#}");
+    assert_eq!(w["shares"], json!(BLOCKS));
+    assert_eq!(w["connections"], json!(1));
+    assert_eq!(w["difficulty"], json!(client.difficulty));
+    let verify = pool.read("ledger_verify", json!([]));
+    assert_eq!(verify["verification"]["ok"], json!(true), "{verify}");
 }

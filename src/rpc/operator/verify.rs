@@ -246,6 +246,59 @@ mod tests {
         }
     }
 
+    /// The ledger's verification of a ledger that grows meanwhile: every record up to (at
+    /// least) the head recorded when it started, and it verifies.
+    #[test]
+    fn a_verification_while_appends_go_on_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger::Ledger::open(dir.path()).unwrap();
+        let event = |i: u64| {
+            pool_core::Event::PaymentFailed(pool_core::event::PaymentFailed {
+                payment_id: i,
+                reason: "x".into(),
+            })
+        };
+        ledger
+            .append_batch_blocking((0..20_000).map(event).collect())
+            .unwrap();
+        let writer = {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    ledger.append_batch_blocking(vec![event(i)]).unwrap();
+                }
+            })
+        };
+        let mut verified = Vec::new();
+        for _ in 0..3 {
+            let v = run(&ledger);
+            assert!(v.ok, "{v:?}");
+            verified.push(v.records);
+        }
+        writer.join().unwrap();
+        assert!(verified.iter().all(|r| *r >= 20_000), "{verified:?}");
+        let last = run(&ledger);
+        assert_eq!(last.records, 20_050);
+        ledger.close_blocking();
+    }
+
+    /// The verification thread runs at nice 19, and so do the checking threads it starts.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_verification_thread_and_its_children_run_at_nice_19() {
+        fn nice() -> i32 {
+            // SAFETY: reads this thread's priority.
+            unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
+        }
+        let (own, child) = std::thread::spawn(|| {
+            lower_priority();
+            (nice(), std::thread::spawn(nice).join().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!((own, child), (19, 19));
+    }
+
     #[test]
     fn one_verification_at_a_time_and_the_last_under_the_rate_limit() {
         let dir = tempfile::tempdir().unwrap();

@@ -157,7 +157,7 @@ impl Connection {
                         // Behind any pending share replies, so a vardiff change announced in
                         // a reply reaches the miner before the job it applies to.
                         outgoing.push_back(Outgoing::Ready(lines));
-                        known.update(&session, &registration);
+                        let _ = known.update(&session, &registration);
                     }
                 }
                 readable = self.stream.readable(), if can_read => {
@@ -176,7 +176,9 @@ impl Connection {
                     }
                     let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
                     framer.release_if_drained();
-                    known.update(&session, &registration);
+                    if known.update(&session, &registration) {
+                        self.close_if_banned(&session, &registration);
+                    }
                     if let Flow::Cut = flow {
                         break;
                     }
@@ -262,6 +264,24 @@ impl Connection {
             *deadline = Instant::now() + self.shared.idle_timeout;
         }
         flow
+    }
+
+    /// A ban added between a username's authorize and its registration found no connection to
+    /// close: after registering new usernames the connection looks at the bans once more.
+    fn close_if_banned(&self, session: &Session, registration: &super::registry::Registration) {
+        let now = now_ms();
+        let banned = session.authorized_usernames().find_map(|u| {
+            self.shared
+                .bans
+                .worker_banned_until(u, self.peer.ip(), now)
+                .map(|until| (u, until))
+        });
+        if let Some((username, until)) = banned {
+            registration.close(&format!(
+                "worker {username} banned until {}",
+                crate::ban::format_utc(until)
+            ));
+        }
     }
 
     /// Logs (once) and counts a flood cut, and records it as an offence of the connection's
@@ -418,12 +438,14 @@ struct Known {
 }
 
 impl Known {
-    fn update(&mut self, session: &Session, registration: &super::registry::Registration) {
+    /// Tells the registry what changed; true when usernames were added.
+    fn update(&mut self, session: &Session, registration: &super::registry::Registration) -> bool {
         if !session.is_authorized() {
-            return;
+            return false;
         }
         let count = session.authorized_usernames().count();
-        if count != self.usernames {
+        let added = count != self.usernames;
+        if added {
             for username in session.authorized_usernames().skip(self.usernames) {
                 registration.authorized(username);
             }
@@ -434,6 +456,7 @@ impl Known {
             registration.difficulty(difficulty);
             self.difficulty = Some(difficulty);
         }
+        added
     }
 }
 

@@ -246,6 +246,16 @@ impl Registration {
         }
     }
 
+    /// Closes the connection (its task ends and logs `reason`).
+    pub fn close(&self, reason: &str) {
+        if let Some(e) = self.registry.conns().get_mut(&self.id) {
+            if !e.close.is_cancelled() {
+                e.reason = Some(reason.to_owned());
+                e.close.cancel();
+            }
+        }
+    }
+
     /// Why the registry closed this connection, if it did.
     pub fn close_reason(&self) -> Option<String> {
         self.registry
@@ -340,6 +350,11 @@ mod tests {
         assert!(tokens[0].is_cancelled() && tokens[1].is_cancelled());
         assert_eq!(a.close_reason().as_deref(), Some("ip"));
         drop((a, b));
+        let token = CancellationToken::new();
+        let d = r.register(peer("192.0.2.10:4"), token.clone(), 0);
+        d.close("worker x banned");
+        assert!(token.is_cancelled());
+        assert_eq!(d.close_reason().as_deref(), Some("worker x banned"));
         let stats = r.stats();
         stats.accepted.fetch_add(3, Ordering::Relaxed);
         stats.rejected.fetch_add(1, Ordering::Relaxed);
