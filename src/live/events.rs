@@ -162,8 +162,8 @@ fn payment_of(event: &Event) -> Option<u64> {
 mod tests {
     use super::*;
     use pool_core::event::{
-        BlockCandidate, BlockFound, BlockMatured, PaymentOutput, PaymentPrepared, PaymentSent,
-        PayoutAddress, WorkerName,
+        BlockCandidate, BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, BlockRejected,
+        PaymentOutput, PaymentPrepared, PaymentSent, PayoutAddress, WorkerName,
     };
     use pool_core::{Sats, Target};
     use projections::{PaymentStatus, Projection, ProjectionConfig};
@@ -281,5 +281,59 @@ mod tests {
         assert_eq!(sent.ledger.seq, 6);
         assert_eq!(sent.ledger.hash, hex::encode([6u8; 32]));
         assert_eq!(sent.item.prepared_ms, Some(5));
+    }
+
+    #[test]
+    fn orphans_reinstatements_and_refusals_are_told() {
+        let candidate = |id: u8| {
+            Event::BlockCandidate(BlockCandidate {
+                height: 100 + u64::from(id),
+                block_id: BlockId([id; 32]),
+                reward: Sats(600),
+                network_target: Target::MAX,
+                finder: PayoutAddress("a".into()),
+                worker: WorkerName("w".into()),
+                time_ms: 2_000,
+                block: vec![],
+            })
+        };
+        let events = vec![
+            found(1), // no candidate: found where it stands
+            Event::BlockOrphaned(BlockOrphaned {
+                block_id: BlockId([1; 32]),
+                height: 101,
+            }),
+            Event::BlockOrphaned(BlockOrphaned {
+                block_id: BlockId([1; 32]),
+                height: 101,
+            }), // already orphaned
+            Event::BlockReinstated(BlockReinstated {
+                block_id: BlockId([1; 32]),
+                height: 101,
+            }),
+            candidate(2),
+            Event::BlockRejected(BlockRejected {
+                height: 102,
+                block_id: BlockId([2; 32]),
+                reason: "bad-txns".into(),
+                finder: PayoutAddress("a".into()),
+                worker: WorkerName("w".into()),
+                time_ms: 2_500,
+            }),
+            Event::BlockMatured(BlockMatured {
+                block_id: BlockId([2; 32]),
+                height: 102,
+            }), // a refused candidate never matures
+        ];
+        assert_eq!(
+            described(&notifications(events)),
+            vec![
+                "found Immature at 0",
+                "block 101 at 0",
+                "orphaned Orphaned at 1",
+                "reinstated Immature at 3",
+                "rejected Rejected at 5",
+            ]
+        );
     }
 }

@@ -135,3 +135,121 @@ async fn forward(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::live::{Live, SnapshotPolicy};
+    use jsonrpsee::core::EmptyServerParams;
+    use ledger::Ledger;
+    use payout::api::operator::{BlockStatusChange, Notification, PaymentInfo};
+    use pool_core::event::{BlockFound, PaymentOutput, PaymentPrepared, PayoutAddress, WorkerName};
+    use pool_core::{BlockId, Event, Sats, Target};
+    use projections::PaymentStatus;
+    use std::path::Path;
+    use std::time::Instant;
+
+    const CONFIG: &str = r#"
+[chain]
+preset = "bsv-regtest"
+[node]
+url = "http://127.0.0.1:18332"
+user = "u"
+password = "p"
+[pool]
+payout_address = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"
+[ledger]
+data_dir = "data"
+"#;
+
+    /// An RPC module over a live projection of a fresh ledger in `dir`.
+    fn module(dir: &Path) -> (RpcModule<RpcContext>, Arc<Live>) {
+        let config = Config::from_text(CONFIG, dir).unwrap();
+        let ledger = Ledger::open(&dir.join("ledger")).unwrap();
+        let live = Arc::new(Live::open(ledger, config.chain, SnapshotPolicy::default()).unwrap());
+        let context = RpcContext {
+            live: live.clone(),
+            bans: Arc::new(stratum::ban::BanStore::new(Default::default())),
+            config: Arc::new(config),
+            started: Instant::now(),
+        };
+        let mut module = RpcModule::new(context);
+        register(&mut module).unwrap();
+        (module, live)
+    }
+
+    fn prepared(id: u64) -> Event {
+        Event::PaymentPrepared(PaymentPrepared {
+            payment_id: id,
+            outputs: vec![PaymentOutput {
+                address: PayoutAddress("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX".into()),
+                amount: Sats(1_000),
+            }],
+        })
+    }
+
+    #[tokio::test]
+    async fn each_subscription_gets_its_kind_once_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (module, live) = module(dir.path());
+        let mut payments = module
+            .subscribe_unbounded(SUBSCRIBE_PAYMENTS, EmptyServerParams::new())
+            .await
+            .unwrap();
+        let mut statuses = module
+            .subscribe_unbounded(SUBSCRIBE_BLOCK_STATUS, EmptyServerParams::new())
+            .await
+            .unwrap();
+        let found = Event::BlockFound(BlockFound {
+            height: 101,
+            block_id: BlockId([1; 32]),
+            reward: Sats(600),
+            network_target: Target::MAX,
+            finder: PayoutAddress("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX".into()),
+            worker: WorkerName("w".into()),
+            time_ms: 3_000,
+        });
+        live.ledger()
+            .append_batch_blocking(vec![prepared(0), found])
+            .unwrap();
+        assert_eq!(live.catch_up().unwrap(), 2);
+        let (p, _) = payments
+            .next::<Notification<PaymentInfo>>()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.ledger.seq, p.item.status), (0, PaymentStatus::Prepared));
+        let (b, _) = statuses
+            .next::<Notification<BlockStatusChange>>()
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((b.ledger.seq, b.item.event.as_str()), (1, "found"));
+    }
+
+    /// A subscriber that does not keep up is dropped (its subscription ends) and the follower
+    /// never waited for it.
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (module, live) = module(dir.path());
+        let mut payments = module
+            .subscribe_unbounded(SUBSCRIBE_PAYMENTS, EmptyServerParams::new())
+            .await
+            .unwrap();
+        let n = crate::live::events::CAPACITY as u64 + 10;
+        live.ledger()
+            .append_batch_blocking((0..n).map(prepared).collect())
+            .unwrap();
+        // This (only) thread applies everything: the subscription's task cannot run meanwhile.
+        assert_eq!(live.catch_up().unwrap(), n);
+        let next = tokio::time::timeout(
+            Duration::from_secs(10),
+            payments.next::<Notification<PaymentInfo>>(),
+        )
+        .await
+        .expect("the subscription ends");
+        assert!(next.is_none(), "dropped, not served: {next:?}");
+    }
+}
