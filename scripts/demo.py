@@ -12,8 +12,8 @@ lines, the snapshot of the live RPC answers, and the audit's summary with its ch
     demo.py summary DIR VERIFY POOL PAYOUT SECS    the audit's checks and the summary
 
 Settings come from the environment demo.sh exports (DEMO_RPC_URL, DEMO_NODE_BIN, DEMO_NODES,
-DEMO_POOL_ADDRESS, DEMO_CONFIRMATIONS, DEMO_HEIGHT0). Every wait is bounded and says what it
-waited for when it gives up. Amounts in the ledger and the RPC are satoshis.
+DEMO_POOL_ADDRESS, DEMO_MIN_PAYMENT, DEMO_CONFIRMATIONS, DEMO_HEIGHT0). Every wait is bounded
+and says what it waited for when it gives up. Amounts in the ledger and the RPC are satoshis.
 """
 
 import json
@@ -221,7 +221,7 @@ def condition(name, state, stats):
             len(txids) - len(missing), len(txids))
     if name == "confirmed":
         unpaid = [p for p in state["payable"]
-                  if p["address"] != pool and p["payable"] >= 100_000]
+                  if p["address"] != pool and p["payable"] >= int(ENV["DEMO_MIN_PAYMENT"])]
         done = not opened and not unpaid and state["next_payment_id"] > 0
         return done, "%d open payments, %d miners payable" % (len(opened), len(unpaid))
     raise SystemExit("unknown condition " + name)

@@ -156,6 +156,7 @@ STRATUM="$(sed -n 's/^listen = "\(127\.0\.0\.1:[0-9]*\)"$/\1/p' "$CONFIG" | head
 export DEMO_RPC_URL="http://$(sed -n '/^\[rpc\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
 export DEMO_NODE_BIN="$NODE_BIN" DEMO_NODES="$NODES" DEMO_CONFIRMATIONS="$CONFIRMATIONS"
 export DEMO_POOL_ADDRESS="$(sed -n 's/^payout_address = "\(.*\)"$/\1/p' "$CONFIG")"
+export DEMO_MIN_PAYMENT="$(sed -n 's/^min_payment = \([0-9]*\)$/\1/p' "$CONFIG")"
 export DEMO_HEIGHT0="$("$NODE_BIN/bitcoin-cli" -regtest -datadir="$NODES/node1" getblockcount)"
 # demo.py's steps (waits, progress, the summary) run in the background and are waited for, so
 # that a signal reaches the trap at once, not after the step.
