@@ -89,6 +89,11 @@ done
 PIDS_FILE="$DEMO/pids"
 NODES="$DEMO/nodes"
 started() { echo "$1" >> "$PIDS_FILE"; }
+# A process waited for is forgotten, so that its pid, once reused, is never signalled.
+forget() {
+  local pid
+  for pid in "$@"; do sed -i "/^$pid\$/d" "$PIDS_FILE"; done
+}
 stop_all() {
   if [[ -f "$PIDS_FILE" ]]; then
     while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$PIDS_FILE"
@@ -202,6 +207,7 @@ fi
 demo_py mine "$SECONDS_TO_MINE" "$MIN_BLOCKS" "$MAX_BLOCKS" "$MINE_CAP" || true
 kill -TERM "${MINER_PIDS[@]}" 2>/dev/null || true
 wait "${MINER_PIDS[@]}" 2>/dev/null || true
+forget "${MINER_PIDS[@]}"
 demo_py settle "$WAIT_SECS"
 
 say "maturing: node2 mines 100 blocks to its own wallet (outside the pool's)"
@@ -220,12 +226,14 @@ demo_py wait "the payments to be confirmed" "$WAIT_SECS" confirmed
 kill -TERM "$PAYOUT_PID"
 PAYOUT_STATUS=0
 wait "$PAYOUT_PID" || PAYOUT_STATUS=$?
+forget "$PAYOUT_PID"
 demo_py snapshot "$DEMO/rpc-live.json"
 
 say "stopping the pool cleanly (SIGTERM: stops Stratum, flushes the ledger)"
 kill -TERM "$POOL_PID"
 POOL_STATUS=0
 wait "$POOL_PID" || POOL_STATUS=$?
+forget "$POOL_PID"
 tail -n 3 "$DEMO/pool.log" | sed 's/^/  /'
 
 say "auditing the stopped pool's ledger (obtc-pool ledger verify / head / balances / dump)"
