@@ -13,7 +13,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The most the short demo may take (it takes ~40 s here; its own waits are bounded shorter).
+/// The most the short demo may take (~30 s here, on a loaded 2-core machine; its own waits are
+/// bounded shorter).
 const LIMIT: Duration = Duration::from_secs(240);
 
 #[test]
