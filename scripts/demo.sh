@@ -1,196 +1,249 @@
 #!/usr/bin/env bash
-# The regtest demo: two real regtest nodes (Bitcoin SV, SHA-256d), the pool, two CPU miners with
-# their own payout addresses; blocks are found through the pool and land on the node's chain;
-# 100 more blocks (mined by node2, outside the pool's wallet) mature them, the chain watcher
-# records it, and the payout process pays both miners from the pool's wallet; the payments are
-# checked on the node. Then the pool is stopped cleanly and its ledger is verified and replayed
-# into per-block credits, balances and payments. Everything runs on this machine, on loopback,
-# and is stopped at the end.
+# The regtest demo: everything the pool does, on this machine, on loopback.
 #
-#   scripts/demo.sh [SECONDS]      mine for SECONDS (default 60)
+# Two linked regtest nodes (Bitcoin SV, SHA-256d; scripts/nodes.sh), the pool, three CPU miners
+# (obtc-miner) under their own payout addresses. Blocks are found through the pool; node2 mines
+# 100 blocks to its own wallet (outside the pool's) so they mature; the payout process pays the
+# miners from the pool's wallet (node1's) and node2 mines the confirmations. The pool's live
+# JSON-RPC answers are saved, the pool is stopped cleanly, and the ledger is audited: verified,
+# replayed, every block and payment checked on the nodes. A summary ends it; every check says ok
+# or FAILED and the exit status is non-zero if any failed. Everything it started is stopped in
+# every case (trap, and a watchdog should the script itself be killed).
+#
+#   scripts/demo.sh [SECONDS]          release build, mine for SECONDS (default 60)
+#   scripts/demo.sh --short [SECONDS]  the test command's short form (tests/demo.rs runs it with
+#                                      cargo test's binaries): debug build, mine SECONDS (default
+#                                      15), an easier block threshold, 1 confirmation
+#   options:  --bin-dir DIR   obtc-pool and obtc-miner from DIR (build nothing)
+#             --data DIR      data directory (default: demo-data in the repository; emptied first)
+#   env:      DEMO_BIN_DIR, DEMO_DIR (same as the options), OBTC_NODE_BIN (node binaries),
+#             STRATUM_PORT (default: a free port)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$(pwd)"
-SECONDS_TO_MINE="${1:-60}"
-DEMO="$REPO/demo-data"
-BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-
-say "building obtc-pool and obtc-miner (release)"
-cargo build --release --bin obtc-pool --bin obtc-miner
-
-say "installing the regtest node (Bitcoin SV 1.0.13 from PyPI)"
-NODE_BIN="$(scripts/nodes.sh install)"
-CLI=("$NODE_BIN/bitcoin-cli" -regtest -datadir="$DEMO/nodes/node1")
-CLI2=("$NODE_BIN/bitcoin-cli" -regtest -datadir="$DEMO/nodes/node2")
-
-POOL_PID=""
-PAYOUT_PID=""
-cleanup() {
-  [[ -n "$PAYOUT_PID" ]] && kill "$PAYOUT_PID" 2>/dev/null || true
-  [[ -n "$POOL_PID" ]] && kill "$POOL_PID" 2>/dev/null || true
-  scripts/nodes.sh stop "$DEMO/nodes" >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-
-say "starting two linked regtest nodes"
-rm -rf "$DEMO"
-mkdir -p "$DEMO"
-STRATUM_PORT="${STRATUM_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}" \
-  scripts/nodes.sh start "$DEMO/nodes" | tee "$DEMO/nodes.txt"
-CONFIG="$DEMO/nodes/pool.toml"
-# A share every ~1 s per miner and a harder regtest block threshold: many shares per block, so the
-# replayed credits show the PPLNS split between the two miners.
-sed -i -e 's/^target_share_secs = .*/target_share_secs = 1/' \
-  -e 's/^pool_block_difficulty = .*/pool_block_difficulty = 0.02/' "$CONFIG"
-STRATUM="$(sed -n 's/^listen = "\(127\.0\.0\.1:[0-9]*\)"$/\1/p' "$CONFIG" | head -n1)"
-HEIGHT0="$("${CLI[@]}" getblockcount)"
-
-say "starting the pool (ledger in $DEMO/nodes/pool-ledger)"
-"$BIN/obtc-pool" run --config "$CONFIG" > "$DEMO/pool.log" 2>&1 &
-POOL_PID=$!
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/${STRATUM%:*}/${STRATUM#*:}") 2>/dev/null; then break; fi
-  sleep 0.1
+SHORT=0
+SECONDS_TO_MINE=""
+BIN="${DEMO_BIN_DIR:-}"
+DEMO="${DEMO_DIR:-$REPO/demo-data}"
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --short) SHORT=1 ;;
+    --bin-dir) BIN="${2:?--bin-dir needs a directory}"; shift ;;
+    --data) DEMO="${2:?--data needs a directory}"; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    [0-9]*) SECONDS_TO_MINE="$1" ;;
+    *) echo "demo.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
 done
 
-RPC_URL="http://$(sed -n '/^\[rpc\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
-# One call to the pool's JSON-RPC (read methods need no token), printed as JSON.
-pool_rpc() {
-  python3 - "$RPC_URL" "$1" <<'PY'
-import json, sys, urllib.request
-req = urllib.request.Request(sys.argv[1], json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[2], "params": []}).encode(), {"Content-Type": "application/json"})
-print(json.dumps(json.load(urllib.request.urlopen(req, timeout=10))["result"]))
-PY
+if [[ $SHORT == 1 ]]; then
+  SECONDS_TO_MINE="${SECONDS_TO_MINE:-15}"
+  # The debug miner hashes ~100x slower than the release one (~20 kH/s a thread on a loaded
+  # machine): 0.00004 (172 k hashes) is a block every few seconds.
+  BLOCK_DIFFICULTY=0.00004
+  MIN_BLOCKS=3            # mine on past SECONDS until this many blocks are found...
+  MAX_BLOCKS=20           # ...or stop early at this many (a fast machine)...
+  MINE_CAP=$((SECONDS_TO_MINE * 3))   # ...but never longer than this
+  CONFIRMATIONS=1
+  PAYOUT_INTERVAL=1
+  WAIT_SECS=60            # the longest any one wait may take
+else
+  SECONDS_TO_MINE="${SECONDS_TO_MINE:-60}"
+  BLOCK_DIFFICULTY=0.02
+  MIN_BLOCKS=3
+  MAX_BLOCKS=40
+  MINE_CAP=$((SECONDS_TO_MINE * 3))
+  CONFIRMATIONS=2
+  PAYOUT_INTERVAL=2
+  WAIT_SECS=120
+fi
+mkdir -p "$DEMO"
+DEMO="$(cd "$DEMO" && pwd)"
+START_TIME=$(date +%s)
+PY_PID=""
+STAGE=0
+STAGES=$([[ -z "$BIN" ]] && echo 8 || echo 7)
+
+say() { printf '\n\033[1m== [%d/%d] %s\033[0m  (%d s)\n' "$((++STAGE))" "$STAGES" "$*" "$(($(date +%s) - START_TIME))"; }
+die() { echo "demo.sh: $*" >&2; exit 1; }
+
+if [[ -z "$BIN" && $SHORT == 1 ]]; then
+  say "building obtc-pool and obtc-miner (debug, as cargo test does)"
+  cargo build --bin obtc-pool --bin obtc-miner
+  BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug"
+elif [[ -z "$BIN" ]]; then
+  say "building obtc-pool and obtc-miner (release)"
+  cargo build --release --bin obtc-pool --bin obtc-miner
+  BIN="${CARGO_TARGET_DIR:-$REPO/target}/release"
+fi
+BIN="$(cd "$BIN" && pwd)"
+START_TIME=$(date +%s)   # the demo's own time, after any build
+for b in obtc-pool obtc-miner; do
+  [[ -x "$BIN/$b" ]] || die "no $b in $BIN"
+done
+
+# Everything started is recorded here, so the trap (and the watchdog, if this script is killed
+# outright) can stop it.
+PIDS_FILE="$DEMO/pids"
+NODES="$DEMO/nodes"
+started() { echo "$1" >> "$PIDS_FILE"; }
+# A process waited for is forgotten, so that its pid, once reused, is never signalled.
+forget() {
+  local pid
+  for pid in "$@"; do sed -i "/^$pid\$/d" "$PIDS_FILE"; done
 }
-# Waits (at most $2 seconds) until the Python expression $3 holds for `payout_state` as `s`.
-wait_state() {
-  local what="$1" secs="$2" expr="$3"
-  for _ in $(seq 1 "$((secs * 2))"); do
-    if pool_rpc payout_state | python3 -c "import json,sys; s=json.load(sys.stdin); sys.exit(0 if ($expr) else 1)"; then
-      return 0
-    fi
-    sleep 0.5
+stop_all() {
+  if [[ -f "$PIDS_FILE" ]]; then
+    while read -r pid; do kill "$pid" 2>/dev/null || true; done < "$PIDS_FILE"
+    # Give the pool and the payout process their clean stop (bounded), then the nodes.
+    for _ in $(seq 1 50); do
+      alive=0
+      while read -r pid; do kill -0 "$pid" 2>/dev/null && alive=1; done < "$PIDS_FILE"
+      [[ $alive == 0 ]] && break
+      sleep 0.2
+    done
+    while read -r pid; do kill -9 "$pid" 2>/dev/null || true; done < "$PIDS_FILE"
+    rm -f "$PIDS_FILE"
+  fi
+  scripts/nodes.sh stop "$NODES" >/dev/null 2>&1 || true
+}
+on_exit() {
+  status=$?
+  trap - EXIT INT TERM HUP
+  if [[ $status -ge 128 ]]; then
+    echo "demo.sh: interrupted (exit $status): stopping everything it started" >&2
+  fi
+  [[ -n "$PY_PID" ]] && kill "$PY_PID" 2>/dev/null
+  stop_all
+  [[ -n "${WATCHDOG:-}" ]] && kill -9 "$WATCHDOG" 2>/dev/null
+  exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+say "starting two linked regtest nodes (scripts/nodes.sh; Bitcoin SV 1.0.13 from PyPI)"
+NODE_BIN="$(scripts/nodes.sh install)"
+# Emptied first, but only a demo's own directory (or the default one).
+if [[ -n "$(ls -A "$DEMO")" && ! -f "$DEMO/.obtc-demo" && "$DEMO" != "$REPO/demo-data" ]]; then
+  die "$DEMO is not empty and not a demo's data directory: give an empty or new one"
+fi
+rm -rf "${DEMO:?}/"* "$DEMO/.obtc-demo"
+touch "$DEMO/.obtc-demo"
+: > "$PIDS_FILE"
+# The watchdog: should this script die without its trap (SIGKILL), or the process named by
+# DEMO_WATCH_PID (the test running it) die first, it stops what the script started.
+(
+  trap '' INT TERM HUP
+  while kill -0 $$ && { [[ -z "${DEMO_WATCH_PID:-}" ]] || kill -0 "$DEMO_WATCH_PID"; }; do
+    sleep 1
   done
-  echo "timed out waiting for $what" >&2
-  return 1
+  kill -0 $$ && kill -TERM $$
+  [[ -f "$PIDS_FILE" ]] || exit 0
+  while read -r pid; do kill "$pid" || true; done < "$PIDS_FILE"
+  scripts/nodes.sh stop "$NODES"
+) >/dev/null 2>&1 &
+WATCHDOG=$!
+STRATUM_PORT="${STRATUM_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}" \
+  scripts/nodes.sh start "$NODES" > "$DEMO/nodes.txt"
+sed 's/^/  /' "$DEMO/nodes.txt"
+CONFIG="$NODES/pool.toml"
+# A share every ~1 s per miner, the regtest block threshold of this form, the chain watcher and
+# the payout process on a short period, and the confirmations of this form.
+sed -i -e 's/^target_share_secs = .*/target_share_secs = 1/' \
+  -e "s/^pool_block_difficulty = .*/pool_block_difficulty = $BLOCK_DIFFICULTY/" \
+  -e 's/^refresh_secs = \(.*\)$/refresh_secs = \1\nwatch_interval_secs = 1/' \
+  -e "s/^interval_secs = .*/interval_secs = $PAYOUT_INTERVAL/" \
+  -e "s/^confirmations = .*/confirmations = $CONFIRMATIONS/" "$CONFIG"
+STRATUM="$(sed -n 's/^listen = "\(127\.0\.0\.1:[0-9]*\)"$/\1/p' "$CONFIG" | head -n1)"
+export DEMO_RPC_URL="http://$(sed -n '/^\[rpc\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
+export DEMO_NODE_BIN="$NODE_BIN" DEMO_NODES="$NODES" DEMO_CONFIRMATIONS="$CONFIRMATIONS"
+export DEMO_POOL_ADDRESS="$(sed -n 's/^payout_address = "\(.*\)"$/\1/p' "$CONFIG")"
+export DEMO_MIN_PAYMENT="$(sed -n 's/^min_payment = \([0-9]*\)$/\1/p' "$CONFIG")"
+export DEMO_HEIGHT0="$("$NODE_BIN/bitcoin-cli" -regtest -datadir="$NODES/node1" getblockcount)"
+# demo.py's steps (waits, progress, the summary) run in the background and are waited for, so
+# that a signal reaches the trap at once, not after the step.
+demo_py() {
+  python3 -u "$REPO/scripts/demo.py" "$@" &
+  PY_PID=$!
+  local status=0
+  wait "$PY_PID" || status=$?
+  PY_PID=""
+  return "$status"
 }
+CLI2=("$NODE_BIN/bitcoin-cli" -regtest -datadir="$NODES/node2")
+
+say "starting the pool (ledger in $NODES/pool-ledger, JSON-RPC on $DEMO_RPC_URL)"
+"$BIN/obtc-pool" run --config "$CONFIG" > "$DEMO/pool.log" 2>&1 &
+POOL_PID=$!
+started "$POOL_PID"
+demo_py up "$POOL_PID" "$STRATUM" 60 || { tail -n 20 "$DEMO/pool.log"; die "the pool did not start"; }
 
 # The miners' addresses are node2's: node1's wallet is the pool's and holds only its rewards.
-ALICE="$("${CLI2[@]}" getnewaddress)"
-BOB="$("${CLI2[@]}" getnewaddress)"
-say "mining for ${SECONDS_TO_MINE}s: alice ($ALICE, 2 threads) and bob ($BOB, 1 thread)"
-"$BIN/obtc-miner" --url "$STRATUM" --user "$ALICE.rig1" --threads 2 --duration "$SECONDS_TO_MINE" &
-MINER_A=$!
-"$BIN/obtc-miner" --url "$STRATUM" --user "$BOB.laptop" --threads 1 --duration "$SECONDS_TO_MINE"
-wait "$MINER_A"
-
-HEIGHT1="$("${CLI[@]}" getblockcount)"
-say "the node's chain grew from height $HEIGHT0 to $HEIGHT1"
+MINERS="$DEMO/miners.txt"
+: > "$MINERS"
+MINER_PIDS=()
+miner() { # miner NAME WORKER THREADS
+  local address
+  address="$(grep "^$1 " "$MINERS" | cut -d' ' -f2 || true)"
+  if [[ -z "$address" ]]; then
+    address="$("${CLI2[@]}" getnewaddress)"
+    echo "$1 $address" >> "$MINERS"
+  fi
+  "$BIN/obtc-miner" --url "$STRATUM" --user "$address.$2" --threads "$3" \
+    --duration "$((MINE_CAP + 30))" > "$DEMO/miner-$1-$2.log" 2>&1 &
+  MINER_PIDS+=($!)
+  started "$!"
+  echo "  $1 ($address), worker $2, $3 thread(s)"
+}
+say "mining for ${SECONDS_TO_MINE} s ($MIN_BLOCKS to $MAX_BLOCKS blocks, at most $MINE_CAP s): three miners"
+if [[ $SHORT == 1 ]]; then
+  miner alice rig1 1; miner bob laptop 1; miner carol rig1 1
+else
+  miner alice rig1 2; miner bob laptop 1; miner carol rig1 1; miner carol rig2 1
+fi
+demo_py mine "$SECONDS_TO_MINE" "$MIN_BLOCKS" "$MAX_BLOCKS" "$MINE_CAP" || true
+kill -TERM "${MINER_PIDS[@]}" 2>/dev/null || true
+wait "${MINER_PIDS[@]}" 2>/dev/null || true
+forget "${MINER_PIDS[@]}"
+demo_py settle "$WAIT_SECS"
 
 say "maturing: node2 mines 100 blocks to its own wallet (outside the pool's)"
 "${CLI2[@]}" generate 100 >/dev/null
-wait_state "the chain watcher to mature the pool's blocks" 60 'len(s["payable"]) > 0'
-echo "  payable now (pool's RPC, payout_state):"
-pool_rpc payout_state | python3 -c '
-import json, sys
-s = json.load(sys.stdin)
-for b in s["payable"]:
-    print("    %s  %d sat" % (b["address"], b["payable"]))
-print("    (ledger seq %s)" % s["ledger"]["seq"])'
-echo "  pool's wallet balance (node1): $("${CLI[@]}" getbalance) (matured coinbases only)"
+demo_py wait "the chain watcher to record every found block as matured" "$WAIT_SECS" matured
 
-say "starting the payout process (obtc-pool payout: a process of its own, same config)"
+say "paying: the payout process (obtc-pool payout, a process of its own, same config)"
 "$BIN/obtc-pool" payout --config "$CONFIG" > "$DEMO/payout.log" 2>&1 &
 PAYOUT_PID=$!
-wait_state "the payments to be broadcast" 60 'len(s["open_payments"]) > 0 and all(p["status"] == "sent" or p["status"] == "Sent" for p in s["open_payments"])'
-# node2 mines the confirmations, once the transactions reached its mempool (relay takes a moment).
-TXIDS="$(pool_rpc payout_state | python3 -c 'import json,sys; print(" ".join(p["txid"] for p in json.load(sys.stdin)["open_payments"]))')"
-for _ in $(seq 1 60); do
-  MEMPOOL="$("${CLI2[@]}" getrawmempool)"
-  missing=0
-  for t in $TXIDS; do [[ "$MEMPOOL" == *"$t"* ]] || missing=1; done
-  [[ $missing == 0 ]] && break
-  sleep 0.5
-done
-echo "  sent ($TXIDS); node2 mines 2 blocks for the configured depth (confirmations = 2)"
-"${CLI2[@]}" generate 2 >/dev/null
-POOL_ADDRESS="$(sed -n 's/^payout_address = "\(.*\)"$/\1/p' "$CONFIG")"
-wait_state "the payments to be confirmed" 60 'not s["open_payments"] and not [b for b in s["payable"] if b["payable"] >= 100000 and b["address"] != "'"$POOL_ADDRESS"'"]'
-echo "  confirmed; the pool fee stays in the pool's wallet (its address is the wallet's: never paid out)"
-kill -INT "$PAYOUT_PID"; wait "$PAYOUT_PID" || true; PAYOUT_PID=""
-tail -n 4 "$DEMO/payout.log"
+started "$PAYOUT_PID"
+demo_py wait "the payments to be broadcast" "$WAIT_SECS" sent
+demo_py wait "node2 to see the payments in its mempool" "$WAIT_SECS" in_mempool
+echo "  node2 mines $CONFIRMATIONS block(s) for the configured depth (confirmations = $CONFIRMATIONS)"
+"${CLI2[@]}" generate "$CONFIRMATIONS" >/dev/null
+demo_py wait "the payments to be confirmed" "$WAIT_SECS" confirmed
+kill -TERM "$PAYOUT_PID"
+PAYOUT_STATUS=0
+wait "$PAYOUT_PID" || PAYOUT_STATUS=$?
+forget "$PAYOUT_PID"
+demo_py snapshot "$DEMO/rpc-live.json"
 
-say "stopping the pool cleanly (SIGINT flushes the ledger)"
-kill -INT "$POOL_PID"
-wait "$POOL_PID" || true
-POOL_PID=""
-tail -n 5 "$DEMO/pool.log"
+say "stopping the pool cleanly (SIGTERM: stops Stratum, flushes the ledger)"
+kill -TERM "$POOL_PID"
+POOL_STATUS=0
+wait "$POOL_PID" || POOL_STATUS=$?
+forget "$POOL_PID"
+tail -n 3 "$DEMO/pool.log" | sed 's/^/  /'
 
-LEDGER="$DEMO/nodes/pool-ledger"
-say "auditor: obtc-pool ledger verify"
-"$BIN/obtc-pool" ledger verify --data "$LEDGER"
-say "auditor: obtc-pool ledger head"
-"$BIN/obtc-pool" ledger head --data "$LEDGER"
-say "blocks the pool found (BlockCandidate, then the node's verdict BlockFound), checked against the node"
-"$BIN/obtc-pool" ledger dump --data "$LEDGER" --json | python3 -c '
-import json, subprocess, sys
-cli = sys.argv[1:]
-found = 0
-for line in sys.stdin:
-    rec = json.loads(line)
-    ev = rec["event"]
-    if "BlockFound" in ev:
-        b = ev["BlockFound"]
-        on_chain = subprocess.run(cli + ["getblockhash", str(b["height"])], capture_output=True, text=True).stdout.strip()
-        mark = "on chain" if on_chain == b["block_id"] else "off the best chain: lost the race at its height (the chain watcher orphans it)"
-        print("  height %-4d %s  finder %s.%s  reward %s sat  %s" % (b["height"], b["block_id"], b["finder"], b["worker"], b["reward"], mark))
-        found += 1
-print("  %d blocks found through the pool" % found)
-' "${CLI[@]}"
-say "auditor: replayed credits and balances (obtc-pool ledger balances)"
-"$BIN/obtc-pool" ledger balances --data "$LEDGER"
-say "payments in the ledger, checked on the node: each miner received exactly what the ledger says"
-"$BIN/obtc-pool" ledger dump --data "$LEDGER" --json | python3 -c '
-import json, subprocess, sys
-cli1, cli2 = sys.argv[1].split("|"), sys.argv[2].split("|")
-paid, txids, rewards, matured, fees = {}, {}, {}, set(), 0
-for line in sys.stdin:
-    ev = json.loads(line)["event"]
-    if "BlockFound" in ev:
-        rewards[ev["BlockFound"]["block_id"]] = ev["BlockFound"]["reward"]
-    elif "BlockMatured" in ev:
-        matured.add(ev["BlockMatured"]["block_id"])
-    elif "BlockOrphaned" in ev:
-        matured.discard(ev["BlockOrphaned"]["block_id"])
-    elif "PaymentSent" in ev:
-        fees += ev["PaymentSent"]["network_fee"]
-    elif "PaymentPrepared" in ev:
-        p = ev["PaymentPrepared"]
-        txids[p["payment_id"]] = (None, p["outputs"])
-    elif "PaymentConfirmed" in ev:
-        c = ev["PaymentConfirmed"]
-        _, outputs = txids[c["payment_id"]]
-        txids[c["payment_id"]] = (c["txid"], outputs)
-        tx = json.loads(subprocess.run(cli1 + ["gettransaction", c["txid"]], capture_output=True, text=True).stdout)
-        print("  payment %d  txid %s  %d confirmations on node1, fee %s" % (c["payment_id"], c["txid"], tx["confirmations"], tx["fee"]))
-        for o in outputs:
-            paid[o["address"]] = paid.get(o["address"], 0) + o["amount"]
-bad = 0
-for address, amount in sorted(paid.items()):
-    got = round(float(subprocess.run(cli2 + ["getreceivedbyaddress", address, "1"], capture_output=True, text=True).stdout) * 1e8)
-    mark = "ok" if got == amount else "MISMATCH"
-    bad += got != amount
-    print("  %s  ledger paid %d sat, node2 received %d sat  %s" % (address, amount, got, mark))
-expected = sum(rewards[b] for b in matured) - sum(paid.values()) - fees
-wallet = round(float(subprocess.run(cli1 + ["getbalance"], capture_output=True, text=True).stdout) * 1e8)
-mark = "ok" if wallet == expected else "MISMATCH"
-bad += wallet != expected
-print("  pool wallet (node1) %d sat == matured rewards - payments - network fees = %d sat  %s" % (wallet, expected, mark))
-if not paid:
-    print("  no payment confirmed"); sys.exit(1)
-sys.exit(1 if bad else 0)
-' "$(IFS='|'; echo "${CLI[*]}")" "$(IFS='|'; echo "${CLI2[*]}")"
-echo
-echo "Demo data kept in $DEMO (nodes stopped); logs: $DEMO/pool.log, $DEMO/payout.log."
+say "auditing the stopped pool's ledger (obtc-pool ledger verify / head / balances / dump)"
+LEDGER="$NODES/pool-ledger"
+VERIFY_STATUS=0
+"$BIN/obtc-pool" ledger verify --data "$LEDGER" > "$DEMO/verify.txt" 2>&1 || VERIFY_STATUS=$?
+sed 's/^/  /' "$DEMO/verify.txt"
+"$BIN/obtc-pool" ledger balances --data "$LEDGER" --json > "$DEMO/balances.json" || true
+"$BIN/obtc-pool" ledger balances --data "$LEDGER" > "$DEMO/balances.txt" 2>&1 || true
+"$BIN/obtc-pool" ledger dump --data "$LEDGER" --json > "$DEMO/dump.jsonl" || true
+echo "  replay: $DEMO/balances.txt (text), $DEMO/balances.json"
+
+demo_py summary "$DEMO" "$VERIFY_STATUS" "$POOL_STATUS" "$PAYOUT_STATUS" "$(($(date +%s) - START_TIME))"

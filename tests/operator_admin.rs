@@ -360,11 +360,19 @@ fn a_pause_refuses_new_payments_survives_a_restart_and_is_lifted() {
         json!(false)
     );
     assert!(pool.read("payout_state", json!([]))["paused"].is_null());
-    let appended = pool.admin("payment_append", json!([prepared]));
+    let appended = pool.admin("payment_append", json!([prepared.clone()]));
     assert_eq!(appended["repeated"], json!(false), "{appended}");
     let stats = pool.read("pool_stats", json!([]));
     assert!(stats["payout"]["paused"].is_null());
     assert_eq!(stats["payout"]["open_payments"], json!(1));
+
+    // Paused again (the reason as a plain string): the exact repeat of a prepare made before
+    // is still answered with its record, and appends nothing.
+    let reply = pool.admin("payouts_pause", json!(["second look"]));
+    assert_eq!(reply["paused"]["reason"], json!("second look"));
+    let repeat = pool.admin("payment_append", json!([prepared]));
+    assert_eq!(repeat["repeated"], json!(true), "{repeat}");
+    assert_eq!(repeat["seq"], appended["seq"]);
 }
 
 /// Mines `n` shares on `client` as `username`, each acknowledged `true`.

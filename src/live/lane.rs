@@ -39,16 +39,6 @@ impl Live {
             )));
         }
         let _turn = self.lane.lock().await;
-        // Under the lane's turn: a pause that took effect is seen by every later prepare.
-        if let (Event::PaymentPrepared(p), Some(pause)) = (&event, self.pause().get()) {
-            return Err(LaneError::Refused(format!(
-                "payouts are paused by the operator since {} ({}): no new payment (payment {} \
-                 not prepared); open payments go on; payouts_resume lifts the pause",
-                stratum::ban::format_utc(pause.since_ms),
-                pause.reason,
-                p.payment_id
-            )));
-        }
         self.wait_durable_applied().await?;
         let check = {
             let state = self.read();
@@ -67,6 +57,19 @@ impl Live {
             }
             check
         };
+        // Under the lane's turn: a pause that took effect is seen by every later prepare. An
+        // exact repeat of a prepare made before the pause is still answered (it adds nothing).
+        if let (PaymentCheck::Valid, Event::PaymentPrepared(p), Some(pause)) =
+            (&check, &event, self.pause().get())
+        {
+            return Err(LaneError::Refused(format!(
+                "payouts are paused by the operator since {} ({}): no new payment (payment {} \
+                 not prepared); open payments go on; payouts_resume lifts the pause",
+                stratum::ban::format_utc(pause.since_ms),
+                pause.reason,
+                p.payment_id
+            )));
+        }
         match check {
             PaymentCheck::Repeat { seq } => {
                 let ledger = self.ledger().clone();

@@ -246,6 +246,42 @@ mod tests {
         }
     }
 
+    /// The ledger's verification of a ledger that grows meanwhile: every record up to (at
+    /// least) the head recorded when it started, and it verifies.
+    #[test]
+    fn a_verification_while_appends_go_on_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = ledger::Ledger::open(dir.path()).unwrap();
+        let event = |i: u64| {
+            pool_core::Event::PaymentFailed(pool_core::event::PaymentFailed {
+                payment_id: i,
+                reason: "x".into(),
+            })
+        };
+        ledger
+            .append_batch_blocking((0..20_000).map(event).collect())
+            .unwrap();
+        let writer = {
+            let ledger = ledger.clone();
+            std::thread::spawn(move || {
+                for i in 0..50 {
+                    ledger.append_batch_blocking(vec![event(i)]).unwrap();
+                }
+            })
+        };
+        let mut verified = Vec::new();
+        for _ in 0..3 {
+            let v = run(&ledger);
+            assert!(v.ok, "{v:?}");
+            verified.push(v.records);
+        }
+        writer.join().unwrap();
+        assert!(verified.iter().all(|r| *r >= 20_000), "{verified:?}");
+        let last = run(&ledger);
+        assert_eq!(last.records, 20_050);
+        ledger.close_blocking();
+    }
+
     /// The verification thread runs at nice 19, and so do the checking threads it starts.
     #[cfg(target_os = "linux")]
     #[test]
