@@ -12,7 +12,8 @@
 # histogram and ledger commit figures) and the medians as a table.
 #
 # Environment: DURATION (s, default 10), REPEAT (default 1), STRATUM_RATE (default 5000),
-# STRATUM_CONNECTIONS (default 100), RPC_CLIENTS (default 2), METHOD (default miner_balance),
+# STRATUM_CONNECTIONS (default 100), RPC_CLIENTS (default 2), RPC_RATE (total calls/s, paced;
+# default: back to back, as fast as the clients get answers), METHOD (default miner_balance),
 # PARAMS (JSON, default ["ADDRESS"]), ADDRESS, PRESET (default bsv-regtest), BENCH_OUT (default
 # target/bench-rpc), CARGO_TARGET_DIR, POOL_BIN / LOADGEN_BIN (binaries to measure instead of a
 # fresh release build). Every process it starts is killed on exit.
@@ -24,6 +25,7 @@ REPEAT=${REPEAT:-1}
 STRATUM_RATE=${STRATUM_RATE:-5000}
 STRATUM_CONNECTIONS=${STRATUM_CONNECTIONS:-100}
 RPC_CLIENTS=${RPC_CLIENTS:-2}
+RPC_RATE=${RPC_RATE:-}
 METHOD=${METHOD:-miner_balance}
 PRESET=${PRESET:-bsv-regtest}
 ADDRESS=${ADDRESS:-mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX}
@@ -134,7 +136,7 @@ rpc_load() {
     local label=$1 out rc=0
     out=$(timeout "$LOADGEN_TIMEOUT" "$LOADGEN" rpc --target "127.0.0.1:$rpc_port" \
         --clients "$RPC_CLIENTS" --method "$METHOD" --params "$PARAMS" --duration "$DURATION" \
-        --json 2>"$BENCH_OUT/$label.rpc.log") || rc=$?
+        ${RPC_RATE:+--rate "$RPC_RATE"} --json 2>"$BENCH_OUT/$label.rpc.log") || rc=$?
     [[ $rc -eq 0 ]] || fail "$label: loadgen rpc exited $rc ($(tail -n 2 "$BENCH_OUT/$label.rpc.log" | tr '\n' ' '))"
     [[ -n $out ]] || out='{"calls_per_s":0,"errors":0,"p50_us":0,"p99_us":0,"max_us":0}'
     echo "{\"label\":\"$label\",\"side\":\"rpc\",${out#\{}" >>"$RESULTS"
@@ -184,8 +186,10 @@ grep -E '^obtc_(stratum_shares_accepted_total|stratum_submit_latency_seconds_(co
 kill -INT "$POOL_PID" 2>/dev/null || true
 for _ in $(seq 1 300); do kill -0 "$POOL_PID" 2>/dev/null || break; sleep 0.1; done
 
+PACING=${RPC_RATE:+at $RPC_RATE calls/s}
+PACING=${PACING:-back to back}
 echo
-echo "== medians of $REPEAT round(s), ${DURATION} s each: Stratum open loop $STRATUM_RATE/s over $STRATUM_CONNECTIONS connections, $RPC_CLIENTS RPC clients calling $METHOD"
+echo "== medians of $REPEAT round(s), ${DURATION} s each: Stratum open loop $STRATUM_RATE/s over $STRATUM_CONNECTIONS connections, $RPC_CLIENTS RPC clients calling $METHOD $PACING"
 printf '%-28s %12s %10s %10s %10s\n' "run" "per s" "p50 us" "p99 us" "max us"
 printf '%-28s %12s %10s %10s %10s\n' "stratum acks, alone" "$(median "${s_rate[@]}")" "$(median "${s_p50[@]}")" "$(median "${s_p99[@]}")" "-"
 printf '%-28s %12s %10s %10s %10s\n' "stratum acks, with rpc" "$(median "${b_rate[@]}")" "$(median "${b_p50[@]}")" "$(median "${b_p99[@]}")" "-"

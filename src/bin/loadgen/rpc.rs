@@ -28,6 +28,10 @@ pub struct RpcArgs {
     /// Measured window, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
+    /// Total calls per second over all clients, paced (default: back to back). A call due
+    /// while the one before is still out waits for it.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Print the one-line JSON result on stdout (the human summary goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -46,6 +50,7 @@ pub struct RpcResult {
     pub target: String,
     pub method: String,
     pub clients: usize,
+    pub rate: Option<f64>,
     pub duration_s: f64,
     pub calls: u64,
     /// JSON-RPC error replies and HTTP statuses other than 200.
@@ -64,6 +69,12 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<std::process::ExitCode> {
         args.duration.is_finite() && args.duration > 0.0,
         "--duration must be positive"
     );
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
+    }
+    let interval = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.clients as f64 / rate));
     let params: serde_json::Value =
         serde_json::from_str(&args.params).context("--params is not JSON")?;
     let body =
@@ -95,8 +106,12 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<std::process::ExitCode> {
     let end = start + duration;
     let tasks: Vec<_> = streams
         .into_iter()
-        .map(|mut stream| {
+        .enumerate()
+        .map(|(index, mut stream)| {
             let request = Arc::clone(&request);
+            // Paced clients start spread over one interval.
+            let offset =
+                interval.map_or(Duration::ZERO, |i| i * index as u32 / args.clients as u32);
             tokio::spawn(async move {
                 let mut tally = ClientTally {
                     calls: 0,
@@ -104,8 +119,13 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<std::process::ExitCode> {
                     latencies_us: Vec::with_capacity(64 * 1024),
                     dropped: None,
                 };
-                tokio::time::sleep_until(start).await;
+                let mut due = start + offset;
+                tokio::time::sleep_until(due).await;
                 while Instant::now() < end {
+                    if let Some(interval) = interval {
+                        tokio::time::sleep_until(due).await;
+                        due += interval;
+                    }
                     let sent = Instant::now();
                     match call(&mut stream, &request).await {
                         Ok(ok) => {
@@ -144,6 +164,7 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<std::process::ExitCode> {
         target: args.target.clone(),
         method: args.method.clone(),
         clients: args.clients,
+        rate: args.rate,
         duration_s: args.duration,
         calls,
         errors,
