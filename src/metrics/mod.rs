@@ -252,7 +252,7 @@ impl Collector for PoolCollector {
         }
         // The operator's pause, as `payout_state` shows it to the payout process (with the
         // admin calls' pause merged, `Live::pause()` alone would do).
-        let paused = self.live.payout_state().paused.is_some();
+        let paused = self.live.pause().get().is_some();
         gauge(
             e,
             "obtc_payouts_paused",
