@@ -250,8 +250,7 @@ impl Collector for PoolCollector {
                 ConstGauge::new(i64::from(state == Some(s))).encode(m.encode_family(&labels)?)?;
             }
         }
-        // The operator's pause, as `payout_state` shows it to the payout process (with the
-        // admin calls' pause merged, `Live::pause()` alone would do).
+        // The operator's pause (`payouts_pause`), as `payout_state` shows it.
         let paused = self.live.pause().get().is_some();
         gauge(
             e,
