@@ -211,8 +211,13 @@ def condition(name, state, stats):
         return bool(payable), "%d addresses payable" % len(payable)
     if name == "sent":
         done = bool(opened) and all(p["status"].lower() == "sent" for p in opened)
-        return done, "open payments: %s" % (
+        desc = "open payments: %s" % (
             ", ".join("#%d %s" % (p["payment_id"], p["status"].lower()) for p in opened) or "none")
+        report = ((stats or {}).get("payout") or {}).get("last_report")
+        if not done and report:
+            # Why nothing is paid yet, in the payout process's own words (a guard, the wallet).
+            desc += "; payout process: %s: %s" % (report["state"], report["message"])
+        return done, desc
     if name == "in_mempool":
         txids = [p["txid"] for p in opened if p.get("txid")]
         mempool = set(cli(2, "getrawmempool"))

@@ -151,12 +151,16 @@ STRATUM_PORT="${STRATUM_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.
 sed 's/^/  /' "$DEMO/nodes.txt"
 CONFIG="$NODES/pool.toml"
 # A share every ~1 s per miner, the regtest block threshold of this form, the chain watcher and
-# the payout process on a short period, and the confirmations of this form.
+# the payout process on a short period, the confirmations of this form, and the spending guard
+# opened to the whole coin supply (a fast machine finds 25 blocks of 50 coins each in the short
+# form's 15 s: above nodes.sh's max_per_run of 1000 coins, the guard would pause the payouts).
 sed -i -e 's/^target_share_secs = .*/target_share_secs = 1/' \
   -e "s/^pool_block_difficulty = .*/pool_block_difficulty = $BLOCK_DIFFICULTY/" \
   -e 's/^refresh_secs = \(.*\)$/refresh_secs = \1\nwatch_interval_secs = 1/' \
   -e "s/^interval_secs = .*/interval_secs = $PAYOUT_INTERVAL/" \
-  -e "s/^confirmations = .*/confirmations = $CONFIRMATIONS/" "$CONFIG"
+  -e "s/^confirmations = .*/confirmations = $CONFIRMATIONS/" \
+  -e 's/^max_per_run = .*/max_per_run = 2100000000000000/' \
+  -e 's/^max_per_day = .*/max_per_day = 2100000000000000/' "$CONFIG"
 STRATUM="$(sed -n 's/^listen = "\(127\.0\.0\.1:[0-9]*\)"$/\1/p' "$CONFIG" | head -n1)"
 export DEMO_RPC_URL="http://$(sed -n '/^\[rpc\]/,/^\[/s/^listen = "\(.*\)"$/\1/p' "$CONFIG")"
 export DEMO_NODE_BIN="$NODE_BIN" DEMO_NODES="$NODES" DEMO_CONFIRMATIONS="$CONFIRMATIONS"
