@@ -210,20 +210,6 @@ fn cut_of(output: &str) -> u64 {
         .unwrap()
 }
 
-/// A copy of a closed ledger directory (the same records, the same hashes).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A ledger archived twice (and dropped) and the same ledger untouched.
 struct Archived {
     _tmp: tempfile::TempDir,
@@ -238,7 +224,7 @@ fn archived() -> Archived {
     let dir = tmp.path().join("ledger");
     let whole = tmp.path().join("whole");
     build(&dir, Vec::new());
-    copy_dir(&dir, &whole);
+    common::copy_dir(&dir, &whole);
     let archives = vec![tmp.path().join("a1.archive"), tmp.path().join("a2.archive")];
     let mut cuts = Vec::new();
     for (before, out) in [40, 110].iter().zip(&archives) {
@@ -584,7 +570,7 @@ fn the_running_pool_archives_through_the_rpc_with_the_token() {
     build(&dir, Vec::new());
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
-    copy_dir(&dir, &whole);
+    common::copy_dir(&dir, &whole);
     process.env = vec![(MARK_EVERY.0.into(), MARK_EVERY.1.into())];
     process.spawn();
     let token_file = dir.join("rpc.token");

@@ -11,7 +11,8 @@
 mod common;
 
 use common::miner::{MinerOptions, MinerProcess};
-use common::nodes::{free_port, start_payout_pair, Node, NodePair, RPC_PASSWORD, RPC_USER};
+use common::nodes::{free_port, start_payout_pair, NodePair, RPC_PASSWORD, RPC_USER};
+use common::payout::PayoutProcess;
 use common::pool::{PoolOptions, PoolProcess};
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::core::params::ArrayParams;
@@ -23,66 +24,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `obtc-pool payout` on the pool's config, killed on drop.
-struct PayoutProcess {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl PayoutProcess {
-    fn spawn(config: &Path) -> PayoutProcess {
-        let log = config.with_file_name("payout.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
-            .arg("payout")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start obtc-pool payout");
-        PayoutProcess {
-            child: Some(child),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PayoutProcess {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// The pool on the pair, with `[rpc]`, `[wallet]` (node 1's) and a payout rule with a 1 % fee.
 struct Setup {
@@ -218,38 +164,14 @@ impl Setup {
         }
     }
 
-    /// Node 2 mines `blocks` to its own address on top of node 1's best block, then waits
-    /// (bounded) until node 1 has them.
+    /// Node 2 mines `blocks` outside the pool's wallet, on top of node 1's best block.
     fn mine_outside(&self, blocks: u64) {
-        let tip = self.pair.node1.cli(&["getbestblockhash"]);
-        assert!(
-            self.pair
-                .node2
-                .wait_until(TIMEOUT, |n| n.cli(&["getbestblockhash"]) == tip),
-            "node 2 did not get node 1's best block {tip}"
-        );
-        self.pair
-            .node2
-            .cli(&["generatetoaddress", &blocks.to_string(), &self.outside]);
-        let target = self.pair.node2.block_count();
-        assert!(
-            self.pair
-                .node1
-                .wait_until(TIMEOUT, |n| n.block_count() >= target),
-            "node 1 did not reach node 2's height {target}"
-        );
+        self.pair.mine_outside(&self.outside, blocks, TIMEOUT);
     }
 
     /// Mines `blocks` on node 2 once it has every transaction of node 1's mempool.
     fn confirm_payments(&self, blocks: u64) {
-        let txids = mempool(&self.pair.node1);
-        assert!(
-            self.pair
-                .node2
-                .wait_until(TIMEOUT, |n| txids.is_subset(&mempool(n))),
-            "node 2 never got node 1's mempool {txids:?}"
-        );
-        self.mine_outside(blocks);
+        self.pair.confirm_payments(&self.outside, blocks, TIMEOUT);
     }
 }
 
@@ -264,29 +186,6 @@ fn example(v: &Value) {
             .open(path)
             .unwrap();
         writeln!(f, "{v}").unwrap();
-    }
-}
-
-fn mempool(node: &Node) -> BTreeSet<String> {
-    node.cli(&["getrawmempool"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            // A file may vanish while the pool runs (a snapshot's temporary file).
-            let _ = std::fs::copy(entry.path(), target);
-        }
     }
 }
 
@@ -599,7 +498,7 @@ fn the_operator_rpc_serves_what_the_ledger_says() {
     }
 
     // The payout process pays the miners: prepared, signed, sent, then confirmed at depth 2.
-    let mut payout = PayoutProcess::spawn(&s.pool.config_path);
+    let mut payout = PayoutProcess::spawn(&s.pool.config_path, &[]);
     let mut seen = Vec::new();
     for status in [
         PaymentStatus::Prepared,
@@ -630,7 +529,7 @@ fn the_operator_rpc_serves_what_the_ledger_says() {
     let height = s.pair.node1.cli(&["getblock", &block_hash])["height"].as_u64();
     assert_eq!(confirmed.item.confirmed_height, height);
     assert!(confirmed.item.prepared_ms.is_some());
-    payout.terminate();
+    assert!(payout.terminate().success(), "{}", payout.log());
     // Unsubscribing ends each subscription (the pool answers the unsubscribe call).
     s.runtime.block_on(async {
         blocks.unsubscribe().await.unwrap();
@@ -686,7 +585,7 @@ fn the_operator_rpc_serves_what_the_ledger_says() {
 
     // ...equals `ledger balances` on a copy of the ledger at the same sequence.
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(&s.pool.ledger_dir(), copy.path());
+    common::copy_live_dir(&s.pool.ledger_dir(), copy.path());
     let report = ledger_balances(copy.path());
     assert_eq!(report["head"]["seq"], head.seq, "{}", report["head"]);
     assert_eq!(report["head"]["hash"], head.hash);

@@ -10,6 +10,7 @@ mod common;
 
 use common::miner::{MinerOptions, MinerProcess};
 use common::nodes::{free_port, start_payout_pair, Node, NodePair, RPC_PASSWORD, RPC_USER};
+use common::payout::PayoutProcess;
 use common::pool::{PoolOptions, PoolProcess};
 use payout::api::{PayoutProcessState, PayoutState};
 use payout::payer::client::{PoolApi, PoolRpcClient};
@@ -18,8 +19,8 @@ use pool_core::Sats;
 use projections::split::split_network_fee;
 use projections::{BlockStatus, PaymentStatus, Projection, ProjectionConfig};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,80 +31,6 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `obtc-pool payout` on the pool's config file, killed on drop.
-struct PayoutProcess {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl PayoutProcess {
-    fn spawn(config: &Path, env: &[(&str, &str)]) -> PayoutProcess {
-        let log = config.with_file_name("payout.log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
-            .arg("payout")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "info,payout=debug")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .expect("start obtc-pool payout");
-        PayoutProcess {
-            child: Some(child),
-            log,
-        }
-    }
-
-    /// Everything every payout process of this test wrote (stdout and stderr), in order.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (bounded) for the process to exit by itself (a crash hook).
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let child = self.child.as_mut().expect("running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "payout did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> ExitStatus {
-        let id = self.child.as_ref().expect("running").id();
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(id.to_string())
-            .status();
-        self.wait_exit(Duration::from_secs(30))
-    }
-}
-
-impl Drop for PayoutProcess {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 /// A pool on a pair of its own, with `[rpc]` and `[wallet]` (node 1's).
 struct Setup {
@@ -239,40 +166,14 @@ impl Setup {
         self.mine_outside(100);
     }
 
-    /// Node 2 mines `blocks` to its own address on top of node 1's best block (the pool's
-    /// blocks reach node 2 through node 1: mining before that would orphan them), then waits
-    /// (bounded) until node 1 has them.
+    /// Node 2 mines `blocks` outside the pool's wallet, on top of node 1's best block.
     fn mine_outside(&self, blocks: u64) {
-        let tip = self.pair.node1.cli(&["getbestblockhash"]);
-        assert!(
-            self.pair
-                .node2
-                .wait_until(TIMEOUT, |n| n.cli(&["getbestblockhash"]) == tip),
-            "node 2 did not get node 1's best block {tip}"
-        );
-        let n = blocks.to_string();
-        self.pair
-            .node2
-            .cli(&["generatetoaddress", &n, &self.outside]);
-        let target = self.pair.node2.block_count();
-        assert!(
-            self.pair
-                .node1
-                .wait_until(TIMEOUT, |n| n.block_count() >= target),
-            "node 1 did not reach node 2's height {target}"
-        );
+        self.pair.mine_outside(&self.outside, blocks, TIMEOUT);
     }
 
     /// Mines `blocks` on node 2 once it has every transaction of node 1's mempool.
     fn confirm_payments(&self, blocks: u64) {
-        let txids = mempool(&self.pair.node1);
-        assert!(
-            self.pair
-                .node2
-                .wait_until(TIMEOUT, |n| txids.is_subset(&mempool(n))),
-            "node 2 never got node 1's mempool {txids:?}"
-        );
-        self.mine_outside(blocks);
+        self.pair.confirm_payments(&self.outside, blocks, TIMEOUT);
     }
 
     /// Sets `[payout] max_per_run` (the last section of the config) for the next payout start.
@@ -305,15 +206,6 @@ fn signed_sats(v: &serde_json::Value) -> i64 {
 
 fn sats(v: &serde_json::Value) -> u64 {
     u64::try_from(signed_sats(v)).unwrap_or_else(|_| panic!("a positive amount: {v}"))
-}
-
-fn mempool(node: &Node) -> BTreeSet<String> {
-    node.cli(&["getrawmempool"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// The transactions node 1's wallet sent.
@@ -547,7 +439,7 @@ fn a_crash_at_each_point_ends_in_one_transaction_per_balance() {
             "{hook}: one payment per round, none failed and made again"
         );
         assert!(
-            mempool(&s.pair.node1).is_empty(),
+            s.pair.node1.mempool().is_empty(),
             "{hook}: nothing left over"
         );
         assert_eq!(

@@ -88,6 +88,16 @@ impl Node {
         self.cli(&["getblockcount"]).as_u64().expect("block count")
     }
 
+    /// The txids in the node's mempool.
+    pub fn mempool(&self) -> std::collections::BTreeSet<String> {
+        self.cli(&["getrawmempool"])
+            .as_array()
+            .expect("a txid list")
+            .iter()
+            .map(|t| t.as_str().expect("a txid").to_owned())
+            .collect()
+    }
+
     pub fn new_address(&self) -> String {
         self.cli(&["getnewaddress"])
             .as_str()
@@ -109,6 +119,38 @@ impl Node {
 }
 
 impl NodePair {
+    /// Node 2 mines `blocks` to `address` (outside the pool's wallet) on top of node 1's best
+    /// block (the pool's blocks reach node 2 through node 1: mining before that would orphan
+    /// them), then waits (bounded) until node 1 has them.
+    pub fn mine_outside(&self, address: &str, blocks: u64, timeout: Duration) {
+        let tip = self.node1.cli(&["getbestblockhash"]);
+        assert!(
+            self.node2
+                .wait_until(timeout, |n| n.cli(&["getbestblockhash"]) == tip),
+            "node 2 did not get node 1's best block {tip}"
+        );
+        self.node2
+            .cli(&["generatetoaddress", &blocks.to_string(), address]);
+        let target = self.node2.block_count();
+        assert!(
+            self.node1
+                .wait_until(timeout, |n| n.block_count() >= target),
+            "node 1 did not reach node 2's height {target}"
+        );
+    }
+
+    /// Mines `blocks` on node 2 (to `address`) once it has every transaction of node 1's
+    /// mempool.
+    pub fn confirm_payments(&self, address: &str, blocks: u64, timeout: Duration) {
+        let txids = self.node1.mempool();
+        assert!(
+            self.node2
+                .wait_until(timeout, |n| txids.is_subset(&n.mempool())),
+            "node 2 never got node 1's mempool {txids:?}"
+        );
+        self.mine_outside(address, blocks, timeout);
+    }
+
     /// Connects node 2 to node 1 again (after node 1 restarted: bitcoind retries an added node
     /// only every minute or two) and waits (bounded) until they are linked.
     pub fn relink(&self, timeout: Duration) -> bool {
