@@ -70,15 +70,7 @@ struct Pool {
 /// A pool whose ledger holds `events` before it starts.
 fn pool_with(events: Vec<Event>) -> Pool {
     let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut process = PoolProcess::unstarted(|stratum, _| config(stratum, rpc));
-    if !events.is_empty() {
-        let ledger = ledger::Ledger::open(&process.ledger_dir()).expect("open the test ledger");
-        ledger
-            .append_batch_blocking(events)
-            .expect("write the test ledger");
-        ledger.close_blocking();
-    }
-    process.spawn();
+    let process = PoolProcess::start_on_ledger(|stratum, _| config(stratum, rpc), events);
     Pool { process, rpc }
 }
 

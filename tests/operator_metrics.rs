@@ -212,15 +212,9 @@ fn submit_raw(client: &mut StratumClient, worker: &str, s: &Solution) -> Result<
 fn a_running_pool_serves_its_metrics_in_prometheus_text() {
     let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut pool = PoolProcess::unstarted(|stratum, _| config(stratum, rpc, metrics));
-    let ledger = ledger::Ledger::open(&pool.ledger_dir()).expect("open the test ledger");
     let seeded = seeded();
     let seeded_records = seeded.len() as f64;
-    ledger
-        .append_batch_blocking(seeded)
-        .expect("write the test ledger");
-    ledger.close_blocking();
-    pool.spawn();
+    let pool = PoolProcess::start_on_ledger(|stratum, _| config(stratum, rpc, metrics), seeded);
     let worker = format!("{MINER}.rig1");
 
     // Accepted shares, then one rejection of each kind a miner can cause here.

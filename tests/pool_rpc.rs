@@ -103,27 +103,23 @@ struct Pool {
 /// A pool whose ledger holds a matured SOLO block of ALICE's and one of BOB's.
 fn pool() -> Pool {
     let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut process = PoolProcess::unstarted(|stratum, _| config(stratum, &rpc.to_string()));
-    let ledger = ledger::Ledger::open(&process.ledger_dir()).expect("open the test ledger");
     let matured = |id: u8| {
         Event::BlockMatured(BlockMatured {
             block_id: BlockId([id; 32]),
             height: 100 + u64::from(id),
         })
     };
-    ledger
-        .append_batch_blocking(vec![
-            Event::PayoutRuleSet(solo_rule()),
-            share(ALICE, 0),
-            block_found(1, ALICE, ALICE_REWARD),
-            share(BOB, 1),
-            block_found(2, BOB, BOB_REWARD),
-            matured(1),
-            matured(2),
-        ])
-        .expect("write the test ledger");
-    ledger.close_blocking();
-    process.spawn();
+    let events = vec![
+        Event::PayoutRuleSet(solo_rule()),
+        share(ALICE, 0),
+        block_found(1, ALICE, ALICE_REWARD),
+        share(BOB, 1),
+        block_found(2, BOB, BOB_REWARD),
+        matured(1),
+        matured(2),
+    ];
+    let process =
+        PoolProcess::start_on_ledger(|stratum, _| config(stratum, &rpc.to_string()), events);
     Pool { process, rpc }
 }
 

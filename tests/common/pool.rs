@@ -101,6 +101,23 @@ impl PoolProcess {
         }
     }
 
+    /// A pool whose ledger holds `events` (appended in one batch) before it starts.
+    pub fn start_on_ledger(
+        config: impl FnOnce(SocketAddr, SocketAddr) -> String,
+        events: Vec<Event>,
+    ) -> PoolProcess {
+        let mut pool = PoolProcess::unstarted(config);
+        if !events.is_empty() {
+            let ledger = ledger::Ledger::open(&pool.ledger_dir()).expect("open the test ledger");
+            ledger
+                .append_batch_blocking(events)
+                .expect("write the test ledger");
+            ledger.close_blocking();
+        }
+        pool.spawn();
+        pool
+    }
+
     pub fn ledger_dir(&self) -> PathBuf {
         self.dir.path().join("ledger")
     }
