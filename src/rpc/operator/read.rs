@@ -149,7 +149,11 @@ fn payments_list(params: &Params, ctx: &RpcContext) -> Reply<PaymentsPage> {
 }
 
 /// The canonical form of an address of the pool's chain, or [`ERR_INVALID_ADDRESS`].
-fn payout_address(method: &str, text: &str, chain: &ChainParams) -> Reply<PayoutAddress> {
+pub(super) fn payout_address(
+    method: &str,
+    text: &str,
+    chain: &ChainParams,
+) -> Reply<PayoutAddress> {
     parse_payout_address(text, chain)
         .map(|parsed| parsed.address)
         .map_err(|e| {

@@ -6,14 +6,13 @@ use crate::rpc::context::RpcContext;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use jsonrpsee::RpcModule;
 use payout::api::operator::{
-    BlockCounts, BlockState, BlockSummary, Hashrates, MinerWorkers, PayoutProcessStatus, PoolStats,
-    WorkerInfo, ERR_INVALID_ADDRESS, ERR_UNKNOWN, METHOD_MINER_WORKERS, METHOD_POOL_STATS,
+    BlockCounts, Hashrates, MinerWorkers, PayoutProcessStatus, PoolStats, WorkerInfo, ERR_UNKNOWN,
+    METHOD_MINER_WORKERS, METHOD_POOL_STATS,
 };
-use pool_core::address::parse_payout_address;
 use pool_core::event::PayoutAddress;
 use pool_core::Work;
 use projections::stats::{ShareStats, WindowStats};
-use projections::{BlockStatus, BlockView, Projection};
+use projections::Projection;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -50,8 +49,8 @@ fn pool_stats(ctx: &RpcContext) -> PoolStats {
     let last_block = p
         .block_statuses()
         .last()
-        .and_then(|(id, _, _)| p.block(&id))
-        .map(|b| block_summary(&b));
+        .and_then(|(id, _, _)| p.block_entry(&id))
+        .map(crate::live::reads::block_summary);
     let open_payments = p.open_payments().len() as u64;
     PoolStats {
         ledger: crate::live::views::ledger_head(state.head),
@@ -85,16 +84,7 @@ fn address_param(params: &Params<'_>) -> Result<String, ErrorObjectOwned> {
 
 fn miner_workers(params: Params<'_>, ctx: &RpcContext) -> Result<MinerWorkers, ErrorObjectOwned> {
     let given = address_param(&params)?;
-    let chain = ctx.live.chain();
-    let address = parse_payout_address(&given, chain)
-        .map_err(|e| {
-            ErrorObjectOwned::owned(
-                ERR_INVALID_ADDRESS,
-                format!("{given:?} is not a {} payout address: {e}", chain.name),
-                None::<()>,
-            )
-        })?
-        .address;
+    let address = super::read::payout_address(METHOD_MINER_WORKERS, &given, ctx.live.chain())?;
     let live = ctx.registry.workers_of(&address.0);
     let state = ctx.live.read();
     let p = &state.projection;
@@ -185,28 +175,6 @@ fn work_f64(w: Work) -> f64 {
     w.as_u256().as_limbs().iter().rev().fold(0.0, |acc, limb| {
         acc * 18_446_744_073_709_551_616.0 + *limb as f64
     })
-}
-
-pub(crate) fn block_state(status: BlockStatus) -> BlockState {
-    match status {
-        BlockStatus::Immature => BlockState::Immature,
-        BlockStatus::Matured => BlockState::Matured,
-        BlockStatus::Orphaned => BlockState::Orphaned,
-    }
-}
-
-fn block_summary(b: &BlockView) -> BlockSummary {
-    BlockSummary {
-        block_id: b.block_id,
-        height: b.height,
-        status: block_state(b.status),
-        reward: b.reward,
-        finder: b.finder.clone(),
-        worker: b.worker.0.clone(),
-        time_ms: b.time_ms,
-        seq: b.candidate_seq.unwrap_or(b.found_seq),
-        verdict_seq: Some(b.found_seq),
-    }
 }
 
 #[cfg(test)]
