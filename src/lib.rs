@@ -3,6 +3,7 @@
 //! process talks to ([`rpc`]), and the wiring that connects them to the Stratum server and the
 //! ledger. Domain logic lives in the workspace crates; this crate only assembles them.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod live;

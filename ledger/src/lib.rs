@@ -70,6 +70,7 @@ mod compact;
 #[doc(hidden)]
 pub mod decode;
 mod error;
+pub mod export;
 pub mod metrics;
 mod read;
 #[doc(hidden)]

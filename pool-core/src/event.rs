@@ -60,6 +60,8 @@ pub enum Event {
     PaymentFailed(PaymentFailed),
     BlockCandidate(BlockCandidate),
     PaymentSigned(PaymentSigned),
+    JobCreated(JobCreated),
+    ShareWithWork(ShareWithWork),
 }
 
 impl Event {
@@ -79,6 +81,18 @@ impl Event {
             Event::PaymentFailed(_) => "PaymentFailed",
             Event::BlockCandidate(_) => "BlockCandidate",
             Event::PaymentSigned(_) => "PaymentSigned",
+            Event::JobCreated(_) => "JobCreated",
+            Event::ShareWithWork(_) => "ShareWithWork",
+        }
+    }
+
+    /// The accepted share of a [`Event::ShareAccepted`] or [`Event::ShareWithWork`] record:
+    /// both count the same in every projection (the work fields are for auditors).
+    pub fn share(&self) -> Option<&ShareAccepted> {
+        match self {
+            Event::ShareAccepted(s) => Some(s),
+            Event::ShareWithWork(s) => Some(&s.share),
+            _ => None,
         }
     }
 }
@@ -351,6 +365,149 @@ pub struct PaymentConfirmed {
 pub struct PaymentFailed {
     pub payment_id: u64,
     pub reason: String,
+}
+
+/// A job the pool handed out to miners, recorded once, before any share on it (the job source
+/// hands the record to the ledger before it publishes the job, so every share and block on the
+/// job follows it in sequence). With the shares' [`ShareWork`] it lets an auditor rebuild every
+/// share's header: coinbase = `coinbase1 | extranonce1 | extranonce2 | coinbase2`
+/// (non-witness serialization), its txid SHA-256d, the merkle root from `merkle_branch`, the
+/// header `version | prev_hash | merkle root | ntime | bits | nonce` (docs/ledger.md).
+///
+/// `job_id` is the Stratum job id (`ShareAccepted::job_id`); ids restart at 1 when the pool
+/// restarts, so a share belongs to the latest `JobCreated` with its `job_id` before it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCreated {
+    pub job_id: u64,
+    /// Height of the block the job would make.
+    pub height: u64,
+    /// Previous block id, internal byte order (as in the header; display reversed).
+    pub prev_hash: BlockId,
+    /// The coinbase before the extranonces (starts with the tx version; no segwit marker).
+    #[serde(with = "hex_in_json")]
+    pub coinbase1: Vec<u8>,
+    /// The coinbase after the extranonces (ends with the locktime): its outputs pay the pool
+    /// and carry the ledger anchor ([`crate::anchor`]).
+    #[serde(with = "hex_in_json")]
+    pub coinbase2: Vec<u8>,
+    /// Branch hashes for the coinbase, bottom up, internal byte order (hex in that order in
+    /// JSON, as `mining.notify` sends them).
+    #[serde(with = "hex_list_in_json")]
+    pub merkle_branch: Vec<[u8; 32]>,
+    /// Block version before any BIP310 rolling.
+    pub version: u32,
+    /// Compact network target (`nbits`) of the header.
+    pub bits: u32,
+    /// The template's time: the job's ntime.
+    pub ntime: u32,
+    /// The ledger head the coinbase's anchor output commits to (`None`: the ledger was empty,
+    /// the coinbase has no anchor).
+    pub anchor: Option<LedgerAnchor>,
+}
+
+/// Hex lengths, not whole coinbases: a dump line stays a line.
+impl fmt::Debug for JobCreated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobCreated")
+            .field("job_id", &self.job_id)
+            .field("height", &self.height)
+            .field("prev_hash", &self.prev_hash)
+            .field("coinbase1", &format_args!("{} bytes", self.coinbase1.len()))
+            .field("coinbase2", &format_args!("{} bytes", self.coinbase2.len()))
+            .field("merkle_branch", &self.merkle_branch.len())
+            .field("version", &format_args!("{:08x}", self.version))
+            .field("bits", &format_args!("{:08x}", self.bits))
+            .field("ntime", &self.ntime)
+            .field("anchor", &self.anchor)
+            .finish()
+    }
+}
+
+/// A ledger head (the last durable record's sequence number and chain hash) as a coinbase
+/// commits to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LedgerAnchor {
+    pub seq: u64,
+    #[serde(with = "hex32_in_json")]
+    pub hash: [u8; 32],
+}
+
+/// An accepted share with its work: [`ShareAccepted`] (it counts exactly as one) and what the
+/// miner submitted, so the header can be rebuilt from the share's [`JobCreated`]. Written in
+/// place of `ShareAccepted` from schema 1's variant 14 on; `ShareAccepted` records keep
+/// decoding and counting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareWithWork {
+    pub share: ShareAccepted,
+    pub work: ShareWork,
+}
+
+/// What a miner submitted for a share (`mining.submit`), in header terms.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ShareWork {
+    /// The connection's extranonce1 (the pool's), raw bytes.
+    #[serde(with = "hex_in_json")]
+    pub extranonce1: Vec<u8>,
+    /// The miner's extranonce2, raw bytes.
+    #[serde(with = "hex_in_json")]
+    pub extranonce2: Vec<u8>,
+    pub ntime: u32,
+    pub nonce: u32,
+    /// The header version, after BIP310 rolling (the job's version when none).
+    pub version: u32,
+}
+
+/// `Vec<[u8; 32]>` as its plain serde form in binary formats and as a list of hex strings in
+/// JSON.
+mod hex_list_in_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(list: &Vec<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_seq(list.iter().map(hex::encode))
+        } else {
+            list.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        if d.is_human_readable() {
+            Vec::<String>::deserialize(d)?
+                .into_iter()
+                .map(|text| {
+                    let mut out = [0u8; 32];
+                    hex::decode_to_slice(text, &mut out).map(|()| out)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(serde::de::Error::custom)
+        } else {
+            Vec::<[u8; 32]>::deserialize(d)
+        }
+    }
+}
+
+/// `[u8; 32]` as its plain serde form in binary formats and as hex in JSON.
+mod hex32_in_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&hex::encode(bytes))
+        } else {
+            bytes.serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(text, &mut out).map_err(serde::de::Error::custom)?;
+            Ok(out)
+        } else {
+            <[u8; 32]>::deserialize(d)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,11 @@
 
 pub mod address;
 pub mod amount;
+pub mod anchor;
 pub mod block_id;
 pub mod chain;
 pub mod event;
+pub mod export;
 pub mod merkle;
 pub mod pow;
 pub mod share;

@@ -138,10 +138,7 @@ impl Applied {
                         .with_context(|| {
                             format!("reading ledger records {from}..{to} back for a PPLNS window")
                         })?;
-                    let shares = records.iter().filter_map(|r| match &r.event {
-                        Event::ShareAccepted(s) => Some(s),
-                        _ => None,
-                    });
+                    let shares = records.iter().filter_map(|r| r.event.share());
                     self.projection
                         .refill(shares)
                         .with_context(|| format!("refilling ledger records {from}..{to}"))?;

@@ -37,6 +37,12 @@ pub const METHOD_LEDGER_HEAD: &str = "ledger_head";
 /// verification starts at most once per `[rpc] verify_min_interval_secs` and callers within
 /// that get the last result (`fresh: false`).
 pub const METHOD_LEDGER_VERIFY: &str = "ledger_verify";
+/// `ledger_export` (`[from, limit]` or `{"from", "limit"}`; no token): a page of the export
+/// format (`pool_core::export`, docs/ledger.md) from record `from` (default: the live ledger's
+/// first record), at most `limit` (1..=[`MAX_EXPORT_LIMIT`], default the maximum) records, read
+/// in the background so shares never wait for it. Replies [`LedgerExportPage`]; a client pages
+/// with `next` until it is `None` (`obtc-pool ledger export --rpc URL --out FILE` does).
+pub const METHOD_LEDGER_EXPORT: &str = "ledger_export";
 
 /// `payouts_pause` (`[{"reason": TEXT}]`, token): the pool refuses new `PaymentPrepared`
 /// events and the payout process prepares none (open payments are carried to the end).
@@ -80,6 +86,23 @@ pub const ERR_BUSY: i32 = -32050;
 
 /// The most items one page holds.
 pub const MAX_LIMIT: u32 = 1000;
+/// Most records one `ledger_export` page holds.
+pub const MAX_EXPORT_LIMIT: u32 = 10_000;
+
+/// Reply of `ledger_export`: one page of the export format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LedgerExportPage {
+    /// The page as an export of its own: `first_seq` = the first record's (the asked `from`),
+    /// `prev_hash` = the chain hash before it, `records` and `last` this page's. Pages
+    /// concatenated (the first page's header, then every page's records) are one export.
+    pub header: pool_core::export::ExportHeader,
+    pub records: Vec<pool_core::export::ExportRecord>,
+    /// The `from` of the next page; `None` once the page reached the durable head at the time
+    /// of the call.
+    pub next: Option<u64>,
+    /// The durable head at the time of the call.
+    pub ledger: Option<LedgerHead>,
+}
 
 /// Reply of `pool_info`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -463,6 +463,9 @@ impl Projection {
         let s = &mut self.state;
         match event {
             Event::ShareAccepted(share) => s.on_share(seq, share),
+            Event::ShareWithWork(w) => s.on_share(seq, &w.share),
+            // Jobs are for auditors (share headers, the anchor); they credit nothing.
+            Event::JobCreated(_) => {}
             Event::BlockFound(b) => s.on_block_found(seq, b),
             Event::BlockRejected(r) => s.on_block_rejected(seq, r),
             Event::BlockCandidate(c) => s.on_block_candidate(seq, c),
