@@ -181,7 +181,10 @@ mod tests {
                 .unwrap();
         }
         let check = |ledger: &Ledger| {
-            let raw: Vec<_> = ledger.read_raw_range(0, u64::MAX).map(|r| r.unwrap()).collect();
+            let raw: Vec<_> = ledger
+                .read_raw_range(0, u64::MAX)
+                .map(|r| r.unwrap())
+                .collect();
             assert_eq!(raw.len(), 300);
             let mut prev = GENESIS_PREV_HASH;
             for (r, decoded) in raw.iter().zip(ledger.read_from(0)) {
