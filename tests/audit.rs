@@ -592,3 +592,139 @@ fn truncated_reordered_or_misdescribed_exports_are_refused() {
     header[0]["first_seq"] = json!(1);
     refused("header", &header, "not at record 0");
 }
+
+/// A ledger whose prefix was sealed into an archive and dropped exports whole with the archive
+/// (the same bytes as before the drop) and audits to the same report from the export, from the
+/// directory with its archive, and from the ledger before the drop; without the archive its
+/// export starts at the base and `audit --export` refuses it.
+#[test]
+fn an_archived_prefix_exports_whole_with_its_archive() {
+    use ledger::Ledger;
+    use pool_core::event::{
+        BlockFound, BlockMatured, NetworkFeePayer, PayoutAddress, PayoutRule, PayoutScheme,
+        ShareAccepted, WorkerName,
+    };
+    use pool_core::{BlockId, Event, Sats, Target};
+    const ALICE: &str = "mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef";
+    const BOB: &str = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX";
+    let share = |n: u64| {
+        let target = Target::from_compact(0x1d00ffff).unwrap();
+        Event::ShareAccepted(ShareAccepted {
+            address: PayoutAddress(if n % 3 == 0 { BOB } else { ALICE }.into()),
+            worker: WorkerName("rig".into()),
+            share_target: target,
+            weight: target.work(),
+            job_id: n,
+            height: 101,
+            // The easiest network target: the next block's window reaches back one share, so
+            // only blocks hold the safe cut.
+            network_target: Target::from_compact(0x207fffff).unwrap(),
+            time_ms: 1_700_000_000_000 + n,
+        })
+    };
+    let work = tempfile::tempdir().unwrap();
+    let whole = work.path().join("whole");
+    let ledger = Ledger::open(&whole).unwrap();
+    ledger
+        .append_blocking(Event::PayoutRuleSet(PayoutRule {
+            scheme: PayoutScheme::Pplns {
+                window_numerator: 2,
+                window_denominator: 1,
+            },
+            fee_bps: 100,
+            fee_address: PayoutAddress(ALICE.into()),
+            network_fee_payer: NetworkFeePayer::Pool,
+        }))
+        .unwrap();
+    let mut n = 0;
+    let mut rounds = Vec::new();
+    for id in 1..=4u8 {
+        rounds.push(ledger.head().unwrap().seq + 1);
+        let shares = (0..10)
+            .map(|_| {
+                n += 1;
+                share(n)
+            })
+            .collect();
+        ledger.append_batch_blocking(shares).unwrap();
+        ledger
+            .append_blocking(Event::BlockFound(BlockFound {
+                height: 100 + u64::from(id),
+                block_id: BlockId([id; 32]),
+                reward: Sats(50_000_000 + u64::from(id)),
+                // Easy too: each block's window is its last share, so the cut can pass it.
+                network_target: Target::from_compact(0x207fffff).unwrap(),
+                finder: PayoutAddress(ALICE.into()),
+                worker: WorkerName("rig".into()),
+                time_ms: 1_700_000_000_000 + u64::from(id),
+            }))
+            .unwrap();
+        ledger
+            .append_blocking(Event::BlockMatured(BlockMatured {
+                block_id: BlockId([id; 32]),
+                height: 100 + u64::from(id),
+            }))
+            .unwrap();
+    }
+    ledger.close_blocking();
+    let dir = work.path().join("dir");
+    common::copy_dir(&whole, &dir);
+    let archive = work.path().join("a.archive");
+    let before = rounds[2].to_string();
+    // Share marks every 4 shares (not every few thousand), so a cut can fall inside this ledger.
+    let out = Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+        .env("OBTC_TEST_MARK_EVERY", "4")
+        .args([
+            "ledger",
+            "archive",
+            "--data",
+            path(&dir),
+            "--before",
+            &before,
+            "--out",
+            path(&archive),
+            "--drop",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("the ledger now starts at record {before}")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let export = |name: &str, args: &[&str]| {
+        let file = work.path().join(name);
+        let mut all = vec!["ledger", "export", "--out", path(&file)];
+        all.extend_from_slice(args);
+        let out = obtc_pool(&all);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        file
+    };
+    let of_whole = export("whole.jsonl", &["--data", path(&whole)]);
+    let with_archive = export(
+        "archived.jsonl",
+        &["--data", path(&dir), "--archive", path(&archive)],
+    );
+    assert!(
+        std::fs::read(&of_whole).unwrap() == std::fs::read(&with_archive).unwrap(),
+        "the export with the archive differs from the ledger's before the drop"
+    );
+    let expected = audit_json(&["--data", path(&whole)]);
+    assert_eq!(
+        audit_json(&["--data", path(&dir), "--archive", path(&archive)]),
+        expected
+    );
+    assert_eq!(audit_json(&["--export", path(&with_archive)]), expected);
+
+    let live_only = export("live.jsonl", &["--data", path(&dir)]);
+    assert_ne!(lines(&live_only)[0]["first_seq"], 0);
+    let out = obtc_pool(&["audit", "--export", path(&live_only)]);
+    assert!(!out.status.success());
+    assert!(
+        verdict(&out).contains("not at record 0"),
+        "{}",
+        verdict(&out)
+    );
+}

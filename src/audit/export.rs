@@ -2,13 +2,20 @@
 //! `obtc-pool ledger export --data` and the pages of the `ledger_export` RPC, built by the same
 //! functions, so a stopped pool's export and a running pool's are the same bytes at the same
 //! head.
+//!
+//! A ledger whose prefix was dropped exports whole with its sealed archives (oldest first): their
+//! records come first. An archive hands out decoded records; each one's bytes are its event
+//! encoded again (the v1 encoding is canonical: one encoding per value, and the decoder refuses
+//! any other), proved to be the stored bytes by the record's chain hash.
 
 use anyhow::Context;
+use ledger::archive::{ArchiveHeader, ArchiveReader};
 use ledger::export::canonical_bytes;
-use ledger::record::{decode_event, RawRecord, GENESIS_PREV_HASH};
-use ledger::{Head, Ledger, LedgerError};
+use ledger::record::{chain_hash, decode_event, encode_event, RawRecord, GENESIS_PREV_HASH};
+use ledger::{Head, Ledger, LedgerError, Record};
 use pool_core::export::{ExportHead, ExportHeader, ExportRecord, EXPORT_FORMAT, EXPORT_VERSION};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// The line of one stored record: its canonical bytes in hex, its event decoded from them.
 pub fn record_line(raw: &RawRecord) -> Result<ExportRecord, LedgerError> {
@@ -83,22 +90,41 @@ pub struct Written {
 /// Writes the export of every record of `ledger` from its first live record to its head (at
 /// the time of the call) to `out`.
 pub fn write_ledger(ledger: &Ledger, out: &mut impl Write) -> anyhow::Result<Written> {
-    let first = first_seq(ledger)?;
+    write_ledger_with_archives(ledger, &[], out)
+}
+
+/// [`write_ledger`] after the records of `archives` (oldest first), which must join each other
+/// and the ledger's base (as `ledger verify --archive` proves).
+pub fn write_ledger_with_archives(
+    ledger: &Ledger,
+    archives: &[PathBuf],
+    out: &mut impl Write,
+) -> anyhow::Result<Written> {
+    let readers = open_archives(archives)?;
+    let headers: Vec<ArchiveHeader> = readers.iter().map(|(_, r)| *r.header()).collect();
+    // Without archives the export starts at the base, whatever it is.
+    if !headers.is_empty() {
+        if let Err(line) = crate::cli::ledger::join(ledger, &headers)? {
+            anyhow::bail!("{line}");
+        }
+    }
+    let live = first_seq(ledger)?;
+    let (first, prev) = match headers.first() {
+        Some(h) => (h.first_seq, h.prev_hash),
+        None => (live, prev_hash(ledger, live)?),
+    };
     let head = ledger.head();
     let mut counted = CountingWriter {
         inner: out,
         bytes: 0,
     };
-    let header = header(first, prev_hash(ledger, first)?, head);
-    serde_json::to_writer(&mut counted, &header).context("writing the export")?;
-    counted.write_all(b"\n").context("writing the export")?;
-    let end = head.map_or(first, |h| h.seq + 1);
-    let mut records = 0u64;
-    for raw in ledger.read_raw_range(first, end) {
+    let header = header(first, prev, head);
+    write_line(&mut counted, &header)?;
+    let mut records = write_archives(readers, &mut counted)?;
+    let end = head.map_or(live, |h| h.seq + 1);
+    for raw in ledger.read_raw_range(live, end) {
         let raw = raw.context("reading the ledger")?;
-        let line = record_line(&raw)?;
-        serde_json::to_writer(&mut counted, &line).context("writing the export")?;
-        counted.write_all(b"\n").context("writing the export")?;
+        write_line(&mut counted, &record_line(&raw)?)?;
         records += 1;
     }
     anyhow::ensure!(
@@ -113,6 +139,113 @@ pub fn write_ledger(ledger: &Ledger, out: &mut impl Write) -> anyhow::Result<Wri
         head,
         bytes: counted.bytes,
     })
+}
+
+/// One JSON line.
+pub fn write_line(out: &mut impl Write, line: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, line).context("writing the export")?;
+    out.write_all(b"\n").context("writing the export")
+}
+
+/// Opens the archives (their headers read; the content is checked as it is written).
+pub fn open_archives(archives: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, ArchiveReader)>> {
+    archives
+        .iter()
+        .map(|path| {
+            ArchiveReader::open(path)
+                .map(|r| (path.clone(), r))
+                .with_context(|| format!("archive {}", path.display()))
+        })
+        .collect()
+}
+
+/// Writes the lines of every archived record (the archives in order, each one read to its
+/// checksum); returns how many.
+pub fn write_archives(
+    readers: Vec<(PathBuf, ArchiveReader)>,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
+    let mut records = 0u64;
+    for (path, mut reader) in readers {
+        let failed = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("archive {} verification FAILED: {e}", path.display())
+        };
+        let mut prev = reader.header().prev_hash;
+        while let Some(batch) = reader.next_records().map_err(|e| failed(&e))? {
+            for record in batch {
+                let raw = archived_raw(&record, &prev).map_err(|e| failed(&e))?;
+                write_line(out, &record_line(&raw)?)?;
+                prev = raw.hash;
+                records += 1;
+            }
+        }
+        reader.finish().map_err(|e| failed(&e))?;
+    }
+    Ok(records)
+}
+
+/// The stored form of an archived record: its event encoded again, proved by its chain hash.
+fn archived_raw(record: &Record, prev: &[u8; 32]) -> Result<RawRecord, String> {
+    if record.version != pool_core::EVENT_SCHEMA_VERSION {
+        return Err(format!(
+            "record {} is at schema version {}, which this build cannot re-encode",
+            record.seq, record.version
+        ));
+    }
+    let event = encode_event(&record.event).map_err(|e| format!("record {}: {e}", record.seq))?;
+    let raw = RawRecord {
+        seq: record.seq,
+        version: record.version,
+        time_ms: record.time_ms,
+        event,
+        hash: record.hash,
+    };
+    if chain_hash(prev, &canonical_bytes(&raw)) != raw.hash {
+        return Err(format!(
+            "record {}: its event encoded again is not the bytes its chain hash covers",
+            record.seq
+        ));
+    }
+    Ok(raw)
+}
+
+/// Whether the archives' headers chain onto each other and the last one ends where
+/// `(next_seq, prev_hash)` starts; `Err` says where not.
+pub fn archives_join(
+    headers: &[ArchiveHeader],
+    next_seq: u64,
+    prev_hash: &[u8; 32],
+    archive_paths: &[PathBuf],
+) -> Result<(), String> {
+    let name = |i: usize| {
+        archive_paths
+            .get(i)
+            .map_or_else(String::new, |p: &PathBuf| display(p))
+    };
+    for (i, pair) in headers.windows(2).enumerate() {
+        if pair[0].cut != pair[1].first_seq || pair[0].last_hash != pair[1].prev_hash {
+            return Err(format!(
+                "archive {} does not continue archive {} (records {}.. after ..{})",
+                name(i + 1),
+                name(i),
+                pair[1].first_seq,
+                pair[0].cut
+            ));
+        }
+    }
+    match headers.last() {
+        Some(last) if last.cut != next_seq || &last.last_hash != prev_hash => Err(format!(
+            "the ledger's first live record {next_seq} does not continue archive {} (which ends \
+             before record {})",
+            name(headers.len() - 1),
+            last.cut
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
 }
 
 struct CountingWriter<'a, W: Write> {

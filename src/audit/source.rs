@@ -346,7 +346,8 @@ pub fn read_export(
             Some(header.first_seq),
             format!(
                 "it starts at record {} (prev_hash {}), not at record 0: an audit replays the \
-                 whole ledger",
+                 whole ledger (export a ledger whose prefix was dropped with its archives, \
+                 `ledger export --archive FILE`)",
                 header.first_seq, header.prev_hash
             ),
         )));

@@ -5,7 +5,9 @@
 //! From a running pool the pages of `ledger_export` are fetched in order until the head the
 //! first page reported: the export is the ledger up to that head, as a stopped pool's would be.
 
-use crate::audit::export::{header, write_ledger};
+use crate::audit::export::{
+    archives_join, header, open_archives, write_archives, write_ledger_with_archives, write_line,
+};
 use anyhow::Context;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::HttpClientBuilder;
@@ -20,7 +22,12 @@ use std::time::{Duration, Instant};
 /// A page's reply may hold up to the server's page byte limit, plus the JSON-RPC frame.
 const MAX_REPLY_BYTES: u32 = 64 << 20;
 
-pub fn run(data: Option<PathBuf>, rpc: Option<String>, out: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(
+    data: Option<PathBuf>,
+    rpc: Option<String>,
+    archives: &[PathBuf],
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         !out.exists(),
         "{} exists: the export never overwrites a file",
@@ -36,9 +43,10 @@ pub fn run(data: Option<PathBuf>, rpc: Option<String>, out: &Path) -> anyhow::Re
     let written = match (data, rpc) {
         (Some(dir), None) => {
             let ledger = Ledger::open_read_only(&dir)?;
-            write_ledger(&ledger, &mut writer).map(|w| (w.first_seq, w.records, w.head))
+            write_ledger_with_archives(&ledger, archives, &mut writer)
+                .map(|w| (w.first_seq, w.records, w.head))
         }
-        (None, Some(url)) => export_running(&url, &mut writer),
+        (None, Some(url)) => export_running(&url, archives, &mut writer),
         _ => Err(anyhow::anyhow!(
             "give --data DIR (a stopped pool) or --rpc URL"
         )),
@@ -73,8 +81,13 @@ pub fn run(data: Option<PathBuf>, rpc: Option<String>, out: &Path) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// Pages `ledger_export` of the pool at `url` into `out` up to the head of the first page.
-fn export_running(url: &str, out: &mut impl Write) -> anyhow::Result<(u64, u64, Option<Head>)> {
+/// Pages `ledger_export` of the pool at `url` into `out` up to the head of the first page, after
+/// the records of `archives` (which must end where the pool's live ledger starts).
+fn export_running(
+    url: &str,
+    archives: &[PathBuf],
+    out: &mut impl Write,
+) -> anyhow::Result<(u64, u64, Option<Head>)> {
     let client = HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(300))
         .max_response_size(MAX_REPLY_BYTES)
@@ -100,14 +113,23 @@ fn export_running(url: &str, out: &mut impl Write) -> anyhow::Result<(u64, u64, 
         }),
         None => None,
     };
-    let first_seq = first.header.first_seq;
-    let prev_hash = crate::audit::source::hash32(&first.header.prev_hash)
+    let live = first.header.first_seq;
+    let live_prev = crate::audit::source::hash32(&first.header.prev_hash)
         .with_context(|| format!("the page's prev_hash {:?}", first.header.prev_hash))?;
-    let end = head.map_or(first_seq, |h| h.seq + 1);
+    let readers = open_archives(archives)?;
+    let headers: Vec<_> = readers.iter().map(|(_, r)| *r.header()).collect();
+    if let Err(line) = archives_join(&headers, live, &live_prev, archives) {
+        anyhow::bail!("{line}");
+    }
+    let (first_seq, prev_hash) = match headers.first() {
+        Some(h) => (h.first_seq, h.prev_hash),
+        None => (live, live_prev),
+    };
+    let end = head.map_or(live, |h| h.seq + 1);
     let header = header(first_seq, prev_hash, head.filter(|h| h.seq >= first_seq));
-    serde_json::to_writer(&mut *out, &header)?;
-    out.write_all(b"\n")?;
-    let mut next = first_seq;
+    write_line(out, &header)?;
+    write_archives(readers, out)?;
+    let mut next = live;
     let mut page = first;
     loop {
         anyhow::ensure!(
@@ -124,8 +146,7 @@ fn export_running(url: &str, out: &mut impl Write) -> anyhow::Result<(u64, u64, 
                 "{METHOD_LEDGER_EXPORT} answered record {} where {next} was due",
                 record.seq
             );
-            serde_json::to_writer(&mut *out, &record)?;
-            out.write_all(b"\n")?;
+            write_line(out, &record)?;
             next += 1;
         }
         if next >= end {

@@ -8,8 +8,8 @@
 //! ([`pool_core::export`], docs/ledger.md), every record's decoded event beside the exact bytes
 //! its chain hash covers, from a stopped pool's ledger or paged from a running pool's
 //! `ledger_export` (no token; the pool reads in the background). Both write the same bytes for
-//! the same records: the records from the ledger's first live record to its head when the
-//! export starts.
+//! the same records: the records from the ledger's first live record (or, with its archives,
+//! from record 0) to its head when the export starts.
 //!
 //! `obtc-pool ledger archive`: seals a prefix of the ledger into an archive file
 //! ([`ledger::archive`]) and, with `--drop`, drops it from the ledger: on a stopped pool
@@ -72,6 +72,10 @@ pub enum LedgerCommand {
         /// A running pool's `[rpc] listen` (`http://127.0.0.1:PORT`): paged from `ledger_export`.
         #[arg(long)]
         rpc: Option<String>,
+        /// The sealed archives of the ledger's dropped prefix (repeatable, oldest first): their
+        /// records come first, so the export starts at record 0.
+        #[arg(long = "archive", value_name = "FILE")]
+        archives: Vec<PathBuf>,
         /// The file to write (never overwritten; written to FILE.partial and renamed when
         /// complete).
         #[arg(long)]
@@ -122,7 +126,12 @@ pub fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             &crate::audit::AuditOptions::default(),
             json,
         ),
-        LedgerCommand::Export { data, rpc, out } => super::export::run(data, rpc, &out),
+        LedgerCommand::Export {
+            data,
+            rpc,
+            archives,
+            out,
+        } => super::export::run(data, rpc, &archives, &out),
         LedgerCommand::Archive {
             data,
             rpc,
