@@ -478,11 +478,26 @@ fn rpc_numbers_equal_audit_data_and_audit_export_at_one_sequence() {
         "the fee address (the pool's) has a balance"
     );
     assert!(by_data["totals"]["conserved"].as_bool().unwrap());
-    // The text report ends with the verdict.
-    let out = obtc_pool(&["audit", "--export", path(&rpc_export), "--config", config]);
-    assert!(out.status.success());
+    // The text report ends with the verdict; against the node (money, anchors) it passes too.
+    let node = s.pair.node1.rpc_url();
+    let out = obtc_pool(&[
+        "audit",
+        "--export",
+        path(&rpc_export),
+        "--config",
+        config,
+        "--node",
+        &node,
+        "--check-anchors",
+    ]);
     assert!(
-        verdict(&out).starts_with("audit: PASS"),
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        verdict(&out).starts_with("audit: PASS") && verdict(&out).contains("money, anchors"),
         "{}",
         verdict(&out)
     );
