@@ -104,7 +104,7 @@ pub fn write_ledger_with_archives(
     let headers: Vec<ArchiveHeader> = readers.iter().map(|(_, r)| *r.header()).collect();
     // Without archives the export starts at the base, whatever it is.
     if !headers.is_empty() {
-        if let Err(line) = crate::cli::ledger::join(ledger, &headers)? {
+        if let Err(line) = super::source::join(ledger, &headers)? {
             anyhow::bail!("{line}");
         }
     }

@@ -17,7 +17,7 @@
 
 use super::Finding;
 use anyhow::Context;
-use ledger::archive::ArchiveReader;
+use ledger::archive::{check_join, ArchiveHeader, ArchiveReader};
 use ledger::record::{chain_hash, decode_event, GENESIS_PREV_HASH, RECORD_HEADER_LEN};
 use ledger::{Head, Ledger};
 use pool_core::export::{ExportHeader, ExportRecord, EXPORT_FORMAT, EXPORT_VERSION};
@@ -134,7 +134,7 @@ pub fn read_ledger(
         }
     }
     let headers: Vec<_> = readers.iter().map(|(_, r)| *r.header()).collect();
-    if let Err(line) = crate::cli::ledger::join(ledger, &headers)? {
+    if let Err(line) = join(ledger, &headers)? {
         return Ok(Err(Refused {
             finding: Finding {
                 check: "chain",
@@ -205,6 +205,19 @@ pub fn read_ledger(
         head: ledger.head(),
         findings: Vec::new(),
     }))
+}
+
+/// The archives join each other and the live ledger; `Err` is the line to print.
+pub fn join(ledger: &Ledger, headers: &[ArchiveHeader]) -> anyhow::Result<Result<(), String>> {
+    let base = ledger.base()?;
+    let hash_at = |seq: u64| {
+        ledger
+            .read_range(seq, seq + 1)
+            .next()
+            .and_then(|r| r.ok())
+            .map(|r| r.hash)
+    };
+    Ok(check_join(headers, base, hash_at).map_err(|e| format!("ledger verification FAILED: {e}")))
 }
 
 /// 64 hex digits as 32 bytes.

@@ -287,24 +287,10 @@ pub fn check_archives(
         }
         headers.push(h);
     }
-    if let Err(e) = join(ledger, &headers)? {
+    if let Err(e) = crate::audit::source::join(ledger, &headers)? {
         return Ok(Err(e));
     }
     Ok(Ok(headers))
-}
-
-/// The archives join each other and the live ledger; `Err` is the line to print.
-pub fn join(ledger: &Ledger, headers: &[ArchiveHeader]) -> anyhow::Result<Result<(), String>> {
-    let base = ledger.base()?;
-    let hash_at = |seq: u64| {
-        ledger
-            .read_range(seq, seq + 1)
-            .next()
-            .and_then(|r| r.ok())
-            .map(|r| r.hash)
-    };
-    Ok(archive::check_join(headers, base, hash_at)
-        .map_err(|e| format!("ledger verification FAILED: {e}")))
 }
 
 fn open(dir: &Path) -> anyhow::Result<Ledger> {
