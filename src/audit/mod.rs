@@ -110,8 +110,9 @@ pub fn run_audit(source: &Source, options: &AuditOptions) -> anyhow::Result<Audi
     let node = options.node.as_ref();
     if pool.is_none() {
         skipped.push(
-            "work, money and anchors: no pool identity (give --config, or --chain and \
-             --pool-address), so no share's work and nothing on the chain was checked"
+            "work, money and anchors: no pool identity (`obtc-pool audit --config FILE`, or \
+             --chain and --pool-address), so no share's work and nothing on the chain was \
+             checked"
                 .to_owned(),
         );
     } else if node.is_none() {
