@@ -73,6 +73,7 @@ mod error;
 pub mod export;
 pub mod metrics;
 mod read;
+mod read_raw;
 #[doc(hidden)]
 pub mod record;
 mod validate;
@@ -83,6 +84,7 @@ mod writer;
 pub use compact::{CompactOptions, CompactReport};
 pub use error::{LedgerError, Problem, VerifyError};
 pub use read::RecordIter;
+pub use read_raw::RawRecordIter;
 pub use verify::VerifyReport;
 
 use pool_core::Event;
