@@ -340,3 +340,51 @@ fn an_archive_of_compacted_chunks_reads_back_the_same_records() {
     assert_eq!(reader.finish().unwrap(), b"snapshot");
     crate::archive::verify(&out).unwrap();
 }
+
+/// The chunk of [`fixture_chunk_records`], as the format-2 codec wrote it before the work
+/// columns (`ShareWithWork`, issue #18) were added: `ledger/testdata/chunk-v2-shares.bin`.
+fn fixture_chunk_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/chunk-v2-shares.bin")
+}
+
+/// 300 records from seq 1000 chained onto `[9; 32]`: shares (kind 1, every 50th kind 2) and a
+/// raw `PaymentFailed` every 97th.
+fn fixture_chunk_records() -> ([u8; 32], Vec<u8>, Vec<RawRecord>) {
+    let items: Vec<(u16, u64, Vec<u8>)> = (0..300)
+        .map(|n| {
+            (
+                1,
+                1_700_000_000_000 + n,
+                record::encode_event(&event(n)).unwrap(),
+            )
+        })
+        .collect();
+    let prev = [9u8; 32];
+    let (image, records) = image_of(prev, 1000, &items);
+    (prev, image, records)
+}
+
+/// A chunk written by the codec before the work columns still expands to exactly its records
+/// (and the codec still writes such records the same way, byte for byte).
+#[test]
+fn a_chunk_written_before_the_work_columns_expands_byte_exactly() {
+    let stored = std::fs::read(fixture_chunk_path()).unwrap();
+    let (prev, image, records) = fixture_chunk_records();
+    assert_eq!(chunk::expand(&stored).unwrap(), image);
+    assert_eq!(chunk::encode(&records, &prev).unwrap(), stored);
+}
+
+/// Writes the fixture; run on the codec the fixture is meant to pin (never after a change to
+/// it): `LEDGER_WRITE_TESTDATA=1 cargo test -p ledger -- --ignored write_chunk_fixture`.
+#[test]
+#[ignore]
+fn write_chunk_fixture() {
+    if std::env::var_os("LEDGER_WRITE_TESTDATA").is_none() {
+        eprintln!("set LEDGER_WRITE_TESTDATA=1 to rewrite ledger/testdata/chunk-v2-shares.bin");
+        return;
+    }
+    let (prev, _, records) = fixture_chunk_records();
+    let path = fixture_chunk_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, chunk::encode(&records, &prev).unwrap()).unwrap();
+}
