@@ -442,6 +442,8 @@ fn rpc_numbers_equal_audit_data_and_audit_export_at_one_sequence() {
         .map(|r| r["kind"].as_str().unwrap())
         .collect();
     for kind in [
+        "JobCreated",
+        "ShareWithWork",
         "BlockOrphaned",
         "BlockReinstated",
         "BlockMatured",
