@@ -154,14 +154,52 @@ mod tests {
     use crate::export::canonical_bytes;
     use crate::record::{chain_hash, encode_event, GENESIS_PREV_HASH};
     use crate::{CompactOptions, Ledger, WriterOptions};
-    use pool_core::event::PaymentFailed;
-    use pool_core::Event;
+    use pool_core::event::{
+        JobCreated, PaymentFailed, PayoutAddress, ShareAccepted, ShareWithWork, ShareWork,
+        WorkerName,
+    };
+    use pool_core::{BlockId, Event, Target};
 
+    /// Jobs, shares with their work (the chunks' work columns) and other events.
     fn event(i: u64) -> Event {
-        Event::PaymentFailed(PaymentFailed {
-            payment_id: i,
-            reason: format!("reason {i}"),
-        })
+        let target = Target::from_compact(0x1d00ffff).unwrap();
+        match i % 5 {
+            0 => Event::JobCreated(JobCreated {
+                job_id: i,
+                height: 101,
+                prev_hash: BlockId([3; 32]),
+                coinbase1: vec![1, 0, 0, 0, 1, 0xff],
+                coinbase2: vec![0xee; 40],
+                merkle_branch: vec![[9; 32]],
+                version: 0x2000_0000,
+                bits: 0x207f_ffff,
+                ntime: 1_700_000_000,
+                anchor: None,
+            }),
+            4 => Event::PaymentFailed(PaymentFailed {
+                payment_id: i,
+                reason: format!("reason {i}"),
+            }),
+            _ => Event::ShareWithWork(ShareWithWork {
+                share: ShareAccepted {
+                    address: PayoutAddress("mzBc4XEFSdzCDcTxAgf6EZXgsZWpztRhef".into()),
+                    worker: WorkerName("rig".into()),
+                    share_target: target,
+                    weight: target.work(),
+                    job_id: i - i % 5,
+                    height: 101,
+                    network_target: Target::from_compact(0x207fffff).unwrap(),
+                    time_ms: 1_700_000_000_000 + i,
+                },
+                work: ShareWork {
+                    extranonce1: vec![0xab, 0xcd, 0, 1],
+                    extranonce2: (i as u32).to_be_bytes().to_vec(),
+                    ntime: 1_700_000_001,
+                    nonce: i as u32 * 7,
+                    version: 0x2000_4000,
+                },
+            }),
+        }
     }
 
     /// The raw records are the decoded ones' bytes and hashes, chain onto each other, in any
