@@ -53,8 +53,10 @@ pub struct AuditArgs {
     /// A node of the chain (`http://HOST:PORT`): check money and history against it.
     #[arg(long)]
     pub node: Option<String>,
+    /// The node's `.cookie` file (default: the credentials of `--config`'s `[node]`).
     #[arg(long, requires = "node", conflicts_with_all = ["node_user", "node_password"])]
     pub node_cookie: Option<PathBuf>,
+    /// The node's RPC user, with --node-password.
     #[arg(long, requires_all = ["node", "node_password"])]
     pub node_user: Option<String>,
     #[arg(long, requires_all = ["node", "node_user"])]
