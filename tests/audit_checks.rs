@@ -16,8 +16,8 @@ use obtc_pool::audit::work::{WorkCheck, WorkReport};
 use obtc_pool::audit::{Finding, PoolIdentity};
 use pool_core::chain::ChainParams;
 use pool_core::event::{
-    NetworkFeePayer, PaymentConfirmed, PaymentOutput, PaymentPrepared, PaymentSent,
-    PayoutAddress, PayoutRule, PayoutScheme,
+    NetworkFeePayer, PaymentConfirmed, PaymentOutput, PaymentPrepared, PaymentSent, PayoutAddress,
+    PayoutRule, PayoutScheme,
 };
 use pool_core::{BlockId, Event, Sats};
 use std::path::Path;
@@ -318,10 +318,15 @@ fn an_edited_block_found_reward_fails_the_money_check() {
     assert_eq!(a.money.findings.len(), 1, "{:?}", a.lines());
     let f = &a.money.findings[0];
     assert_eq!(f.seq, Some(seq));
-    assert_eq!(f.block.as_deref(), Some(block.block_id.to_display_hex().as_str()));
+    assert_eq!(
+        f.block.as_deref(),
+        Some(block.block_id.to_display_hex().as_str())
+    );
     assert!(
-        f.message
-            .contains(&format!("the block's coinbase pays the pool {}", block.reward.0)),
+        f.message.contains(&format!(
+            "the block's coinbase pays the pool {}",
+            block.reward.0
+        )),
         "{f}"
     );
 }
@@ -462,5 +467,9 @@ fn confirmed_payments_are_checked_against_the_chain_net_of_the_miners_fee() {
     assert_eq!(a.money.findings.len(), 1, "{:?}", a.lines());
     let f = &a.money.findings[0];
     assert_eq!(f.seq, Some(records.last().unwrap().seq));
-    assert!(f.message.contains(&format!("output 0: the ledger pays {x}")), "{f}");
+    assert!(
+        f.message
+            .contains(&format!("output 0: the ledger pays {x}")),
+        "{f}"
+    );
 }

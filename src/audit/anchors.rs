@@ -111,7 +111,11 @@ impl AnchorFacts {
         if seq < first {
             return HashAt::Before(first);
         }
-        if self.gaps.iter().any(|(from, to)| (*from..*to).contains(&seq)) {
+        if self
+            .gaps
+            .iter()
+            .any(|(from, to)| (*from..*to).contains(&seq))
+        {
             return HashAt::Missing;
         }
         match self.hashes.get((seq - first) as usize) {
@@ -198,7 +202,10 @@ pub fn judge_block(
         .any(|o| o.script_pubkey.as_bytes() == pool.payout_script.as_slice());
     let tagged = coinbase.input.first().is_some_and(|input| {
         let sig = input.script_sig.as_bytes();
-        pool.tag.is_empty() || sig.windows(pool.tag.len()).any(|w| w == pool.tag.as_slice())
+        pool.tag.is_empty()
+            || sig
+                .windows(pool.tag.len())
+                .any(|w| w == pool.tag.as_slice())
     });
     if !(pays_pool && tagged) {
         return Ok(BlockVerdict::NotPool);

@@ -217,7 +217,11 @@ async fn block_reward_finding(
 ) -> anyhow::Result<Check> {
     let hash = b.block_id.to_display_hex();
     let fail = |message: String| Ok(Check::Failed(finding(b.seq, Some(&b.block_id), message)));
-    let Some(header) = node.get_block_header(&hash).await.context("getblockheader")? else {
+    let Some(header) = node
+        .get_block_header(&hash)
+        .await
+        .context("getblockheader")?
+    else {
         if facts.is_orphaned(&b.block_id) {
             return Ok(Check::Skipped);
         }
@@ -257,7 +261,10 @@ async fn payment_finding(
     };
     let raw = raw_block(node, &hash).await?;
     match payment_mismatch(&raw, pool, p) {
-        Some(problem) => fail(format!("in the block at height {} ({hash}): {problem}", p.height)),
+        Some(problem) => fail(format!(
+            "in the block at height {} ({hash}): {problem}",
+            p.height
+        )),
         None => Ok(None),
     }
 }
@@ -275,7 +282,12 @@ pub fn payment_mismatch(raw: &[u8], pool: &PoolIdentity, p: &ConfirmedPayment) -
     for (i, o) in p.outputs.iter().enumerate() {
         let script = match pool_core::parse_payout_address(&o.address.0, pool.chain) {
             Ok(parsed) => parsed.script_pubkey,
-            Err(e) => return Some(format!("output {i}: address {} does not parse: {e}", o.address)),
+            Err(e) => {
+                return Some(format!(
+                    "output {i}: address {} does not parse: {e}",
+                    o.address
+                ))
+            }
         };
         let hit = tx.output.iter().enumerate().position(|(j, out)| {
             unused[j]

@@ -123,7 +123,10 @@ impl WorkCheck {
             Err(problem) => {
                 self.finding(
                     seq,
-                    format!("job {}: the coinbase is not a transaction: {problem}", job.job_id),
+                    format!(
+                        "job {}: the coinbase is not a transaction: {problem}",
+                        job.job_id
+                    ),
                 );
                 None
             }
@@ -245,7 +248,9 @@ pub fn coinbase_skeleton(job: &JobCreated) -> Result<(Transaction, usize), Strin
         ));
     };
     if missing > 100 {
-        return Err(format!("{missing} extranonce bytes: over the scriptSig limit"));
+        return Err(format!(
+            "{missing} extranonce bytes: over the scriptSig limit"
+        ));
     }
     let missing = missing as usize;
     let mut bytes = Vec::with_capacity(c1.len() + missing + job.coinbase2.len());

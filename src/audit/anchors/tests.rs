@@ -80,11 +80,7 @@ fn pool_block(a: Option<LedgerAnchor>) -> Vec<u8> {
 
 #[test]
 fn the_facts_keep_every_hash_the_blocks_and_the_lowest_height() {
-    let share = fixture::share(
-        &fixture::job(&pool(), 1, 104, fixture::prev(1), None),
-        1,
-        1,
-    );
+    let share = fixture::share(&fixture::job(&pool(), 1, 104, fixture::prev(1), None), 1, 1);
     let f = facts_from(
         10,
         &[

@@ -158,7 +158,10 @@ fn confirmed_outputs_are_net_of_the_miners_fee_split_under_the_rule_at_preparati
 #[test]
 fn a_block_reward_is_the_coinbase_outputs_to_the_pool() {
     let pool = pool();
-    let coinbase = tx(0, &[(POOL_ADDRESS, 4_000), (MINER, 100), (POOL_ADDRESS, 1_000)]);
+    let coinbase = tx(
+        0,
+        &[(POOL_ADDRESS, 4_000), (MINER, 100), (POOL_ADDRESS, 1_000)],
+    );
     let raw = raw_block(&[coinbase, tx(3, &[(MINER, 5)])]);
     assert_eq!(reward_mismatch(&raw, &pool, Sats(5_000)), None);
     let problem = reward_mismatch(&raw, &pool, Sats(5_001)).unwrap();
@@ -171,8 +174,15 @@ fn a_block_reward_is_the_coinbase_outputs_to_the_pool() {
 #[test]
 fn a_payment_must_find_each_net_output_in_its_transaction() {
     let pool = pool();
-    let pay = tx(5, &[(MINER, 9_750), (POOL_ADDRESS, 123_456), (THIRD, 29_250)]);
-    let raw = raw_block(&[tx(0, &[(POOL_ADDRESS, 50)]), tx(6, &[(MINER, 1)]), pay.clone()]);
+    let pay = tx(
+        5,
+        &[(MINER, 9_750), (POOL_ADDRESS, 123_456), (THIRD, 29_250)],
+    );
+    let raw = raw_block(&[
+        tx(0, &[(POOL_ADDRESS, 50)]),
+        tx(6, &[(MINER, 1)]),
+        pay.clone(),
+    ]);
     let mut p = ConfirmedPayment {
         seq: 40,
         payment_id: 7,
@@ -189,7 +199,9 @@ fn a_payment_must_find_each_net_output_in_its_transaction() {
     );
     // Two ledger outputs cannot both be paid by one chain output.
     p.outputs = vec![out(MINER, 9_750), out(MINER, 9_750)];
-    assert!(payment_mismatch(&raw, &pool, &p).unwrap().contains("output 1"));
+    assert!(payment_mismatch(&raw, &pool, &p)
+        .unwrap()
+        .contains("output 1"));
     p.txid = BlockId([1; 32]);
     assert!(payment_mismatch(&raw, &pool, &p)
         .unwrap()

@@ -86,7 +86,11 @@ pub(crate) mod fixture {
     }
 
     /// The pool's outputs: `reward` to `script`, then the anchor output if any.
-    pub fn outputs(reward: u64, script: &[u8], anchor: Option<LedgerAnchor>) -> Vec<(u64, Vec<u8>)> {
+    pub fn outputs(
+        reward: u64,
+        script: &[u8],
+        anchor: Option<LedgerAnchor>,
+    ) -> Vec<(u64, Vec<u8>)> {
         let mut outs = vec![(reward, script.to_vec())];
         if let Some(a) = anchor {
             outs.push((0, anchor_script(&a).to_vec()));
@@ -295,7 +299,8 @@ fn a_job_whose_coinbase_does_not_pay_the_pool_fails_at_the_job() {
     let f = &report.findings[0];
     assert_eq!(f.seq, Some(0));
     assert!(
-        f.message.contains("job 4: the coinbase pays nothing to the pool"),
+        f.message
+            .contains("job 4: the coinbase pays nothing to the pool"),
         "{f}"
     );
 }
@@ -321,7 +326,12 @@ fn an_anchor_output_must_equal_the_recorded_anchor() {
     ];
     for (i, (j, fails)) in cases.into_iter().enumerate() {
         let report = run(&[Event::JobCreated(j)]);
-        assert_eq!(!report.findings.is_empty(), fails, "case {i}: {:?}", messages(&report));
+        assert_eq!(
+            !report.findings.is_empty(),
+            fails,
+            "case {i}: {:?}",
+            messages(&report)
+        );
         if fails {
             assert!(report.findings[0].message.contains("anchor"), "case {i}");
         }
@@ -346,7 +356,10 @@ fn a_share_belongs_to_the_latest_job_with_its_id() {
     let seqs: Vec<Option<u64>> = report.findings.iter().map(|f| f.seq).collect();
     // Record 4 (the old job's work after the restart) fails on height and, almost surely,
     // on its hash; record 5's job 7 was never recorded.
-    assert!(seqs.iter().all(|s| *s == Some(4) || *s == Some(5)), "{seqs:?}");
+    assert!(
+        seqs.iter().all(|s| *s == Some(4) || *s == Some(5)),
+        "{seqs:?}"
+    );
     assert!(seqs.contains(&Some(4)) && seqs.contains(&Some(5)));
     let last = report.findings.last().unwrap();
     assert!(last.message.contains("no JobCreated before it"), "{last}");
@@ -374,7 +387,12 @@ fn a_weight_above_the_target_work_or_a_wrong_extranonce_size_fails() {
         .iter()
         .map(|f| (f.seq, f.message.contains("weight")))
         .collect();
-    assert_eq!(found, vec![(Some(1), true), (Some(2), false)], "{:?}", messages(&report));
+    assert_eq!(
+        found,
+        vec![(Some(1), true), (Some(2), false)],
+        "{:?}",
+        messages(&report)
+    );
     assert!(report.findings[1].message.contains("room for 8"));
 }
 
