@@ -232,6 +232,20 @@ pub fn judge_block(
     })
 }
 
+/// Blocks fetched ahead of the one being judged.
+const SCAN_WINDOW: usize = 4;
+
+/// The block at `height` on the node's best chain: its id and raw bytes.
+async fn fetch(node: &NodeClient, height: u64) -> anyhow::Result<(BlockId, Vec<u8>)> {
+    let hash = node
+        .get_block_hash(height)
+        .await
+        .with_context(|| format!("getblockhash {height}"))?;
+    let block_id = BlockId::from_display_hex(&hash)
+        .with_context(|| format!("getblockhash {height}: {hash:?} is no block id"))?;
+    Ok((block_id, raw_block(node, &hash).await?))
+}
+
 fn block_finding(block: &BlockId, message: String) -> Finding {
     Finding {
         check: "anchor",
@@ -257,14 +271,24 @@ pub async fn check(
     let tip = node.get_block_count().await.context("getblockcount")?;
     report.from_height = from;
     report.to_height = tip;
-    for height in from..=tip {
-        let hash = node
-            .get_block_hash(height)
-            .await
-            .with_context(|| format!("getblockhash {height}"))?;
-        let block_id = BlockId::from_display_hex(&hash)
-            .with_context(|| format!("getblockhash {height}: {hash:?} is no block id"))?;
-        let raw = raw_block(node, &hash).await?;
+    // A few blocks in flight at once (the node answers RPCs on several threads), judged in
+    // height order.
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next = from;
+    loop {
+        while next <= tip && in_flight.len() < SCAN_WINDOW {
+            let node = node.clone();
+            let height = next;
+            in_flight.push_back((
+                height,
+                tokio::spawn(async move { fetch(&node, height).await }),
+            ));
+            next += 1;
+        }
+        let Some((height, task)) = in_flight.pop_front() else {
+            break;
+        };
+        let (block_id, raw) = task.await.context("block fetch task")??;
         let verdict = match judge_block(&raw, &block_id, pool, facts) {
             Ok(v) => v,
             Err(e) => {
