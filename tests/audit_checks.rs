@@ -39,6 +39,8 @@ struct Rec {
 struct Mined {
     payout: String,
     records: Vec<Rec>,
+    /// A copy of the pool's ledger directory.
+    ledger: tempfile::TempDir,
 }
 
 /// The pool's ledger after mining [`BLOCKS`] blocks with many shares each.
@@ -78,8 +80,14 @@ fn mined() -> &'static Mined {
         assert_eq!(blocks, BLOCKS, "after {attempts} shares");
         drop(client);
         assert!(pool.terminate().success(), "{}", pool.log());
-        let records = read_records(&pool.ledger_dir());
-        Mined { payout, records }
+        let ledger = tempfile::tempdir().unwrap();
+        common::copy_dir(&pool.ledger_dir(), ledger.path());
+        let records = read_records(ledger.path());
+        Mined {
+            payout,
+            records,
+            ledger,
+        }
     })
 }
 
@@ -99,13 +107,19 @@ fn read_records(dir: &Path) -> Vec<Rec> {
         .collect()
 }
 
-/// A ledger written afresh from `events` (a valid chain with new hashes): history rewritten.
-fn rewritten(events: Vec<Event>) -> Vec<Rec> {
+/// A ledger directory written afresh from `events` (a valid chain with new hashes): history
+/// rewritten.
+fn rewritten_dir(events: Vec<Event>) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let ledger = ledger::Ledger::open(dir.path()).unwrap();
     ledger.append_batch_blocking(events).unwrap();
     ledger.close_blocking();
-    read_records(dir.path())
+    dir
+}
+
+/// The records of a ledger written afresh from `events`.
+fn rewritten(events: Vec<Event>) -> Vec<Rec> {
+    read_records(rewritten_dir(events).path())
 }
 
 fn events(records: &[Rec]) -> Vec<Event> {
@@ -471,5 +485,243 @@ fn confirmed_payments_are_checked_against_the_chain_net_of_the_miners_fee() {
         f.message
             .contains(&format!("output 0: the ledger pays {x}")),
         "{f}"
+    );
+}
+
+// The same through the command an auditor runs: `obtc-pool ledger export` and `obtc-pool
+// audit`, its verdict the last line of its report.
+
+/// `obtc-pool ARGS`: exit success and stdout.
+fn pool_cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+        .args(args)
+        .output()
+        .expect("run obtc-pool");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("audit: ")),
+        "no verdict line: {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    (out.status.success(), stdout)
+}
+
+/// The export of a ledger directory, written next to it.
+fn export_of(dir: &Path) -> std::path::PathBuf {
+    let out = dir.with_extension("jsonl");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
+        .args(["ledger", "export", "--data"])
+        .arg(dir)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run obtc-pool ledger export");
+    assert!(status.success(), "ledger export failed");
+    out
+}
+
+/// `obtc-pool audit SOURCE --chain bsv-regtest --pool-address .. --pool-tag .. --node ..`
+/// (and `--check-anchors`): whether it passed, and its verdict line.
+fn audit_cli(source: &[&str], payout: &str, check_anchors: bool) -> (bool, String) {
+    let url = nodes().node1.rpc_url();
+    let mut args: Vec<&str> = vec!["audit"];
+    args.extend_from_slice(source);
+    args.extend_from_slice(&[
+        "--chain",
+        "bsv-regtest",
+        "--pool-address",
+        payout,
+        "--pool-tag",
+        TAG,
+        "--node",
+        &url,
+        "--node-user",
+        RPC_USER,
+        "--node-password",
+        RPC_PASSWORD,
+    ]);
+    if check_anchors {
+        args.push("--check-anchors");
+    }
+    let (ok, stdout) = pool_cli(&args);
+    (ok, stdout.lines().last().unwrap_or_default().to_owned())
+}
+
+fn audit_export_of(events: Vec<Event>, payout: &str, check_anchors: bool) -> (bool, String) {
+    let dir = rewritten_dir(events);
+    let export = export_of(dir.path());
+    let verdict = audit_cli(
+        &["--export", export.to_str().unwrap()],
+        payout,
+        check_anchors,
+    );
+    let _ = std::fs::remove_file(export);
+    verdict
+}
+
+#[test]
+fn the_audit_command_passes_the_pools_ledger_and_its_export_with_every_check() {
+    let _serial = common::serial();
+    let m = mined();
+    let data = m.ledger.path().to_str().unwrap().to_owned();
+    let (ok, verdict) = audit_cli(&["--data", &data], &m.payout, true);
+    assert!(ok && verdict.starts_with("audit: PASS"), "{verdict}");
+    let export = export_of(m.ledger.path());
+    let (ok, verdict) = audit_cli(&["--export", export.to_str().unwrap()], &m.payout, true);
+    let _ = std::fs::remove_file(export);
+    assert!(ok && verdict.starts_with("audit: PASS"), "{verdict}");
+}
+
+#[test]
+fn the_audit_command_fails_an_export_with_a_changed_nonce_or_a_share_twice_or_a_job_not_paying_the_pool(
+) {
+    let _serial = common::serial();
+    let m = mined();
+    let shares: Vec<usize> = m
+        .records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.event, Event::ShareWithWork(_)))
+        .map(|(i, _)| i)
+        .collect();
+    // A changed nonce (bumped until the header misses its target).
+    let mut evs = events(&m.records);
+    let i = shares[3];
+    let mut a = None;
+    for _ in 0..20 {
+        let Event::ShareWithWork(s) = &mut evs[i] else {
+            unreachable!()
+        };
+        s.work.nonce = s.work.nonce.wrapping_add(1);
+        let (ok, verdict) = audit_export_of(evs.clone(), &m.payout, false);
+        if !ok {
+            a = Some(verdict);
+            break;
+        }
+    }
+    let verdict = a.expect("a changed nonce fails");
+    assert!(
+        verdict.contains(&format!("first: work: record {i}: ")) && verdict.contains("share target"),
+        "{verdict}"
+    );
+    // A share counted twice: the copy is named.
+    let mut evs = events(&m.records);
+    evs.insert(shares[1] + 1, evs[shares[1]].clone());
+    let (ok, verdict) = audit_export_of(evs, &m.payout, false);
+    assert!(!ok);
+    assert!(
+        verdict.contains(&format!("first: work: record {}: ", shares[1] + 1))
+            && verdict.contains("counted twice"),
+        "{verdict}"
+    );
+    // A job whose coinbase pays someone else.
+    let mut evs = events(&m.records);
+    let j = evs
+        .iter()
+        .position(|e| matches!(e, Event::JobCreated(_)))
+        .unwrap();
+    let pool = identity(&m.payout);
+    let other = identity(&nodes().node1.new_address()).payout_script;
+    if let Event::JobCreated(job) = &mut evs[j] {
+        let at = job
+            .coinbase2
+            .windows(pool.payout_script.len())
+            .position(|w| w == pool.payout_script.as_slice())
+            .unwrap();
+        job.coinbase2[at..at + other.len()].copy_from_slice(&other);
+    }
+    let (ok, verdict) = audit_export_of(evs, &m.payout, false);
+    assert!(!ok);
+    assert!(
+        verdict.contains(&format!("first: work: record {j}: ")) && verdict.contains("pays nothing"),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn the_audit_command_fails_an_edited_block_reward_on_the_node() {
+    let _serial = common::serial();
+    let m = mined();
+    let mut evs = events(&m.records);
+    let (seq, _) = found_blocks(&m.records)[0].clone();
+    if let Event::BlockFound(b) = &mut evs[seq as usize] {
+        b.reward = Sats(b.reward.0 - 1);
+    }
+    let dir = rewritten_dir(evs);
+    let (ok, verdict) = audit_cli(&["--data", dir.path().to_str().unwrap()], &m.payout, false);
+    assert!(!ok);
+    assert!(
+        verdict.contains(&format!("money: record {seq}: ")) && verdict.contains("reward"),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn the_audit_command_names_the_block_of_a_rewritten_history_and_a_removed_block() {
+    let _serial = common::serial();
+    let m = mined();
+    let blocks = found_blocks(&m.records);
+    let first = chain_anchor(&blocks[0].1.block_id).expect("anchor");
+    let second = chain_anchor(&blocks[1].1.block_id).expect("anchor");
+    let mut evs = events(&m.records);
+    let edit = (first.seq as usize + 1..=second.seq as usize)
+        .find(|&i| evs[i].share().is_some())
+        .expect("a share between the anchors");
+    if let Event::ShareWithWork(s) = &mut evs[edit] {
+        s.share.worker.0.push('x');
+    }
+    let (ok, verdict) = audit_export_of(evs, &m.payout, true);
+    assert!(!ok);
+    assert!(
+        verdict.contains(&format!(
+            "anchor: block {}",
+            blocks[1].1.block_id.to_display_hex()
+        )),
+        "{verdict}"
+    );
+    // The last block's records removed: the block is reported.
+    let gone = blocks.last().unwrap().1.block_id;
+    let evs: Vec<Event> = events(&m.records)
+        .into_iter()
+        .filter(|e| match e {
+            Event::BlockCandidate(b) => b.block_id != gone,
+            Event::BlockFound(b) => b.block_id != gone,
+            _ => true,
+        })
+        .collect();
+    let dir = rewritten_dir(evs);
+    let out = {
+        let url = nodes().node1.rpc_url();
+        let data = dir.path().to_str().unwrap().to_owned();
+        pool_cli(&[
+            "audit",
+            "--data",
+            &data,
+            "--chain",
+            "bsv-regtest",
+            "--pool-address",
+            &m.payout,
+            "--pool-tag",
+            TAG,
+            "--node",
+            &url,
+            "--node-user",
+            RPC_USER,
+            "--node-password",
+            RPC_PASSWORD,
+            "--check-anchors",
+        ])
+    };
+    assert!(!out.0);
+    assert!(
+        out.1
+            .lines()
+            .any(|l| l.contains(&gone.to_display_hex())
+                && l.contains("no BlockCandidate or BlockFound")),
+        "{}",
+        out.1
     );
 }
