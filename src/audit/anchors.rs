@@ -8,7 +8,8 @@
 //!
 //! The same proof runs inside the ledger too: every `JobCreated` anchor must be the chain hash
 //! of an earlier record of the audited ledger (the pool anchors the head it had when it built
-//! the job).
+//! the job). Those findings follow the chain's, so the first finding is the first pool block
+//! (by height) whose anchor the ledger no longer extends.
 //!
 //! A pool block without an anchor output (mined before anchors existed, or on an empty ledger)
 //! is counted, not a finding.
@@ -261,12 +262,11 @@ pub async fn check(
     pool: &PoolIdentity,
     facts: &AnchorFacts,
 ) -> anyhow::Result<AnchorReport> {
-    let mut report = AnchorReport {
-        findings: facts.job_findings.clone(),
-        ..AnchorReport::default()
-    };
+    let mut report = AnchorReport::default();
     let Some(from) = facts.first_height else {
-        return Ok(report); // nothing in the ledger was mined: no block to look for
+        // Nothing in the ledger was mined: no block to look for.
+        report.findings = facts.job_findings.clone();
+        return Ok(report);
     };
     let tip = node.get_block_count().await.context("getblockcount")?;
     report.from_height = from;
@@ -338,6 +338,8 @@ pub async fn check(
             ));
         }
     }
+    // The chain's evidence first (the verdict names the first block), then the ledger's own.
+    report.findings.extend(facts.job_findings.iter().cloned());
     Ok(report)
 }
 
