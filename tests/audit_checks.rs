@@ -396,6 +396,29 @@ fn a_job_whose_coinbase_does_not_pay_the_pool_fails_and_is_named() {
 }
 
 #[test]
+fn a_job_on_a_block_the_node_does_not_know_is_named() {
+    let _serial = common::serial();
+    let m = mined();
+    let mut records = m.records.clone();
+    let r = records
+        .iter_mut()
+        .filter(|r| matches!(r.event, Event::JobCreated(_)))
+        .nth(1)
+        .expect("a second job");
+    let seq = r.seq;
+    let Event::JobCreated(job) = &mut r.event else {
+        unreachable!()
+    };
+    job.prev_hash = BlockId([0x5a; 32]);
+    let a = audit(&records, &m.payout);
+    assert_eq!(a.money.findings.len(), 1, "{:?}", a.lines());
+    let f = &a.money.findings[0];
+    assert_eq!(f.seq, Some(seq));
+    assert_eq!(f.block, Some(BlockId([0x5a; 32]).to_display_hex()));
+    assert!(f.message.contains("does not know"), "{f}");
+}
+
+#[test]
 fn an_edited_block_found_reward_fails_the_money_check() {
     let _serial = common::serial();
     let m = mined();

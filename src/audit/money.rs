@@ -172,16 +172,32 @@ pub async fn check(
     prev_hashes: &[(BlockId, u64)],
 ) -> anyhow::Result<MoneyReport> {
     let mut report = MoneyReport::default();
-    for (prev, seq) in prev_hashes {
+    // A few lookups in flight at once (one job per block: a long ledger has many), judged in
+    // ledger order.
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut next = prev_hashes.iter();
+    loop {
+        while in_flight.len() < LOOKUP_WINDOW {
+            let Some((prev, seq)) = next.next() else {
+                break;
+            };
+            let node = node.clone();
+            let hash = prev.to_display_hex();
+            let lookup = tokio::spawn(async move { node.get_block_header(&hash).await });
+            in_flight.push_back((*prev, *seq, lookup));
+        }
+        let Some((prev, seq, lookup)) = in_flight.pop_front() else {
+            break;
+        };
         report.prev_hashes_checked += 1;
-        let known = node
-            .get_block_header(&prev.to_display_hex())
+        let known = lookup
             .await
+            .context("getblockheader task")?
             .context("getblockheader")?;
         if known.is_none() {
             report.findings.push(finding(
-                *seq,
-                Some(prev),
+                seq,
+                Some(&prev),
                 "the job's previous block is a block the node does not know".into(),
             ));
         }
@@ -202,6 +218,9 @@ pub async fn check(
     }
     Ok(report)
 }
+
+/// Previous-block lookups in flight at once.
+const LOOKUP_WINDOW: usize = 4;
 
 enum Check {
     Ok,
