@@ -1,8 +1,11 @@
 //! The audit's work, money and anchor checks on a ledger the real pool wrote while a CPU miner
 //! mined real blocks through it on the regtest node pair (one pair, one pool run, shared by
 //! every test; the tests run one at a time). Each tampering test edits a copy of the records
-//! (or rewrites a ledger from edited events, as someone rewriting history would: a fresh,
-//! valid hash chain) and expects the audit to fail and name the record or block.
+//! and rewrites history as a forger would (the original times kept, the hash chain recomputed
+//! from the first edit on, so an unedited prefix keeps its hashes), then expects the audit to
+//! fail and name the record or block: first through the check modules directly, then through
+//! the command an auditor runs (`obtc-pool ledger export`, `obtc-pool audit --export/--data
+//! --node --check-anchors`, its verdict the report's last line).
 
 mod common;
 
