@@ -96,6 +96,100 @@ fn mines_real_blocks_that_pay_the_pool_address() {
         );
         assert_eq!(paid, 5_000_000_000, "regtest subsidy, no fees");
     }
+    check_work_and_anchors(&pool.ledger_dir(), &found);
+}
+
+/// The work in the ledger against the chain: every share follows a `JobCreated` with its job
+/// id; each found block's coinbase is exactly `coinbase1 | extranonce1 | extranonce2 |
+/// coinbase2` of its share's job, and carries one anchor output, equal to the job's
+/// `JobCreated.anchor`, which names a record of this ledger (its seq and chain hash) from
+/// before the job.
+fn check_work_and_anchors(dir: &std::path::Path, found: &[pool_core::event::BlockFound]) {
+    use pool_core::anchor::parse_anchor_script;
+    use pool_core::event::{JobCreated, ShareWithWork};
+    use std::collections::HashMap;
+
+    let ledger = ledger::Ledger::open_read_only(dir).expect("open ledger");
+    let records: Vec<ledger::Record> = ledger.read_from(0).map(|r| r.unwrap()).collect();
+    let hashes: HashMap<u64, [u8; 32]> = records.iter().map(|r| (r.seq, r.hash)).collect();
+    // Latest JobCreated per job id, as the ledger is read in order.
+    let mut jobs: HashMap<u64, (u64, JobCreated)> = HashMap::new();
+    // The finding share of each candidate's block id.
+    let mut finders: HashMap<pool_core::BlockId, (ShareWithWork, JobCreated)> = HashMap::new();
+    let mut last_share: Option<ShareWithWork> = None;
+    for r in &records {
+        match &r.event {
+            Event::JobCreated(job) => {
+                if let Some(anchor) = job.anchor {
+                    assert!(anchor.seq < r.seq, "a job anchors an earlier record");
+                    assert_eq!(hashes.get(&anchor.seq), Some(&anchor.hash), "seq {}", r.seq);
+                }
+                jobs.insert(job.job_id, (r.seq, job.clone()));
+            }
+            Event::ShareWithWork(share) => {
+                assert!(
+                    jobs.contains_key(&share.share.job_id),
+                    "share at seq {} before its job's JobCreated",
+                    r.seq
+                );
+                last_share = Some(share.clone());
+            }
+            Event::ShareAccepted(_) => panic!("the pool records ShareWithWork, not ShareAccepted"),
+            Event::BlockCandidate(c) => {
+                let share = last_share.clone().expect("a candidate follows its share");
+                let (_, job) = jobs[&share.share.job_id].clone();
+                finders.insert(c.block_id, (share, job));
+            }
+            _ => {}
+        }
+    }
+    assert!(!jobs.is_empty());
+    for block in found {
+        let (share, job) = finders
+            .get(&block.block_id)
+            .unwrap_or_else(|| panic!("no candidate for {}", block.block_id));
+        // The ledger holds the payout rule before any job: every job has an anchor.
+        let anchor = job
+            .anchor
+            .expect("a job built on a non-empty ledger is anchored");
+        let coinbase = coinbase_of(&block.block_id.to_string());
+        let mut rebuilt = job.coinbase1.clone();
+        rebuilt.extend_from_slice(&share.work.extranonce1);
+        rebuilt.extend_from_slice(&share.work.extranonce2);
+        rebuilt.extend_from_slice(&job.coinbase2);
+        assert_eq!(
+            bitcoin::consensus::serialize(&coinbase),
+            rebuilt,
+            "the block's coinbase is its job's halves around the share's extranonces"
+        );
+        let anchors: Vec<_> = coinbase
+            .output
+            .iter()
+            .filter_map(|o| parse_anchor_script(o.script_pubkey.as_bytes()).map(|a| (a, o)))
+            .collect();
+        assert_eq!(anchors.len(), 1, "one anchor output");
+        assert_eq!(anchors[0].0, anchor);
+        assert_eq!(anchors[0].1.value.to_sat(), 0);
+        // The header too: the block's hash is the rebuilt header's.
+        let header = pool_core::share::build_header(
+            share.work.version,
+            &job.prev_hash.0,
+            &pool_core::merkle::root_from_branch(
+                &pool_core::share::coinbase_txid(
+                    &job.coinbase1,
+                    &share.work.extranonce1,
+                    &share.work.extranonce2,
+                    &job.coinbase2,
+                ),
+                &job.merkle_branch,
+            ),
+            share.work.ntime,
+            job.bits,
+            share.work.nonce,
+        );
+        let hash = pool_core::pow::sha256d_header(&header);
+        assert_eq!(pool_core::BlockId(hash), block.block_id);
+    }
 }
 
 fn block_events(events: &[Event]) -> Vec<pool_core::event::BlockFound> {

@@ -622,6 +622,13 @@ impl JobBook {
         Ok(job)
     }
 
+    /// Withdraws every job (shares on them are then stale) but keeps the id counter: a job id
+    /// is never issued twice in one run, so a share is never taken for one on a later job with
+    /// its id.
+    pub fn withdraw_all(&mut self) {
+        self.jobs.clear();
+    }
+
     /// The job to mine now.
     pub fn current(&self) -> Option<&Arc<Job>> {
         self.jobs.back()
@@ -884,5 +891,10 @@ mod tests {
         }
         assert_eq!(book.get("3").unwrap_err(), JobLookupError::Stale);
         assert_eq!(book.ids().count(), 4);
+        book.withdraw_all();
+        assert!(book.current().is_none());
+        assert_eq!(book.get("8").unwrap_err(), JobLookupError::Stale);
+        let next = book.add_template(&t2, &config(), None, &cache).unwrap();
+        assert_eq!((next.id, next.clean_jobs), (9, true));
     }
 }

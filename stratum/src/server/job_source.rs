@@ -140,7 +140,7 @@ impl JobSource {
                                     tracing::warn!(
                                         "withdrawing every job: the node serves another chain"
                                     );
-                                    book = JobBook::default();
+                                    book.withdraw_all();
                                     self.jobs.send_replace(Arc::new(book.clone()));
                                 }
                             }
