@@ -1,5 +1,6 @@
 //! Compact storage (format 2, the compactor): bytes per share on disk, and the append, verify
-//! and replay rates with it beside the old encoding (compaction off) in the same run.
+//! and replay rates with it beside the old encoding (compaction off) in the same run; and
+//! bytes per share with each share's work in the ledger (issue #18) beside without.
 //!
 //! The shares are those of `benches/startup.rs` (1,000 addresses with 4 workers each,
 //! scattered, difficulty 1.000-1.999, a found and matured block every 1,000,000 shares),
@@ -8,12 +9,27 @@
 //! its steady state (`Ledger::compact` until nothing is left to do, then 5 s for sled's
 //! segment cleaner) and closed again.
 //!
-//! Run: `cargo bench -p ledger --bench storage` (release; ~9 minutes, ~1 GB of disk at peak).
+//! With work (`ShareWithWork`), the same shares carry what the miner submitted: the pool's
+//! 4-byte extranonce1 of the share's (address, worker) connection, a scattered 4-byte
+//! extranonce2 (the stratum default size; scattered is the worst case for the codec), the
+//! job's ntime, a scattered nonce, and BIP310-rolled version bits on half the rigs; a
+//! `JobCreated` (a 12-hash merkle branch and a coinbase with the anchor, ~670 bytes) opens each
+//! job, every `STORAGE_BENCH_JOB_SHARES` shares (default 30,000: a job a second at the
+//! 30,000 shares/s the shares' times imply). The shares' `job_id` is then `i / job_shares`
+//! (`i / 100` without work).
+//!
+//! Run: `cargo bench -p ledger --bench storage` (release; ~15 minutes, ~1 GB of disk at peak).
+//! First, in memory (no sled, `STORAGE_BENCH_BYTES=0` skips it): bytes per share of
+//! `STORAGE_BENCH_BYTES_SHARES` shares (default 1,000,000) as event bytes, format 1 and chunks,
+//! with decode, check and expand rates, for shares without work, with work (jobs every
+//! `STORAGE_BENCH_JOB_SHARES`, every 100, and one job only). Then the ledgers on disk, for
+//! shares without and with work (`STORAGE_BENCH_WORK=0`: without only, `only`: with only).
 //! `STORAGE_BENCH_SHARES=1000000,10000000` sets the sizes (default both), `STORAGE_BENCH_RATE`
 //! the rate the compacted ledgers are written at (default 50,000 shares/s, above the 30,000/s
 //! of a full load; 0: as fast as the ledger takes them), `STORAGE_BENCH_OLD=0` skips the old
 //! encoding's ledger (written as fast as it takes them), `STORAGE_BENCH_APPENDS=0` the append
-//! rates, `STORAGE_BENCH_CODEC=0` the codec figures (chunk sizes, zstd levels, dictionary), `STORAGE_BENCH_CHUNK=N` the records per chunk, `STORAGE_BENCH_FILES=1` lists the
+//! rates, `STORAGE_BENCH_CODEC=0` the codec figures (chunk sizes, zstd levels, dictionary),
+//! `STORAGE_BENCH_CHUNK=N` the records per chunk, `STORAGE_BENCH_FILES=1` lists the
 //! directory's files, `STORAGE_BENCH_REOPEN=1` reopens the ledger once more before measuring,
 //! `STORAGE_BENCH_DIR` the directory (default a temporary one in the system's; removed
 //! afterwards).
