@@ -76,7 +76,7 @@ fn arb_damage() -> impl Strategy<Value = Damage> {
         (any::<usize>(), 1u8..=255).prop_map(|(i, x)| Damage::Flip(i, x)),
         any::<usize>().prop_map(Damage::Truncate),
         any::<u8>().prop_map(Damage::Append),
-        (0u32..14).prop_map(Damage::SetTag),
+        (0u32..16).prop_map(Damage::SetTag),
     ]
 }
 
@@ -132,7 +132,7 @@ fn fast_variant(bytes: &[u8]) -> bool {
     bytes.len() >= 4
         && matches!(
             u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            0..=5 | 8..=10
+            0..=5 | 8..=10 | 13 | 14
         )
 }
 
@@ -167,7 +167,7 @@ proptest! {
 
     #[test]
     fn fast_decoder_agrees_with_bincode_on_any_bytes(
-        tag in 0u32..12,
+        tag in 0u32..16,
         body in prop::collection::vec(any::<u8>(), 0..200),
     ) {
         let mut bytes = tag.to_le_bytes().to_vec();
