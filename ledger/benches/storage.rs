@@ -536,13 +536,17 @@ fn codec_figures(records: &[RawRecord]) {
 /// The writer's cut of stored batches (`MAX_BATCH_BYTES` in `ledger/src/writer.rs`).
 const MAX_BATCH_BYTES: usize = 6 * 1024;
 
+/// A ledger's records in memory: the event bytes, and the chunks they compact to.
+struct InMemory {
+    encoded: Vec<Vec<u8>>,
+    chunks: Vec<Vec<u8>>,
+}
+
 /// Bytes per share of `n` shares written as `as_` (from record 0, the payout rule first, a
 /// block every 1 M shares), computed in memory, no sled: the event bytes, format 1 (the
 /// records in stored batches of at most 6 KiB, cut as the writer cuts them: what sled holds
-/// live before compaction), and format-2 chunks of the default size (what it holds after);
-/// then the rates of decoding the events (`decode_event`, the replay's decoder), checking them
-/// (`check_event`, verify's walk) and expanding the chunks.
-fn bytes_per_share(n: u64, as_: Shares) {
+/// live before compaction), and format-2 chunks of the default size (what it holds after).
+fn bytes_per_share(n: u64, as_: Shares) -> InMemory {
     let targets = targets();
     let mut events = vec![rule()];
     for i in 0..n {
@@ -598,44 +602,58 @@ fn bytes_per_share(n: u64, as_: Shares) {
         .chunks(size)
         .map(|c| ledger::chunk::encode_body(c).len())
         .sum();
+    drop(records);
     let chunked: usize = chunks.iter().map(Vec::len).sum();
-    let decode = best_of(3, || {
-        let t = Instant::now();
-        for e in &encoded {
-            black_box(ledger::record::decode_event(1, e).expect("decode"));
-        }
-        t.elapsed()
-    });
-    let check = best_of(3, || {
-        let t = Instant::now();
-        for e in &encoded {
-            black_box(ledger::record::check_event(1, e).expect("check"));
-        }
-        t.elapsed()
-    });
-    let expand = best_of(3, || {
-        let t = Instant::now();
-        for c in &chunks {
-            black_box(ledger::chunk::expand(c).expect("expand"));
-        }
-        t.elapsed()
-    });
     let events_len: usize = encoded.iter().map(Vec::len).sum();
-    let count = encoded.len() as u64;
     let per = |b: usize| b as f64 / n as f64;
     println!(
-        "{n} shares as {} ({count} records): event bytes {:.1} B/share; format 1 {:.1} B/share; \
-         chunks of {size} records {:.2} B/share ({:.2} uncompressed); decode_event {:.0} \
-         records/s, check_event {:.0} records/s, chunk::expand {:.0} records/s",
+        "{n} shares as {} ({} records): event bytes {:.1} B/share; format 1 {:.1} B/share; \
+         chunks of {size} records {:.2} B/share ({:.2} uncompressed)",
         as_.name(),
+        encoded.len(),
         per(events_len),
         per(format1),
         per(chunked),
         per(body),
-        per_sec(count, decode),
-        per_sec(count, check),
-        per_sec(count, expand),
     );
+    InMemory { encoded, chunks }
+}
+
+/// Decoding the events (`decode_event`, the replay's decoder), checking them (`check_event`,
+/// verify's walk) and expanding the chunks (`chunk::expand`: zstd, rebuild, a SHA-256 per
+/// record), in 5 rounds alternating between the ledgers; the median of each.
+fn read_rates_in_memory(ledgers: &[(Shares, InMemory)]) {
+    let mut rates = vec![[Vec::new(), Vec::new(), Vec::new()]; ledgers.len()];
+    for _ in 0..5 {
+        for ((_, l), r) in ledgers.iter().zip(&mut rates) {
+            let count = l.encoded.len() as u64;
+            let t = Instant::now();
+            for e in &l.encoded {
+                black_box(ledger::record::decode_event(1, e).expect("decode"));
+            }
+            r[0].push(per_sec(count, t.elapsed()));
+            let t = Instant::now();
+            for e in &l.encoded {
+                black_box(ledger::record::check_event(1, e)).expect("check");
+            }
+            r[1].push(per_sec(count, t.elapsed()));
+            let t = Instant::now();
+            for c in &l.chunks {
+                black_box(ledger::chunk::expand(c).expect("expand"));
+            }
+            r[2].push(per_sec(count, t.elapsed()));
+        }
+    }
+    for ((as_, _), [decode, check, expand]) in ledgers.iter().zip(rates) {
+        println!(
+            "  {}: decode_event {:.2} M records/s, check_event {:.2} M/s, chunk::expand {:.2} \
+             M/s (medians of 5 alternating rounds)",
+            as_.name(),
+            median(decode) / 1e6,
+            median(check) / 1e6,
+            median(expand) / 1e6,
+        );
+    }
 }
 
 fn main() {
@@ -671,6 +689,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1_000_000);
         println!("== bytes per share, in memory (no sled) ==");
+        let mut kept = Vec::new();
         for as_ in [
             Shares::Accepted,
             with_work,
@@ -680,8 +699,12 @@ fn main() {
                 job_shares: u64::MAX,
             },
         ] {
-            bytes_per_share(n, as_);
+            let ledger = bytes_per_share(n, as_);
+            if as_ == Shares::Accepted || as_ == with_work {
+                kept.push((as_, ledger));
+            }
         }
+        read_rates_in_memory(&kept);
     }
     println!("== compact storage (same run) ==");
     if appends {

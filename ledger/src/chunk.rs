@@ -14,6 +14,7 @@ use crate::error::Problem;
 use crate::record::{self, RawRecord, BATCH_HEADER_LEN, RECORD_HEADER_LEN};
 use pool_core::Target;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Format byte at the start of a chunk.
 pub const CHUNK_FORMAT: u8 = 2;
@@ -111,6 +112,35 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Hashes table indexes (integers the codec assigns, never input a miner chooses, so no
+/// collision attack) with a multiply a word: the work maps are used for every work share, and
+/// the standard SipHash was a visible share of expanding a chunk.
+#[derive(Default, Clone, Copy)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// A map keyed by table indexes.
+type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
+
 /// Interns byte strings (addresses, workers, targets) per chunk.
 #[derive(Default)]
 struct Table<'a> {
@@ -192,7 +222,7 @@ struct WorkColumns<'a> {
     extranonce1s: Table<'a>,
     /// The extranonce1 (table index) and header version of the last work share of each
     /// (address, worker) pair.
-    last: HashMap<(u64, u64), (u64, u32)>,
+    last: IndexMap<(u64, u64), (u64, u32)>,
     extranonce1: Vec<u8>,
     extranonce2: Vec<u8>,
     ntimes: Vec<u8>,
@@ -563,7 +593,7 @@ struct WorkReader<'a> {
     extranonce1s: Vec<&'a [u8]>,
     /// Table entries introduced so far (code 1 introduces the next).
     introduced: usize,
-    last: HashMap<(usize, usize), (usize, u32)>,
+    last: IndexMap<(usize, usize), (usize, u32)>,
     extranonce1: Cursor<'a>,
     extranonce2: Cursor<'a>,
     ntimes: Cursor<'a>,
