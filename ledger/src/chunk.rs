@@ -14,6 +14,7 @@ use crate::error::Problem;
 use crate::record::{self, RawRecord, BATCH_HEADER_LEN, RECORD_HEADER_LEN};
 use pool_core::Target;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Format byte at the start of a chunk.
 pub const CHUNK_FORMAT: u8 = 2;
@@ -111,6 +112,35 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Hashes table indexes (integers the codec assigns, never input a miner chooses, so no
+/// collision attack) with a multiply a word: the work maps are used for every work share, and
+/// the standard SipHash was a visible share of expanding a chunk.
+#[derive(Default, Clone, Copy)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+/// A map keyed by table indexes.
+type IndexMap<K, V> = HashMap<K, V, BuildHasherDefault<IndexHasher>>;
+
 /// Interns byte strings (addresses, workers, targets) per chunk.
 #[derive(Default)]
 struct Table<'a> {
@@ -190,8 +220,9 @@ fn parse_share(bytes: &[u8]) -> Option<(ShareView<'_>, Option<WorkView<'_>>)> {
 #[derive(Default)]
 struct WorkColumns<'a> {
     extranonce1s: Table<'a>,
-    /// The extranonce1 (index) of the last work share of each (address, worker) pair.
-    last_extranonce1: HashMap<(u64, u64), u64>,
+    /// The extranonce1 (table index) and header version of the last work share of each
+    /// (address, worker) pair.
+    last: IndexMap<(u64, u64), (u64, u32)>,
     extranonce1: Vec<u8>,
     extranonce2: Vec<u8>,
     ntimes: Vec<u8>,
@@ -205,12 +236,17 @@ struct WorkColumns<'a> {
 impl<'a> WorkColumns<'a> {
     fn push(&mut self, address: u64, worker: u64, w: &WorkView<'a>) {
         // A connection keeps its extranonce1, and a worker mostly keeps its connection: 0 says
-        // "the same as this address and worker's previous work share", n the table's n - 1.
+        // "the same as this address and worker's previous work share", 1 "the next new entry
+        // of the table", i + 2 the table's entry i.
+        let known = self.extranonce1s.items.len() as u64;
         let en1 = self.extranonce1s.intern(w.extranonce1);
-        match self.last_extranonce1.insert((address, worker), en1) {
-            Some(last) if last == en1 => put_varint(&mut self.extranonce1, 0),
-            _ => put_varint(&mut self.extranonce1, en1 + 1),
-        }
+        let last = self.last.get(&(address, worker)).copied();
+        let code = match last {
+            Some((l, _)) if l == en1 => 0,
+            _ if en1 == known => 1,
+            _ => en1 + 2,
+        };
+        put_varint(&mut self.extranonce1, code);
         put_bytes(&mut self.extranonce2, w.extranonce2);
         // Shares mostly carry their job's ntime: the same as the previous share's, or close.
         put_varint(
@@ -219,9 +255,12 @@ impl<'a> WorkColumns<'a> {
         );
         self.ntime = w.ntime;
         self.nonces.extend_from_slice(&w.nonce.to_le_bytes());
-        // Without version rolling every share has its job's version: XOR 0.
-        put_varint(&mut self.versions, u64::from(w.version ^ self.version));
+        // A worker either rolls BIP310 version bits or always sends its job's version: XOR
+        // with its own previous version (the previous work share's for its first).
+        let base = last.map_or(self.version, |(_, v)| v);
+        put_varint(&mut self.versions, u64::from(w.version ^ base));
         self.version = w.version;
+        self.last.insert((address, worker), (en1, w.version));
         self.shares += 1;
     }
 
@@ -552,7 +591,9 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
 #[derive(Default)]
 struct WorkReader<'a> {
     extranonce1s: Vec<&'a [u8]>,
-    last_extranonce1: HashMap<(usize, usize), usize>,
+    /// Table entries introduced so far (code 1 introduces the next).
+    introduced: usize,
+    last: IndexMap<(usize, usize), (usize, u32)>,
     extranonce1: Cursor<'a>,
     extranonce2: Cursor<'a>,
     ntimes: Cursor<'a>,
@@ -566,27 +607,26 @@ impl WorkReader<'_> {
     /// Appends the next work share's `ShareWork` (v1 bytes) to `event`; `pair` is the share's
     /// (address, worker) table indexes.
     fn push_to(&mut self, event: &mut Vec<u8>, pair: (usize, usize)) -> Result<(), Problem> {
+        let last = self.last.get(&pair).copied();
         let en1 = match self.extranonce1.len()? {
-            0 => *self
-                .last_extranonce1
-                .get(&pair)
-                .ok_or_else(|| bad("extranonce1 of a first share"))?,
-            n => {
-                let i = n - 1;
-                if i >= self.extranonce1s.len() {
-                    return Err(bad("table index"));
-                }
-                self.last_extranonce1.insert(pair, i);
-                i
+            0 => last.ok_or_else(|| bad("extranonce1 of a first share"))?.0,
+            1 => {
+                self.introduced += 1;
+                self.introduced - 1
             }
+            code => code - 2,
         };
-        let extranonce1 = self.extranonce1s[en1];
+        let extranonce1 = *self
+            .extranonce1s
+            .get(en1)
+            .ok_or_else(|| bad("table index"))?;
         let extranonce2 = self.extranonce2.bytes()?;
         let delta = i32::try_from(unzigzag(self.ntimes.varint()?)).map_err(|_| bad("ntime"))?;
         self.ntime = self.ntime.wrapping_add(delta as u32);
         let nonce = self.nonces.take(4)?;
         let flipped = u32::try_from(self.versions.varint()?).map_err(|_| bad("version"))?;
-        self.version ^= flipped;
+        self.version = last.map_or(self.version, |(_, v)| v) ^ flipped;
+        self.last.insert(pair, (en1, self.version));
         for b in [extranonce1, extranonce2] {
             event.extend_from_slice(&(b.len() as u64).to_le_bytes());
             event.extend_from_slice(b);

@@ -51,12 +51,15 @@
 //!                                    ends after `raw`, byte for byte as before #18
 //!   extranonce1s: n:varint | (len:varint | bytes) * n      interned per chunk
 //!   extranonce1:  varint             0: the same as the previous work share's of the same
-//!                                    (address, worker) refs; i + 1: extranonce1s[i]
+//!                                    (address, worker) refs; 1: the next extranonce1s entry
+//!                                    not used yet (in table order); i + 2: extranonce1s[i]
 //!   extranonce2:  len:varint | bytes
 //!   ntimes:       zigzag varint      ntime minus the previous work share's (wrapping `i32`;
 //!                                    first: minus 0)
 //!   nonces:       u32 LE
-//!   hversions:    varint             header version XOR the previous work share's (first: 0)
+//!   hversions:    varint             header version XOR the previous version of the same
+//!                                    (address, worker), or of the previous work share for
+//!                                    the pair's first (the chunk's first: XOR 0)
 //! ```
 //!
 //! varint: LEB128 (7 bits a byte, low first); zigzag maps a wrapping `i64` difference to

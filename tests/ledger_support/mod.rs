@@ -5,8 +5,9 @@
 use ledger::record::{batch_key, decode_batch, encode_batch, RawRecord};
 use pool_core::event::{
     BlockCandidate, BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, BlockRejected,
-    NetworkFeePayer, PaymentConfirmed, PaymentFailed, PaymentOutput, PaymentPrepared, PaymentSent,
-    PayoutAddress, PayoutRule, PayoutScheme, ShareAccepted, WorkerName,
+    JobCreated, LedgerAnchor, NetworkFeePayer, PaymentConfirmed, PaymentFailed, PaymentOutput,
+    PaymentPrepared, PaymentSent, PaymentSigned, PayoutAddress, PayoutRule, PayoutScheme,
+    ShareAccepted, ShareWithWork, ShareWork, WorkerName,
 };
 use pool_core::{BlockId, Event, Sats, Target};
 use proptest::prelude::*;
@@ -133,32 +134,109 @@ fn arb_sats() -> impl Strategy<Value = Sats> {
     any::<u64>().prop_map(Sats)
 }
 
+/// Any accepted share (its weight its target's work).
+pub fn arb_share() -> impl Strategy<Value = ShareAccepted> {
+    (
+        arb_address(),
+        arb_worker(),
+        arb_target(),
+        any::<u64>(),
+        any::<u64>(),
+        arb_target(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(address, worker, share_target, job_id, height, network_target, time_ms)| {
+                ShareAccepted {
+                    address,
+                    worker,
+                    share_target,
+                    weight: share_target.work(),
+                    job_id,
+                    height,
+                    network_target,
+                    time_ms,
+                }
+            },
+        )
+}
+
+/// Any share's work (extranonces of any length, empty included).
+pub fn arb_share_work() -> impl Strategy<Value = ShareWork> {
+    (
+        prop::collection::vec(any::<u8>(), 0..9),
+        prop::collection::vec(any::<u8>(), 0..17),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(extranonce1, extranonce2, ntime, nonce, version)| ShareWork {
+                extranonce1,
+                extranonce2,
+                ntime,
+                nonce,
+                version,
+            },
+        )
+}
+
+/// Any job (coinbase halves and merkle branch of any length, with or without an anchor).
+pub fn arb_job() -> impl Strategy<Value = JobCreated> {
+    (
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()),
+        prop::collection::vec(any::<u8>(), 0..120),
+        prop::collection::vec(any::<u8>(), 0..200),
+        prop::collection::vec(any::<[u8; 32]>(), 0..14),
+        (any::<u32>(), any::<u32>(), any::<u32>()),
+        prop::option::of(
+            (any::<u64>(), any::<[u8; 32]>()).prop_map(|(seq, hash)| LedgerAnchor { seq, hash }),
+        ),
+    )
+        .prop_map(
+            |(
+                (job_id, height, prev),
+                coinbase1,
+                coinbase2,
+                merkle_branch,
+                (version, bits, ntime),
+                anchor,
+            )| JobCreated {
+                job_id,
+                height,
+                prev_hash: BlockId(prev),
+                coinbase1,
+                coinbase2,
+                merkle_branch,
+                version,
+                bits,
+                ntime,
+                anchor,
+            },
+        )
+}
+
 /// Any event, every variant reachable.
 pub fn arb_event() -> impl Strategy<Value = Event> {
     prop_oneof![
+        arb_share().prop_map(Event::ShareAccepted),
+        (arb_share(), arb_share_work())
+            .prop_map(|(share, work)| Event::ShareWithWork(ShareWithWork { share, work })),
+        arb_job().prop_map(Event::JobCreated),
         (
-            arb_address(),
-            arb_worker(),
-            arb_target(),
             any::<u64>(),
-            any::<u64>(),
-            arb_target(),
-            any::<u64>()
+            arb_block_id(),
+            prop::collection::vec(any::<u8>(), 0..120),
+            arb_sats()
         )
-            .prop_map(
-                |(address, worker, share_target, job_id, height, network_target, time_ms)| {
-                    Event::ShareAccepted(ShareAccepted {
-                        address,
-                        worker,
-                        share_target,
-                        weight: share_target.work(),
-                        job_id,
-                        height,
-                        network_target,
-                        time_ms,
-                    })
-                }
-            ),
+            .prop_map(|(payment_id, txid, raw_tx, network_fee)| {
+                Event::PaymentSigned(PaymentSigned {
+                    payment_id,
+                    txid,
+                    raw_tx,
+                    network_fee,
+                })
+            }),
         (
             any::<u64>(),
             arb_block_id(),
