@@ -242,7 +242,20 @@ fn encode_by_the_doc(event: &Event) -> Vec<u8> {
             e.u32(work.nonce);
             e.u32(work.version);
         }
-        other => panic!("the examples use no {} records", other.kind()),
+        Event::BlockRejected(r) => {
+            e.u32(2);
+            e.u64(r.height);
+            e.fixed(&r.block_id.0);
+            e.str(&r.reason);
+            e.str(&r.finder.0);
+            e.str(&r.worker.0);
+            e.u64(r.time_ms);
+        }
+        Event::PaymentFailed(p) => {
+            e.u32(10);
+            e.u64(p.payment_id);
+            e.str(&p.reason);
+        }
     }
     e.0
 }
@@ -686,4 +699,209 @@ fn the_worked_example_encodes_by_the_documents_rules() {
         assert_eq!(encode_by_the_doc(e), bytes, "record {seq} ({})", e.kind());
         assert_eq!(&decode_event(1, &bytes).unwrap(), e);
     }
+}
+
+/// One event of every variant, with every option and enum case the encoding has.
+fn one_of_each() -> Vec<Event> {
+    use pool_core::event::*;
+    use pool_core::Sats;
+    let t = Target::from_compact(0x1d00_ffff).unwrap();
+    let share = ShareAccepted {
+        address: PayoutAddress("bc1qexample".into()),
+        worker: WorkerName("rïg-1".into()),
+        share_target: t,
+        weight: t.work(),
+        job_id: 0x0102_0304_0506_0708,
+        height: 840_000,
+        network_target: Target::from_compact(0x1703_a30c).unwrap(),
+        time_ms: 1_700_000_000_123,
+    };
+    let id = BlockId(std::array::from_fn(|i| i as u8));
+    let rule = |scheme, payer| PayoutRule {
+        scheme,
+        fee_bps: 250,
+        fee_address: PayoutAddress("pool".into()),
+        network_fee_payer: payer,
+    };
+    let job = |anchor| JobCreated {
+        job_id: 9,
+        height: 840_001,
+        prev_hash: id,
+        coinbase1: vec![1, 2, 3],
+        coinbase2: vec![],
+        merkle_branch: vec![[7; 32], [8; 32]],
+        version: 0x2000_0000,
+        bits: 0x1703_a30c,
+        ntime: 1_700_000_000,
+        anchor,
+    };
+    vec![
+        Event::ShareAccepted(share.clone()),
+        Event::BlockFound(BlockFound {
+            height: 840_000,
+            block_id: id,
+            reward: Sats(312_500_000),
+            network_target: t,
+            finder: share.address.clone(),
+            worker: share.worker.clone(),
+            time_ms: 5,
+        }),
+        Event::BlockRejected(BlockRejected {
+            height: 840_000,
+            block_id: id,
+            reason: "high-hash".into(),
+            finder: share.address.clone(),
+            worker: WorkerName::default(),
+            time_ms: 6,
+        }),
+        Event::BlockOrphaned(BlockOrphaned { block_id: id, height: 1 }),
+        Event::BlockReinstated(BlockReinstated { block_id: id, height: 2 }),
+        Event::BlockMatured(BlockMatured { block_id: id, height: 3 }),
+        Event::PayoutRuleSet(rule(
+            PayoutScheme::Pplns {
+                window_numerator: 3,
+                window_denominator: 2,
+            },
+            NetworkFeePayer::Pool,
+        )),
+        Event::PayoutRuleSet(rule(PayoutScheme::Prop, NetworkFeePayer::Miners)),
+        Event::PayoutRuleSet(rule(PayoutScheme::Solo, NetworkFeePayer::Pool)),
+        Event::PaymentPrepared(PaymentPrepared {
+            payment_id: 4,
+            outputs: vec![
+                PaymentOutput {
+                    address: PayoutAddress("a".into()),
+                    amount: Sats(1),
+                },
+                PaymentOutput {
+                    address: PayoutAddress("b".into()),
+                    amount: Sats(u64::MAX),
+                },
+            ],
+        }),
+        Event::PaymentSent(PaymentSent {
+            payment_id: 4,
+            txid: id,
+            network_fee: Sats(226),
+        }),
+        Event::PaymentConfirmed(PaymentConfirmed {
+            payment_id: 4,
+            txid: id,
+            height: 840_010,
+        }),
+        Event::PaymentFailed(PaymentFailed {
+            payment_id: 5,
+            reason: "conflicting spend confirmed: x".into(),
+        }),
+        Event::BlockCandidate(BlockCandidate {
+            height: 840_000,
+            block_id: id,
+            reward: Sats(312_500_000),
+            network_target: t,
+            finder: share.address.clone(),
+            worker: share.worker.clone(),
+            time_ms: 4,
+            block: vec![0xde, 0xad],
+        }),
+        Event::PaymentSigned(PaymentSigned {
+            payment_id: 4,
+            txid: id,
+            raw_tx: vec![2, 0, 0, 0],
+            network_fee: Sats(226),
+        }),
+        Event::JobCreated(job(None)),
+        Event::JobCreated(job(Some(LedgerAnchor {
+            seq: 41,
+            hash: [0xab; 32],
+        }))),
+        Event::ShareWithWork(ShareWithWork {
+            share,
+            work: ShareWork {
+                extranonce1: vec![0, 0, 0, 1],
+                extranonce2: vec![0xff; 8],
+                ntime: 1_700_000_001,
+                nonce: 0xdead_beef,
+                version: 0x2000_e000,
+            },
+        }),
+    ]
+}
+
+/// The variant table's rows: (index, variant name).
+fn documented_variants() -> Vec<(u32, String)> {
+    let at = DOC
+        .find("| index | variant | fields, in order |")
+        .expect("docs/ledger.md has the variant table");
+    table_rows(&DOC[at..])
+        .into_iter()
+        .map(|row| (row[0].parse().expect("an index"), row[1].clone()))
+        .collect()
+}
+
+#[test]
+fn every_variant_encodes_by_the_documents_rules_and_table() {
+    let table = documented_variants();
+    assert_eq!(table.len(), 15, "the table lists every variant");
+    for (i, (index, name)) in table.iter().enumerate() {
+        assert_eq!(*index as usize, i, "the table is in index order");
+        assert!(!name.is_empty());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for e in one_of_each() {
+        let bytes = encode_event(&e).unwrap();
+        assert_eq!(encode_by_the_doc(&e), bytes, "{}", e.kind());
+        assert_eq!(decode_event(1, &bytes).unwrap(), e);
+        let index = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+        assert_eq!(
+            table[index as usize].1,
+            e.kind(),
+            "variant index {index} is {} in the table",
+            table[index as usize].1
+        );
+        // The JSON's one key is the variant name (or the whole value is, for no fields).
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json.as_object().map(|o| o.keys().next().unwrap().as_str()), Some(e.kind()));
+        seen.insert(index);
+    }
+    assert_eq!(seen.len(), 15, "the test covers every variant");
+}
+
+#[test]
+fn the_json_forms_are_as_documented() {
+    use pool_core::event::*;
+    let id = BlockId(std::array::from_fn(|i| i as u8));
+    // Block ids and txids reversed, merkle branch and anchor hash in order, targets big-endian.
+    let job = serde_json::to_value(JobCreated {
+        job_id: 1,
+        height: 2,
+        prev_hash: id,
+        coinbase1: vec![0xab],
+        coinbase2: vec![0xcd],
+        merkle_branch: vec![id.0],
+        version: 3,
+        bits: 4,
+        ntime: 5,
+        anchor: Some(LedgerAnchor { seq: 6, hash: id.0 }),
+    })
+    .unwrap();
+    let in_order = hex::encode(id.0);
+    let reversed = id.to_display_hex();
+    assert_ne!(in_order, reversed);
+    assert_eq!(job["prev_hash"], reversed);
+    assert_eq!(job["merkle_branch"][0], in_order);
+    assert_eq!(job["anchor"]["hash"], in_order);
+    assert_eq!(job["anchor"]["seq"], 6);
+    assert_eq!(job["coinbase1"], "ab");
+    let t = Target::from_compact(0x1d00_ffff).unwrap();
+    assert_eq!(serde_json::to_value(t).unwrap(), format!("00000000ffff{}", "0".repeat(52)));
+    assert_eq!(serde_json::to_value(PayoutScheme::Prop).unwrap(), "Prop");
+    assert_eq!(serde_json::to_value(NetworkFeePayer::Miners).unwrap(), "Miners");
+    let sent = serde_json::to_value(Event::PaymentSent(PaymentSent {
+        payment_id: 1,
+        txid: id,
+        network_fee: pool_core::Sats(2),
+    }))
+    .unwrap();
+    assert_eq!(sent["PaymentSent"]["txid"], reversed);
+    assert_eq!(sent["PaymentSent"]["network_fee"], 2);
 }
