@@ -188,7 +188,7 @@ fn submitter_at(fixed_difficulty: Option<f64>) -> impl FnMut() -> String {
     let mut book = JobBook::default();
     let config = JobConfig::new(chain, b"/obtc-pool/", vec![0x51]);
     let job = book
-        .add_template(&template, &config, &MatrixCache::new(1))
+        .add_template(&template, &config, None, &MatrixCache::new(1))
         .expect("bench job");
     assert_eq!(job.merkle_branch.len(), 12);
     let mut session_config = SessionConfig::new(chain, 4);

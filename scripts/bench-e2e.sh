@@ -9,8 +9,8 @@
 #   rejected with error 23). Then the open loop: 25,000 valid submits/s over 1,000 connections,
 #   against the null server and the pool, with p99 latency.
 # After every pool run the pool is stopped (SIGINT, which flushes the ledger) and
-# `obtc-pool ledger dump --json` must hold exactly as many ShareAccepted events as the generator
-# counted accepted shares, and `obtc-pool ledger verify` must find the hash chain intact.
+# `obtc-pool ledger dump --json` must hold exactly as many share events (ShareWithWork, or
+# ShareAccepted from builds before the work was recorded) as the generator counted accepted shares, and `obtc-pool ledger verify` must find the hash chain intact.
 #
 # Targets (printed as PASS/MISS): valid >= 50% and invalid >= 70% of the null server's rate;
 # open loop p99 < 10 ms. Exits non-zero on a correctness failure (a ledger count that differs,
@@ -242,11 +242,11 @@ pool_run() {
     stop_server
     accepted=$(field "$out" accepted)
     if events=$(timeout 120 "$POOL" ledger dump --data "$dir/ledger" --json 2>"$BENCH_OUT/$label.dump.log" |
-        grep -c '"kind": *"ShareAccepted"'); then :; else events=${events:-0}; fi
+        grep -cE '"kind": *"(ShareAccepted|ShareWithWork)"'); then :; else events=${events:-0}; fi
     if [[ $events == "$accepted" ]]; then
-        echo "   $label: ledger holds $events ShareAccepted events = $accepted accepted (ok)" >&2
+        echo "   $label: ledger holds $events share events = $accepted accepted (ok)" >&2
     else
-        fail "$label: ledger holds $events ShareAccepted events but the generator counted $accepted accepted"
+        fail "$label: ledger holds $events share events but the generator counted $accepted accepted"
     fi
     if ! timeout 120 "$POOL" ledger verify --data "$dir/ledger" >"$BENCH_OUT/$label.verify.log" 2>&1; then
         fail "$label: ledger verify failed ($(tail -n 2 "$BENCH_OUT/$label.verify.log" | tr '\n' ' '))"

@@ -343,6 +343,9 @@ def summary(demo_dir, verify_status, pool_status, payout_status, secs):
             if isinstance(ev, dict) and "ShareAccepted" in ev:
                 a = ev["ShareAccepted"].get("address")
                 shares[a] = shares.get(a, 0) + 1
+            elif isinstance(ev, dict) and "ShareWithWork" in ev:
+                a = ev["ShareWithWork"]["share"].get("address")
+                shares[a] = shares.get(a, 0) + 1
 
     c = Checks()
     head = (audit or {}).get("head") or {}

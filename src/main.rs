@@ -39,6 +39,10 @@ enum Command {
     /// Audit the ledger of a stopped pool (or a copy of it).
     #[command(subcommand)]
     Ledger(cli::ledger::LedgerCommand),
+    /// Verify and replay a ledger directory or an export without trusting the pool: the hash
+    /// chain, credits and balances, every share's work, and (with --node) money and history
+    /// against the chain. The last line is the verdict.
+    Audit(cli::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Command::Init { network, pow } => cli::init::run(network, pow),
         Command::Notify { config } => cli::notify::run(&config),
         Command::Ledger(cmd) => cli::ledger::run(cmd),
+        Command::Audit(args) => cli::audit::run(args),
     };
     match result {
         Ok(code) => code,

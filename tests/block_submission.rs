@@ -327,7 +327,7 @@ fn a_pool_killed_before_recording_the_verdict_records_it_at_the_next_start() {
         "killed before the verdict's append"
     );
     let (position, candidate) = cands[0].clone();
-    assert!(matches!(events[position - 1], Event::ShareAccepted(_)));
+    assert!(matches!(events[position - 1], Event::ShareWithWork(_)));
     // The operator sees it open.
     let report = std::process::Command::new(env!("CARGO_BIN_EXE_obtc-pool"))
         .args(["ledger", "balances", "--data"])
@@ -498,7 +498,7 @@ fn a_node_replaced_by_one_of_another_chain_gets_its_jobs_withdrawn() {
     let events = read_events(&pool.ledger_dir());
     let shares = events
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count();
     assert_eq!(shares, 1, "only the share on the right chain's job");
 }

@@ -79,7 +79,7 @@ fn heavyhash_shares_are_accepted_and_recorded_with_their_work() {
     let shares: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::ShareAccepted(s) => Some(s),
+            Event::ShareWithWork(w) => Some(&w.share),
             _ => None,
         })
         .collect();
@@ -143,7 +143,7 @@ fn sha256d_shares_are_refused_by_a_heavyhash_pool() {
     let accepted = pool
         .ledger_events()
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count();
     assert_eq!(
         accepted, 0,
@@ -176,7 +176,7 @@ fn max_shares_stops_the_miner_at_exactly_that_many_accepted_shares() {
     let stored = pool
         .ledger_events()
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count();
     assert_eq!(stored as u64, SHARES, "every submitted share was answered");
 }

@@ -93,7 +93,7 @@ fn obtc_miner_finds_real_blocks_through_the_pool() {
     let shares: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::ShareAccepted(s) => Some(s),
+            Event::ShareWithWork(w) => Some(&w.share),
             _ => None,
         })
         .collect();

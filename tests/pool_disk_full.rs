@@ -12,6 +12,7 @@ mod tmpfs;
 use common::nodes::{free_port, nodes};
 use common::pool::{config_text, read_events, PoolOptions, PoolProcess};
 use common::stratum_client::StratumClient;
+use pool_core::event::ShareWithWork;
 use pool_core::Event;
 use serde_json::json;
 use serde_json::Value;
@@ -201,7 +202,7 @@ fn shares_are_refused_on_a_full_disk_and_acknowledged_again_once_space_is_freed(
     );
     let mut stored: BTreeMap<String, u64> = BTreeMap::new();
     for e in read_events(&ledger_dir) {
-        if let Event::ShareAccepted(s) = e {
+        if let Event::ShareWithWork(ShareWithWork { share: s, .. }) = e {
             *stored.entry(s.worker.0).or_default() += 1;
         }
     }

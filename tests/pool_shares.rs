@@ -7,6 +7,7 @@ mod common;
 use common::nodes::nodes;
 use common::pool::{read_events, PoolOptions, PoolProcess};
 use common::stratum_client::{sha256d, StratumClient};
+use pool_core::event::ShareWithWork;
 use pool_core::{Event, Target};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -193,7 +194,7 @@ fn sigkill_under_load_loses_no_acknowledged_share() {
 
     let mut in_ledger: BTreeMap<String, u64> = BTreeMap::new();
     for e in read_events(&pool.ledger_dir()) {
-        if let Event::ShareAccepted(s) = e {
+        if let Event::ShareWithWork(ShareWithWork { share: s, .. }) = e {
             *in_ledger.entry(s.worker.0).or_default() += 1;
         }
     }
@@ -220,7 +221,7 @@ fn sigkill_under_load_loses_no_acknowledged_share() {
     assert!(pool.terminate().success(), "{}", pool.log());
     let after = read_events(&pool.ledger_dir())
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count() as u64;
     assert_eq!(after, before + 5);
 }
@@ -264,7 +265,7 @@ fn pipelined_submits_are_answered_in_order_and_all_stored() {
     let stored = pool
         .ledger_events()
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count() as u64;
     assert_eq!(stored, N);
 }

@@ -73,7 +73,7 @@ fn mines_real_blocks_that_pay_the_pool_address() {
         .collect();
     let shares = events
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count();
     assert_eq!(found.len() as u64, BLOCKS, "events: {events:?}");
     assert_eq!(shares as u64, BLOCKS);
@@ -156,7 +156,7 @@ fn pool_block_difficulty_gives_many_shares_per_block() {
     assert_eq!(found.len(), 2, "{found:?}");
     let accepted = events
         .iter()
-        .filter(|e| matches!(e, Event::ShareAccepted(_)))
+        .filter(|e| matches!(e, Event::ShareWithWork(_)))
         .count();
     assert_eq!(accepted as u64, shares);
     for b in &found {
@@ -325,7 +325,7 @@ fn a_block_on_an_outdated_tip_is_recorded_found_off_the_best_chain() {
         .collect();
     // The candidate is recorded first, right after its finding share.
     assert_eq!(candidates.len(), 1, "{}", pool.log());
-    assert!(matches!(events[candidates[0] - 1], Event::ShareAccepted(_)));
+    assert!(matches!(events[candidates[0] - 1], Event::ShareWithWork(_)));
     // Bitcoin SV validates blocks in parallel: `submitblock` answers "inconclusive" for the
     // losing sibling (valid, not best), or accepts it (null) before deciding which tip wins.
     // Either is the node's word that the block is valid: recorded found, once, and not on the

@@ -4,6 +4,11 @@
 //! hashes cover), recomputing every hash from the chunk's previous hash, and refuses a chunk
 //! whose recomputed last hash is not the stored one. A chunk carries its previous record's
 //! hash, so it expands on its own (copied out of the tree, e.g. into an archive).
+//!
+//! The work section (`ShareWithWork`, issue #18) was appended to the body without a new
+//! format byte: a chunk without work shares is encoded exactly as before, and a chunk written
+//! before it (its body ends after the `raw` column) expands as it always did;
+//! `ledger/testdata/chunk-v2-shares.bin` is such a chunk, checked by `compact_tests`.
 
 use crate::error::Problem;
 use crate::record::{self, RawRecord, BATCH_HEADER_LEN, RECORD_HEADER_LEN};
@@ -25,6 +30,14 @@ pub const MAX_CHUNK_RECORDS: u32 = 1 << 20;
 const RAW: u8 = 0;
 const SHARE: u8 = 1;
 const SHARE_WEIGHT: u8 = 2;
+/// A `ShareWithWork`: a share as kind 1 (or 2, its weight stored) with its work in the work
+/// section's columns.
+const SHARE_WORK: u8 = 3;
+const SHARE_WORK_WEIGHT: u8 = 4;
+
+/// Event variant indices of the two share layouts (v1).
+const SHARE_ACCEPTED_TAG: u32 = 0;
+const SHARE_WITH_WORK_TAG: u32 = 14;
 
 /// A chunk's header, read without decompressing anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,19 +142,26 @@ struct ShareView<'a> {
     time_ms: u64,
 }
 
-/// The share in v1 event bytes, if they are exactly a share's layout (strings are kept as
-/// bytes: re-encoding them gives the same bytes whatever they hold).
-fn parse_share(bytes: &[u8]) -> Option<ShareView<'_>> {
+/// What a miner submitted for a `ShareWithWork`, borrowed from its bytes.
+struct WorkView<'a> {
+    extranonce1: &'a [u8],
+    extranonce2: &'a [u8],
+    ntime: u32,
+    nonce: u32,
+    version: u32,
+}
+
+/// The share in v1 event bytes (with its work for a `ShareWithWork`), if they are exactly a
+/// share's layout (strings and extranonces are kept as bytes: re-encoding them gives the same
+/// bytes whatever they hold).
+fn parse_share(bytes: &[u8]) -> Option<(ShareView<'_>, Option<WorkView<'_>>)> {
     let mut c = Cursor { rest: bytes };
-    if c.take(4).ok()? != 0u32.to_le_bytes() {
+    let tag = c.u32_le()?;
+    if tag != SHARE_ACCEPTED_TAG && tag != SHARE_WITH_WORK_TAG {
         return None;
     }
-    let mut string = || -> Option<&[u8]> {
-        let n = usize::try_from(c.u64_le()?).ok()?;
-        c.take(n).ok()
-    };
-    let address = string()?;
-    let worker = string()?;
+    let address = c.vec_u8()?;
+    let worker = c.vec_u8()?;
     let share = ShareView {
         address,
         worker,
@@ -152,7 +172,79 @@ fn parse_share(bytes: &[u8]) -> Option<ShareView<'_>> {
         network_target: c.take(32).ok()?,
         time_ms: c.u64_le()?,
     };
-    c.rest.is_empty().then_some(share)
+    let work = if tag == SHARE_WITH_WORK_TAG {
+        Some(WorkView {
+            extranonce1: c.vec_u8()?,
+            extranonce2: c.vec_u8()?,
+            ntime: c.u32_le()?,
+            nonce: c.u32_le()?,
+            version: c.u32_le()?,
+        })
+    } else {
+        None
+    };
+    c.rest.is_empty().then_some((share, work))
+}
+
+/// The work columns of the `ShareWithWork` records of a chunk, as they are built.
+#[derive(Default)]
+struct WorkColumns<'a> {
+    extranonce1s: Table<'a>,
+    /// The extranonce1 (index) of the last work share of each (address, worker) pair.
+    last_extranonce1: HashMap<(u64, u64), u64>,
+    extranonce1: Vec<u8>,
+    extranonce2: Vec<u8>,
+    ntimes: Vec<u8>,
+    nonces: Vec<u8>,
+    versions: Vec<u8>,
+    ntime: u32,
+    version: u32,
+    shares: usize,
+}
+
+impl<'a> WorkColumns<'a> {
+    fn push(&mut self, address: u64, worker: u64, w: &WorkView<'a>) {
+        // A connection keeps its extranonce1, and a worker mostly keeps its connection: 0 says
+        // "the same as this address and worker's previous work share", n the table's n - 1.
+        let en1 = self.extranonce1s.intern(w.extranonce1);
+        match self.last_extranonce1.insert((address, worker), en1) {
+            Some(last) if last == en1 => put_varint(&mut self.extranonce1, 0),
+            _ => put_varint(&mut self.extranonce1, en1 + 1),
+        }
+        put_bytes(&mut self.extranonce2, w.extranonce2);
+        // Shares mostly carry their job's ntime: the same as the previous share's, or close.
+        put_varint(
+            &mut self.ntimes,
+            zigzag(i64::from(w.ntime.wrapping_sub(self.ntime) as i32)),
+        );
+        self.ntime = w.ntime;
+        self.nonces.extend_from_slice(&w.nonce.to_le_bytes());
+        // Without version rolling every share has its job's version: XOR 0.
+        put_varint(&mut self.versions, u64::from(w.version ^ self.version));
+        self.version = w.version;
+        self.shares += 1;
+    }
+
+    /// The work section (nothing for a chunk without work shares: such a chunk is encoded
+    /// exactly as before the work section existed).
+    fn write(&self, body: &mut Vec<u8>) {
+        if self.shares == 0 {
+            return;
+        }
+        put_varint(body, self.extranonce1s.items.len() as u64);
+        for item in &self.extranonce1s.items {
+            put_bytes(body, item);
+        }
+        for column in [
+            &self.extranonce1,
+            &self.extranonce2,
+            &self.ntimes,
+            &self.nonces,
+            &self.versions,
+        ] {
+            put_bytes(body, column);
+        }
+    }
 }
 
 /// The work of a target, as stored (big-endian).
@@ -170,6 +262,7 @@ pub fn encode_body(records: &[RawRecord]) -> Vec<u8> {
     let (mut versions, mut times, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     let (mut refs, mut ints, mut weights, mut raw) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut work_columns = WorkColumns::default();
     let (mut time, mut job, mut height) = (0u64, 0u64, 0u64);
     for r in records {
         put_varint(&mut versions, u64::from(r.version));
@@ -180,22 +273,27 @@ pub fn encode_body(records: &[RawRecord]) -> Vec<u8> {
         } else {
             None
         };
-        let Some(s) = share else {
+        let Some((s, work)) = share else {
             kinds.push(RAW);
             put_bytes(&mut raw, &r.event);
             continue;
         };
-        let work = works
+        let derived = *works
             .entry(s.share_target)
-            .or_insert_with(|| work_bytes(s.share_target));
-        if work[..] == *s.weight {
-            kinds.push(SHARE);
-        } else {
-            kinds.push(SHARE_WEIGHT);
+            .or_insert_with(|| work_bytes(s.share_target))
+            == *s.weight;
+        kinds.push(match (work.is_some(), derived) {
+            (false, true) => SHARE,
+            (false, false) => SHARE_WEIGHT,
+            (true, true) => SHARE_WORK,
+            (true, false) => SHARE_WORK_WEIGHT,
+        });
+        if !derived {
             weights.extend_from_slice(s.weight);
         }
-        put_varint(&mut refs, addresses.intern(s.address));
-        put_varint(&mut refs, workers.intern(s.worker));
+        let (address, worker) = (addresses.intern(s.address), workers.intern(s.worker));
+        put_varint(&mut refs, address);
+        put_varint(&mut refs, worker);
         put_varint(&mut refs, targets.intern(s.share_target));
         put_varint(&mut refs, targets.intern(s.network_target));
         put_delta(&mut ints, job, s.job_id);
@@ -203,6 +301,9 @@ pub fn encode_body(records: &[RawRecord]) -> Vec<u8> {
         put_delta(&mut ints, r.time_ms, s.time_ms);
         job = s.job_id;
         height = s.height;
+        if let Some(w) = work {
+            work_columns.push(address, worker, &w);
+        }
     }
     let mut body = Vec::new();
     for table in [&addresses, &workers] {
@@ -218,6 +319,7 @@ pub fn encode_body(records: &[RawRecord]) -> Vec<u8> {
     for column in [&versions, &times, &kinds, &refs, &ints, &weights, &raw] {
         put_bytes(&mut body, column);
     }
+    work_columns.write(&mut body);
     body
 }
 
@@ -252,6 +354,7 @@ fn bad(why: &str) -> Problem {
 }
 
 /// A read position in a chunk's body.
+#[derive(Default)]
 struct Cursor<'a> {
     rest: &'a [u8],
 }
@@ -268,6 +371,16 @@ impl<'a> Cursor<'a> {
 
     fn u64_le(&mut self) -> Option<u64> {
         self.take(8).ok().map(|b| u64::from_le_bytes(fixed(b)))
+    }
+
+    fn u32_le(&mut self) -> Option<u32> {
+        self.take(4).ok().map(|b| u32::from_le_bytes(fixed(b)))
+    }
+
+    /// A bincode `String` or `Vec<u8>` (a `u64` length, then the bytes), as bytes.
+    fn vec_u8(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64_le()?).ok()?;
+        self.take(n).ok()
     }
 
     fn varint(&mut self) -> Result<u64, Problem> {
@@ -352,6 +465,21 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
     let mut column = || c.bytes().map(|rest| Cursor { rest });
     let (mut versions, mut times, mut kinds) = (column()?, column()?, column()?);
     let (mut refs, mut ints, mut weights, mut raw) = (column()?, column()?, column()?, column()?);
+    // The work section, in chunks with work shares only (older chunks end here).
+    let mut work = WorkReader::default();
+    if !c.rest.is_empty() {
+        let n = c.len()?;
+        if n > header.count as usize {
+            return Err(bad("table larger than the chunk"));
+        }
+        work.extranonce1s = (0..n).map(|_| c.bytes()).collect::<Result<_, _>>()?;
+        let mut column = || c.bytes().map(|rest| Cursor { rest });
+        work.extranonce1 = column()?;
+        work.extranonce2 = column()?;
+        work.ntimes = column()?;
+        work.nonces = column()?;
+        work.versions = column()?;
+    }
     c.done()?;
 
     let count = header.count as usize;
@@ -366,23 +494,30 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
         let kind = kinds.take(1)?[0];
         let event: &[u8] = match kind {
             RAW => raw.bytes()?,
-            SHARE | SHARE_WEIGHT => {
+            SHARE | SHARE_WEIGHT | SHARE_WORK | SHARE_WORK_WEIGHT => {
                 event.clear();
-                let address = refs.index(&addresses)?;
-                let worker = refs.index(&workers)?;
+                let a = refs.len()?;
+                let w = refs.len()?;
+                let address = *addresses.get(a).ok_or_else(|| bad("table index"))?;
+                let worker = *workers.get(w).ok_or_else(|| bad("table index"))?;
                 let t = refs.len()?;
                 let share_target = *targets.get(t).ok_or_else(|| bad("table index"))?;
                 let network_target = refs.index(&targets)?;
                 job = ints.delta(job)?;
                 height = ints.delta(height)?;
                 let event_time = ints.delta(time)?;
-                event.extend_from_slice(&0u32.to_le_bytes());
+                let tag = if matches!(kind, SHARE_WORK | SHARE_WORK_WEIGHT) {
+                    SHARE_WITH_WORK_TAG
+                } else {
+                    SHARE_ACCEPTED_TAG
+                };
+                event.extend_from_slice(&tag.to_le_bytes());
                 event.extend_from_slice(&(address.len() as u64).to_le_bytes());
                 event.extend_from_slice(address);
                 event.extend_from_slice(&(worker.len() as u64).to_le_bytes());
                 event.extend_from_slice(worker);
                 event.extend_from_slice(share_target);
-                if kind == SHARE {
+                if matches!(kind, SHARE | SHARE_WORK) {
                     let work = works[t].get_or_insert_with(|| work_bytes(share_target));
                     event.extend_from_slice(work);
                 } else {
@@ -392,6 +527,9 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
                 event.extend_from_slice(&height.to_le_bytes());
                 event.extend_from_slice(network_target);
                 event.extend_from_slice(&event_time.to_le_bytes());
+                if tag == SHARE_WITH_WORK_TAG {
+                    work.push_to(&mut event, (a, w))?;
+                }
                 &event
             }
             k => return Err(bad(&format!("record kind {k}"))),
@@ -401,12 +539,76 @@ pub fn expand(bytes: &[u8]) -> Result<Vec<u8>, Problem> {
     for column in [&versions, &times, &kinds, &refs, &ints, &weights, &raw] {
         column.done()?;
     }
+    work.done()?;
     if prev != header.last_hash {
         return Err(Problem::HashMismatch);
     }
     record::finish_batch(&mut out, header.count);
     debug_assert!(out.len() >= BATCH_HEADER_LEN + count * (RECORD_HEADER_LEN + 32));
     Ok(out)
+}
+
+/// The work section of a chunk being expanded: [`WorkColumns`] read back.
+#[derive(Default)]
+struct WorkReader<'a> {
+    extranonce1s: Vec<&'a [u8]>,
+    last_extranonce1: HashMap<(usize, usize), usize>,
+    extranonce1: Cursor<'a>,
+    extranonce2: Cursor<'a>,
+    ntimes: Cursor<'a>,
+    nonces: Cursor<'a>,
+    versions: Cursor<'a>,
+    ntime: u32,
+    version: u32,
+}
+
+impl WorkReader<'_> {
+    /// Appends the next work share's `ShareWork` (v1 bytes) to `event`; `pair` is the share's
+    /// (address, worker) table indexes.
+    fn push_to(&mut self, event: &mut Vec<u8>, pair: (usize, usize)) -> Result<(), Problem> {
+        let en1 = match self.extranonce1.len()? {
+            0 => *self
+                .last_extranonce1
+                .get(&pair)
+                .ok_or_else(|| bad("extranonce1 of a first share"))?,
+            n => {
+                let i = n - 1;
+                if i >= self.extranonce1s.len() {
+                    return Err(bad("table index"));
+                }
+                self.last_extranonce1.insert(pair, i);
+                i
+            }
+        };
+        let extranonce1 = self.extranonce1s[en1];
+        let extranonce2 = self.extranonce2.bytes()?;
+        let delta = i32::try_from(unzigzag(self.ntimes.varint()?)).map_err(|_| bad("ntime"))?;
+        self.ntime = self.ntime.wrapping_add(delta as u32);
+        let nonce = self.nonces.take(4)?;
+        let flipped = u32::try_from(self.versions.varint()?).map_err(|_| bad("version"))?;
+        self.version ^= flipped;
+        for b in [extranonce1, extranonce2] {
+            event.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            event.extend_from_slice(b);
+        }
+        event.extend_from_slice(&self.ntime.to_le_bytes());
+        event.extend_from_slice(nonce);
+        event.extend_from_slice(&self.version.to_le_bytes());
+        Ok(())
+    }
+
+    fn done(&self) -> Result<(), Problem> {
+        for column in [
+            &self.extranonce1,
+            &self.extranonce2,
+            &self.ntimes,
+            &self.nonces,
+            &self.versions,
+        ] {
+            column.done()?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,11 @@
 use super::*;
 use crate::chunk::{self, ChunkHeader};
 use crate::record::{decode_batch, expand_value, RawRecord};
-use pool_core::event::{PaymentFailed, PayoutAddress, ShareAccepted, WorkerName};
-use pool_core::{Target, Work};
+use pool_core::event::{
+    JobCreated, LedgerAnchor, PaymentFailed, PayoutAddress, ShareAccepted, ShareWithWork,
+    ShareWork, WorkerName,
+};
+use pool_core::{BlockId, Target, Work};
 use proptest::prelude::*;
 
 fn share(n: u64) -> Event {
@@ -28,7 +31,9 @@ fn share(n: u64) -> Event {
     })
 }
 
-fn event(n: u64) -> Event {
+/// The events of the chunk fixture (written before the work columns): shares and a
+/// `PaymentFailed` every 97th.
+fn event_before_work(n: u64) -> Event {
     if n % 97 == 5 {
         Event::PaymentFailed(PaymentFailed {
             payment_id: n,
@@ -36,6 +41,68 @@ fn event(n: u64) -> Event {
         })
     } else {
         share(n)
+    }
+}
+
+/// What a miner submitted for share `n`: one extranonce1 per (address, worker) pair, except
+/// that address 0's workers reconnect (a new extranonce1) now and then; a counter-like
+/// extranonce2, the job's ntime (every 7th rolled), a scattered nonce, and half the shares
+/// with BIP310 version bits rolled.
+fn work(n: u64) -> ShareWork {
+    let mixed = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    ShareWork {
+        extranonce1: vec![
+            (n % 13) as u8,
+            (n % 3) as u8,
+            (n / 1000) as u8,
+            u8::from(n % 13 == 0 && n % 200 > 100),
+        ],
+        extranonce2: ((n / 39) as u32).to_le_bytes().to_vec(),
+        ntime: 1_700_000_000 + (n / 100) as u32 + u32::from(n % 7 == 0),
+        nonce: (mixed >> 32) as u32,
+        version: 0x2000_0000
+            | if n % 2 == 0 {
+                (mixed as u32) & 0x1fff_e000
+            } else {
+                0
+            },
+    }
+}
+
+fn job(n: u64) -> Event {
+    Event::JobCreated(JobCreated {
+        job_id: n / 10,
+        height: 100 + n / 1000,
+        prev_hash: BlockId([(n / 1000) as u8; 32]),
+        coinbase1: vec![1, 0, 0, 0, 1, 0, 0, 0xaa, (n % 256) as u8],
+        coinbase2: vec![0xff; 90],
+        merkle_branch: vec![[1; 32], [(n % 256) as u8; 32]],
+        version: 0x2000_0000,
+        bits: 0x207f_ffff,
+        ntime: 1_700_000_000 + (n / 100) as u32,
+        anchor: (n > 0).then_some(LedgerAnchor {
+            seq: n - 1,
+            hash: [(n % 256) as u8; 32],
+        }),
+    })
+}
+
+/// The mix the compactor tests use: work shares, plain shares, a job every 10 records, a
+/// `PaymentFailed` every 97th.
+fn event(n: u64) -> Event {
+    match n {
+        n if n % 97 == 5 => event_before_work(n),
+        n if n % 10 == 3 => job(n),
+        n if n % 3 == 0 => share(n),
+        n => {
+            let Event::ShareAccepted(share) = share(n) else {
+                unreachable!()
+            };
+            Event::ShareWithWork(ShareWithWork {
+                share,
+                work: work(n),
+            })
+        }
     }
 }
 
@@ -56,7 +123,7 @@ fn image_of(
     (image, records)
 }
 
-fn arb_share_bytes() -> impl Strategy<Value = Vec<u8>> {
+fn arb_share() -> impl Strategy<Value = ShareAccepted> {
     (
         "[a-z0-9]{0,40}",
         "\\PC{0,8}",
@@ -68,7 +135,7 @@ fn arb_share_bytes() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(
             |(address, worker, target, derived, weight, (job, height, net, time))| {
                 let share_target = Target::from_be_bytes(target);
-                record::encode_event(&Event::ShareAccepted(ShareAccepted {
+                ShareAccepted {
                     address: PayoutAddress(address),
                     worker: WorkerName(worker),
                     share_target,
@@ -81,6 +148,72 @@ fn arb_share_bytes() -> impl Strategy<Value = Vec<u8>> {
                     height,
                     network_target: Target::from_be_bytes(net),
                     time_ms: time,
+                }
+            },
+        )
+}
+
+fn arb_share_bytes() -> impl Strategy<Value = Vec<u8>> {
+    arb_share().prop_map(|s| record::encode_event(&Event::ShareAccepted(s)).unwrap())
+}
+
+/// Work shares; few distinct extranonce1s, so the "same as this worker's last" entries occur.
+fn arb_share_with_work_bytes() -> impl Strategy<Value = Vec<u8>> {
+    (
+        arb_share(),
+        prop_oneof![
+            3 => (0u8..3).prop_map(|n| vec![n; 4]),
+            1 => prop::collection::vec(any::<u8>(), 0..9),
+        ],
+        prop::collection::vec(any::<u8>(), 0..17),
+        prop_oneof![any::<u32>(), 1_700_000_000u32..1_700_000_100],
+        any::<u32>(),
+        prop_oneof![Just(0x2000_0000u32), any::<u32>()],
+    )
+        .prop_map(|(share, extranonce1, extranonce2, ntime, nonce, version)| {
+            record::encode_event(&Event::ShareWithWork(ShareWithWork {
+                share,
+                work: ShareWork {
+                    extranonce1,
+                    extranonce2,
+                    ntime,
+                    nonce,
+                    version,
+                },
+            }))
+            .unwrap()
+        })
+}
+
+fn arb_job_bytes() -> impl Strategy<Value = Vec<u8>> {
+    (
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()),
+        prop::collection::vec(any::<u8>(), 0..80),
+        prop::collection::vec(any::<u8>(), 0..120),
+        prop::collection::vec(any::<[u8; 32]>(), 0..4),
+        any::<(u32, u32, u32)>(),
+        prop::option::of(any::<(u64, [u8; 32])>()),
+    )
+        .prop_map(
+            |(
+                (job_id, height, prev),
+                coinbase1,
+                coinbase2,
+                merkle_branch,
+                (v, bits, t),
+                anchor,
+            )| {
+                record::encode_event(&Event::JobCreated(JobCreated {
+                    job_id,
+                    height,
+                    prev_hash: BlockId(prev),
+                    coinbase1,
+                    coinbase2,
+                    merkle_branch,
+                    version: v,
+                    bits,
+                    ntime: t,
+                    anchor: anchor.map(|(seq, hash)| LedgerAnchor { seq, hash }),
                 }))
                 .unwrap()
             },
@@ -93,9 +226,13 @@ fn arb_item() -> impl Strategy<Value = (u16, u64, Vec<u8>)> {
         any::<u64>(),
         prop_oneof![
             4 => arb_share_bytes(),
+            4 => arb_share_with_work_bytes(),
+            1 => arb_job_bytes(),
             // Anything else, including bytes that are almost a share.
             1 => prop::collection::vec(any::<u8>(), 0..200),
             1 => arb_share_bytes().prop_map(|mut b| { b.pop(); b }),
+            1 => arb_share_with_work_bytes().prop_map(|mut b| { b.pop(); b }),
+            1 => arb_share_with_work_bytes().prop_map(|mut b| { b.push(0); b }),
         ],
     )
 }
@@ -339,4 +476,131 @@ fn an_archive_of_compacted_chunks_reads_back_the_same_records() {
     assert_eq!(read, expected);
     assert_eq!(reader.finish().unwrap(), b"snapshot");
     crate::archive::verify(&out).unwrap();
+}
+
+/// The chunk of [`fixture_chunk_records`], as the format-2 codec wrote it before the work
+/// columns (`ShareWithWork`, issue #18) were added: `ledger/testdata/chunk-v2-shares.bin`.
+fn fixture_chunk_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/chunk-v2-shares.bin")
+}
+
+/// 300 records from seq 1000 chained onto `[9; 32]`: [`event_before_work`], shares (kind 1,
+/// every 50th kind 2) and a raw `PaymentFailed` every 97th.
+fn fixture_chunk_records() -> ([u8; 32], Vec<u8>, Vec<RawRecord>) {
+    let items: Vec<(u16, u64, Vec<u8>)> = (0..300)
+        .map(|n| {
+            (
+                1,
+                1_700_000_000_000 + n,
+                record::encode_event(&event_before_work(n)).unwrap(),
+            )
+        })
+        .collect();
+    let prev = [9u8; 32];
+    let (image, records) = image_of(prev, 1000, &items);
+    (prev, image, records)
+}
+
+/// A chunk written by the codec before the work columns still expands to exactly its records
+/// (and the codec still writes such records the same way, byte for byte).
+#[test]
+fn a_chunk_written_before_the_work_columns_expands_byte_exactly() {
+    let stored = std::fs::read(fixture_chunk_path()).unwrap();
+    let (prev, image, records) = fixture_chunk_records();
+    assert_eq!(chunk::expand(&stored).unwrap(), image);
+    assert_eq!(chunk::encode(&records, &prev).unwrap(), stored);
+}
+
+/// Writes the fixture; run on the codec the fixture is meant to pin (never after a change to
+/// it): `LEDGER_WRITE_TESTDATA=1 cargo test -p ledger -- --ignored write_chunk_fixture`.
+#[test]
+#[ignore]
+fn write_chunk_fixture() {
+    if std::env::var_os("LEDGER_WRITE_TESTDATA").is_none() {
+        eprintln!("set LEDGER_WRITE_TESTDATA=1 to rewrite ledger/testdata/chunk-v2-shares.bin");
+        return;
+    }
+    let (prev, _, records) = fixture_chunk_records();
+    let path = fixture_chunk_path();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, chunk::encode(&records, &prev).unwrap()).unwrap();
+}
+
+/// Work shares round-trip through a chunk (the extranonce1 "same as this worker's last" entries,
+/// reconnects, rolled ntimes and versions), and their work costs a few bytes a share in a chunk:
+/// what is left is mostly the nonce, which no codec compresses.
+#[test]
+fn work_shares_round_trip_and_cost_a_few_bytes_in_a_chunk() {
+    let (n, prev) = (16_384u64, [3u8; 32]);
+    let chunk_of = |with_work: bool| {
+        let items: Vec<(u16, u64, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let Event::ShareAccepted(share) = share(i) else {
+                    unreachable!()
+                };
+                let event = if with_work {
+                    Event::ShareWithWork(ShareWithWork {
+                        share,
+                        work: work(i),
+                    })
+                } else {
+                    Event::ShareAccepted(share)
+                };
+                (
+                    1,
+                    1_700_000_000_000 + i,
+                    record::encode_event(&event).unwrap(),
+                )
+            })
+            .collect();
+        let (image, records) = image_of(prev, 0, &items);
+        let chunk = chunk::encode(&records, &prev).unwrap();
+        assert_eq!(chunk::expand(&chunk).unwrap(), image);
+        chunk.len() as f64 / n as f64
+    };
+    let (plain, with_work) = (chunk_of(false), chunk_of(true));
+    let cost = with_work - plain;
+    // Format 1 spends 36 bytes a share on this work (4-byte extranonces).
+    assert!(
+        cost > 0.0 && cost < 8.0,
+        "{plain:.2} -> {with_work:.2} B/share"
+    );
+}
+
+/// An edit of any work field inside a chunk is caught on expansion.
+#[test]
+fn an_edited_work_field_in_a_chunk_is_caught() {
+    let items: Vec<(u16, u64, Vec<u8>)> = (0..200)
+        .map(|n| {
+            (
+                1,
+                1_700_000_000_000 + n,
+                record::encode_event(&event(n)).unwrap(),
+            )
+        })
+        .collect();
+    let prev = [5u8; 32];
+    let (image, records) = image_of(prev, 0, &items);
+    assert_eq!(
+        chunk::expand(&chunk::encode(&records, &prev).unwrap()).unwrap(),
+        image
+    );
+    let Event::ShareWithWork(original) = event(1) else {
+        panic!("record 1 is not a work share")
+    };
+    let edits: [fn(&mut ShareWork); 5] = [
+        |w| w.extranonce1[0] ^= 1,
+        |w| w.extranonce2.push(0),
+        |w| w.ntime += 1,
+        |w| w.nonce ^= 1,
+        |w| w.version ^= 1 << 13,
+    ];
+    for edit in edits {
+        let mut w = original.clone();
+        edit(&mut w.work);
+        let mut edited = records.clone();
+        edited[1].event = record::encode_event(&Event::ShareWithWork(w)).unwrap();
+        let bad = chunk::encode(&edited, &prev).unwrap();
+        assert_eq!(chunk::expand(&bad), Err(Problem::HashMismatch));
+    }
 }

@@ -5,15 +5,18 @@
 //! The layout is the one [`crate::validate`] walks (bincode 1 with fixed-width little-endian
 //! integers, no trailing bytes): a `u32` variant index, then the fields in declaration order;
 //! a `String` is a `u64` length then UTF-8 bytes; a `[u8; 32]` (targets and works big-endian,
-//! block ids and txids raw) is 32 bytes; newtypes are their inner value. Only the variants a
-//! replay meets by the million, and the simple ones beside them, are decoded here; every other
-//! variant, and any bytes this decoder does not accept, go to bincode, so a failure always
-//! carries bincode's own error. `ledger/src/tests.rs` and `tests/ledger_props.rs` check that this
-//! decoder and bincode agree on arbitrary events and on damaged bytes.
+//! block ids and txids raw) is 32 bytes; a `Vec` is a `u64` length then its items; an
+//! `Option` a `u8` tag (0 none, 1 some) then the value; newtypes are their inner value. Only
+//! the variants a replay meets by the million (shares, with or without their work), and the
+//! simple ones beside them, are decoded here; every other variant, and any bytes this decoder
+//! does not accept, go to bincode, so a failure always carries bincode's own error. The tests
+//! below and `tests/ledger_props.rs` check that this decoder and bincode agree on arbitrary
+//! events and on damaged bytes.
 
 use pool_core::event::{
-    BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, BlockRejected, PaymentConfirmed,
-    PaymentFailed, PaymentSent, PayoutAddress, ShareAccepted, WorkerName,
+    BlockFound, BlockMatured, BlockOrphaned, BlockReinstated, BlockRejected, JobCreated,
+    LedgerAnchor, PaymentConfirmed, PaymentFailed, PaymentSent, PayoutAddress, ShareAccepted,
+    ShareWithWork, ShareWork, WorkerName,
 };
 use pool_core::{BlockId, Event, Sats, Target, Work};
 
@@ -53,6 +56,32 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    /// A `Vec<u8>`: a `u64` length then the bytes.
+    #[inline]
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        self.take(n).map(<[u8]>::to_vec)
+    }
+
+    /// A `Vec<[u8; 32]>`: a `u64` count then the arrays, bounded by the buffer first.
+    #[inline]
+    fn arrays32(&mut self) -> Option<Vec<[u8; 32]>> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        let bytes = self.take(n.checked_mul(32)?)?;
+        let mut out = Vec::with_capacity(n);
+        for item in bytes.chunks_exact(32) {
+            let mut a = [0u8; 32];
+            a.copy_from_slice(item);
+            out.push(a);
+        }
+        Some(out)
+    }
+
+    #[inline]
     fn string(&mut self) -> Option<String> {
         let n = usize::try_from(self.u64()?).ok()?;
         // Bounded by the buffer before anything is allocated.
@@ -83,22 +112,28 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The fields of a `ShareAccepted`, on their own (variant 0) or inside a `ShareWithWork`.
+#[inline]
+fn share(r: &mut Reader<'_>) -> Option<ShareAccepted> {
+    Some(ShareAccepted {
+        address: PayoutAddress(r.string()?),
+        worker: WorkerName(r.string()?),
+        share_target: r.target()?,
+        weight: r.work()?,
+        job_id: r.u64()?,
+        height: r.u64()?,
+        network_target: r.target()?,
+        time_ms: r.u64()?,
+    })
+}
+
 /// The event encoded in `bytes` at schema version 1, if it is of a variant this decoder knows
 /// and the bytes are valid; `None` means "ask bincode" (another variant, or bytes bincode will
 /// refuse). Whenever this returns `Some(event)`, bincode decodes the same bytes to `event`.
 pub fn decode_v1_fast(bytes: &[u8]) -> Option<Event> {
     let mut r = Reader { rest: bytes };
     let event = match r.u32()? {
-        0 => Event::ShareAccepted(ShareAccepted {
-            address: PayoutAddress(r.string()?),
-            worker: WorkerName(r.string()?),
-            share_target: r.target()?,
-            weight: r.work()?,
-            job_id: r.u64()?,
-            height: r.u64()?,
-            network_target: r.target()?,
-            time_ms: r.u64()?,
-        }),
+        0 => Event::ShareAccepted(share(&mut r)?),
         1 => Event::BlockFound(BlockFound {
             height: r.u64()?,
             block_id: r.block_id()?,
@@ -142,7 +177,38 @@ pub fn decode_v1_fast(bytes: &[u8]) -> Option<Event> {
             payment_id: r.u64()?,
             reason: r.string()?,
         }),
-        // PayoutRuleSet, PaymentPrepared (rare), and variants added after this decoder.
+        13 => Event::JobCreated(JobCreated {
+            job_id: r.u64()?,
+            height: r.u64()?,
+            prev_hash: r.block_id()?,
+            coinbase1: r.bytes()?,
+            coinbase2: r.bytes()?,
+            merkle_branch: r.arrays32()?,
+            version: r.u32()?,
+            bits: r.u32()?,
+            ntime: r.u32()?,
+            // An `Option`: a `u8` tag, 0 none, 1 some (bincode refuses any other tag).
+            anchor: match r.byte()? {
+                0 => None,
+                1 => Some(LedgerAnchor {
+                    seq: r.u64()?,
+                    hash: r.array()?,
+                }),
+                _ => return None,
+            },
+        }),
+        14 => Event::ShareWithWork(ShareWithWork {
+            share: share(&mut r)?,
+            work: ShareWork {
+                extranonce1: r.bytes()?,
+                extranonce2: r.bytes()?,
+                ntime: r.u32()?,
+                nonce: r.u32()?,
+                version: r.u32()?,
+            },
+        }),
+        // PayoutRuleSet, PaymentPrepared, BlockCandidate, PaymentSigned (rare), and variants
+        // added after this decoder.
         _ => return None,
     };
     r.finish(event)
@@ -153,7 +219,7 @@ mod tests {
     use super::*;
     use crate::record::{decode_event, decode_v1_bincode, encode_event};
     use pool_core::event::{
-        NetworkFeePayer, PaymentOutput, PaymentPrepared, PayoutRule, PayoutScheme,
+        NetworkFeePayer, PaymentOutput, PaymentPrepared, PaymentSigned, PayoutRule, PayoutScheme,
     };
 
     fn id(n: u8) -> BlockId {
@@ -242,7 +308,57 @@ mod tests {
                 time_ms: 3,
                 block: vec![1, 2, 3, 0xff],
             }),
+            Event::PaymentSigned(PaymentSigned {
+                payment_id: 9,
+                txid: id(6),
+                raw_tx: vec![2, 0, 0, 0],
+                network_fee: Sats(200),
+            }),
+            job(None),
+            job(Some(LedgerAnchor {
+                seq: 41,
+                hash: [0xab; 32],
+            })),
+            share_with_work(),
         ]
+    }
+
+    fn job(anchor: Option<LedgerAnchor>) -> Event {
+        Event::JobCreated(JobCreated {
+            job_id: 3,
+            height: 102,
+            prev_hash: id(8),
+            coinbase1: vec![1, 0, 0, 0, 1, 0xaa],
+            coinbase2: vec![0xff; 70],
+            merkle_branch: vec![[1; 32], [2; 32], [3; 32]],
+            version: 0x2000_0000,
+            bits: 0x207f_ffff,
+            ntime: 1_700_000_000,
+            anchor,
+        })
+    }
+
+    fn share_with_work() -> Event {
+        let t = Target::from_compact(0x1d00ffff).unwrap();
+        Event::ShareWithWork(ShareWithWork {
+            share: ShareAccepted {
+                address: PayoutAddress("bcrt1qminer".into()),
+                worker: WorkerName("rig".into()),
+                share_target: t,
+                weight: t.work(),
+                job_id: 3,
+                height: 102,
+                network_target: Target::MAX,
+                time_ms: 1_700_000_000_123,
+            },
+            work: ShareWork {
+                extranonce1: vec![0xde, 0xad, 0xbe, 0xef],
+                extranonce2: vec![0, 0, 0, 0, 0, 0, 0, 7],
+                ntime: 1_700_000_001,
+                nonce: 0x1234_5678,
+                version: 0x2000_6000,
+            },
+        })
     }
 
     #[test]
@@ -251,14 +367,81 @@ mod tests {
             let bytes = encode_event(&event).unwrap();
             let fast = decode_v1_fast(&bytes);
             match event {
-                Event::PayoutRuleSet(_) | Event::PaymentPrepared(_) | Event::BlockCandidate(_) => {
-                    assert_eq!(fast, None)
-                }
+                Event::PayoutRuleSet(_)
+                | Event::PaymentPrepared(_)
+                | Event::BlockCandidate(_)
+                | Event::PaymentSigned(_) => assert_eq!(fast, None),
                 _ => assert_eq!(fast.as_ref(), Some(&event), "{}", event.kind()),
             }
             assert_eq!(decode_event(1, &bytes).unwrap(), event);
             assert_eq!(decode_v1_bincode(&bytes).unwrap(), event);
+            assert_eq!(crate::record::check_event(1, &bytes), Ok(()));
         }
+    }
+
+    /// Every prefix and every one-byte extension of the new variants' bytes, and every value of
+    /// the anchor's `Option` tag: the fast decoder, the validation walk and bincode agree.
+    #[test]
+    fn job_and_share_with_work_damaged_bytes_agree_with_bincode() {
+        for event in [
+            job(None),
+            job(Some(LedgerAnchor {
+                seq: 1,
+                hash: [7; 32],
+            })),
+            share_with_work(),
+        ] {
+            let bytes = encode_event(&event).unwrap();
+            let mut cases: Vec<Vec<u8>> = (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+            cases.push([bytes.as_slice(), &[0]].concat());
+            if let Event::JobCreated(j) = &event {
+                // The anchor's tag is the byte after version, bits, ntime.
+                let at = bytes.len() - if j.anchor.is_some() { 41 } else { 1 };
+                for tag in 0..=255u8 {
+                    let mut b = bytes.clone();
+                    b[at] = tag;
+                    cases.push(b);
+                }
+            }
+            for b in cases {
+                let reference = decode_v1_bincode(&b);
+                match decode_v1_fast(&b) {
+                    Some(fast) => assert_eq!(reference.as_ref(), Ok(&fast)),
+                    None => assert!(reference.is_err(), "fast refused what bincode decodes"),
+                }
+                assert_eq!(
+                    crate::record::check_event(1, &b).is_ok(),
+                    reference.is_ok(),
+                    "{} bytes of {}",
+                    b.len(),
+                    event.kind()
+                );
+            }
+        }
+    }
+
+    /// The work's layout by hand: the share's fields as in variant 0, then the extranonces
+    /// (`u64` length, bytes), ntime, nonce, version (`u32` little-endian).
+    #[test]
+    fn share_with_work_layout_by_hand() {
+        let Event::ShareWithWork(sw) = share_with_work() else {
+            unreachable!()
+        };
+        let share_bytes = encode_event(&Event::ShareAccepted(sw.share.clone())).unwrap();
+        let mut bytes = 14u32.to_le_bytes().to_vec();
+        bytes.extend(&share_bytes[4..]);
+        for b in [&sw.work.extranonce1, &sw.work.extranonce2] {
+            bytes.extend((b.len() as u64).to_le_bytes());
+            bytes.extend(b);
+        }
+        for v in [sw.work.ntime, sw.work.nonce, sw.work.version] {
+            bytes.extend(v.to_le_bytes());
+        }
+        assert_eq!(
+            bytes,
+            encode_event(&Event::ShareWithWork(sw.clone())).unwrap()
+        );
+        assert_eq!(decode_v1_fast(&bytes), Some(Event::ShareWithWork(sw)));
     }
 
     /// The layout spelled out by hand, independently of bincode: targets big-endian.

@@ -73,6 +73,7 @@ mod error;
 pub mod export;
 pub mod metrics;
 mod read;
+mod read_raw;
 #[doc(hidden)]
 pub mod record;
 mod validate;
@@ -83,6 +84,7 @@ mod writer;
 pub use compact::{CompactOptions, CompactReport};
 pub use error::{LedgerError, Problem, VerifyError};
 pub use read::RecordIter;
+pub use read_raw::RawRecordIter;
 pub use verify::VerifyReport;
 
 use pool_core::Event;
@@ -480,6 +482,21 @@ impl Ledger {
         let (tx, rx) = oneshot::channel();
         self.send(Events::One(Self::encode(&event)?), Reply::Async(tx))?;
         one(rx.await.map_err(|_| closed_early())?)
+    }
+
+    /// [`Ledger::append`] in two steps: the event is encoded and handed to the writer now, in
+    /// the calling thread, so its place in the chain is fixed before this returns (every append
+    /// sent after it gets a later seq); the future then waits for it to be durable. For a
+    /// caller that must order a record before something it does next (the job source records
+    /// a job, then publishes it) without waiting for the disk. Dropping the future does not
+    /// withdraw the record.
+    pub fn submit(
+        &self,
+        event: Event,
+    ) -> Result<impl std::future::Future<Output = Result<Appended, LedgerError>>, LedgerError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Events::One(Self::encode(&event)?), Reply::Async(tx))?;
+        Ok(async move { one(rx.await.map_err(|_| closed_early())?) })
     }
 
     /// Appends events as consecutive records; returns once all are flushed to disk.

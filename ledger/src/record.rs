@@ -30,24 +30,39 @@
 //! chunk  := format:u8 (=2) | first_seq:u64 BE | count:u32 BE | prev_hash:[u8; 32]
 //!           | last_hash:[u8; 32] | body_len:u32 BE | zstd(body)
 //! body   := addresses | workers | targets | versions | times | kinds | refs | ints | weights | raw
+//!           [ | work ]
 //! addresses, workers := n:varint | (len:varint | bytes) * n     interned per chunk
 //! targets := n:varint | [u8; 32] * n                              share and network targets
-//! every column := len:varint | bytes, one entry per record (per share for refs, ints, weights):
+//! every column := len:varint | bytes, one entry per record (per share for refs, ints, weights;
+//! per work share, kinds 3 and 4, for the work columns):
 //!   versions: varint                 the record's schema version
 //!   times:    zigzag varint          record time_ms minus the previous record's (first: minus 0)
 //!   kinds:    u8                     0 raw event, 1 share (weight = share_target.work()),
-//!                                    2 share with its weight stored in `weights`
+//!                                    2 share with its weight stored in `weights`,
+//!                                    3 and 4 the same for a `ShareWithWork` (its work below)
 //!   refs:     varint * 4             address, worker, share target, network target (indexes)
 //!   ints:     zigzag varint * 3      job_id and height minus the previous share's, the share's
 //!                                    time_ms minus its record's time_ms
-//!   weights:  [u8; 32]               kind 2 only
-//!   raw:      len:varint | bytes     the v1 event bytes of any other record (kind 0)
+//!   weights:  [u8; 32]               kinds 2 and 4 only
+//!   raw:      len:varint | bytes     the v1 event bytes of any other record (kind 0; a
+//!                                    `JobCreated` too: one per job, zstd finds its repeats)
+//! work   := extranonce1s | extranonce1 | extranonce2 | ntimes | nonces | hversions
+//!                                    only in a chunk with work shares: a chunk without any
+//!                                    ends after `raw`, byte for byte as before #18
+//!   extranonce1s: n:varint | (len:varint | bytes) * n      interned per chunk
+//!   extranonce1:  varint             0: the same as the previous work share's of the same
+//!                                    (address, worker) refs; i + 1: extranonce1s[i]
+//!   extranonce2:  len:varint | bytes
+//!   ntimes:       zigzag varint      ntime minus the previous work share's (wrapping `i32`;
+//!                                    first: minus 0)
+//!   nonces:       u32 LE
+//!   hversions:    varint             header version XOR the previous work share's (first: 0)
 //! ```
 //!
 //! varint: LEB128 (7 bits a byte, low first); zigzag maps a wrapping `i64` difference to
-//! `u64`. A share is kind 1 or 2 only when its record is at version 1 and its event bytes are
-//! exactly the v1 `ShareAccepted` layout, so re-encoding the fields gives the same bytes; any
-//! other bytes are stored raw. Sequence numbers follow from `first_seq`, `event_len` from the
+//! `u64`. A share is kind 1 or 2 (3 or 4) only when its record is at version 1 and its event
+//! bytes are exactly the v1 `ShareAccepted` (`ShareWithWork`) layout, so re-encoding the fields
+//! gives the same bytes; any other bytes are stored raw. Sequence numbers follow from `first_seq`, `event_len` from the
 //! rebuilt event, and each record's hash from its predecessor's (the chunk's `prev_hash` for
 //! the first) and its canonical bytes: only the last hash is stored, and expanding a chunk
 //! recomputes every hash and refuses the chunk ([`Problem::HashMismatch`], reported at its first

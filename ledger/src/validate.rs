@@ -6,8 +6,8 @@
 //!
 //! Layout facts relied on (bincode 1 with fixed-width little-endian integers): an enum is a
 //! `u32` variant index then its fields in order; a `String` or `Vec` is a `u64` length then its
-//! items; a `[u8; 32]` (targets, work, block ids, txids) is 32 raw bytes; newtypes are their
-//! inner value. Variants this walk does not know (appended to `Event` after it was written) are
+//! items; a `[u8; 32]` (targets, work, block ids, txids) is 32 raw bytes; an `Option` is a `u8`
+//! tag (0 none, 1 some) then the value; newtypes are their inner value. Variants this walk does not know (appended to `Event` after it was written) are
 //! decoded in full instead. `tests/ledger_props.rs` checks this walk accepts exactly what the
 //! bincode decoder accepts.
 
@@ -47,6 +47,12 @@ impl<'a> Cursor<'a> {
         usize::try_from(u64::from_le_bytes(a)).map_err(|_| short())
     }
 
+    /// A `Vec` of `item`-byte items (`Vec<u8>`: 1), skipped.
+    fn vec(&mut self, item: usize) -> Result<(), Problem> {
+        let n = self.len()?;
+        self.skip(n.checked_mul(item).ok_or_else(short)?)
+    }
+
     fn string(&mut self) -> Result<(), Problem> {
         let n = self.len()?;
         let bytes = self.take(n)?;
@@ -71,17 +77,21 @@ const U32: usize = 4;
 const U16: usize = 2;
 const BYTES32: usize = 32;
 
+/// A `ShareAccepted`'s fields: address, worker, share_target, weight, job_id, height,
+/// network_target, time_ms.
+fn share(c: &mut Cursor<'_>) -> Result<(), Problem> {
+    c.string()?;
+    c.string()?;
+    c.skip(BYTES32 + BYTES32 + U64 + U64 + BYTES32 + U64)
+}
+
 /// Whether `bytes` decode as a v1 [`pool_core::Event`] (with no trailing bytes).
 pub fn validate_v1(bytes: &[u8]) -> Result<(), Problem> {
     let mut c = Cursor { rest: bytes };
     match c.u32()? {
         // ShareAccepted: address, worker, share_target, weight, job_id, height,
         // network_target, time_ms.
-        0 => {
-            c.string()?;
-            c.string()?;
-            c.skip(BYTES32 + BYTES32 + U64 + U64 + BYTES32 + U64)?;
-        }
+        0 => share(&mut c)?,
         // BlockFound: height, block_id, reward, network_target, finder, worker, time_ms.
         1 => {
             c.skip(U64 + BYTES32 + U64 + BYTES32)?;
@@ -126,7 +136,34 @@ pub fn validate_v1(bytes: &[u8]) -> Result<(), Problem> {
             c.skip(U64)?;
             c.string()?;
         }
-        // A variant added after this walk was written: decode it in full.
+        // JobCreated: job_id, height, prev_hash, coinbase1, coinbase2, merkle_branch
+        // ([u8; 32] items), version, bits, ntime, anchor (Option<LedgerAnchor { seq, hash }>).
+        13 => {
+            c.skip(U64 + U64 + BYTES32)?;
+            c.vec(1)?;
+            c.vec(1)?;
+            c.vec(BYTES32)?;
+            c.skip(U32 + U32 + U32)?;
+            match c.take(1)?[0] {
+                0 => {}
+                1 => c.skip(U64 + BYTES32)?,
+                tag => {
+                    return Err(Problem::Decode(format!(
+                        "invalid Option tag {tag} for the anchor"
+                    )))
+                }
+            }
+        }
+        // ShareWithWork: a ShareAccepted, then ShareWork: extranonce1, extranonce2 (bytes),
+        // ntime, nonce, version.
+        14 => {
+            share(&mut c)?;
+            c.vec(1)?;
+            c.vec(1)?;
+            c.skip(U32 + U32 + U32)?;
+        }
+        // BlockCandidate, PaymentSigned (rare), and variants added after this walk was
+        // written: decode them in full.
         _ => return crate::record::decode_event(1, bytes).map(|_| ()),
     }
     if !c.rest.is_empty() {

@@ -2,6 +2,14 @@
 //! directory (or a copy of it). They open the ledger read-only and never create one. `verify`
 //! and `balances` take the sealed archives of a ledger whose prefix was dropped
 //! (`--archive FILE`, repeatable, oldest first) and prove they join the live ledger.
+//! `balances` is `obtc-pool audit --data` without a pool identity ([`super::audit`]).
+//!
+//! `obtc-pool ledger export --data DIR|--rpc URL --out FILE`: the export format
+//! ([`pool_core::export`], docs/ledger.md), every record's decoded event beside the exact bytes
+//! its chain hash covers, from a stopped pool's ledger or paged from a running pool's
+//! `ledger_export` (no token; the pool reads in the background). Both write the same bytes for
+//! the same records: the records from the ledger's first live record to its head when the
+//! export starts.
 //!
 //! `obtc-pool ledger archive`: seals a prefix of the ledger into an archive file
 //! ([`ledger::archive`]) and, with `--drop`, drops it from the ledger: on a stopped pool
@@ -54,6 +62,21 @@ pub enum LedgerCommand {
         #[arg(long = "archive", value_name = "FILE")]
         archives: Vec<PathBuf>,
     },
+    /// Export every record (from the first live one to the head) as JSON lines: the decoded
+    /// event beside the exact bytes its chain hash covers, in hex (`obtc-pool audit --export`
+    /// checks one against the other).
+    Export {
+        /// The ledger directory of a stopped pool (or a copy).
+        #[arg(long, conflicts_with = "rpc", required_unless_present = "rpc")]
+        data: Option<PathBuf>,
+        /// A running pool's `[rpc] listen` (`http://127.0.0.1:PORT`): paged from `ledger_export`.
+        #[arg(long)]
+        rpc: Option<String>,
+        /// The file to write (never overwritten; written to FILE.partial and renamed when
+        /// complete).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Seal the records below SEQ (lowered to the safe cut: nothing an open payment, an immature
     /// block or a pending candidate needs, rounded down to a stored value boundary) into a new
     /// archive file; with --drop, drop them from the ledger once the archive is verified.
@@ -91,7 +114,15 @@ pub fn run(cmd: LedgerCommand) -> anyhow::Result<ExitCode> {
             data,
             json,
             archives,
-        } => super::replay::balances(open(&data)?, &archives, json),
+        } => super::audit::audit(
+            &crate::audit::source::Source::Data {
+                dir: data,
+                archives,
+            },
+            &crate::audit::AuditOptions::default(),
+            json,
+        ),
+        LedgerCommand::Export { data, rpc, out } => super::export::run(data, rpc, &out),
         LedgerCommand::Archive {
             data,
             rpc,

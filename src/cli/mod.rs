@@ -1,8 +1,9 @@
 //! One module per `obtc-pool` subcommand.
 
+pub mod audit;
+pub mod export;
 pub mod init;
 pub mod ledger;
 pub mod notify;
 pub mod payout;
-pub mod replay;
 pub mod run;

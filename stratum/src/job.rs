@@ -8,12 +8,15 @@
 //!
 //! Coinbase layout (what the shared Stratum vectors were mined with):
 //! `version 1 | 1 input: null outpoint, scriptSig = BIP34 height push || pool tag || extranonce1 ||
-//! extranonce2, sequence ffffffff | outputs: payout, extra outputs, witness commitment (segwit) |
-//! locktime 0`. The scriptSig is never executed, so the tag is raw bytes; it must stay within
+//! extranonce2, sequence ffffffff | outputs: payout, extra outputs, ledger anchor, witness
+//! commitment (segwit) | locktime 0`. The ledger anchor (value 0, [`pool_core::anchor`]) commits
+//! to the ledger head when the job was built; it is left out while the ledger is empty. The scriptSig is never executed, so the tag is raw bytes; it must stay within
 //! the consensus limit of 100 bytes.
 
 use crate::message::{notify_line, NotifyParams};
+use pool_core::anchor::anchor_script;
 use pool_core::chain::ChainParams;
+use pool_core::event::{JobCreated, LedgerAnchor};
 use pool_core::merkle::{coinbase_branch, witness_commitment_script};
 use pool_core::pow::{MatrixCache, PowHasher};
 use pool_core::{Sats, Target};
@@ -232,15 +235,20 @@ pub struct Job {
     pub notify: NotifyParams,
     notify_line: String,
     pub longpollid: Option<String>,
+    /// The ledger head the coinbase's anchor output commits to (`None`: no anchor output).
+    pub anchor: Option<LedgerAnchor>,
 }
 
 impl Job {
     /// Builds a job. `clean_jobs` says whether miners must drop earlier jobs (new previous block).
+    /// `anchor` is the ledger head to commit to in the coinbase (`None` while the ledger is
+    /// empty: no anchor output).
     pub fn build(
         template: &BlockTemplate,
         config: &JobConfig,
         id: u64,
         clean_jobs: bool,
+        anchor: Option<LedgerAnchor>,
         matrices: &MatrixCache,
     ) -> Result<Job, JobError> {
         config.validate()?;
@@ -301,6 +309,7 @@ impl Job {
             template.height,
             template.coinbasevalue,
             config,
+            anchor.as_ref(),
             commitment.as_deref(),
         )?;
         let merkle_branch = coinbase_branch(&txids);
@@ -343,7 +352,25 @@ impl Job {
             notify,
             notify_line,
             longpollid: template.longpollid.clone(),
+            anchor,
         })
+    }
+
+    /// The ledger's record of this job (`Event::JobCreated`): what an auditor needs to rebuild
+    /// the header of every share on it.
+    pub fn job_created(&self) -> JobCreated {
+        JobCreated {
+            job_id: self.id,
+            height: self.height,
+            prev_hash: pool_core::BlockId(self.prev_hash),
+            coinbase1: self.coinb1.clone(),
+            coinbase2: self.coinb2.clone(),
+            merkle_branch: self.merkle_branch.clone(),
+            version: self.version,
+            bits: self.nbits,
+            ntime: self.ntime,
+            anchor: self.anchor,
+        }
     }
 
     /// The `mining.notify` line for this job (ends with `\n`).
@@ -404,6 +431,7 @@ fn build_coinbase(
     height: u64,
     coinbase_value: u64,
     config: &JobConfig,
+    anchor: Option<&LedgerAnchor>,
     commitment: Option<&[u8]>,
 ) -> Result<(Vec<u8>, Vec<u8>, Sats), JobError> {
     let height_push = bip34_height(height);
@@ -446,11 +474,15 @@ fn build_coinbase(
 
     let mut coinb2 = Vec::with_capacity(128);
     coinb2.extend_from_slice(&0xffff_ffffu32.to_le_bytes()); // sequence
-    let output_count = 1 + extras.len() + usize::from(commitment.is_some());
+    let output_count =
+        1 + extras.len() + usize::from(anchor.is_some()) + usize::from(commitment.is_some());
     write_varint(&mut coinb2, output_count as u64);
     write_output(&mut coinb2, pool_value, &config.payout_script);
     for (value, script) in extras {
         write_output(&mut coinb2, value, script);
+    }
+    if let Some(anchor) = anchor {
+        write_output(&mut coinb2, 0, &anchor_script(anchor));
     }
     if let Some(script) = commitment {
         write_output(&mut coinb2, 0, script);
@@ -561,16 +593,24 @@ impl JobBook {
     }
 
     /// Builds the next job from `template` and makes it current. `clean_jobs` is set when the
-    /// previous block changed; then older jobs become stale.
+    /// previous block changed; then older jobs become stale. `anchor`: see [`Job::build`].
     pub fn add_template(
         &mut self,
         template: &BlockTemplate,
         config: &JobConfig,
+        anchor: Option<LedgerAnchor>,
         matrices: &MatrixCache,
     ) -> Result<Arc<Job>, JobError> {
         let prev_hash = display_hash("previousblockhash", &template.previousblockhash)?;
         let clean = self.current().map_or(true, |j| j.prev_hash != prev_hash);
-        let job = Arc::new(Job::build(template, config, self.next_id, clean, matrices)?);
+        let job = Arc::new(Job::build(
+            template,
+            config,
+            self.next_id,
+            clean,
+            anchor,
+            matrices,
+        )?);
         self.next_id += 1;
         if clean {
             self.jobs.clear();
@@ -693,7 +733,7 @@ mod tests {
             value: OutputValue::BasisPoints(100),
             script_pubkey: vec![0x51],
         });
-        let job = Job::build(&t, &cfg, 7, true, &MatrixCache::new(2)).unwrap();
+        let job = Job::build(&t, &cfg, 7, true, None, &MatrixCache::new(2)).unwrap();
         // scriptSig: length, BIP34 height 300 = push 2 bytes 2c01, tag, then the extranonces.
         assert!(hex::encode(&job.coinb1).ends_with("ffffffff11022c012f706f6f6c2f"));
         let coinb2 = hex::encode(&job.coinb2);
@@ -713,6 +753,54 @@ mod tests {
         assert!(job.segwit);
         assert_eq!(job.min_ntime, 1795570000);
         assert_eq!(job.notify.job_id, "7");
+    }
+
+    #[test]
+    fn the_anchor_output_follows_the_extra_outputs_and_precedes_the_commitment() {
+        let t = BlockTemplate::from_value(template(PREV, json!([]))).unwrap();
+        let mut cfg = config();
+        cfg.extra_outputs.push(ExtraOutput {
+            value: OutputValue::Fixed(Sats(1_000)),
+            script_pubkey: vec![0x51],
+        });
+        let anchor = LedgerAnchor {
+            seq: 41,
+            hash: [0x5a; 32],
+        };
+        let cache = MatrixCache::new(1);
+        let plain = Job::build(&t, &cfg, 3, true, None, &cache).unwrap();
+        let job = Job::build(&t, &cfg, 3, true, Some(anchor), &cache).unwrap();
+        let coinb2 = hex::encode(&job.coinb2);
+        // Four outputs now: payout, the extra one, the anchor (value 0), the commitment.
+        assert!(coinb2.starts_with("ffffffff04"));
+        let extra = format!("{}0151", hex::encode(1_000u64.to_le_bytes()));
+        let zero = hex::encode(0u64.to_le_bytes());
+        let anchored = format!(
+            "{extra}{zero}2e{}{zero}266a24aa21a9ed",
+            hex::encode(anchor_script(&anchor))
+        );
+        assert!(coinb2.contains(&anchored), "{coinb2}");
+        // Nothing else changes: same coinb1, same reward, the output 8 + 1 + 46 bytes longer.
+        assert_eq!(job.coinb1, plain.coinb1);
+        assert_eq!(job.pool_reward, plain.pool_reward);
+        assert_eq!(job.coinb2.len(), plain.coinb2.len() + 55);
+        assert!(hex::encode(&plain.coinb2).starts_with("ffffffff03"));
+
+        let created = job.job_created();
+        assert_eq!(created.job_id, 3);
+        assert_eq!(created.height, 300);
+        assert_eq!(created.prev_hash.to_display_hex(), PREV);
+        assert_eq!(
+            (created.coinbase1, created.coinbase2),
+            (job.coinb1.clone(), job.coinb2.clone())
+        );
+        assert_eq!(created.merkle_branch, job.merkle_branch);
+        assert_eq!(
+            (created.version, created.bits, created.ntime),
+            (536870912, 0x207fffff, 1795572416)
+        );
+        assert_eq!(created.anchor, Some(anchor));
+        assert_eq!(plain.job_created().anchor, None);
     }
 
     #[test]
@@ -741,7 +829,7 @@ mod tests {
         });
         let t = BlockTemplate::from_value(template(PREV, json!([]))).unwrap();
         assert!(matches!(
-            Job::build(&t, &cfg, 1, true, &MatrixCache::new(1)),
+            Job::build(&t, &cfg, 1, true, None, &MatrixCache::new(1)),
             Err(JobError::OutputsExceedValue { .. })
         ));
     }
@@ -751,14 +839,14 @@ mod tests {
         let t = BlockTemplate::from_value(template(PREV, json!([]))).unwrap();
         let mut cfg = config();
         cfg.pool_block_target = Some(Target::DIFF1);
-        let job = Job::build(&t, &cfg, 1, true, &MatrixCache::new(1)).unwrap();
+        let job = Job::build(&t, &cfg, 1, true, None, &MatrixCache::new(1)).unwrap();
         assert_eq!(job.block_target, Target::DIFF1);
         assert_eq!(
             job.network_target,
             Target::from_compact(0x207fffff).unwrap()
         );
         cfg.pool_block_target = Some(Target::MAX);
-        let job = Job::build(&t, &cfg, 1, true, &MatrixCache::new(1)).unwrap();
+        let job = Job::build(&t, &cfg, 1, true, None, &MatrixCache::new(1)).unwrap();
         assert_eq!(job.block_target, job.network_target);
     }
 
@@ -767,7 +855,7 @@ mod tests {
         let txs = json!([{ "data": "00", "txid": PREV, "hash": PREV }]);
         let t = BlockTemplate::from_value(template(PREV, txs)).unwrap();
         assert!(matches!(
-            Job::build(&t, &config(), 1, true, &MatrixCache::new(2)),
+            Job::build(&t, &config(), 1, true, None, &MatrixCache::new(2)),
             Err(JobError::WitnessCommitmentMismatch { .. })
         ));
     }
@@ -777,14 +865,14 @@ mod tests {
         let cache = MatrixCache::new(2);
         let mut book = JobBook::new(4);
         let t1 = BlockTemplate::from_value(template(PREV, json!([]))).unwrap();
-        let a = book.add_template(&t1, &config(), &cache).unwrap();
+        let a = book.add_template(&t1, &config(), None, &cache).unwrap();
         assert!(a.clean_jobs);
-        let b = book.add_template(&t1, &config(), &cache).unwrap();
+        let b = book.add_template(&t1, &config(), None, &cache).unwrap();
         assert!(!b.clean_jobs);
         assert_eq!(book.get("1").unwrap().id, 1);
         let other = "7e34cdd8a9079a8623da53b55ebceebf3c1c0d81a615da1e1431b9dec22f3952";
         let t2 = BlockTemplate::from_value(template(other, json!([]))).unwrap();
-        let c = book.add_template(&t2, &config(), &cache).unwrap();
+        let c = book.add_template(&t2, &config(), None, &cache).unwrap();
         assert!(c.clean_jobs);
         assert_eq!(book.get("1").unwrap_err(), JobLookupError::Stale);
         assert_eq!(book.get("2").unwrap_err(), JobLookupError::Stale);
@@ -792,7 +880,7 @@ mod tests {
         assert_eq!(book.get("4").unwrap_err(), JobLookupError::Unknown);
         assert_eq!(book.get("zz").unwrap_err(), JobLookupError::Unknown);
         for _ in 0..5 {
-            book.add_template(&t2, &config(), &cache).unwrap();
+            book.add_template(&t2, &config(), None, &cache).unwrap();
         }
         assert_eq!(book.get("3").unwrap_err(), JobLookupError::Stale);
         assert_eq!(book.ids().count(), 4);

@@ -327,6 +327,7 @@ impl Server {
             source: self.config.source.clone(),
             job_config: self.config.job_config.clone(),
             matrices: MatrixCache::new(4),
+            ledger: self.ledger.clone(),
             jobs: jobs_tx,
             refetch: refetch_rx,
             tips: self.tips,

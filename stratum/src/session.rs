@@ -22,7 +22,8 @@
 //!                     SessionOutput::Send(lines) => write all lines,
 //!                     SessionOutput::ShareRejected { reply, reason } => { count/log reason; write reply }
 //!                     SessionOutput::ShareAccepted(share) => {
-//!                         // 1. durable first: append Event::ShareAccepted(share.event) to the ledger
+//!                         // 1. durable first: append Event::ShareWithWork { share: share.event,
+//!                         //    work: share.work } to the ledger
 //!                         //    (with an Event::BlockCandidate right after it, in the same append,
 //!                         //    when share.block is Some) and await the acknowledgement; on
 //!                         //    failure write share_failure_reply(&share.reply).
@@ -57,7 +58,7 @@ use crate::message::{
 use crate::vardiff::{Vardiff, VardiffConfig};
 use pool_core::address::parse_payout_address;
 use pool_core::chain::ChainParams;
-use pool_core::event::{PayoutAddress, ShareAccepted, WorkerName};
+use pool_core::event::{PayoutAddress, ShareAccepted, ShareWork, WorkerName};
 use pool_core::share::{check_share, rolled_version, ShareInput};
 use pool_core::{BlockId, Sats, Target};
 use serde_json::{json, Value};
@@ -128,6 +129,9 @@ pub enum SessionOutput {
 pub struct AcceptedShare {
     /// The ledger event; acknowledge the miner only once it is durable.
     pub event: ShareAccepted,
+    /// What the miner submitted, recorded with the event (`Event::ShareWithWork`) so an auditor
+    /// can rebuild the share's header from its job's `JobCreated`.
+    pub work: ShareWork,
     /// Present when the share meets the block threshold.
     pub block: Option<BlockCandidate>,
     /// The `true` reply, to send after the event is durable. [`AcceptedShare::failure_reply`]
@@ -802,6 +806,13 @@ impl Session {
                 network_target: job.block_target,
                 time_ms: now_ms,
             },
+            work: ShareWork {
+                extranonce1: self.extranonce1.clone(),
+                extranonce2: extranonce2[..size].to_vec(),
+                ntime,
+                nonce,
+                version,
+            },
             block,
             reply: String::new(),
             follow_up,
@@ -879,7 +890,7 @@ mod tests {
         .unwrap();
         let mut book = JobBook::new(4);
         let cfg = JobConfig::new(chain, b"/fast/", vec![0x51]);
-        book.add_template(&template, &cfg, &MatrixCache::new(1))
+        book.add_template(&template, &cfg, None, &MatrixCache::new(1))
             .unwrap();
         let mut config = SessionConfig::new(chain, 4);
         config.vardiff.initial_difficulty = 1e-9;

@@ -77,7 +77,7 @@ fn solved_share_assembles_a_valid_segwit_block_with_transactions() {
     });
     let mut book = JobBook::default();
     let job = book
-        .add_template(&template, &config, &MatrixCache::new(1))
+        .add_template(&template, &config, None, &MatrixCache::new(1))
         .unwrap();
     assert_eq!(job.transaction_count(), 5);
 

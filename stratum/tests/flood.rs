@@ -69,7 +69,7 @@ fn an_honest_miner_with_stale_bursts_after_each_block_is_never_cut() {
     };
     let username = format!("{ADDRESS}.rig");
     let mut job = book
-        .add_template(&template(1), &job_config, &cache)
+        .add_template(&template(1), &job_config, None, &cache)
         .unwrap();
     let mut session = Session::new(Arc::new(config), vec![1, 2, 3, 4], 0);
     for line in [
@@ -84,7 +84,7 @@ fn an_honest_miner_with_stale_bursts_after_each_block_is_never_cut() {
     for block in 2..=40u64 {
         let old = job.notify.job_id.clone();
         job = book
-            .add_template(&template(block), &job_config, &cache)
+            .add_template(&template(block), &job_config, None, &cache)
             .unwrap();
         assert!(job.clean_jobs);
         let _ = session.on_job(&job, block * 1000);

@@ -29,7 +29,7 @@ fn book() -> (JobBook, Arc<SessionConfig>) {
     .unwrap();
     let mut book = JobBook::new(4);
     let cfg = JobConfig::new(chain, b"/fuzz/", vec![0x51]);
-    book.add_template(&template, &cfg, &MatrixCache::new(1))
+    book.add_template(&template, &cfg, None, &MatrixCache::new(1))
         .unwrap();
     let mut session_config = SessionConfig::new(chain, 4);
     session_config.vardiff = VardiffConfig {
@@ -232,7 +232,7 @@ proptest! {
         let cfg = JobConfig::new(chain, b"/fuzz/", vec![0x51]);
         let cache = MatrixCache::new(1);
         if let Ok(t) = BlockTemplate::from_value(whole) {
-            let _ = stratum::job::Job::build(&t, &cfg, 1, true, &cache);
+            let _ = stratum::job::Job::build(&t, &cfg, 1, true, None, &cache);
         }
         let mut t = json!({
             "version": 0x2000_0000u32,
@@ -246,7 +246,7 @@ proptest! {
         t[field] = replacement;
         if let Ok(t) = BlockTemplate::from_value(t) {
             let mut book = JobBook::new(2);
-            let _ = book.add_template(&t, &cfg, &cache);
+            let _ = book.add_template(&t, &cfg, None, &cache);
         }
     }
 

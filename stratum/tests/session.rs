@@ -54,7 +54,7 @@ impl Pool {
 
     fn add(&mut self, prev: &str, bits: &str) -> Arc<stratum::job::Job> {
         self.book
-            .add_template(&template(prev, bits), &self.job_config, &self.cache)
+            .add_template(&template(prev, bits), &self.job_config, None, &self.cache)
             .unwrap()
     }
 
@@ -759,4 +759,58 @@ fn a_next_job_miner_settles_about_as_fast_as_an_at_once_miner() {
             "next-job miner settled at {next_job:?} ms, at-once miner at {at_once:?} ms"
         );
     }
+}
+
+#[test]
+fn an_accepted_share_carries_its_work_and_the_header_rebuilds_from_the_job_record() {
+    let pool = Pool::new("207fffff", easy_vardiff());
+    let mut s = pool.ready_session();
+    lines(
+        &mut s,
+        r#"{"id":4,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"00fff000","version-rolling.min-bit-count":2}]}"#,
+        &pool,
+    );
+    let job = pool.book.current().unwrap();
+    let created = job.job_created();
+    let mut accepted = None;
+    for nonce in 0..10_000u32 {
+        let line = submit_line("1", "0a0b0c0d", CURTIME + 5, nonce, Some("00ffe000"));
+        match s.handle_line(&line, 1_000, &pool.book) {
+            SessionOutput::ShareAccepted(a) => {
+                accepted = Some((a, nonce));
+                break;
+            }
+            SessionOutput::ShareRejected {
+                reason: ShareRejection::LowDifficulty,
+                ..
+            } => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    let (a, nonce) = accepted.expect("a share in 10,000 nonces");
+    assert_eq!(a.work.extranonce1, vec![1, 2, 3, 4]);
+    assert_eq!(a.work.extranonce2, vec![0x0a, 0x0b, 0x0c, 0x0d]);
+    assert_eq!((a.work.ntime, a.work.nonce), (CURTIME + 5, nonce));
+    assert_eq!(a.work.version, 0x2000_0000 | 0x00ff_e000);
+    assert_eq!(a.event.job_id, created.job_id);
+    // The job's record and the share's work alone rebuild a header that meets the share target.
+    let input = pool_core::share::ShareInput {
+        coinb1: &created.coinbase1,
+        extranonce1: &a.work.extranonce1,
+        extranonce2: &a.work.extranonce2,
+        coinb2: &created.coinbase2,
+        merkle_branch: &created.merkle_branch,
+        version: a.work.version,
+        prev_hash: &created.prev_hash.0,
+        nbits: created.bits,
+        ntime: a.work.ntime,
+        nonce: a.work.nonce,
+    };
+    let check = pool_core::share::check_share(
+        &input,
+        pool_core::pow::sha256d_header,
+        &a.event.share_target,
+        &job.block_target,
+    );
+    assert!(check.meets_share);
 }

@@ -116,7 +116,15 @@ fn job_config(v: &Value) -> JobConfig {
 fn build_job(v: &Value) -> Job {
     let parts = coinbase_parts(v);
     let template = BlockTemplate::from_value(template_json(v, parts.height)).unwrap();
-    Job::build(&template, &job_config(v), 1, true, &MatrixCache::new(2)).unwrap()
+    Job::build(
+        &template,
+        &job_config(v),
+        1,
+        true,
+        None,
+        &MatrixCache::new(2),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -267,7 +275,7 @@ fn session_turns_the_vector_submit_into_a_block_candidate() {
         let cfg = job_config(&v);
         let mut book = JobBook::default();
         let job = book
-            .add_template(&template, &cfg, &MatrixCache::new(2))
+            .add_template(&template, &cfg, None, &MatrixCache::new(2))
             .unwrap();
         let session_config = Arc::new(SessionConfig::new(cfg.chain, 4));
         let en1 = unhex(s(&v, "extranonce1_hex"));

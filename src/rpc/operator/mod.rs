@@ -3,6 +3,7 @@
 //! Each group registers its methods from its own module.
 
 pub mod admin;
+pub mod export;
 mod read;
 pub mod stats;
 mod subscriptions;
@@ -17,5 +18,6 @@ pub fn register(module: &mut RpcModule<RpcContext>) -> anyhow::Result<()> {
     stats::register(module)?;
     admin::register(module)?;
     verify::register(module)?;
+    export::register(module)?;
     Ok(())
 }

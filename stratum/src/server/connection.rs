@@ -14,7 +14,7 @@ use crate::flood::FloodWindow;
 use crate::job::{Job, JobBook};
 use crate::message::notify_line;
 use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
-use pool_core::event::{BlockCandidate as CandidateEvent, Event};
+use pool_core::event::{BlockCandidate as CandidateEvent, Event, ShareWithWork};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -510,21 +510,18 @@ fn front_ready(outgoing: &mut VecDeque<Outgoing>) -> impl Future<Output = ()> + 
 /// the block threshold is appended together with its `BlockCandidate` (the share first), and
 /// the block goes to the node only once both are durable (see [`super::submit`]).
 async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAddr) -> Vec<String> {
+    let recorded = Event::ShareWithWork(ShareWithWork {
+        share: share.event,
+        work: share.work,
+    });
     let (appended, candidate) = match share.block {
         None => {
-            let appended = shared
-                .ledger
-                .append(Event::ShareAccepted(share.event))
-                .await
-                .map(|_| ());
+            let appended = shared.ledger.append(recorded).await.map(|_| ());
             (appended, None)
         }
         Some(block) => {
             let candidate = candidate_event(block);
-            let events = vec![
-                Event::ShareAccepted(share.event),
-                Event::BlockCandidate(candidate.clone()),
-            ];
+            let events = vec![recorded, Event::BlockCandidate(candidate.clone())];
             let appended = shared.ledger.append_batch(events).await.map(|_| ());
             (appended, Some(candidate))
         }
@@ -591,7 +588,7 @@ mod tests {
         let config = JobConfig::new(chain, b"/t/", vec![0x51]);
         let template =
             BlockTemplate::from_value(super::super::job_source::synthetic_template()).unwrap();
-        let job = Job::build(&template, &config, 7, false, &MatrixCache::new(1)).unwrap();
+        let job = Job::build(&template, &config, 7, false, None, &MatrixCache::new(1)).unwrap();
         let other = "{\"id\":null,\"method\":\"mining.set_difficulty\",\"params\":[1.0]}\n";
         let mut lines = vec![other.to_owned(), job.notify_line().to_owned()];
         force_clean(&mut lines, &job);

@@ -7,6 +7,12 @@
 //! block. While the node is down or slow the task retries with a capped exponential backoff and
 //! miners keep working on the last job; it never ends the pool.
 //!
+//! Every job is recorded in the ledger (`Event::JobCreated`, its coinbase anchored to the ledger
+//! head of the moment) before it is published: the record is handed to the ledger writer first
+//! ([`Ledger::submit`]), so every share and block candidate on the job follows it in sequence.
+//! A job the ledger refuses (full disk, closed) is not published; miners stay on the last job
+//! and the next template tries again.
+//!
 //! Every template whose previous block is new also moves the [`ChainTip`] watch channel, so the
 //! chain watcher (in the payout crate) checks the found blocks right after each new block.
 //!
@@ -16,8 +22,10 @@
 //! stale), and the task keeps checking with backoff until it serves the right chain again.
 
 use super::chain_guard::{ChainCheckError, ChainGuard};
-use crate::job::{BlockTemplate, JobBook, JobConfig};
+use crate::job::{BlockTemplate, Job, JobBook, JobConfig};
+use ledger::Ledger;
 use node_rpc::{NodeClient, NodeError};
+use pool_core::event::{Event, LedgerAnchor};
 use pool_core::pow::MatrixCache;
 use pool_core::BlockId;
 use serde_json::Value;
@@ -59,6 +67,8 @@ pub struct JobSource {
     pub source: TemplateSource,
     pub job_config: JobConfig,
     pub matrices: MatrixCache,
+    /// Where each job is recorded before it is published; its head is the coinbase's anchor.
+    pub ledger: Ledger,
     /// Where the current jobs are published.
     pub jobs: watch::Sender<Arc<JobBook>>,
     /// Local "fetch a new template now" triggers (notify listener, found blocks).
@@ -84,15 +94,13 @@ impl JobSource {
         let mut book = JobBook::default();
         match BlockTemplate::from_value(synthetic_template())
             .map_err(|e| e.to_string())
-            .and_then(|t| {
-                book.add_template(&t, &self.job_config, &self.matrices)
-                    .map_err(|e| e.to_string())
-            }) {
+            .and_then(|t| self.next_job(&mut book, &t))
+        {
             Ok(job) => {
                 tracing::info!(job = job.id, "synthetic job source: one fixed job, no node");
                 self.jobs.send_replace(Arc::new(book));
             }
-            Err(e) => tracing::error!("synthetic template cannot be turned into a job: {e}"),
+            Err(e) => tracing::error!("synthetic job not published: {e}"),
         }
         self.shutdown.cancelled().await;
     }
@@ -222,7 +230,7 @@ impl JobSource {
                 return None;
             }
         };
-        match book.add_template(&template, &self.job_config, &self.matrices) {
+        match self.next_job(book, &template) {
             Ok(job) => {
                 if job.clean_jobs {
                     tracing::info!(
@@ -239,10 +247,37 @@ impl JobSource {
                 template.longpollid
             }
             Err(e) => {
-                tracing::error!("cannot build a job from the template: {e}");
+                tracing::error!("job not published: {e}");
                 None
             }
         }
+    }
+
+    /// Builds the next job from `template` on the ledger's head and hands its `JobCreated` to
+    /// the ledger; only then does `book` take the job (a job that is not recorded is never
+    /// published). Durability is awaited in a task of its own: every later append (the shares
+    /// on the job) is durable only after it anyway.
+    fn next_job(&self, book: &mut JobBook, template: &BlockTemplate) -> Result<Arc<Job>, String> {
+        let anchor = self.ledger.head().map(|h| LedgerAnchor {
+            seq: h.seq,
+            hash: h.hash,
+        });
+        let mut next = book.clone();
+        let job = next
+            .add_template(template, &self.job_config, anchor, &self.matrices)
+            .map_err(|e| format!("cannot build a job from the template: {e}"))?;
+        let durable = self
+            .ledger
+            .submit(Event::JobCreated(job.job_created()))
+            .map_err(|e| format!("the ledger refused its JobCreated record: {e}"))?;
+        let job_id = job.id;
+        tokio::spawn(async move {
+            if let Err(e) = durable.await {
+                tracing::warn!(job = job_id, "JobCreated record not durable: {e}");
+            }
+        });
+        *book = next;
+        Ok(job)
     }
 
     /// Moves the tip channel if `template` builds on another block than the last one did (a
@@ -311,7 +346,7 @@ mod tests {
     use super::*;
     use pool_core::chain::ChainParams;
 
-    fn source() -> (JobSource, watch::Receiver<Option<ChainTip>>) {
+    fn source(ledger: Ledger) -> (JobSource, watch::Receiver<Option<ChainTip>>) {
         let chain = ChainParams::by_name("bsv-regtest").unwrap();
         let payout =
             pool_core::address::parse_payout_address("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX", chain)
@@ -321,6 +356,7 @@ mod tests {
             source: TemplateSource::Synthetic,
             job_config: JobConfig::new(chain, b"/test/", payout.script_pubkey),
             matrices: MatrixCache::new(1),
+            ledger,
             jobs: watch::channel(Arc::new(JobBook::default())).0,
             refetch: mpsc::channel(1).1,
             tips,
@@ -337,9 +373,11 @@ mod tests {
         t
     }
 
-    #[test]
-    fn the_tip_moves_once_per_new_previous_block() {
-        let (source, mut tips) = source();
+    #[tokio::test]
+    async fn the_tip_moves_once_per_new_previous_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let (source, mut tips) = source(ledger.clone());
         let mut book = JobBook::default();
         assert_eq!(*tips.borrow_and_update(), None);
         source.publish(&mut book, template(0xaa, 1_000, 1));
@@ -365,5 +403,63 @@ mod tests {
         tips.borrow_and_update();
         source.publish(&mut book, bad);
         assert!(!tips.has_changed().unwrap());
+        drop(source);
+        ledger.close().await;
+    }
+
+    #[tokio::test]
+    async fn every_published_job_is_recorded_first_with_the_ledger_head_as_its_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let (source, _tips) = source(ledger.clone());
+        let mut book = JobBook::default();
+        // Empty ledger: no anchor.
+        source.publish(&mut book, template(0xaa, 1_000, 1));
+        let first = Arc::clone(book.current().unwrap());
+        assert_eq!(first.anchor, None);
+        // Anything appended after the record is durable only after it: the head is then past it.
+        let marker = ledger
+            .append(Event::JobCreated(first.job_created()))
+            .await
+            .unwrap();
+        source.publish(&mut book, template(0xaa, 1_000, 2));
+        let second = Arc::clone(book.current().unwrap());
+        let anchor = LedgerAnchor {
+            seq: marker.seq,
+            hash: marker.hash,
+        };
+        assert_eq!(second.anchor, Some(anchor));
+        let script = pool_core::anchor::anchor_script(&anchor);
+        let coinb2 = hex::encode(&second.coinb2);
+        assert!(coinb2.contains(&format!(
+            "{}2e{}",
+            hex::encode(0u64.to_le_bytes()),
+            hex::encode(script)
+        )));
+        ledger
+            .append(Event::JobCreated(second.job_created()))
+            .await
+            .unwrap();
+
+        let events: Vec<Event> = ledger.read_from(0).map(|r| r.unwrap().event).collect();
+        assert_eq!(events.len(), 4);
+        assert_eq!(events[0], Event::JobCreated(first.job_created()));
+        assert_eq!(events[2], Event::JobCreated(second.job_created()));
+        let Event::JobCreated(created) = &events[2] else {
+            unreachable!()
+        };
+        assert_eq!((created.job_id, created.anchor), (2, Some(anchor)));
+        assert_eq!(created.coinbase2, second.coinb2);
+        assert_eq!(created.prev_hash.0, second.prev_hash);
+
+        drop(source);
+        ledger.close().await;
+
+        // A job the ledger refuses (here a read-only handle) is not published.
+        let refusing = Ledger::open_read_only(dir.path()).unwrap();
+        let (refused, _tips) = self::source(refusing);
+        let mut book = JobBook::default();
+        refused.publish(&mut book, template(0xbb, 1_001, 3));
+        assert!(book.current().is_none());
     }
 }

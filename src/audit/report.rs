@@ -1,30 +1,27 @@
-//! `obtc-pool ledger balances --data DIR [--json]`: the auditor's replay. Verifies the ledger's
-//! hash chain first (a ledger that does not verify gets no report: the first bad sequence number
-//! is printed and the exit is non-zero), then folds every record through a fresh
-//! [`Projection`] and prints what the pool owes whom: the payout rules recorded, each found block
-//! with its status, fee and credits, per-address balances, pool totals with the conservation
-//! check (sum of balances == rewards of non-orphaned blocks) and any anomalies.
+//! The audit's report: what `ledger balances` always printed (payout rules, blocks and their
+//! credits, per-address balances, pool totals with the conservation check, anomalies), then
+//! the sections of the work, money and anchor checks, the findings, and the verdict as the
+//! last line (`audit: PASS ...` or `audit: FAIL: N problems; first: <finding>`). `--json`
+//! prints the same as one document: the balances report's fields at the top level (as
+//! `ledger balances --json` always had them), then `work`, `money`, `anchors`, `skipped`,
+//! `findings`, `pass` and `verdict`.
 //!
-//! Output is a deterministic function of the ledger (addresses in `BTreeMap` order, blocks in
+//! Output is a deterministic function of the records (addresses in `BTreeMap` order, blocks in
 //! found order): two auditors replaying the same ledger get the same bytes. Amounts are integer
-//! satoshis, shown with whole coins (8 decimals) beside them; `--json` prints one JSON document
-//! with the same content, amounts in satoshis.
+//! satoshis, shown with whole coins (8 decimals) beside them.
 
-use super::run::describe_rule;
-use anyhow::Context;
-use ledger::archive::ArchiveReader;
-use ledger::Ledger;
+use super::anchors::AnchorReport;
+use super::money::MoneyReport;
+use super::work::WorkReport;
+use super::Finding;
+use crate::cli::run::describe_rule;
+use ledger::Head;
 use pool_core::event::{PayoutAddress, PayoutRule, PayoutScheme};
 use pool_core::Sats;
-use projections::{
-    Anomaly, Balance, BlockStatus, BlockView, PaymentView, Projection, ProjectionConfig,
-};
+use projections::{Anomaly, Balance, BlockStatus, BlockView, PaymentView, Projection};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// Everything `ledger balances` reports (the `--json` document).
 #[derive(Clone, Debug, Serialize)]
@@ -87,133 +84,142 @@ pub struct Totals {
     pub conserved: bool,
 }
 
-/// Runs the command: verify, replay, print. Exit 1 if the ledger does not verify or money is not
-/// conserved (the report is still printed in the second case).
-pub fn balances(ledger: Ledger, archives: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
-    // The archives' headers first: they must join the live ledger before anything is replayed
-    // (their content is checked as it is replayed).
-    let mut readers = Vec::with_capacity(archives.len());
-    for path in archives {
-        match ArchiveReader::open(path) {
-            Ok(r) => readers.push((path.clone(), r)),
-            Err(e) => {
-                println!(
-                    "archive {} verification FAILED: {e}; refusing to report balances",
-                    path.display()
-                );
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-    }
-    let headers: Vec<_> = readers.iter().map(|(_, r)| *r.header()).collect();
-    if let Err(line) = super::ledger::join(&ledger, &headers)? {
-        println!("{line}; refusing to report balances");
-        return Ok(ExitCode::FAILURE);
-    }
-    if let Err(bad) = ledger.verify() {
-        println!(
-            "ledger verification FAILED at record {}: {}; refusing to report balances",
-            bad.seq, bad.problem
-        );
-        eprintln!("first bad sequence number: {}", bad.seq);
-        return Ok(ExitCode::FAILURE);
-    }
-    let report = match replay_with(&ledger, readers)? {
-        Ok(report) => report,
-        Err(line) => {
-            println!("{line}; refusing to report balances");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let text = if json {
-        let mut doc = serde_json::to_string_pretty(&report).context("encoding the report")?;
-        doc.push('\n');
-        doc
-    } else {
-        render_text(&report, ledger.dir())
-    };
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(e).context("writing the report")
-        }
-        _ => {}
-    }
-    if !report.totals.conserved {
-        eprintln!(
-            "error: balances sum to {} sat but the rewards of non-orphaned blocks are {} sat",
-            report.totals.balances_sum, report.totals.rewards.0
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+/// Everything the audit reports (the `--json` document).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditReport {
+    /// Where the records came from: `ledger DIR` or `export FILE` (the text's first word; not
+    /// in the JSON, which is a function of the records alone, so the same ledger audited from
+    /// its directory, a copy or an export gives the same document).
+    #[serde(skip)]
+    pub source: String,
+    /// The replay; `None` when the records were refused (the chain does not verify, an
+    /// archive does not join, the export is malformed): nothing is reported from them.
+    #[serde(flatten)]
+    pub balances: Option<BalancesReport>,
+    /// Why the records were refused, when they were: `... FAILED ...; refusing to report
+    /// balances` (the line `ledger balances` always printed).
+    pub refused: Option<String>,
+    pub work: Option<WorkReport>,
+    pub money: Option<MoneyReport>,
+    pub anchors: Option<AnchorReport>,
+    /// The checks that did not run, and why.
+    pub skipped: Vec<String>,
+    /// Every problem found, in the order found: the chain and export first, then the
+    /// replay, work, money and anchor checks.
+    pub findings: Vec<Finding>,
+    pub pass: bool,
+    /// The last line without `audit: `: `PASS ...` or `FAIL: N problems; first: ...`.
+    pub verdict: String,
 }
 
-/// Folds every record of `ledger` through a fresh projection and collects the report.
-pub fn replay(ledger: &Ledger) -> anyhow::Result<BalancesReport> {
-    match replay_with(ledger, Vec::new())? {
-        Ok(report) => Ok(report),
-        Err(line) => anyhow::bail!("{line}"),
-    }
-}
-
-/// [`replay`] of the archives' records (checked as they are read, each archive's snapshot
-/// compared with the replay at its cut) and then the live ledger's. `Ok(Err(line))`: an archive
-/// does not verify.
-fn replay_with(
-    ledger: &Ledger,
-    archives: Vec<(PathBuf, ArchiveReader)>,
-) -> anyhow::Result<Result<BalancesReport, String>> {
-    // Only `blocks_due_for_maturity` reads the maturity, and the report does not use it.
-    let mut projection = Projection::new(ProjectionConfig::default());
-    let mut records = 0u64;
-    for (path, mut reader) in archives {
-        let failed = |e: &dyn std::fmt::Display| {
-            format!("archive {} verification FAILED: {e}", path.display())
-        };
-        loop {
-            match reader.next_records() {
-                Ok(Some(batch)) => {
-                    for record in batch {
-                        projection
-                            .apply(record.seq, &record.event)
-                            .with_context(|| format!("replaying archived record {}", record.seq))?;
-                        records += 1;
-                    }
+impl AuditReport {
+    /// Sets `pass` and `verdict` from the findings.
+    pub fn conclude(&mut self) {
+        self.pass = self.findings.is_empty();
+        self.verdict = match self.findings.first() {
+            None => {
+                let mut checked = vec!["chain", "replay"];
+                if self.work.is_some() {
+                    checked.push("work");
                 }
-                Ok(None) => break,
-                Err(e) => return Ok(Err(failed(&e))),
+                if self.money.is_some() {
+                    checked.push("money");
+                }
+                if self.anchors.is_some() {
+                    checked.push("anchors");
+                }
+                let at = match self.balances.as_ref().and_then(|b| b.head.as_ref()) {
+                    Some(h) => format!("{} records to seq {} hash {}", h.seq + 1, h.seq, h.hash),
+                    None => "0 records".to_owned(),
+                };
+                format!("PASS: {at}; checked {}", checked.join(", "))
+            }
+            Some(first) => format!(
+                "FAIL: {} problem{}; first: {first}",
+                self.findings.len(),
+                if self.findings.len() == 1 { "" } else { "s" }
+            ),
+        };
+    }
+
+    /// The text report, ending with the verdict line.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_text(&mut o);
+        o
+    }
+
+    fn write_text(&self, o: &mut String) -> std::fmt::Result {
+        if let Some(refused) = &self.refused {
+            writeln!(o, "{refused}")?;
+        }
+        if let Some(b) = &self.balances {
+            o.push_str(&render_text(b, &self.source));
+        }
+        if let Some(w) = &self.work {
+            writeln!(
+                o,
+                "\nwork: {} jobs, {} shares rebuilt and checked, {} shares without work \
+                 (recorded before the work fields), {} problems",
+                w.jobs,
+                w.shares_checked,
+                w.shares_without_work,
+                w.findings.len()
+            )?;
+        }
+        if let Some(m) = &self.money {
+            writeln!(
+                o,
+                "\nmoney against the node: {} previous-block hashes, {} block rewards, {} \
+                 confirmed payments checked, {} problems",
+                m.prev_hashes_checked,
+                m.blocks_checked,
+                m.payments_checked,
+                m.findings.len()
+            )?;
+        }
+        if let Some(a) = &self.anchors {
+            writeln!(
+                o,
+                "\nanchors: heights {}..={} scanned, {} pool blocks, {} anchors the ledger \
+                 extends, {} problems",
+                a.from_height,
+                a.to_height,
+                a.pool_blocks,
+                a.anchors_matched,
+                a.findings.len()
+            )?;
+        }
+        if !self.skipped.is_empty() {
+            writeln!(o, "\nnot checked:")?;
+            for s in &self.skipped {
+                writeln!(o, "  {s}")?;
             }
         }
-        let image = match reader.finish() {
-            Ok(image) => image,
-            Err(e) => return Ok(Err(failed(&e))),
-        };
-        let archived = match crate::live::snapshot::parse(image)
-            .map_err(|e| e.to_string())
-            .and_then(|f| Projection::from_snapshot(f.projection()).map_err(|e| e.to_string()))
-        {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(failed(&format!("its snapshot: {e}")))),
-        };
-        if !same_state(&archived, &projection) {
-            return Ok(Err(failed(
-                &"its snapshot is not the state its records replay to",
-            )));
+        if self.findings.is_empty() {
+            writeln!(o, "\nfindings: none")?;
+        } else {
+            writeln!(o, "\nfindings: {}", self.findings.len())?;
+            for f in &self.findings {
+                writeln!(o, "  {f}")?;
+            }
         }
+        writeln!(o, "audit: {}", self.verdict)
     }
-    for record in ledger.read_from(projection.next_seq()) {
-        let record = record.context("reading the ledger")?;
-        projection
-            .apply(record.seq, &record.event)
-            .with_context(|| format!("replaying record {}", record.seq))?;
-        records += 1;
-    }
+}
+
+/// The balances report of a replayed projection, as of `head`.
+pub fn balances_report(
+    projection: &Projection,
+    records: u64,
+    head: Option<Head>,
+) -> BalancesReport {
     let totals = projection.pool_totals();
     let balances_sum = totals.balances.total_credited();
-    Ok(Ok(BalancesReport {
+    BalancesReport {
         records,
-        head: ledger.head().map(|h| HeadView {
+        head: head.map(|h| HeadView {
             seq: h.seq,
             hash: hex::encode(h.hash),
         }),
@@ -252,27 +258,7 @@ fn replay_with(
             conserved: balances_sum == i128::from(totals.rewards.0),
         },
         anomalies: projection.anomalies().to_vec(),
-    }))
-}
-
-/// Whether an archive's snapshot holds the state the audit's replay reached at its cut. The
-/// pool's projection forgets old shares (and the audit's keeps them all), so their bytes differ;
-/// everything a pool serves, credits or pays from must be equal. Every chain preset has the
-/// default maturity, so the settings compare equal too.
-fn same_state(archived: &Projection, replayed: &Projection) -> bool {
-    archived.next_seq() == replayed.next_seq()
-        && archived.config() == replayed.config()
-        && archived.rule_history() == replayed.rule_history()
-        && archived.blocks() == replayed.blocks()
-        && archived.open_candidates() == replayed.open_candidates()
-        && archived.balances() == replayed.balances()
-        && archived.pool_totals() == replayed.pool_totals()
-        && archived.payments() == replayed.payments()
-        && archived.open_payments() == replayed.open_payments()
-        && archived.anomalies() == replayed.anomalies()
-        && archived.share_count() == replayed.share_count()
-        && archived.worker_stats() == replayed.worker_stats()
-        && archived.address_stats() == replayed.address_stats()
+    }
 }
 
 /// `5000000000 sat (50.00000000)`.
@@ -308,24 +294,21 @@ fn scheme(s: &PayoutScheme) -> String {
 }
 
 /// The human-readable report.
-pub fn render_text(r: &BalancesReport, dir: &Path) -> String {
+pub fn render_text(r: &BalancesReport, source: &str) -> String {
     let mut o = String::new();
     // Writing to a String cannot fail.
-    let _ = write_text(&mut o, r, dir);
+    let _ = write_text(&mut o, r, source);
     o
 }
 
-fn write_text(o: &mut String, r: &BalancesReport, dir: &Path) -> std::fmt::Result {
+fn write_text(o: &mut String, r: &BalancesReport, source: &str) -> std::fmt::Result {
     match &r.head {
         Some(h) => writeln!(
             o,
-            "ledger {}: {} records, head seq {} hash {}; hash chain verified",
-            dir.display(),
-            r.records,
-            h.seq,
-            h.hash
+            "{source}: {} records, head seq {} hash {}; hash chain verified",
+            r.records, h.seq, h.hash
         )?,
-        None => writeln!(o, "ledger {}: empty (0 records)", dir.display())?,
+        None => writeln!(o, "{source}: empty (0 records)")?,
     }
 
     writeln!(o, "\npayout rules recorded: {}", r.rule_history.len())?;
