@@ -333,40 +333,30 @@ fn generated_export() -> String {
             }),
         ),
     ];
+    // The records as the ledger stores them, written by the exporter's own functions (the
+    // writer's clock gives `time_ms`, so the records are built here rather than appended).
     let mut prev = [0u8; 32];
     let mut lines = Vec::new();
     for (seq, (time_ms, event)) in events.iter().enumerate() {
-        let raw = ledger::record::RawRecord {
+        let mut raw = ledger::record::RawRecord {
             seq: seq as u64,
             version: 1,
             time_ms: *time_ms,
             event: encode_event(event).unwrap(),
             hash: [0; 32],
         };
-        let bytes = ledger::export::canonical_bytes(&raw);
-        let hash = sha256(&[&prev, &bytes]);
-        prev = hash;
-        lines.push(ExportRecord {
-            seq: raw.seq,
-            version: raw.version,
-            time_ms: raw.time_ms,
-            kind: event.kind().into(),
-            event: serde_json::to_value(event).unwrap(),
-            bytes: hex::encode(&bytes),
-            hash: hex::encode(hash),
-        });
+        raw.hash = sha256(&[&prev, &ledger::export::canonical_bytes(&raw)]);
+        prev = raw.hash;
+        lines.push(obtc_pool::audit::export::record_line(&raw).unwrap());
     }
-    let head = ExportHeader {
-        format: pool_core::export::EXPORT_FORMAT.into(),
-        version: pool_core::export::EXPORT_VERSION,
-        first_seq: 0,
-        prev_hash: hex::encode([0u8; 32]),
-        records: lines.len() as u64,
-        last: lines.last().map(|r| pool_core::export::ExportHead {
-            seq: r.seq,
-            hash: r.hash.clone(),
+    let head = obtc_pool::audit::export::header(
+        0,
+        [0u8; 32],
+        Some(ledger::Head {
+            seq: lines.len() as u64 - 1,
+            hash: prev,
         }),
-    };
+    );
     let mut out = serde_json::to_string(&head).unwrap();
     for l in &lines {
         out.push('\n');
