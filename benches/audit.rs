@@ -18,6 +18,7 @@
 //! Run: `cargo bench --bench audit` (release; ~1 minute and ~0.5 GB of disk at 1 M shares).
 
 use ledger::Ledger;
+use obtc_pool::audit;
 use pool_core::anchor::anchor_script;
 use pool_core::chain::Chain;
 use pool_core::event::{
@@ -228,7 +229,53 @@ fn main() {
     let report = ledger.verify().expect("the generated ledger verifies");
     let verify = t.elapsed();
     let records = report.records;
-    drop(ledger);
     println!("{records} records");
     println!("ledger verify          {}", rate(records, verify));
+
+    let export_path = temp.path().join("ledger.export.jsonl");
+    let t = Instant::now();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&export_path).expect("export"));
+    let written = audit::export::write_ledger(&ledger, &mut out).expect("export");
+    std::io::Write::flush(&mut out).expect("export flush");
+    drop(out);
+    let export = t.elapsed();
+    drop(ledger);
+    println!(
+        "ledger export --data   {}   ({:.0} bytes/record, {:.1} MB)",
+        rate(written.records, export),
+        written.bytes as f64 / written.records as f64,
+        written.bytes as f64 / 1e6
+    );
+
+    let chain = Chain::BsvRegtest.params();
+    let options = audit::AuditOptions {
+        pool: Some(audit::PoolIdentity {
+            chain,
+            address: POOL_ADDRESS.into(),
+            payout_script: pool_script(),
+            tag: POOL_TAG.to_vec(),
+        }),
+        node: None,
+        check_anchors: false,
+    };
+    let sources = [
+        (
+            "audit --data",
+            audit::source::Source::Data {
+                dir: dir.clone(),
+                archives: Vec::new(),
+            },
+        ),
+        (
+            "audit --export",
+            audit::source::Source::Export(export_path.clone()),
+        ),
+    ];
+    for (name, source) in &sources {
+        let t = Instant::now();
+        let report = audit::run_audit(source, &options).expect("audit");
+        let took = t.elapsed();
+        assert!(report.pass, "{name}: {}", report.verdict);
+        println!("{name:<22} {}   ({})", rate(records, took), report.verdict);
+    }
 }
