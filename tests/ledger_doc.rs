@@ -385,15 +385,25 @@ fn the_export_example_is_what_the_code_writes_and_its_bytes_are_as_documented() 
         // The canonical bytes, taken apart as the document lays them out.
         assert_eq!(u64::from_be_bytes(bytes[0..8].try_into().unwrap()), r.seq);
         assert_eq!(r.seq, seq, "records are consecutive");
-        assert_eq!(u16::from_be_bytes(bytes[8..10].try_into().unwrap()), r.version);
-        assert_eq!(u64::from_be_bytes(bytes[10..18].try_into().unwrap()), r.time_ms);
+        assert_eq!(
+            u16::from_be_bytes(bytes[8..10].try_into().unwrap()),
+            r.version
+        );
+        assert_eq!(
+            u64::from_be_bytes(bytes[10..18].try_into().unwrap()),
+            r.time_ms
+        );
         let len = u32::from_be_bytes(bytes[18..22].try_into().unwrap()) as usize;
         let event_bytes = &bytes[22..];
         assert_eq!(event_bytes.len(), len, "event_len covers the rest");
         // The JSON agrees with the bytes.
         let from_json: Event = serde_json::from_value(r.event.clone()).unwrap();
         let decoded = decode_event(r.version, event_bytes).unwrap();
-        assert_eq!(decoded, from_json, "record {}: JSON and bytes differ", r.seq);
+        assert_eq!(
+            decoded, from_json,
+            "record {}: JSON and bytes differ",
+            r.seq
+        );
         assert_eq!(r.kind, decoded.kind());
         assert_eq!(encode_by_the_doc(&decoded), event_bytes, "record {}", r.seq);
         assert_eq!(encode_event(&decoded).unwrap(), event_bytes);
@@ -472,7 +482,10 @@ fn the_header_example_rebuilds_from_the_exported_job_and_share() {
         hex::encode(pow.iter().rev().copied().collect::<Vec<u8>>()),
     );
     let doc = code_lines(example("header")).join("\n");
-    assert_eq!(doc, actual, "the header example differs; the code gives:\n{actual}");
+    assert_eq!(
+        doc, actual,
+        "the header example differs; the code gives:\n{actual}"
+    );
 }
 
 #[test]
@@ -492,7 +505,10 @@ fn the_anchor_example_is_the_codes_anchor_script() {
     let output = [&0u64.to_le_bytes()[..], &[script.len() as u8], &script].concat();
     assert_eq!(field("script:"), hex::encode(script));
     assert_eq!(field("output:"), hex::encode(output));
-    assert_eq!(pool_core::anchor::parse_anchor_script(&script), Some(anchor));
+    assert_eq!(
+        pool_core::anchor::parse_anchor_script(&script),
+        Some(anchor)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -510,7 +526,10 @@ fn ledger_example() -> Vec<Event> {
         .enumerate()
         .map(|(i, l)| {
             let line: Line = serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"));
-            assert_eq!(line.seq, i as u64, "the example's records are numbered from 0");
+            assert_eq!(
+                line.seq, i as u64,
+                "the example's records are numbered from 0"
+            );
             line.event
         })
         .collect()
@@ -547,7 +566,9 @@ fn checks(what: &str) -> Vec<(u64, Vec<Vec<String>>)> {
 }
 
 fn sats(cell: &str) -> u64 {
-    cell.replace([',', '_', ' '], "").parse().unwrap_or_else(|e| panic!("{cell:?}: {e}"))
+    cell.replace([',', '_', ' '], "")
+        .parse()
+        .unwrap_or_else(|e| panic!("{cell:?}: {e}"))
 }
 
 fn folded_to(events: &[Event], seq: u64) -> Projection {
@@ -647,7 +668,10 @@ fn the_worked_example_credits_and_balances_are_the_projections() {
     assert!(events.len() >= 20, "the worked example is there");
     let blocks = checks("blocks");
     let balances = checks("balances");
-    assert!(!blocks.is_empty() && !balances.is_empty(), "the example has tables to check");
+    assert!(
+        !blocks.is_empty() && !balances.is_empty(),
+        "the example has tables to check"
+    );
     for (seq, table) in &blocks {
         let p = folded_to(&events, *seq);
         let actual = blocks_table(&p);
@@ -744,9 +768,18 @@ fn one_of_each() -> Vec<Event> {
             worker: WorkerName::default(),
             time_ms: 6,
         }),
-        Event::BlockOrphaned(BlockOrphaned { block_id: id, height: 1 }),
-        Event::BlockReinstated(BlockReinstated { block_id: id, height: 2 }),
-        Event::BlockMatured(BlockMatured { block_id: id, height: 3 }),
+        Event::BlockOrphaned(BlockOrphaned {
+            block_id: id,
+            height: 1,
+        }),
+        Event::BlockReinstated(BlockReinstated {
+            block_id: id,
+            height: 2,
+        }),
+        Event::BlockMatured(BlockMatured {
+            block_id: id,
+            height: 3,
+        }),
         Event::PayoutRuleSet(rule(
             PayoutScheme::Pplns {
                 window_numerator: 3,
@@ -850,7 +883,10 @@ fn every_variant_encodes_by_the_documents_rules_and_table() {
         );
         // The JSON's one key is the variant name (or the whole value is, for no fields).
         let json = serde_json::to_value(&e).unwrap();
-        assert_eq!(json.as_object().map(|o| o.keys().next().unwrap().as_str()), Some(e.kind()));
+        assert_eq!(
+            json.as_object().map(|o| o.keys().next().unwrap().as_str()),
+            Some(e.kind())
+        );
         seen.insert(index);
     }
     assert_eq!(seen.len(), 15, "the test covers every variant");
@@ -883,9 +919,15 @@ fn the_json_forms_are_as_documented() {
     assert_eq!(job["anchor"]["seq"], 6);
     assert_eq!(job["coinbase1"], "ab");
     let t = Target::from_compact(0x1d00_ffff).unwrap();
-    assert_eq!(serde_json::to_value(t).unwrap(), format!("00000000ffff{}", "0".repeat(52)));
+    assert_eq!(
+        serde_json::to_value(t).unwrap(),
+        format!("00000000ffff{}", "0".repeat(52))
+    );
     assert_eq!(serde_json::to_value(PayoutScheme::Prop).unwrap(), "Prop");
-    assert_eq!(serde_json::to_value(NetworkFeePayer::Miners).unwrap(), "Miners");
+    assert_eq!(
+        serde_json::to_value(NetworkFeePayer::Miners).unwrap(),
+        "Miners"
+    );
     let sent = serde_json::to_value(Event::PaymentSent(PaymentSent {
         payment_id: 1,
         txid: id,
