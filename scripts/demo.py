@@ -9,7 +9,10 @@ lines, the snapshot of the live RPC answers, and the audit's summary with its ch
                                          node1's tip
     demo.py wait WHAT SECS CONDITION     wait (bounded) for matured | sent | in_mempool | confirmed
     demo.py snapshot FILE                save the pool's live RPC answers
-    demo.py summary DIR VERIFY POOL PAYOUT SECS    the audit's checks and the summary
+    demo.py summary DIR VERIFY POOL PAYOUT SECS AUDIT
+                                         the audit's checks and the summary, ending with the
+                                         verdict of `obtc-pool audit` (DIR/audit.txt's last line;
+                                         AUDIT: its exit status)
 
 Settings come from the environment demo.sh exports (DEMO_RPC_URL, DEMO_NODE_BIN, DEMO_NODES,
 DEMO_POOL_ADDRESS, DEMO_MIN_PAYMENT, DEMO_CONFIRMATIONS, DEMO_HEIGHT0). Every wait is bounded
@@ -325,7 +328,17 @@ def cmd_summary(*args):
         return 1
 
 
-def summary(demo_dir, verify_status, pool_status, payout_status, secs):
+def audit_verdict(demo_dir):
+    """The last line of `obtc-pool audit`'s report (its verdict), or None."""
+    try:
+        with open(os.path.join(demo_dir, "audit.txt")) as f:
+            lines = [line.rstrip() for line in f if line.strip()]
+    except OSError:
+        return None
+    return lines[-1] if lines else None
+
+
+def summary(demo_dir, verify_status, pool_status, payout_status, secs, audit_status="1"):
     with open(os.path.join(demo_dir, "balances.json")) as f:
         try:
             audit = json.load(f)
@@ -340,8 +353,14 @@ def summary(demo_dir, verify_status, pool_status, payout_status, secs):
     with open(os.path.join(demo_dir, "dump.jsonl")) as f:
         for line in f:
             ev = json.loads(line)["event"]
-            if isinstance(ev, dict) and "ShareAccepted" in ev:
-                a = ev["ShareAccepted"].get("address")
+            # Shares with their work (what the pool writes) and without (older ledgers).
+            share = None
+            if isinstance(ev, dict) and "ShareWithWork" in ev:
+                share = ev["ShareWithWork"].get("share") or {}
+            elif isinstance(ev, dict) and "ShareAccepted" in ev:
+                share = ev["ShareAccepted"]
+            if share is not None:
+                a = share.get("address")
                 shares[a] = shares.get(a, 0) + 1
             elif isinstance(ev, dict) and "ShareWithWork" in ev:
                 a = ev["ShareWithWork"]["share"].get("address")
@@ -486,7 +505,12 @@ def summary(demo_dir, verify_status, pool_status, payout_status, secs):
            lhs == t["rewards"] and t["conserved"])
     c.line("processes", "pool exited %s, payout process exited %s (clean stops)" % (
         pool_status, payout_status), int(pool_status) == 0 and int(payout_status) == 0)
-    return finish(c)
+
+    # The independent audit of a copy of the ledger: work, money and anchors on node1's chain.
+    verdict = audit_verdict(demo_dir)
+    c.line("audit", "`obtc-pool audit --data COPY --config --node --check-anchors` exited %s"
+           % audit_status, int(audit_status) == 0 and (verdict or "").startswith("audit: PASS"))
+    return finish(c, verdict or "audit: no verdict (see %s)" % os.path.join(demo_dir, "audit.txt"))
 
 
 def credited_sum(bal):
@@ -494,15 +518,20 @@ def credited_sum(bal):
             + bal.get("paid", 0) + bal.get("network_fees", 0) - bal.get("debt", 0))
 
 
-def finish(c):
+def finish(c, last=None):
+    """The result lines; `last` (the audit's verdict) ends the summary."""
     print("=" * WIDTH)
+    status = 0
     if c.failed:
         print("\033[1mRESULT: %d checks ok, %d FAILED\033[0m" % (c.ok, len(c.failed)))
         for f in c.failed:
             print("  FAILED " + f)
-        return 1
-    print("\033[1mRESULT: all %d checks ok\033[0m" % c.ok)
-    return 0
+        status = 1
+    else:
+        print("\033[1mRESULT: all %d checks ok\033[0m" % c.ok)
+    if last is not None:
+        print("\033[1m%s\033[0m" % last)
+    return status
 
 
 def main(argv):

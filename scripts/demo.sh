@@ -6,8 +6,9 @@
 # 100 blocks to its own wallet (outside the pool's) so they mature; the payout process pays the
 # miners from the pool's wallet (node1's) and node2 mines the confirmations. The pool's live
 # JSON-RPC answers are saved, the pool is stopped cleanly, and the ledger is audited: verified,
-# replayed, every block and payment checked on the nodes. A summary ends it; every check says ok
-# or FAILED and the exit status is non-zero if any failed. Everything it started is stopped in
+# replayed, every block and payment checked on the nodes, and `obtc-pool audit` run on a copy
+# (work, money, anchors). A summary ends it, its last line the audit's verdict; every check says
+# ok or FAILED and the exit status is non-zero if any failed. Everything it started is stopped in
 # every case (trap, and a watchdog should the script itself be killed).
 #
 #   scripts/demo.sh [SECONDS]          release build, mine for SECONDS (default 60)
@@ -240,7 +241,7 @@ wait "$POOL_PID" || POOL_STATUS=$?
 forget "$POOL_PID"
 tail -n 3 "$DEMO/pool.log" | sed 's/^/  /'
 
-say "auditing the stopped pool's ledger (obtc-pool ledger verify / head / balances / dump)"
+say "auditing the stopped pool's ledger (obtc-pool ledger verify / balances / dump, obtc-pool audit on a copy)"
 LEDGER="$NODES/pool-ledger"
 VERIFY_STATUS=0
 "$BIN/obtc-pool" ledger verify --data "$LEDGER" > "$DEMO/verify.txt" 2>&1 || VERIFY_STATUS=$?
@@ -249,5 +250,16 @@ sed 's/^/  /' "$DEMO/verify.txt"
 "$BIN/obtc-pool" ledger balances --data "$LEDGER" > "$DEMO/balances.txt" 2>&1 || true
 "$BIN/obtc-pool" ledger dump --data "$LEDGER" --json > "$DEMO/dump.jsonl" || true
 echo "  replay: $DEMO/balances.txt (text), $DEMO/balances.json"
+# The auditor's own check, on a copy (the pool is stopped): the chain, the replay, every share's
+# work, every block reward and payment on node1, and the anchors of the pool's blocks.
+AUDIT_COPY="$DEMO/ledger-copy"
+rm -rf "$AUDIT_COPY"
+cp -r "$LEDGER" "$AUDIT_COPY"
+# node1, with the credentials of the config's [node] section.
+NODE_URL="$(sed -n '/^\[node\]/,/^\[/s/^url = "\(.*\)"$/\1/p' "$CONFIG")"
+AUDIT_STATUS=0
+"$BIN/obtc-pool" audit --data "$AUDIT_COPY" --config "$CONFIG" --node "$NODE_URL" --check-anchors \
+  > "$DEMO/audit.txt" 2>&1 || AUDIT_STATUS=$?
+echo "  audit: $DEMO/audit.txt (exit $AUDIT_STATUS): $(tail -n 1 "$DEMO/audit.txt")"
 
-demo_py summary "$DEMO" "$VERIFY_STATUS" "$POOL_STATUS" "$PAYOUT_STATUS" "$(($(date +%s) - START_TIME))"
+demo_py summary "$DEMO" "$VERIFY_STATUS" "$POOL_STATUS" "$PAYOUT_STATUS" "$(($(date +%s) - START_TIME))" "$AUDIT_STATUS"
