@@ -547,11 +547,17 @@ impl Ledger {
 
     /// Durable records with `from <= seq < to_exclusive`.
     pub fn read_range(&self, from: u64, to_exclusive: u64) -> RecordIter {
+        RecordIter::new(self.walk(from, to_exclusive))
+    }
+
+    /// The walk over the stored values of the durable records with `from <= seq <
+    /// to_exclusive`, for [`Ledger::read_range`] and [`Ledger::read_raw_range`].
+    fn walk(&self, from: u64, to_exclusive: u64) -> read::Walk {
         let end = self.head().map_or(0, |h| h.seq + 1).min(to_exclusive);
         let base = self.inner.base_seq.load(Ordering::Acquire);
         match self.inner.store.get() {
-            Ok(store) => RecordIter::new(&store.tree, from, end, base),
-            Err(e) => RecordIter::failed(from, end, e),
+            Ok(store) => read::Walk::new(&store.tree, from, end, base),
+            Err(e) => read::Walk::failed(from, end, e),
         }
     }
 

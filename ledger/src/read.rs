@@ -1,23 +1,51 @@
 //! Reading records back by sequence: find the batch holding the first wanted record, then
 //! walk batches in key order. Chunks (format 2) are expanded to their format-1 image
-//! ([`crate::record::expand_value`]) as they are reached.
+//! ([`crate::record::expand_value`]) as they are reached. [`RecordIter`] decodes each record's
+//! event; [`crate::RawRecordIter`] keeps its stored bytes: one walk ([`Walk`]) serves both.
 
 use crate::error::{LedgerError, Problem, VerifyError};
-use crate::record::{batch_key, expand_value, BatchRecords};
+use crate::record::{batch_key, expand_value, BatchRecords, RecordView};
 use crate::Record;
 use std::borrow::Cow;
 
 /// Records in sequence order; see [`crate::Ledger::read_range`]. Stops after the first error.
-pub struct RecordIter {
-    /// `None` for an iterator that only yields `error`.
+pub struct RecordIter(Walk);
+
+impl RecordIter {
+    pub(crate) fn new(walk: Walk) -> RecordIter {
+        RecordIter(walk)
+    }
+}
+
+impl Iterator for RecordIter {
+    type Item = Result<Record, LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_with(|view| {
+            Ok(Record {
+                seq: view.seq,
+                version: view.version,
+                time_ms: view.time_ms,
+                event: view.decode_event()?,
+                hash: view.hash,
+            })
+        })
+    }
+}
+
+/// The walk over stored values that every record reader shares ([`RecordIter`],
+/// [`crate::RawRecordIter`]): it yields each wanted record's [`RecordView`] in sequence to a
+/// builder that makes the item. Stops after the first error.
+pub(crate) struct Walk {
+    /// `None` for a walk that only yields `error`.
     tree: Option<sled::Tree>,
     /// An error to yield first (the store could not be read at all).
     error: Option<LedgerError>,
     batches: Option<sled::Iter>,
-    /// Whether the iterator has just sought again (see [`RecordIter::next`]).
+    /// Whether the walk has just sought again (see [`Walk::next_with`]).
     sought: bool,
     current: Option<(Stored, (usize, u32))>,
-    /// The next sequence number this iterator must yield.
+    /// The next sequence number this walk must yield.
     next: u64,
     end: u64,
     /// `Some(base)`: the range starts below the ledger's base (its first item says so).
@@ -39,10 +67,10 @@ impl Stored {
     }
 }
 
-impl RecordIter {
-    pub(crate) fn new(tree: &sled::Tree, from: u64, end: u64, base: u64) -> RecordIter {
+impl Walk {
+    pub(crate) fn new(tree: &sled::Tree, from: u64, end: u64, base: u64) -> Walk {
         if from < base && from < end {
-            return RecordIter {
+            return Walk {
                 tree: None,
                 error: None,
                 batches: None,
@@ -54,7 +82,7 @@ impl RecordIter {
             };
         }
         let batches = (from < end).then(|| values_from(tree, from));
-        RecordIter {
+        Walk {
             tree: Some(tree.clone()),
             error: None,
             batches,
@@ -66,9 +94,9 @@ impl RecordIter {
         }
     }
 
-    /// An iterator that yields `error` (unless nothing was asked for), then ends.
-    pub(crate) fn failed(from: u64, end: u64, error: LedgerError) -> RecordIter {
-        RecordIter {
+    /// A walk that yields `error` (unless nothing was asked for), then ends.
+    pub(crate) fn failed(from: u64, end: u64, error: LedgerError) -> Walk {
+        Walk {
             tree: None,
             error: (from < end).then_some(error),
             batches: None,
@@ -80,7 +108,7 @@ impl RecordIter {
         }
     }
 
-    fn fail(&mut self, problem: Problem) -> Option<Result<Record, LedgerError>> {
+    fn fail<T>(&mut self, problem: Problem) -> Option<Result<T, LedgerError>> {
         self.batches = None;
         Some(Err(LedgerError::Corrupt(VerifyError {
             seq: self.next,
@@ -99,10 +127,13 @@ fn values_from(tree: &sled::Tree, seq: u64) -> sled::Iter {
     tree.range(start..)
 }
 
-impl Iterator for RecordIter {
-    type Item = Result<Record, LedgerError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl Walk {
+    /// The next wanted record, made by `build` from its view (a `build` error is the record's
+    /// problem), or `None` at the end.
+    pub(crate) fn next_with<T>(
+        &mut self,
+        build: impl FnOnce(&RecordView<'_>) -> Result<T, Problem>,
+    ) -> Option<Result<T, LedgerError>> {
         if let Some(error) = self.error.take() {
             return Some(Err(error));
         }
@@ -159,14 +190,8 @@ impl Iterator for RecordIter {
             if view.seq != self.next {
                 return self.fail(Problem::OutOfSequence { found: view.seq });
             }
-            let record = match view.decode_event() {
-                Ok(event) => Record {
-                    seq: view.seq,
-                    version: view.version,
-                    time_ms: view.time_ms,
-                    event,
-                    hash: view.hash,
-                },
+            let record = match build(&view) {
+                Ok(record) => record,
                 Err(p) => return self.fail(p),
             };
             self.current = Some((value, position));
