@@ -15,7 +15,7 @@ use ledger::record::{chain_hash, decode_event, encode_event, RawRecord, GENESIS_
 use ledger::{Head, Ledger, LedgerError, Record};
 use pool_core::export::{ExportHead, ExportHeader, ExportRecord, EXPORT_FORMAT, EXPORT_VERSION};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The line of one stored record: its canonical bytes in hex, its event decoded from them.
 pub fn record_line(raw: &RawRecord) -> Result<ExportRecord, LedgerError> {
@@ -207,45 +207,6 @@ fn archived_raw(record: &Record, prev: &[u8; 32]) -> Result<RawRecord, String> {
         ));
     }
     Ok(raw)
-}
-
-/// Whether the archives' headers chain onto each other and the last one ends where
-/// `(next_seq, prev_hash)` starts; `Err` says where not.
-pub fn archives_join(
-    headers: &[ArchiveHeader],
-    next_seq: u64,
-    prev_hash: &[u8; 32],
-    archive_paths: &[PathBuf],
-) -> Result<(), String> {
-    let name = |i: usize| {
-        archive_paths
-            .get(i)
-            .map_or_else(String::new, |p: &PathBuf| display(p))
-    };
-    for (i, pair) in headers.windows(2).enumerate() {
-        if pair[0].cut != pair[1].first_seq || pair[0].last_hash != pair[1].prev_hash {
-            return Err(format!(
-                "archive {} does not continue archive {} (records {}.. after ..{})",
-                name(i + 1),
-                name(i),
-                pair[1].first_seq,
-                pair[0].cut
-            ));
-        }
-    }
-    match headers.last() {
-        Some(last) if last.cut != next_seq || &last.last_hash != prev_hash => Err(format!(
-            "the ledger's first live record {next_seq} does not continue archive {} (which ends \
-             before record {})",
-            name(headers.len() - 1),
-            last.cut
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 struct CountingWriter<'a, W: Write> {

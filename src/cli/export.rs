@@ -6,7 +6,7 @@
 //! first page reported: the export is the ledger up to that head, as a stopped pool's would be.
 
 use crate::audit::export::{
-    archives_join, header, open_archives, write_archives, write_ledger_with_archives, write_line,
+    header, open_archives, write_archives, write_ledger_with_archives, write_line,
 };
 use anyhow::Context;
 use jsonrpsee::core::client::ClientT;
@@ -118,8 +118,15 @@ fn export_running(
         .with_context(|| format!("the page's prev_hash {:?}", first.header.prev_hash))?;
     let readers = open_archives(archives)?;
     let headers: Vec<_> = readers.iter().map(|(_, r)| *r.header()).collect();
-    if let Err(line) = archives_join(&headers, live, &live_prev, archives) {
-        anyhow::bail!("{line}");
+    // The archives must join onto the pool's live ledger as `ledger verify --archive` proves
+    // for a stopped one; the pool's first page gives its base (the RPC reads no earlier record).
+    if !headers.is_empty() {
+        let base = Some(ledger::Base {
+            seq: live,
+            prev_hash: live_prev,
+        });
+        ledger::archive::check_join(&headers, base, |_| None)
+            .map_err(|e| anyhow::anyhow!("ledger verification FAILED: {e}"))?;
     }
     let (first_seq, prev_hash) = match headers.first() {
         Some(h) => (h.first_seq, h.prev_hash),
