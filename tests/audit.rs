@@ -12,9 +12,10 @@
 mod common;
 
 use common::miner::{MinerOptions, MinerProcess};
-use common::nodes::{free_port, start_payout_pair, NodePair, RPC_PASSWORD, RPC_USER};
+use common::nodes::{free_port, start_payout_pair, NodePair};
 use common::payout::PayoutProcess;
 use common::pool::{config_text, PoolOptions, PoolProcess};
+use common::rpc::{self, example};
 use payout::api::operator::*;
 use payout::api::LedgerHead;
 use projections::PaymentStatus;
@@ -82,15 +83,7 @@ impl Setup {
         let pool_address = pair.node1.new_address();
         let outside = pair.node2.new_address();
         let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut options = PoolOptions::new(&pool_address);
-        options.node_url = Some(pair.node1.rpc_url());
-        options.extra = format!(
-            "\n[rpc]\nlisten = \"{rpc}\"\n\n[wallet]\nurl = \"{}\"\nuser = \"{RPC_USER}\"\n\
-             password = \"{RPC_PASSWORD}\"\nrpc_timeout_secs = 30\n\n[payout]\nscheme = \"prop\"\n\
-             fee_bps = 100\nnetwork_fee_payer = \"miners\"\nmin_payment = 10000\nmax_outputs = 10\n\
-             interval_secs = 1\nconfirmations = 2\n",
-            pair.node1.rpc_url()
-        );
+        let options = PoolOptions::with_rpc_and_prop_payouts(&pool_address, &pair.node1, rpc);
         let pool = PoolProcess::start_with_config(|stratum, notify| {
             config_text(&options, stratum, notify).replace(
                 "max_retry_backoff_secs = 2",
@@ -112,21 +105,16 @@ impl Setup {
 
     /// The raw JSON-RPC reply of `method(params)` over HTTP.
     fn raw(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply = common::rpc::post(self.rpc, &body.to_string(), None);
-        example(&json!({"request": body, "reply": reply}));
+        let (request, reply) = rpc::request(self.rpc, method, &params);
+        example(&json!({"request": request, "reply": reply}));
         reply
     }
 
     /// `method(params)`'s result, decoded.
     fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> T {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply = common::rpc::post(self.rpc, &body.to_string(), None);
-        let Some(result) = reply.get("result") else {
-            panic!("{method}({params}) failed: {reply}\n{}", self.pool.log());
-        };
-        serde_json::from_value(result.clone())
-            .unwrap_or_else(|e| panic!("{method}({params}): {e}: {result}"))
+        let (_, reply) = rpc::request(self.rpc, method, &params);
+        rpc::result_of(method, &params, &reply)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.pool.log()))
     }
 
     fn blocks(&self) -> Vec<BlockSummary> {
@@ -210,20 +198,6 @@ impl Setup {
         for node in [&self.pair.node1, &self.pair.node2] {
             node.cli(args);
         }
-    }
-}
-
-/// With `OBTC_RPC_EXAMPLES=FILE`, the raw `ledger_export` requests and replies are appended to
-/// FILE (one JSON document a line): the example of `docs/rpc.md` comes from there.
-fn example(v: &Value) {
-    if let Some(path) = std::env::var_os("OBTC_RPC_EXAMPLES") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(f, "{v}").unwrap();
     }
 }
 

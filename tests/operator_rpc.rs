@@ -11,9 +11,10 @@
 mod common;
 
 use common::miner::{MinerOptions, MinerProcess};
-use common::nodes::{free_port, start_payout_pair, NodePair, RPC_PASSWORD, RPC_USER};
+use common::nodes::{free_port, start_payout_pair, NodePair};
 use common::payout::PayoutProcess;
 use common::pool::{PoolOptions, PoolProcess};
+use common::rpc::{self, example};
 use jsonrpsee::core::client::{Subscription, SubscriptionClientT};
 use jsonrpsee::core::params::ArrayParams;
 use jsonrpsee_ws_client::{WsClient, WsClientBuilder};
@@ -49,15 +50,7 @@ impl Setup {
         let miners = vec![pair.node2.new_address(), pair.node2.new_address()];
         let outside = pair.node2.new_address();
         let rpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut options = PoolOptions::new(&pool_address);
-        options.node_url = Some(pair.node1.rpc_url());
-        options.extra = format!(
-            "\n[rpc]\nlisten = \"{rpc}\"\n\n[wallet]\nurl = \"{}\"\nuser = \"{RPC_USER}\"\n\
-             password = \"{RPC_PASSWORD}\"\nrpc_timeout_secs = 30\n\n[payout]\nscheme = \"prop\"\n\
-             fee_bps = 100\nnetwork_fee_payer = \"miners\"\nmin_payment = 10000\nmax_outputs = 10\n\
-             interval_secs = 1\nconfirmations = 2\n",
-            pair.node1.rpc_url()
-        );
+        let options = PoolOptions::with_rpc_and_prop_payouts(&pool_address, &pair.node1, rpc);
         let pool = PoolProcess::start(&options);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -77,20 +70,16 @@ impl Setup {
 
     /// The raw JSON-RPC reply of `method(params)` over HTTP.
     fn raw(&self, method: &str, params: Value) -> Value {
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply = common::rpc::post(self.rpc, &body.to_string(), None);
-        example(&json!({"request": body, "reply": reply}));
+        let (request, reply) = rpc::request(self.rpc, method, &params);
+        example(&json!({"request": request, "reply": reply}));
         reply
     }
 
     /// `method(params)`'s result, decoded.
     fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> T {
         let reply = self.raw(method, params.clone());
-        let Some(result) = reply.get("result") else {
-            panic!("{method}({params}) failed: {reply}\n{}", self.pool.log());
-        };
-        serde_json::from_value(result.clone())
-            .unwrap_or_else(|e| panic!("{method}({params}): {e}: {result}"))
+        rpc::result_of(method, &params, &reply)
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.pool.log()))
     }
 
     /// `method(params)`'s error: (code, message).
@@ -172,20 +161,6 @@ impl Setup {
     /// Mines `blocks` on node 2 once it has every transaction of node 1's mempool.
     fn confirm_payments(&self, blocks: u64) {
         self.pair.confirm_payments(&self.outside, blocks, TIMEOUT);
-    }
-}
-
-/// With `OBTC_RPC_EXAMPLES=FILE`, every request, reply and notification is appended to FILE
-/// (one JSON document a line): the examples of `docs/rpc.md` come from there.
-fn example(v: &Value) {
-    if let Some(path) = std::env::var_os("OBTC_RPC_EXAMPLES") {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(f, "{v}").unwrap();
     }
 }
 

@@ -29,6 +29,26 @@ pub struct PoolOptions {
 }
 
 impl PoolOptions {
+    /// The options of the operator and audit tests: node 1 as the node and the wallet, `[rpc]`
+    /// on `rpc`, PROP with a 1 % fee, miners bearing the network fee, a payout run a second
+    /// final at depth 2.
+    pub fn with_rpc_and_prop_payouts(
+        pool_address: &str,
+        node1: &super::nodes::Node,
+        rpc: SocketAddr,
+    ) -> PoolOptions {
+        let mut options = PoolOptions::new(pool_address);
+        options.node_url = Some(node1.rpc_url());
+        options.extra = format!(
+            "\n[rpc]\nlisten = \"{rpc}\"\n\n[wallet]\nurl = \"{}\"\nuser = \"{RPC_USER}\"\n\
+             password = \"{RPC_PASSWORD}\"\nrpc_timeout_secs = 30\n\n[payout]\nscheme = \"prop\"\n\
+             fee_bps = 100\nnetwork_fee_payer = \"miners\"\nmin_payment = 10000\nmax_outputs = 10\n\
+             interval_secs = 1\nconfirmations = 2\n",
+            node1.rpc_url()
+        );
+        options
+    }
+
     pub fn new(payout_address: &str) -> PoolOptions {
         PoolOptions {
             payout_address: payout_address.to_owned(),

@@ -27,3 +27,37 @@ pub fn post(addr: SocketAddr, body: &str, token: Option<&str>) -> Value {
         .unwrap_or_else(|| panic!("no HTTP body in {reply:?}"));
     serde_json::from_str(body).unwrap_or_else(|e| panic!("reply {body:?} is not JSON: {e}"))
 }
+
+/// The reply of the JSON-RPC call `method(params)` (no token) over HTTP, and the request it
+/// sent.
+pub fn request(addr: SocketAddr, method: &str, params: &Value) -> (Value, Value) {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let reply = post(addr, &body.to_string(), None);
+    (body, reply)
+}
+
+/// A reply's result, decoded; `Err` says what failed (the caller adds its logs).
+pub fn result_of<T: serde::de::DeserializeOwned>(
+    method: &str,
+    params: &Value,
+    reply: &Value,
+) -> Result<T, String> {
+    let Some(result) = reply.get("result") else {
+        return Err(format!("{method}({params}) failed: {reply}"));
+    };
+    Ok(serde_json::from_value(result.clone())
+        .unwrap_or_else(|e| panic!("{method}({params}): {e}: {result}")))
+}
+
+/// With `OBTC_RPC_EXAMPLES=FILE`, `v` is appended to FILE (one JSON document a line): the
+/// examples of `docs/rpc.md` come from there.
+pub fn example(v: &Value) {
+    if let Some(path) = std::env::var_os("OBTC_RPC_EXAMPLES") {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "{v}").unwrap();
+    }
+}
