@@ -2,9 +2,12 @@
 //!
 //! A pool is configured with one [`Chain`] preset by name (`obtc-main`, `bitcoin-regtest`, …);
 //! [`Chain::params`] gives its [`ChainParams`]. oBTC uses HeavyHash for both proof of work and
-//! block id; the Bitcoin family uses SHA-256d for both. Litecoin (scrypt) will be another preset.
+//! block id; the Bitcoin family uses SHA-256d for both; Litecoin proves work with scrypt and
+//! names blocks by SHA-256d, and its difficulties are shown in the scrypt convention
+//! ([`DifficultyUnit::Scrypt`]).
 
 use crate::pow::PowAlgorithm;
+use crate::target::DifficultyUnit;
 use crate::BlockId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -24,6 +27,10 @@ pub enum Chain {
     BitcoinRegtest,
     /// Bitcoin SV regtest.
     BsvRegtest,
+    LitecoinMain,
+    /// Litecoin testnet4.
+    LitecoinTest,
+    LitecoinRegtest,
 }
 
 /// What the pool needs to know about a chain. All presets are `'static`; get one with
@@ -41,8 +48,18 @@ pub struct ChainParams {
     pub p2pkh_prefix: u8,
     /// Base58check version byte of P2SH addresses.
     pub p2sh_prefix: u8,
+    /// A second P2SH version byte the chain's nodes also accept (Litecoin keeps Bitcoin's 5/196
+    /// beside its own 50/58 for addresses written by older software).
+    pub p2sh_prefix_alt: Option<u8>,
     /// Human-readable part of segwit addresses; `None` on chains without segwit.
     pub bech32_hrp: Option<&'static str>,
+    /// Human-readable part of MWEB (MimbleWimble extension block) addresses, which neither a
+    /// coinbase nor a plain transaction can pay: refused as payout addresses with a clear message.
+    pub mweb_hrp: Option<&'static str>,
+    /// Templates may carry an MWEB extension block (`mweb`) that the block must end with.
+    pub mweb: bool,
+    /// What difficulty 1 means in Stratum, logs, configuration and the RPC on this chain.
+    pub difficulty_unit: DifficultyUnit,
     /// Confirmations before a coinbase output can be spent (the block reward "matures").
     pub coinbase_maturity: u32,
     /// Templates carry segwit (a `default_witness_commitment` the coinbase must include).
@@ -59,7 +76,7 @@ pub struct ChainParams {
 }
 
 impl Chain {
-    pub const ALL: [Chain; 7] = [
+    pub const ALL: [Chain; 10] = [
         Chain::ObtcMain,
         Chain::ObtcTest,
         Chain::ObtcRegtest,
@@ -67,6 +84,9 @@ impl Chain {
         Chain::BitcoinTest,
         Chain::BitcoinRegtest,
         Chain::BsvRegtest,
+        Chain::LitecoinMain,
+        Chain::LitecoinTest,
+        Chain::LitecoinRegtest,
     ];
 
     pub fn params(self) -> &'static ChainParams {
@@ -78,6 +98,9 @@ impl Chain {
             Chain::BitcoinTest => &BITCOIN_TEST,
             Chain::BitcoinRegtest => &BITCOIN_REGTEST,
             Chain::BsvRegtest => &BSV_REGTEST,
+            Chain::LitecoinMain => &LITECOIN_MAIN,
+            Chain::LitecoinTest => &LITECOIN_TEST,
+            Chain::LitecoinRegtest => &LITECOIN_REGTEST,
         }
     }
 
@@ -93,7 +116,7 @@ impl fmt::Display for Chain {
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("unknown chain {0:?} (expected one of obtc-main, obtc-test, obtc-regtest, bitcoin-main, bitcoin-test, bitcoin-regtest, bsv-regtest)")]
+#[error("unknown chain {0:?} (expected one of obtc-main, obtc-test, obtc-regtest, bitcoin-main, bitcoin-test, bitcoin-regtest, bsv-regtest, litecoin-main, litecoin-test, litecoin-regtest)")]
 pub struct UnknownChain(pub String);
 
 impl FromStr for Chain {
@@ -147,6 +170,10 @@ static OBTC_MAIN: ChainParams = ChainParams {
     p2pkh_prefix: 0,
     p2sh_prefix: 5,
     bech32_hrp: Some("bc"),
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: true,
     bip34: true,
@@ -162,6 +189,10 @@ static OBTC_TEST: ChainParams = ChainParams {
     p2pkh_prefix: 111,
     p2sh_prefix: 196,
     bech32_hrp: Some("tb"),
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: true,
     bip34: true,
@@ -177,6 +208,10 @@ static OBTC_REGTEST: ChainParams = ChainParams {
     p2pkh_prefix: 111,
     p2sh_prefix: 196,
     bech32_hrp: Some("bcrt"),
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: true,
     bip34: true,
@@ -192,6 +227,10 @@ static BITCOIN_MAIN: ChainParams = ChainParams {
     p2pkh_prefix: 0,
     p2sh_prefix: 5,
     bech32_hrp: Some("bc"),
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: true,
     bip34: true,
@@ -207,6 +246,10 @@ static BITCOIN_TEST: ChainParams = ChainParams {
     p2pkh_prefix: 111,
     p2sh_prefix: 196,
     bech32_hrp: Some("tb"),
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: true,
     bip34: true,
@@ -222,6 +265,10 @@ static BITCOIN_REGTEST: ChainParams = ChainParams {
     p2pkh_prefix: 111,
     p2sh_prefix: 196,
     bech32_hrp: Some("bcrt"),
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: true,
     bip34: true,
@@ -237,12 +284,73 @@ static BSV_REGTEST: ChainParams = ChainParams {
     p2pkh_prefix: 111,
     p2sh_prefix: 196,
     bech32_hrp: None,
+    p2sh_prefix_alt: None,
+    mweb_hrp: None,
+    mweb: false,
+    difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
     segwit: false,
     bip34: true,
     allows_harder_block_threshold: true,
     // Bitcoin SV kept Bitcoin's regtest genesis block.
     genesis: display_id("0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"),
+};
+
+static LITECOIN_MAIN: ChainParams = ChainParams {
+    chain: Chain::LitecoinMain,
+    name: "litecoin-main",
+    pow: PowAlgorithm::Scrypt,
+    block_id: PowAlgorithm::Sha256d,
+    p2pkh_prefix: 48,
+    p2sh_prefix: 50,
+    bech32_hrp: Some("ltc"),
+    p2sh_prefix_alt: Some(5),
+    mweb_hrp: Some("ltcmweb"),
+    mweb: true,
+    difficulty_unit: DifficultyUnit::Scrypt,
+    coinbase_maturity: COINBASE_MATURITY,
+    segwit: true,
+    bip34: true,
+    allows_harder_block_threshold: false,
+    genesis: display_id("12a765e31ffd4059bada1e25190f6e98c99d9714d334efa41a195a7e7e04bfe2"),
+};
+
+static LITECOIN_TEST: ChainParams = ChainParams {
+    chain: Chain::LitecoinTest,
+    name: "litecoin-test",
+    pow: PowAlgorithm::Scrypt,
+    block_id: PowAlgorithm::Sha256d,
+    p2pkh_prefix: 111,
+    p2sh_prefix: 58,
+    bech32_hrp: Some("tltc"),
+    p2sh_prefix_alt: Some(196),
+    mweb_hrp: Some("tmweb"),
+    mweb: true,
+    difficulty_unit: DifficultyUnit::Scrypt,
+    coinbase_maturity: COINBASE_MATURITY,
+    segwit: true,
+    bip34: true,
+    allows_harder_block_threshold: false,
+    genesis: display_id("4966625a4b2851d9fdee139e56211a0d88575f59ed816ff5e6a63deb4e3e29a0"),
+};
+
+static LITECOIN_REGTEST: ChainParams = ChainParams {
+    chain: Chain::LitecoinRegtest,
+    name: "litecoin-regtest",
+    pow: PowAlgorithm::Scrypt,
+    block_id: PowAlgorithm::Sha256d,
+    p2pkh_prefix: 111,
+    p2sh_prefix: 58,
+    bech32_hrp: Some("rltc"),
+    p2sh_prefix_alt: Some(196),
+    mweb_hrp: Some("tmweb"),
+    mweb: true,
+    difficulty_unit: DifficultyUnit::Scrypt,
+    coinbase_maturity: COINBASE_MATURITY,
+    segwit: true,
+    bip34: true,
+    allows_harder_block_threshold: true,
+    genesis: display_id("530827f38f93b43ed12af0b3ad25a288dc02ed74d6d7857862df51fc56c416f9"),
 };
 
 #[cfg(test)]
@@ -265,6 +373,17 @@ mod tests {
         h
     }
 
+    /// Litecoin's genesis header (its own merkle root, version 1).
+    fn litecoin_genesis_header(time: u32, bits: u32, nonce: u32) -> [u8; 80] {
+        let mut h = bitcoin_genesis_header(time, bits, nonce);
+        let mut merkle =
+            hex::decode("97ddfbbae6be97fd6cdf3e7ca13232a3afff2353e29badfab7f73011edd4ced9")
+                .unwrap();
+        merkle.reverse();
+        h[36..68].copy_from_slice(&merkle);
+        h
+    }
+
     #[test]
     fn names_round_trip_through_str_display_and_serde() {
         for chain in Chain::ALL {
@@ -278,7 +397,11 @@ mod tests {
             ChainParams::by_name("obtc-regtest").unwrap().pow,
             PowAlgorithm::HeavyHash
         );
-        assert!("litecoin-main".parse::<Chain>().is_err());
+        assert_eq!(
+            "Litecoin-Regtest".parse::<Chain>(),
+            Ok(Chain::LitecoinRegtest)
+        );
+        assert!("dogecoin-main".parse::<Chain>().is_err());
     }
 
     #[test]
@@ -299,6 +422,18 @@ mod tests {
             (
                 Chain::BsvRegtest,
                 bitcoin_genesis_header(1_296_688_602, 0x207fffff, 2),
+            ),
+            (
+                Chain::LitecoinMain,
+                litecoin_genesis_header(1_317_972_665, 0x1e0ffff0, 2_084_524_493),
+            ),
+            (
+                Chain::LitecoinTest,
+                litecoin_genesis_header(1_486_949_366, 0x1e0ffff0, 293_345),
+            ),
+            (
+                Chain::LitecoinRegtest,
+                litecoin_genesis_header(1_296_688_602, 0x207fffff, 0),
             ),
         ];
         for (chain, header) in cases {
@@ -327,13 +462,22 @@ mod tests {
             );
             assert_eq!(p.segwit, p.bech32_hrp.is_some(), "{chain}");
             assert_eq!(p.coinbase_maturity, 100);
-            let obtc = p.name.starts_with("obtc");
-            let expected = if obtc {
-                PowAlgorithm::HeavyHash
+            let expected = if p.name.starts_with("obtc") {
+                (PowAlgorithm::HeavyHash, PowAlgorithm::HeavyHash)
+            } else if p.name.starts_with("litecoin") {
+                (PowAlgorithm::Scrypt, PowAlgorithm::Sha256d)
             } else {
-                PowAlgorithm::Sha256d
+                (PowAlgorithm::Sha256d, PowAlgorithm::Sha256d)
             };
-            assert_eq!((p.pow, p.block_id), (expected, expected), "{chain}");
+            assert_eq!((p.pow, p.block_id), expected, "{chain}");
+            let scrypt = p.pow == PowAlgorithm::Scrypt;
+            assert_eq!(
+                p.difficulty_unit == DifficultyUnit::Scrypt,
+                scrypt,
+                "{chain}"
+            );
+            assert_eq!(p.mweb, scrypt, "{chain}");
+            assert_eq!(p.mweb_hrp.is_some(), p.mweb, "{chain}");
         }
     }
 }

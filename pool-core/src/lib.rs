@@ -2,7 +2,7 @@
 //!
 //! This crate owns the vocabulary every other crate speaks: the ledger's [`Event`]s, money in
 //! satoshis ([`Sats`]), 256-bit targets and the work they stand for ([`Target`], [`Work`]), block
-//! ids, and the proof-of-work functions (SHA-256d and HeavyHash).
+//! ids, and the proof-of-work functions (SHA-256d, HeavyHash and scrypt).
 //!
 //! It must never do I/O: no files, sockets, clocks or randomness. Everything here is a plain
 //! function of its inputs, so the hot paths (share validation) can be tested and benchmarked
@@ -26,4 +26,4 @@ pub use block_id::BlockId;
 pub use chain::{Chain, ChainParams};
 pub use event::{Event, EVENT_SCHEMA_VERSION};
 pub use pow::{MatrixCache, PowAlgorithm, PowHasher};
-pub use target::{Target, TargetError, Work};
+pub use target::{DifficultyUnit, Target, TargetError, Work};

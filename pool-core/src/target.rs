@@ -172,6 +172,51 @@ impl Target {
     }
 }
 
+/// What "difficulty 1" means on a chain's Stratum port, in logs and in the RPC: the one place a
+/// shown or configured difficulty becomes a target and back.
+///
+/// Bitcoin-family miners (SHA-256d, HeavyHash) read difficulty 1 as [`Target::DIFF1`]; scrypt
+/// miners (Litecoin) read it as a target 65,536 times easier (`0x0000FFFF << 224`), so a scrypt
+/// difficulty `d` is the Bitcoin-convention difficulty `d / 65536`. Share weight never depends on
+/// this: it is the [`Work`] of the share's target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DifficultyUnit {
+    /// Difficulty 1 = [`Target::DIFF1`] (bits `0x1d00ffff`).
+    #[default]
+    Bitcoin,
+    /// Difficulty 1 = 65,536 × [`Target::DIFF1`] (scrypt pools and miners).
+    Scrypt,
+}
+
+impl DifficultyUnit {
+    /// How many Bitcoin-convention difficulty-1 targets fit in this unit's difficulty-1 target.
+    pub const fn scale(self) -> f64 {
+        match self {
+            DifficultyUnit::Bitcoin => 1.0,
+            DifficultyUnit::Scrypt => 65536.0,
+        }
+    }
+
+    /// The target of a difficulty in this unit (exact: the scale is a power of two).
+    pub fn target(self, difficulty: f64) -> Result<Target, TargetError> {
+        if !difficulty.is_finite() || difficulty <= 0.0 {
+            return Err(TargetError::BadDifficulty(difficulty));
+        }
+        Target::from_difficulty(difficulty / self.scale())
+    }
+
+    /// The difficulty of `target` in this unit, for display, `mining.set_difficulty` and logs.
+    pub fn difficulty(self, target: &Target) -> f64 {
+        target.difficulty() * self.scale()
+    }
+
+    /// `work` in this unit's difficulty-1 shares, for display and hashrate estimates only.
+    pub fn work_difficulty(self, work: &Work) -> f64 {
+        work.as_difficulty() * self.scale()
+    }
+}
+
 impl Work {
     pub const ZERO: Work = Work(U256::ZERO);
 

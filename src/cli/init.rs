@@ -16,6 +16,8 @@ pub enum Network {
 pub enum Pow {
     Sha256d,
     Heavyhash,
+    /// Litecoin.
+    Scrypt,
 }
 
 /// Which chain preset `--network`/`--pow` name. SHA-256d regtest is Bitcoin SV's, the node the
@@ -28,6 +30,9 @@ pub fn preset(network: Network, pow: Pow) -> Chain {
         (Pow::Sha256d, Network::Regtest) => Chain::BsvRegtest,
         (Pow::Sha256d, Network::Testnet) => Chain::BitcoinTest,
         (Pow::Sha256d, Network::Mainnet) => Chain::BitcoinMain,
+        (Pow::Scrypt, Network::Regtest) => Chain::LitecoinRegtest,
+        (Pow::Scrypt, Network::Testnet) => Chain::LitecoinTest,
+        (Pow::Scrypt, Network::Mainnet) => Chain::LitecoinMain,
     }
 }
 
@@ -39,6 +44,8 @@ pub fn regtest_block_difficulty(pow: PowAlgorithm) -> f64 {
     match pow {
         PowAlgorithm::Sha256d => 0.03,
         PowAlgorithm::HeavyHash => 0.004,
+        // Scrypt difficulty (1 = 65,536 Bitcoin difficulty-1 targets): 0.5 is ~3.3e4 hashes.
+        PowAlgorithm::Scrypt => 0.5,
     }
 }
 
@@ -49,6 +56,9 @@ fn regtest_block_note(pow: PowAlgorithm) -> &'static str {
         }
         PowAlgorithm::HeavyHash => {
             "0.004: ~1.7e7 hashes, a block every ~18 s for one CPU thread (HeavyHash, 0.95 M/s)."
+        }
+        PowAlgorithm::Scrypt => {
+            "0.5 (scrypt difficulty): ~3.3e4 hashes, a block every ~13 s for one CPU thread (scrypt, ~2.5 k/s)."
         }
     }
 }
@@ -67,6 +77,9 @@ pub fn example_config(chain: &ChainParams) -> String {
         Chain::ObtcRegtest | Chain::BitcoinRegtest => (18443, "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"),
         Chain::ObtcTest | Chain::BitcoinTest => (18332, "REPLACE_WITH_YOUR_TESTNET_ADDRESS"),
         Chain::ObtcMain | Chain::BitcoinMain => (8332, "REPLACE_WITH_YOUR_ADDRESS"),
+        Chain::LitecoinRegtest => (19443, "rltc1qquxn67dc5nwqhdta40a8lz8edlgx3ydn76fwjf"),
+        Chain::LitecoinTest => (19332, "REPLACE_WITH_YOUR_TESTNET_ADDRESS"),
+        Chain::LitecoinMain => (9332, "REPLACE_WITH_YOUR_ADDRESS"),
     };
     let block_threshold = if regtest {
         format!(
@@ -88,7 +101,7 @@ pub fn example_config(chain: &ChainParams) -> String {
 
 [chain]
 # Chain preset: obtc-main, obtc-test, obtc-regtest, bitcoin-main, bitcoin-test,
-# bitcoin-regtest, bsv-regtest.
+# bitcoin-regtest, bsv-regtest, litecoin-main, litecoin-test, litecoin-regtest.
 preset = "{name}"
 
 [node]
