@@ -237,6 +237,7 @@ impl JobSource {
                         height = job.height,
                         job = job.id,
                         txs = job.transaction_count(),
+                        mweb = job.has_mweb(),
                         "new block to mine on"
                     );
                 } else {
