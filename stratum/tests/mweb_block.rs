@@ -1,4 +1,4 @@
-//! Litecoin MWEB blocks from real templates (`testdata/litecoin-mweb.json`): Litecoin Core
+//! Litecoin MWEB blocks from real templates (the workspace's `testdata/litecoin-mweb.json`): Litecoin Core
 //! 0.21.2.1 regtest's `getblocktemplate` at the first MWEB block (432, with a peg-in) and the next
 //! (433), each with the block the node accepted by `submitblock` and returned by `getblock HASH 0`.
 //! Those blocks were assembled by hand with the coinbase this pool builds (version 1, scriptSig
@@ -21,7 +21,8 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let all: Value = serde_json::from_str(include_str!("../testdata/litecoin-mweb.json")).unwrap();
+    let all: Value =
+        serde_json::from_str(include_str!("../../testdata/litecoin-mweb.json")).unwrap();
     all["cases"]
         .as_array()
         .unwrap()
