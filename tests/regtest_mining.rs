@@ -220,7 +220,11 @@ fn pool_block_difficulty_gives_many_shares_per_block() {
     let mut shares = 0u64;
     let mut prev = client.latest_job().unwrap().prev_hash;
     let mut blocks_seen = 0u64;
-    while blocks_seen < 2 && shares < 5_000 {
+    // At least two blocks and twenty shares: which shares are blocks is chance, so the count of
+    // shares per block is not asserted; that exactly the shares meeting the block threshold became
+    // blocks (and all others only shares) is.
+    let block_target = pool_core::Target::from_difficulty(1e-6).unwrap();
+    while (blocks_seen < 2 || shares < 20) && shares < 5_000 {
         let job = client.latest_job().unwrap();
         let s = client.grind(&job, None, None, 1_000_000);
         match client.submit(&user, &s) {
@@ -229,10 +233,12 @@ fn pool_block_difficulty_gives_many_shares_per_block() {
                 shares += 1;
             }
             // A block just made this job stale; take the next one.
-            Err(e) => assert_eq!(e.code, 21, "{e:?}"),
+            Err(e) => {
+                assert_eq!(e.code, 21, "{e:?}");
+                continue;
+            }
         }
         // A share that was a block: wait for the job on top of it.
-        let block_target = pool_core::Target::from_difficulty(1e-6).unwrap();
         if block_target.is_met_by(&s.hash) {
             let next = client
                 .wait_for_new_block(&prev, Duration::from_secs(30))
@@ -241,13 +247,19 @@ fn pool_block_difficulty_gives_many_shares_per_block() {
             blocks_seen += 1;
         }
     }
-    assert_eq!(blocks_seen, 2, "after {shares} shares");
-    assert!(shares >= 10, "only {shares} shares for 2 blocks");
+    assert!(
+        blocks_seen >= 2,
+        "{blocks_seen} blocks after {shares} shares"
+    );
+    assert!(
+        shares >= blocks_seen + 18,
+        "{shares} shares, {blocks_seen} blocks"
+    );
     drop(client);
     assert!(pool.terminate().success());
     let events = pool.ledger_events();
     let found = block_events(&events);
-    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found.len() as u64, blocks_seen, "{found:?}");
     let accepted = events
         .iter()
         .filter(|e| matches!(e, Event::ShareWithWork(_)))

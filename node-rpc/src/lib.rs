@@ -184,7 +184,7 @@ impl NodeClient {
     /// `getblocktemplate` as raw JSON (the job builder decodes it). With `longpollid` the node
     /// holds the request until the template changes (new block, or new transactions after a while).
     pub async fn get_block_template(&self, longpollid: Option<&str>) -> Result<Value, NodeError> {
-        let mut request = serde_json::json!({ "rules": ["segwit"] });
+        let mut request = serde_json::json!({ "rules": ["mweb", "segwit"] });
         let timeout = match longpollid {
             Some(id) => {
                 request["longpollid"] = Value::String(id.to_owned());

@@ -1,4 +1,5 @@
-//! One linked pair of real Bitcoin SV regtest nodes per test binary.
+//! One linked pair of real regtest nodes per test binary: Bitcoin SV ([`nodes`]) or Litecoin
+//! Core ([`litecoin_nodes`], the Bitcoin Core 0.21 code base: segwit, bech32, the modern wallet).
 //!
 //! `getblocktemplate` on regtest refuses to work without a peer, so the second node `-addnode`s
 //! the first. Each node runs under a small shell watchdog that kills it as soon as the test
@@ -16,12 +17,77 @@ use std::time::{Duration, Instant};
 pub const RPC_USER: &str = "obtc";
 pub const RPC_PASSWORD: &str = "obtcpass";
 
+/// Which node software.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeChain {
+    /// Bitcoin SV 1.0.13 (`bitcoind`), the PyPI wheel `scripts/nodes.sh install` unpacks.
+    Bsv,
+    /// Litecoin Core 0.21.2.1 (`litecoind`), Debian's package.
+    Litecoin,
+}
+
+impl NodeChain {
+    fn daemon(self) -> &'static str {
+        match self {
+            NodeChain::Bsv => "bitcoind",
+            NodeChain::Litecoin => "litecoind",
+        }
+    }
+
+    fn cli(self) -> &'static str {
+        match self {
+            NodeChain::Bsv => "bitcoin-cli",
+            NodeChain::Litecoin => "litecoin-cli",
+        }
+    }
+
+    /// Where the binaries are: `OBTC_NODE_BIN` (BSV, else `<repo>/.nodes/bsv/bin`) or
+    /// `OBTC_LITECOIN_BIN` (Litecoin, else `/usr/bin`).
+    pub fn bin_dir(self) -> PathBuf {
+        match self {
+            NodeChain::Bsv => bin_dir(),
+            NodeChain::Litecoin => std::env::var_os("OBTC_LITECOIN_BIN")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/usr/bin")),
+        }
+    }
+
+    /// The pool's chain preset for this node's regtest.
+    pub fn preset(self) -> &'static str {
+        match self {
+            NodeChain::Bsv => "bsv-regtest",
+            NodeChain::Litecoin => "litecoin-regtest",
+        }
+    }
+
+    /// The node's own flags on top of the common ones.
+    fn flags(self) -> &'static [&'static str] {
+        match self {
+            NodeChain::Bsv => &[
+                "-excessiveblocksize=10000000000",
+                "-maxstackmemoryusageconsensus=0",
+                "-minminingtxfee=0.00000500",
+            ],
+            // Wallet sends on an empty regtest mempool need a fallback fee; MWEB can be activated
+            // (BIP9, signalled by every block from height 0): see [`NodePair::activate_mweb`].
+            NodeChain::Litecoin => &["-fallbackfee=0.0001", "-vbparams=mweb:0:999999999999"],
+        }
+    }
+}
+
+/// Litecoin's MWEB activates at this height under `-vbparams=mweb:0:…` on regtest (BIP9 window
+/// 144, every block signalling): block 432 is the first that must carry the MWEB extension.
+pub const LITECOIN_MWEB_HEIGHT: u64 = 432;
+
 /// One running node.
 #[derive(Debug)]
 pub struct Node {
     pub rpc_port: u16,
     pub p2p_port: u16,
     pub datadir: PathBuf,
+    pub chain: NodeChain,
+    /// Litecoin: the wallet `cli` talks to (Litecoin Core has no default wallet).
+    pub wallet: Option<String>,
     bin_dir: PathBuf,
     args: Vec<String>,
 }
@@ -39,7 +105,25 @@ pub fn nodes() -> &'static NodePair {
     PAIR.get_or_init(|| start_pair().unwrap_or_else(|e| panic!("cannot start regtest nodes: {e}")))
 }
 
-/// Where the node binaries are: `OBTC_NODE_BIN`, else `<repo>/.nodes/bsv/bin`.
+/// The Litecoin node pair of this test binary, started on first use: node 1's wallet `pool` (the
+/// pool's, holding nothing but what the pool's blocks pay it), node 2's wallet `miner`; node 2
+/// mined the first block. MWEB is not active until [`NodePair::activate_mweb`].
+pub fn litecoin_nodes() -> &'static NodePair {
+    static PAIR: OnceLock<NodePair> = OnceLock::new();
+    PAIR.get_or_init(|| {
+        start_litecoin_payout_pair()
+            .unwrap_or_else(|e| panic!("cannot start Litecoin regtest nodes: {e}"))
+    })
+}
+
+/// A Litecoin node pair of the caller's own: node 1's wallet `pool` holds only pool rewards (the
+/// set-up block comes from node 2's wallet `miner`). Both wallets are loaded again when a node
+/// is restarted ([`Node::start`]).
+pub fn start_litecoin_payout_pair() -> Result<NodePair, String> {
+    start_chain_pair(NodeChain::Litecoin, &[], 2)
+}
+
+/// Where the BSV node binaries are: `OBTC_NODE_BIN`, else `<repo>/.nodes/bsv/bin`.
 pub fn bin_dir() -> PathBuf {
     match std::env::var_os("OBTC_NODE_BIN") {
         Some(dir) => PathBuf::from(dir),
@@ -60,7 +144,12 @@ impl Node {
 
     /// Runs `bitcoin-cli` against this node; JSON output is parsed, anything else is a string.
     pub fn try_cli(&self, args: &[&str]) -> Result<Value, String> {
-        let out = Command::new(self.bin_dir.join("bitcoin-cli"))
+        let mut cmd = Command::new(self.bin_dir.join(self.chain.cli()));
+        if let Some(wallet) = &self.wallet {
+            // Calls that are not wallet calls are served on a wallet's endpoint too.
+            cmd.arg(format!("-rpcwallet={wallet}"));
+        }
+        let out = cmd
             .arg("-regtest")
             .arg(format!("-rpcport={}", self.rpc_port))
             .arg(format!("-rpcuser={RPC_USER}"))
@@ -70,11 +159,11 @@ impl Node {
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run bitcoin-cli: {e}"))?;
+            .map_err(|e| format!("cannot run {}: {e}", self.chain.cli()))?;
         let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-            return Err(format!("bitcoin-cli {args:?}: {stderr}"));
+            return Err(format!("{} {args:?}: {stderr}", self.chain.cli()));
         }
         Ok(serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)))
     }
@@ -98,11 +187,27 @@ impl Node {
             .collect()
     }
 
+    /// A new address of the node's wallet (Litecoin: bech32 `rltc1…`; BSV: P2PKH).
     pub fn new_address(&self) -> String {
         self.cli(&["getnewaddress"])
             .as_str()
             .expect("address")
             .to_owned()
+    }
+
+    /// A new address of the given type: `legacy`, `p2sh-segwit`, `bech32` or (Litecoin) `mweb`.
+    pub fn new_address_of(&self, kind: &str) -> String {
+        self.cli(&["getnewaddress", "", kind])
+            .as_str()
+            .expect("address")
+            .to_owned()
+    }
+
+    /// Mines `blocks` to a new address of this node's own wallet (`generatetoaddress`: neither
+    /// node has `generate` on Litecoin).
+    pub fn generate(&self, blocks: u64) -> Value {
+        let address = self.new_address();
+        self.cli(&["generatetoaddress", &blocks.to_string(), &address])
     }
 
     /// Waits (bounded) until `pred` holds for this node; returns whether it did.
@@ -156,6 +261,36 @@ impl NodePair {
     pub fn relink(&self, timeout: Duration) -> bool {
         link(&self.node1, &self.node2, timeout)
     }
+
+    /// Litecoin: brings the chain to the eve of MWEB. Node 2 mines (to its own wallet) up to
+    /// height `LITECOIN_MWEB_HEIGHT - 1`, then pegs 1 LTC into an MWEB address of its wallet
+    /// (the first MWEB block's HogEx needs an input: without a peg-in the node refuses it,
+    /// "bad-txns-vin-empty"), and hands the peg-in to node 1's mempool. Block 432, the first
+    /// one that must carry the MWEB extension, is left to the pool. Idempotent past that height.
+    pub fn activate_mweb(&self, timeout: Duration) {
+        assert_eq!(self.node1.chain, NodeChain::Litecoin, "MWEB is Litecoin's");
+        let eve = LITECOIN_MWEB_HEIGHT - 1;
+        let height = self.node1.block_count();
+        if height > eve {
+            return;
+        }
+        if height < eve {
+            let address = self.node2.new_address();
+            self.mine_outside(&address, eve - height, timeout);
+        }
+        let mweb = self.node2.new_address_of("mweb");
+        let txid = self.node2.cli(&["sendtoaddress", &mweb, "1"]);
+        let txid = txid.as_str().expect("a txid").to_owned();
+        // The peg-in may not relay on its own before activation: give node 1 the raw transaction.
+        let raw = self.node2.cli(&["getrawtransaction", &txid]);
+        let raw = raw.as_str().expect("a raw transaction").to_owned();
+        let _ = self.node1.try_cli(&["sendrawtransaction", &raw]);
+        assert!(
+            self.node1
+                .wait_until(timeout, |n| n.mempool().contains(&txid)),
+            "node 1 never got the peg-in {txid}"
+        );
+    }
 }
 
 /// Asks `node2` to connect to `node1` now; whether `node1` has a peer within `timeout`.
@@ -188,17 +323,41 @@ pub fn start_payout_pair() -> Result<NodePair, String> {
 }
 
 fn start_pair_mining_first_on(node1_args: &[&str], first_miner: u32) -> Result<NodePair, String> {
-    let bin = bin_dir();
-    if !bin.join("bitcoind").is_file() || !bin.join("bitcoin-cli").is_file() {
+    start_chain_pair(NodeChain::Bsv, node1_args, first_miner)
+}
+
+fn start_chain_pair(
+    chain: NodeChain,
+    node1_args: &[&str],
+    first_miner: u32,
+) -> Result<NodePair, String> {
+    let bin = chain.bin_dir();
+    if !bin.join(chain.daemon()).is_file() || !bin.join(chain.cli()).is_file() {
+        let hint = match chain {
+            NodeChain::Bsv => "run `scripts/nodes.sh install` (or set OBTC_NODE_BIN)",
+            NodeChain::Litecoin => {
+                "run `scripts/nodes.sh --chain litecoin install` (or set OBTC_LITECOIN_BIN)"
+            }
+        };
         return Err(format!(
-            "no bitcoind/bitcoin-cli in {}: run `scripts/nodes.sh install` (or set OBTC_NODE_BIN)",
+            "no {}/{} in {}: {hint}",
+            chain.daemon(),
+            chain.cli(),
             bin.display()
         ));
     }
-    let node1 = spawn_node(&bin, 1, None, free_port(), node1_args)?;
-    let node2 = spawn_node(&bin, 2, Some(node1.p2p_port), free_port(), &[])?;
+    let mut node1 = spawn_node(chain, &bin, 1, None, free_port(), node1_args)?;
+    let mut node2 = spawn_node(chain, &bin, 2, Some(node1.p2p_port), free_port(), &[])?;
     for node in [&node1, &node2] {
         node.ready_within(Duration::from_secs(60))?;
+    }
+    if chain == NodeChain::Litecoin {
+        // No default wallet: one each, loaded again at every restart.
+        for (node, name) in [(&mut node1, "pool"), (&mut node2, "miner")] {
+            node.try_cli(&["createwallet", name])?;
+            node.wallet = Some(name.to_owned());
+            node.args.push(format!("-wallet={name}"));
+        }
     }
     // node2's -addnode attempt may have come before node1 listened, and bitcoind retries added
     // nodes only every minute or two: ask for a connection now.
@@ -213,8 +372,13 @@ fn start_pair_mining_first_on(node1_args: &[&str], first_miner: u32) -> Result<N
     } else {
         (&node1, &node2)
     };
-    let generated = miner.wait_until(Duration::from_secs(30), |n| {
-        n.try_cli(&["generate", "1"]).is_ok()
+    let generated = miner.wait_until(Duration::from_secs(30), |n| match n.chain {
+        NodeChain::Bsv => n.try_cli(&["generate", "1"]).is_ok(),
+        NodeChain::Litecoin => n
+            .try_cli(&["getnewaddress"])
+            .ok()
+            .and_then(|a| a.as_str().map(str::to_owned))
+            .is_some_and(|a| n.try_cli(&["generatetoaddress", "1", &a]).is_ok()),
     });
     if !generated {
         return Err(format!(
@@ -264,7 +428,7 @@ impl Node {
             .is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0)
     }
 
-    /// Stops the node (`bitcoin-cli stop`) and waits (bounded) until its process has ended;
+    /// Stops the node (`bitcoin-cli stop` / `litecoin-cli stop`) and waits (bounded) until its process has ended;
     /// its data stays for [`Node::start`].
     pub fn stop(&self) {
         let _ = self.try_cli(&["stop"]);
@@ -277,7 +441,7 @@ impl Node {
 
     /// Starts a stopped node again with the same data, ports and arguments.
     pub fn start(&self) {
-        launch(&self.bin_dir, &self.datadir, &self.args).expect("restart bitcoind");
+        launch(self.chain, &self.bin_dir, &self.datadir, &self.args).expect("restart the node");
     }
 
     /// Waits (bounded) until the node answers RPC calls.
@@ -298,33 +462,34 @@ impl Node {
     }
 }
 
-fn launch(bin: &Path, datadir: &Path, args: &[String]) -> Result<(), String> {
+fn launch(chain: NodeChain, bin: &Path, datadir: &Path, args: &[String]) -> Result<(), String> {
     Command::new("sh")
         .arg("-c")
         .arg(WATCHDOG)
         .arg("sh")
         .arg(std::process::id().to_string())
         .arg(datadir)
-        .arg(bin.join("bitcoind"))
+        .arg(bin.join(chain.daemon()))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map(|_| ())
-        .map_err(|e| format!("cannot start bitcoind: {e}"))
+        .map_err(|e| format!("cannot start {}: {e}", chain.daemon()))
 }
 
 /// A single node of the caller's own (no peer: `getblocktemplate` will not serve it), its RPC
 /// server on `rpc_port` (chosen before the node exists), started with `extra_args` on top of the
 /// usual ones.
 pub fn start_single_on(rpc_port: u16, extra_args: &[&str]) -> Result<Node, String> {
-    let node = spawn_node(&bin_dir(), 3, None, rpc_port, extra_args)?;
+    let node = spawn_node(NodeChain::Bsv, &bin_dir(), 3, None, rpc_port, extra_args)?;
     node.ready_within(Duration::from_secs(60))?;
     Ok(node)
 }
 
 fn spawn_node(
+    chain: NodeChain,
     bin: &Path,
     n: u32,
     peer: Option<u16>,
@@ -353,14 +518,12 @@ fn spawn_node(
         "-rpcallowip=127.0.0.1".to_owned(),
         format!("-rpcuser={RPC_USER}"),
         format!("-rpcpassword={RPC_PASSWORD}"),
-        "-excessiveblocksize=10000000000".to_owned(),
-        "-maxstackmemoryusageconsensus=0".to_owned(),
-        "-minminingtxfee=0.00000500".to_owned(),
         // Every pool a test starts holds one RPC thread in a long poll until the next block
         // (a SIGKILLed pool's long poll too): give the node plenty.
         "-rpcthreads=32".to_owned(),
         "-rpcworkqueue=128".to_owned(),
     ];
+    args.extend(chain.flags().iter().map(|f| f.to_string()));
     if let Some(port) = peer {
         args.push(format!("-addnode=127.0.0.1:{port}"));
     }
@@ -380,11 +543,13 @@ fn spawn_node(
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start the cleaner: {e}"))?;
-    launch(bin, &datadir, &args)?;
+    launch(chain, bin, &datadir, &args)?;
     Ok(Node {
         rpc_port,
         p2p_port,
         datadir,
+        chain,
+        wallet: None,
         bin_dir: bin.to_owned(),
         args,
     })
