@@ -62,6 +62,7 @@ pub fn pool_info(state: &Applied, config: &Config, ledger_base: u64) -> PoolInfo
         chain: chain.name.to_owned(),
         network: network_name(chain.name).to_owned(),
         pow: chain.pow.name().to_owned(),
+        difficulty_unit: chain.difficulty_unit,
         coinbase_maturity: chain.coinbase_maturity,
         rule,
         rule_seq,

@@ -2,7 +2,6 @@
 
 use crate::config::{Config, ExtraAmount, NodeSettings, RpcNodeSettings};
 use node_rpc::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
-use pool_core::Target;
 use std::sync::Arc;
 use stratum::job::{ExtraOutput, JobConfig, OutputValue};
 use stratum::server::chain_guard::{ChainCheckError, ChainGuard};
@@ -18,6 +17,7 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
     let s = &config.stratum;
     let mut session = SessionConfig::new(chain, s.extranonce2_size);
     session.version_mask = s.version_rolling_mask;
+    // The vardiff difficulties stay in the chain's unit: the session converts them.
     session.vardiff = VardiffConfig {
         initial_difficulty: s.vardiff.start_difficulty,
         min_difficulty: s.vardiff.min_difficulty,
@@ -43,9 +43,13 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
             script_pubkey: o.address.script_pubkey.clone(),
         })
         .collect();
+    // In the chain's difficulty unit, like every difficulty miners see (scrypt: 1 = 65,536 x
+    // Bitcoin's difficulty-1 target).
     job.pool_block_target = match config.pool.pool_block_difficulty {
         Some(d) => Some(
-            Target::from_difficulty(d)
+            chain
+                .difficulty_unit
+                .target(d)
                 .map_err(|e| anyhow::anyhow!("pool.pool_block_difficulty {d}: {e}"))?,
         ),
         None => None,
