@@ -141,3 +141,59 @@ fn node_client(url: &str, auth: &NodeAuth, n: &RpcNodeSettings) -> NodeClient {
         longpoll_timeout: n.longpoll_timeout,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::{DifficultyUnit, Target};
+    use std::path::Path;
+
+    fn config(preset: &str) -> Config {
+        let text = format!(
+            r#"
+[chain]
+preset = "{preset}"
+[node]
+url = "http://127.0.0.1:18443"
+user = "u"
+password = "p"
+[pool]
+payout_address = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"
+pool_block_difficulty = 0.5
+[stratum.vardiff]
+min_difficulty = 0.25
+start_difficulty = 2.0
+max_difficulty = 1024.0
+[ledger]
+data_dir = "data"
+"#
+        );
+        Config::from_text(&text, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn configured_difficulties_are_in_the_chains_unit() {
+        // litecoin-regtest: scrypt difficulty 0.5 is Bitcoin difficulty 0.5 / 65,536.
+        let scrypt = server_config(&config("litecoin-regtest")).unwrap();
+        assert_eq!(scrypt.session.chain.difficulty_unit, DifficultyUnit::Scrypt);
+        let target = scrypt.job_config.pool_block_target.unwrap();
+        assert_eq!(target, Target::from_difficulty(0.5 / 65_536.0).unwrap());
+        assert_eq!(DifficultyUnit::Scrypt.difficulty(&target), 0.5);
+        // bsv-regtest: Bitcoin's difficulty, as before.
+        let bitcoin = server_config(&config("bsv-regtest")).unwrap();
+        let target = bitcoin.job_config.pool_block_target.unwrap();
+        assert_eq!(target, Target::from_difficulty(0.5).unwrap());
+        assert_eq!(
+            scrypt.job_config.pool_block_target.unwrap().as_u256(),
+            target.as_u256() << 16
+        );
+        // The vardiff numbers reach the session as written: it reads them in the chain's unit.
+        for c in [&scrypt, &bitcoin] {
+            let v = &c.session.vardiff;
+            assert_eq!(
+                (v.min_difficulty, v.initial_difficulty, v.max_difficulty),
+                (0.25, 2.0, 1024.0)
+            );
+        }
+    }
+}
