@@ -12,7 +12,8 @@ pub struct PoolSettings {
     pub payout: ParsedAddress,
     /// Further coinbase outputs (fee, donation), in order.
     pub extra_outputs: Vec<ExtraOutput>,
-    /// Regtest only: a harder target a share must meet to be submitted as a block.
+    /// Regtest only: a harder target a share must meet to be submitted as a block, as a
+    /// difficulty in the chain's unit (`ChainParams::difficulty_unit`).
     pub pool_block_difficulty: Option<f64>,
 }
 
@@ -99,7 +100,12 @@ pub(super) fn pool_settings(
                     ),
                 ));
             }
-            Some(positive_difficulty("pool.pool_block_difficulty", d)?)
+            let d = positive_difficulty("pool.pool_block_difficulty", d)?;
+            chain
+                .difficulty_unit
+                .target(d)
+                .map_err(|e| invalid("pool.pool_block_difficulty", e.to_string()))?;
+            Some(d)
         }
     };
     Ok(PoolSettings {
