@@ -130,6 +130,19 @@ mod tests {
     }
 
     #[test]
+    fn block_threshold_is_read_in_the_chains_difficulty_unit() {
+        // 1e69 in Bitcoin's unit is a target below 1 (refused: no hash could meet it); in
+        // scrypt's it is Bitcoin's 1e69 / 65,536, a target of about 1,800 (taken).
+        let text = minimal("pool_block_difficulty = 1e69\n");
+        let (key, p) = problem(&text);
+        assert_eq!(key, "pool.pool_block_difficulty");
+        assert!(p.contains("zero"), "{p}");
+        let text = text.replace("bsv-regtest", "litecoin-regtest");
+        let c = crate::config::Config::from_text(&text, std::path::Path::new(".")).unwrap();
+        assert_eq!(c.pool.pool_block_difficulty, Some(1e69));
+    }
+
+    #[test]
     fn wrong_network_payout_address_is_refused() {
         let text = minimal("").replace(BSV_ADDR, "1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2");
         assert_eq!(problem(&text).0, "pool.payout_address");
