@@ -86,7 +86,7 @@ fn wait_for_job(client: &mut StratumClient, prev: Option<&str>, branch: usize) -
     let deadline = Instant::now() + TIMEOUT;
     while Instant::now() < deadline {
         if let Some(job) = client.latest_job() {
-            if prev.is_none_or(|p| job.prev_hash != p) && job.merkle_branch.len() >= branch {
+            if prev != Some(job.prev_hash.as_str()) && job.merkle_branch.len() >= branch {
                 return Some(job);
             }
         }
