@@ -23,6 +23,9 @@ use thiserror::Error;
 /// The longest address accepted (BIP173's limit for a bech32 string; base58 addresses are
 /// shorter).
 pub const MAX_ADDRESS_LEN: usize = 90;
+/// Strings under an MWEB prefix up to this long are refused as MWEB addresses (a real one, two
+/// 33-byte keys in bech32, is about 130 characters); longer ones are just too long.
+const MAX_MWEB_ADDRESS_LEN: usize = 200;
 
 const OP_DUP: u8 = 0x76;
 const OP_HASH160: u8 = 0xa9;
@@ -88,8 +91,10 @@ pub fn parse_payout_address(s: &str, chain: &ChainParams) -> Result<ParsedAddres
         return Err(AddressError::Empty);
     }
     // Before the length check: MWEB addresses (two public keys) are longer than any payable one.
-    if let Some(refusal) = mweb_refusal(s, chain) {
-        return Err(refusal);
+    if s.len() <= MAX_MWEB_ADDRESS_LEN {
+        if let Some(refusal) = mweb_refusal(s, chain) {
+            return Err(refusal);
+        }
     }
     if s.len() > MAX_ADDRESS_LEN {
         return Err(AddressError::TooLong { len: s.len() });

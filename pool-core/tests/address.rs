@@ -395,6 +395,12 @@ fn mweb_addresses_are_refused_with_their_own_reason() {
         parse_payout_address(short, Chain::LitecoinMain.params()),
         Err(AddressError::Mweb { .. })
     ));
+    // Past any MWEB address's length it is only too long (the refusal does not echo it all).
+    let long = format!("tmweb1{}", "q".repeat(300));
+    assert_eq!(
+        parse_payout_address(&long, Chain::LitecoinRegtest.params()),
+        Err(AddressError::TooLong { len: long.len() })
+    );
     // Another network's MWEB address, on Litecoin mainnet and on a chain without MWEB.
     for chain in [
         Chain::LitecoinMain,
