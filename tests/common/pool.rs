@@ -26,6 +26,8 @@ pub struct PoolOptions {
     pub extra: String,
     /// Node RPC URL; default: the test pair's node1.
     pub node_url: Option<String>,
+    /// The `[chain] preset`; default `bsv-regtest` (the test pair's chain).
+    pub chain_preset: String,
 }
 
 impl PoolOptions {
@@ -64,7 +66,19 @@ impl PoolOptions {
             refresh_secs: 30,
             extra: String::new(),
             node_url: None,
+            chain_preset: "bsv-regtest".to_owned(),
         }
+    }
+
+    /// Options for a pool on the test binary's Litecoin pair ([`litecoin_nodes`]): preset
+    /// `litecoin-regtest`, node 1 as the node.
+    ///
+    /// [`litecoin_nodes`]: super::nodes::litecoin_nodes
+    pub fn litecoin(payout_address: &str) -> PoolOptions {
+        let mut options = PoolOptions::new(payout_address);
+        options.chain_preset = "litecoin-regtest".to_owned();
+        options.node_url = Some(super::nodes::litecoin_nodes().node1.rpc_url());
+        options
     }
 }
 
@@ -248,7 +262,7 @@ pub fn config_text(o: &PoolOptions, stratum: SocketAddr, notify: SocketAddr) -> 
     };
     format!(
         r#"[chain]
-preset = "bsv-regtest"
+preset = "{preset}"
 
 [node]
 url = "{url}"
@@ -288,6 +302,7 @@ listen = "{notify}"
             .node_url
             .clone()
             .unwrap_or_else(|| nodes().node1.rpc_url()),
+        preset = o.chain_preset,
         longpoll = o.longpoll,
         refresh = o.refresh_secs,
         max_line = o.max_line_bytes,

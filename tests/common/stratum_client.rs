@@ -2,7 +2,9 @@
 //! grinds nonces with SHA-256d. It builds the header itself (coinbase, merkle root, byte orders)
 //! from `mining.notify`, so it checks the pool's jobs independently of the pool's own code.
 
-use pool_core::Target;
+use pool_core::chain::ChainParams;
+use pool_core::pow::PowAlgorithm;
+use pool_core::{DifficultyUnit, Target};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -32,7 +34,8 @@ pub struct Solution {
     pub ntime: String,
     pub nonce: String,
     pub version_bits: Option<String>,
-    /// SHA-256d of the header, internal byte order.
+    /// The header's proof-of-work hash (SHA-256d, or scrypt after [`StratumClient::use_chain`]
+    /// on a scrypt chain), internal byte order.
     pub hash: [u8; 32],
 }
 
@@ -55,6 +58,10 @@ pub struct StratumClient {
     /// Every notification seen, in order (method, params).
     pub notifications: Vec<(String, Value)>,
     extranonce2_counter: u64,
+    /// The hash [`StratumClient::grind`] checks headers with (default SHA-256d).
+    pub pow: PowAlgorithm,
+    /// What the pool's difficulties mean (default the Bitcoin convention).
+    pub difficulty_unit: DifficultyUnit,
 }
 
 pub fn sha256d(data: &[u8]) -> [u8; 32] {
@@ -100,6 +107,27 @@ impl StratumClient {
             jobs: VecDeque::new(),
             notifications: Vec::new(),
             extranonce2_counter: 0,
+            pow: PowAlgorithm::Sha256d,
+            difficulty_unit: DifficultyUnit::Bitcoin,
+        }
+    }
+
+    /// Grind as a miner of `chain` does: its proof-of-work hash, its difficulty unit.
+    pub fn use_chain(&mut self, chain: &ChainParams) {
+        assert!(
+            matches!(chain.pow, PowAlgorithm::Sha256d | PowAlgorithm::Scrypt),
+            "the test client grinds SHA-256d or scrypt, not {:?}",
+            chain.pow
+        );
+        self.pow = chain.pow;
+        self.difficulty_unit = chain.difficulty_unit;
+    }
+
+    /// The proof-of-work hash of a header, as [`StratumClient::grind`] checks it.
+    pub fn pow_hash(&self, header: &[u8; 80]) -> [u8; 32] {
+        match self.pow {
+            PowAlgorithm::Scrypt => pool_core::pow::scrypt_header(header),
+            _ => sha256d(header),
         }
     }
 
@@ -314,7 +342,10 @@ impl StratumClient {
         rolled_version_bits: Option<u32>,
         max_hashes: u64,
     ) -> Solution {
-        let target = Target::from_difficulty(difficulty.unwrap_or(self.difficulty)).unwrap();
+        let target: Target = self
+            .difficulty_unit
+            .target(difficulty.unwrap_or(self.difficulty))
+            .unwrap();
         self.extranonce2_counter += 1;
         let mut en2 = self.extranonce2_counter.to_le_bytes().to_vec();
         en2.resize(self.extranonce2_size, 0);
@@ -328,7 +359,7 @@ impl StratumClient {
         let ntime = job.ntime;
         for nonce in 0..max_hashes.min(u64::from(u32::MAX)) as u32 {
             let header = self.header(job, &en2, ntime, nonce, version);
-            let hash = sha256d(&header);
+            let hash = self.pow_hash(&header);
             if target.is_met_by(&hash) {
                 return Solution {
                     job_id: job.job_id.clone(),
