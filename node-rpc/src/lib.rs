@@ -184,6 +184,9 @@ impl NodeClient {
     /// `getblocktemplate` as raw JSON (the job builder decodes it). With `longpollid` the node
     /// holds the request until the template changes (new block, or new transactions after a while).
     pub async fn get_block_template(&self, longpollid: Option<&str>) -> Result<Value, NodeError> {
+        // Litecoin Core refuses a request without both rules it knows ("mweb" and "segwit");
+        // Bitcoin Core (and oBTC, its 0.20.1 fork) and Bitcoin SV ignore a client rule they do not
+        // know, so one request serves every node family.
         let mut request = serde_json::json!({ "rules": ["mweb", "segwit"] });
         let timeout = match longpollid {
             Some(id) => {

@@ -93,6 +93,7 @@ pub fn example_config(chain: &ChainParams) -> String {
     } else {
         String::new()
     };
+    // In the chain's difficulty unit (scrypt: 1 = 65,536 Bitcoin difficulty-1 targets).
     let start_difficulty = if regtest { "0.001" } else { "16384" };
     let min_difficulty = if regtest { "0.0001" } else { "1" };
     format!(
@@ -232,8 +233,9 @@ user = "obtc"
 password = "obtcpass"
 # cookie_file = "/home/me/.bitcoin/.cookie"
 # A named wallet (Bitcoin Core's multiwallet: calls go to /wallet/NAME); Bitcoin SV has one
-# wallet, served without a name (or as "wallet.dat").
-# wallet = "pool"
+# wallet, served without a name (or as "wallet.dat"). Litecoin Core has no default wallet:
+# name one; the payout process loads it.
+{wallet_line}
 rpc_timeout_secs = 30
 
 [notify]
@@ -257,6 +259,11 @@ listen = "127.0.0.1:8339"
 "#,
         name = chain.name,
         pow = chain.pow.name(),
+        wallet_line = if chain.mweb {
+            "wallet = \"pool\""
+        } else {
+            "# wallet = \"pool\""
+        },
     )
 }
 
@@ -268,7 +275,7 @@ mod tests {
 
     #[test]
     fn regtest_examples_load_as_printed() {
-        for pow in [Pow::Sha256d, Pow::Heavyhash] {
+        for pow in [Pow::Sha256d, Pow::Heavyhash, Pow::Scrypt] {
             let chain = preset(Network::Regtest, pow).params();
             let config = Config::from_text(&example_config(chain), Path::new("/tmp")).unwrap();
             assert_eq!(config.chain.name, chain.name);

@@ -329,6 +329,7 @@ data_dir = "data"
         for text in [
             include_str!("../../examples/bsv-regtest.toml"),
             include_str!("../../examples/obtc-regtest.toml"),
+            include_str!("../../examples/litecoin-regtest.toml"),
             include_str!("../../examples/synthetic.toml"),
         ] {
             Config::parse(text, Path::new("/tmp")).unwrap();
