@@ -58,7 +58,7 @@ pub fn mine_scrypt_blocks(
         ]);
         let left = deadline.saturating_duration_since(Instant::now());
         match client.request("mining.submit", params) {
-            Ok(v) if v == serde_json::json!(true) => n += 1,
+            Ok(serde_json::Value::Bool(true)) => n += 1,
             // A job of the block before: a block of another connection (or of the node) came
             // while the job reached us. Mine on the new block's job.
             Err(e) if e.message.to_ascii_lowercase().contains("stale") => {
