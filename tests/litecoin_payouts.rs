@@ -17,6 +17,7 @@ use common::payout::PayoutProcess;
 use common::payout_scenarios as scenarios;
 use common::payout_setup::*;
 use common::rpc;
+use common::stratum_client::StratumClient;
 use payout::api::operator::{BlockState, BlocksPage, MAX_LIMIT, METHOD_BLOCKS_LIST};
 use projections::{BlockStatus, PaymentStatus};
 use serde_json::json;
@@ -128,10 +129,28 @@ fn best(node: &Node) -> String {
 /// 2 has it.
 fn mine_one(s: &Setup, user: &str) -> String {
     let before = best(&s.pair.node1);
+    // After an invalidateblock the pool needs a moment for the new template: a block on the
+    // old tip would be refused (bad-prevblk).
+    let mut tip = hex::decode(&before).unwrap();
+    tip.reverse();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let (client, job) = StratumClient::authorized(s.pool.stratum, user);
+        if client.header(&job, &[0; 4], 0, 0, 0)[4..36] == tip[..] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool's job is not on node 1's tip {before}\n{}",
+            s.logs(None)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     s.mine_shares(user, 1);
     assert!(
         s.pair.node1.wait_until(TIMEOUT, |n| best(n) != before),
-        "node 1 never got the pool's block"
+        "node 1 never got the pool's block\n{}",
+        s.logs(None)
     );
     let block = best(&s.pair.node1);
     wait_for(s, "the block immature", None, || {
@@ -208,7 +227,10 @@ fn litecoin_reorgs_of_a_paid_block_and_of_the_payment_end_in_one_exact_payment()
             .wait_until(TIMEOUT, |n| n.mempool().contains(&txid)),
         "the payment did not return to node 1's mempool"
     );
-    s.confirm_payments(2);
+    // Another coinbase address than the invalidated block's: the same address, parent,
+    // transactions and time would make the very same (invalid) block again.
+    let elsewhere = s.pair.node2.new_address();
+    s.pair.confirm_payments(&elsewhere, 2, TIMEOUT);
     s.wait_state("every payment confirmed", Some(&payout), |st| {
         st.open_payments.is_empty()
     });
@@ -278,4 +300,26 @@ fn litecoin_reorgs_of_a_paid_block_and_of_the_payment_end_in_one_exact_payment()
         "reorgs on Litecoin: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+fn keep_node_logs_on_panic() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let pid = std::process::id();
+            let keep = std::path::Path::new("/tmp/pay-scratch/keep");
+            let _ = std::fs::create_dir_all(keep);
+            for e in std::fs::read_dir("/tmp").unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("obtc-test-node") && name.contains(&format!("-{pid}-")) {
+                    let _ = std::fs::copy(
+                        e.path().join("regtest/debug.log"),
+                        keep.join(format!("{name}.log")),
+                    );
+                }
+            }
+            prev(info);
+        }));
+    });
 }

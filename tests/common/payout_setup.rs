@@ -208,7 +208,17 @@ impl Setup {
                     .expect_accepted(shares, &self.pool.log());
             }
             NodeChain::Litecoin => {
-                mine_scrypt_blocks(self.pool.stratum, user, shares, TIMEOUT, || self.pool.log())
+                // Every share is a block: node 1 has them all before the caller goes on (the
+                // pool answers a share before its block reaches the node).
+                let height = self.pair.node1.block_count();
+                mine_scrypt_blocks(self.pool.stratum, user, shares, TIMEOUT, || self.pool.log());
+                assert!(
+                    self.pair
+                        .node1
+                        .wait_until(TIMEOUT, |n| n.block_count() >= height + shares),
+                    "node 1 did not get the pool's {shares} blocks\n{}",
+                    self.pool.log()
+                );
             }
         }
     }
