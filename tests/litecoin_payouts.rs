@@ -301,25 +301,3 @@ fn litecoin_reorgs_of_a_paid_block_and_of_the_payment_end_in_one_exact_payment()
         started.elapsed().as_secs_f64()
     );
 }
-
-fn keep_node_logs_on_panic() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let pid = std::process::id();
-            let keep = std::path::Path::new("/tmp/pay-scratch/keep");
-            let _ = std::fs::create_dir_all(keep);
-            for e in std::fs::read_dir("/tmp").unwrap().flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("obtc-test-node") && name.contains(&format!("-{pid}-")) {
-                    let _ = std::fs::copy(
-                        e.path().join("regtest/debug.log"),
-                        keep.join(format!("{name}.log")),
-                    );
-                }
-            }
-            prev(info);
-        }));
-    });
-}
