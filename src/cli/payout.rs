@@ -53,6 +53,7 @@ pub fn payer_settings(config: &Config) -> PayerSettings {
     PayerSettings {
         limits: PlanLimits {
             min_payment: p.min_payment,
+            dust_limit: config.chain.dust_limit,
             max_outputs: p.max_outputs,
             max_per_run: p.max_per_run,
             max_per_day: p.max_per_day,
