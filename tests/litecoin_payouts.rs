@@ -214,6 +214,15 @@ fn litecoin_reorgs_of_a_paid_block_and_of_the_payment_end_in_one_exact_payment()
         .txid
         .expect("a sent payment has a txid")
         .to_display_hex();
+    // The node forgets the wallet (as after a restart without it): the payout process's next
+    // call finds it not loaded and loads it again.
+    s.pair.node1.cli(&["unloadwallet"]);
+    let listed = |n: &Node| n.cli(&["listwallets"]) == json!([LITECOIN_POOL_WALLET]);
+    assert!(
+        s.pair.node1.wait_until(TIMEOUT, listed),
+        "the payout process did not load the wallet again\n{}",
+        s.logs(Some(&payout))
+    );
     // The payment's first confirmation is reorganized away: it returns to the mempool, and
     // confirms again on the new branch.
     s.confirm_payments(1);
