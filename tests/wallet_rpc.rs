@@ -73,6 +73,7 @@ fn payer() -> Payer<NoPool, WalletClient> {
         PayerSettings {
             limits: PlanLimits {
                 min_payment: Sats(546),
+                dust_limit: pool_core::Chain::BsvRegtest.params().dust_limit,
                 max_outputs: 10,
                 max_per_run: Sats(u64::MAX),
                 max_per_day: Sats(u64::MAX),

@@ -14,7 +14,7 @@ pub mod wallet;
 
 pub use wallet::{
     AddressCheck, Broadcast, FundedTx, SignMethod, SignedTx, TxOutInfo, Unspent, WalletClient,
-    WalletEntry, WalletTx,
+    WalletEntry, WalletLoad, WalletTx,
 };
 
 use serde::de::DeserializeOwned;

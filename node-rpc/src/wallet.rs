@@ -13,6 +13,14 @@
 //!   multiwallet endpoint). BSV 1.0.13 serves its single wallet on the plain URL and also on
 //!   `/wallet/wallet.dat` (its file name); any other name is "Requested wallet does not exist
 //!   or is not loaded" (-18).
+//! - loading: Core 0.21 (so Litecoin 0.21) has no default wallet and loads only what its
+//!   `-wallet` options or `settings.json` name, so a named wallet is loaded with `loadwallet`
+//!   ([`WalletClient::load_wallet`], also again whenever a call finds it not loaded: the node
+//!   restarted). Measured on Litecoin 0.21.2.1: a missing wallet is -18 "Wallet file
+//!   verification failed. Failed to load database path '…'. Path does not exist."; a loaded one
+//!   -4 "… Data file '…/wallet.dat' is already loaded." (Core 22+: -35 "Wallet \"pool\" is
+//!   already loaded."); `createwallet` of an existing one -4 "… Database already exists.".
+//!   BSV 1.0.13 has no `loadwallet` (-32601): its one wallet is always loaded.
 //! - `sendrawtransaction` of a transaction the node already has: BSV answers -27 "Transaction
 //!   already in the mempool" and, once mined, -26 "257: txn-already-known"; Core answers
 //!   "transaction already in block chain" (-27) or, in newer versions, "Transaction outputs
@@ -45,6 +53,8 @@ pub const RPC_WALLET_UNLOCK_NEEDED: i32 = -13;
 pub const RPC_WALLET_NOT_FOUND: i32 = -18;
 /// Core: already in the chain; BSV: already in the mempool.
 pub const RPC_VERIFY_ALREADY_IN_CHAIN: i32 = -27;
+/// Core 22+: `loadwallet` of a loaded wallet (Core 0.21 answers -4, see the module text).
+pub const RPC_WALLET_ALREADY_LOADED: i32 = -35;
 
 /// Messages of nodes that already have the transaction (see the module text).
 const ALREADY_KNOWN: [&str; 6] = [
@@ -222,10 +232,54 @@ pub struct TxOutInfo {
     pub value: Sats,
 }
 
+/// What [`WalletClient::load_wallet`] found or did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WalletLoad {
+    /// `loadwallet` loaded it now.
+    Loaded,
+    /// The node had it loaded already.
+    AlreadyLoaded,
+    /// It did not exist; `createwallet` made it (an empty wallet, loaded).
+    Created,
+    /// The node has no `loadwallet` (Bitcoin SV: its one wallet is always loaded), or the client
+    /// has no wallet name (the node's default wallet).
+    NotNeeded,
+}
+
+/// How a failed `loadwallet` reads (see the module text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoadRefusal {
+    AlreadyLoaded,
+    NotFound,
+    NoSuchMethod,
+    Other,
+}
+
+fn load_refusal(code: i32, message: &str) -> LoadRefusal {
+    let message = message.to_ascii_lowercase();
+    if code == RPC_WALLET_ALREADY_LOADED || message.contains("already loaded") {
+        LoadRefusal::AlreadyLoaded
+    } else if code == RPC_WALLET_NOT_FOUND {
+        LoadRefusal::NotFound
+    } else if code == RPC_METHOD_NOT_FOUND {
+        LoadRefusal::NoSuchMethod
+    } else {
+        LoadRefusal::Other
+    }
+}
+
+/// `createwallet` of a wallet that exists (another process made it meanwhile): then load it.
+fn already_exists(code: i32, message: &str) -> bool {
+    code == RPC_WALLET_ERROR && message.to_ascii_lowercase().contains("already exists")
+}
+
 /// A cheap, cloneable handle to one wallet of one node.
 #[derive(Clone, Debug)]
 pub struct WalletClient {
     node: NodeClient,
+    /// The wallet's name and the node's base endpoint, where `loadwallet` goes (`None`: the
+    /// node's default wallet, never loaded by us).
+    loader: Option<(String, NodeClient)>,
     /// The signing call found to work ([`SIGN_UNKNOWN`] until the first signature).
     sign_method: Arc<AtomicU8>,
 }
@@ -233,11 +287,71 @@ pub struct WalletClient {
 impl WalletClient {
     /// `endpoint.url` is the node's base URL; with `wallet` the client talks to that wallet's
     /// endpoint ([`wallet_url`]).
-    pub fn new(mut endpoint: NodeEndpoint, wallet: Option<&str>) -> Self {
+    pub fn new(endpoint: NodeEndpoint, wallet: Option<&str>) -> Self {
+        let loader = wallet.map(|name| (name.to_owned(), NodeClient::new(endpoint.clone())));
+        let mut endpoint = endpoint;
         endpoint.url = wallet_url(&endpoint.url, wallet);
         WalletClient {
             node: NodeClient::new(endpoint),
+            loader,
             sign_method: Arc::new(AtomicU8::new(SIGN_UNKNOWN)),
+        }
+    }
+
+    /// Makes sure the named wallet is loaded (`loadwallet`; with `create`, `createwallet` when
+    /// the node has no such wallet). A wallet that is loaded already is fine; a node without
+    /// `loadwallet` (Bitcoin SV) needs nothing. Without `create` a missing wallet is the node's
+    /// -18 error: a typo in the config, not something to paper over with an empty wallet.
+    pub async fn load_wallet(&self, create: bool) -> Result<WalletLoad, NodeError> {
+        let Some((name, base)) = &self.loader else {
+            return Ok(WalletLoad::NotNeeded);
+        };
+        let params = vec![Value::String(name.clone())];
+        let refusal = match base.call::<Value>("loadwallet", params.clone()).await {
+            Ok(_) => return Ok(WalletLoad::Loaded),
+            Err(e) => e,
+        };
+        match &refusal {
+            NodeError::Rpc { code, message, .. } => match load_refusal(*code, message) {
+                LoadRefusal::AlreadyLoaded => return Ok(WalletLoad::AlreadyLoaded),
+                LoadRefusal::NoSuchMethod => return Ok(WalletLoad::NotNeeded),
+                LoadRefusal::NotFound if create => {}
+                LoadRefusal::NotFound | LoadRefusal::Other => return Err(refusal),
+            },
+            _ => return Err(refusal),
+        }
+        match base.call::<Value>("createwallet", params.clone()).await {
+            Ok(_) => Ok(WalletLoad::Created),
+            Err(NodeError::Rpc { code, message, .. }) if already_exists(code, &message) => {
+                match base.call::<Value>("loadwallet", params).await {
+                    Ok(_) => Ok(WalletLoad::Loaded),
+                    Err(NodeError::Rpc { code, message, .. })
+                        if load_refusal(code, &message) == LoadRefusal::AlreadyLoaded =>
+                    {
+                        Ok(WalletLoad::AlreadyLoaded)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A call on the wallet's endpoint; when the node answers that the wallet is not loaded
+    /// (it restarted without it), loads it (never creates it) and calls once more.
+    async fn call<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        method: &'static str,
+        params: Vec<Value>,
+    ) -> Result<T, NodeError> {
+        match self.node.call(method, params.clone()).await {
+            Err(NodeError::Rpc { code, .. })
+                if code == RPC_WALLET_NOT_FOUND && self.loader.is_some() =>
+            {
+                self.load_wallet(false).await?;
+                self.node.call(method, params).await
+            }
+            other => other,
         }
     }
 
@@ -248,7 +362,7 @@ impl WalletClient {
 
     /// The wallet's spendable balance (`getbalance`).
     pub async fn get_balance(&self) -> Result<Sats, NodeError> {
-        let raw: Box<serde_json::value::RawValue> = self.node.call("getbalance", vec![]).await?;
+        let raw: Box<serde_json::value::RawValue> = self.call("getbalance", vec![]).await?;
         crate::amount::parse_coins(raw.get()).map_err(|detail| NodeError::BadReply {
             method: "getbalance",
             detail,
@@ -257,12 +371,11 @@ impl WalletClient {
 
     /// The wallet's coins with at least `min_conf` confirmations (0: unconfirmed too).
     pub async fn list_unspent(&self, min_conf: u32) -> Result<Vec<Unspent>, NodeError> {
-        self.node
-            .call(
-                "listunspent",
-                vec![Value::from(min_conf), Value::from(9_999_999u32)],
-            )
-            .await
+        self.call(
+            "listunspent",
+            vec![Value::from(min_conf), Value::from(9_999_999u32)],
+        )
+        .await
     }
 
     /// An unsigned transaction with no inputs paying `outputs` (each address at most once).
@@ -275,8 +388,7 @@ impl WalletClient {
         for (address, amount) in outputs {
             map.insert(address.clone(), Value::String(format_coins(*amount)));
         }
-        self.node
-            .call("createrawtransaction", vec![json!([]), Value::Object(map)])
+        self.call("createrawtransaction", vec![json!([]), Value::Object(map)])
             .await
     }
 
@@ -295,7 +407,7 @@ impl WalletClient {
         if !subtract_fee_from.is_empty() {
             params.push(json!({ "subtractFeeFromOutputs": subtract_fee_from }));
         }
-        let raw: RawFunded = self.node.call("fundrawtransaction", params).await?;
+        let raw: RawFunded = self.call("fundrawtransaction", params).await?;
         Ok(FundedTx {
             hex: raw.hex,
             fee: raw.fee,
@@ -307,9 +419,8 @@ impl WalletClient {
     pub async fn sign_raw_transaction(&self, hex: &str) -> Result<SignedTx, NodeError> {
         let params = vec![Value::String(hex.to_owned())];
         let raw: RawSigned = match self.sign_method.load(Ordering::Relaxed) {
-            SIGN_LEGACY => self.node.call("signrawtransaction", params).await?,
+            SIGN_LEGACY => self.call("signrawtransaction", params).await?,
             known => match self
-                .node
                 .call("signrawtransactionwithwallet", params.clone())
                 .await
             {
@@ -320,7 +431,7 @@ impl WalletClient {
                 Err(NodeError::Rpc { code, .. })
                     if code == RPC_METHOD_NOT_FOUND && known == SIGN_UNKNOWN =>
                 {
-                    let raw = self.node.call("signrawtransaction", params).await?;
+                    let raw = self.call("signrawtransaction", params).await?;
                     self.sign_method.store(SIGN_LEGACY, Ordering::Relaxed);
                     raw
                 }
@@ -353,7 +464,6 @@ impl WalletClient {
     /// Broadcasts a signed transaction; a node that already has it is a success too.
     pub async fn send_raw_transaction(&self, hex: &str) -> Result<Broadcast, NodeError> {
         match self
-            .node
             .call::<String>("sendrawtransaction", vec![Value::String(hex.to_owned())])
             .await
         {
@@ -368,7 +478,6 @@ impl WalletClient {
     /// A wallet transaction by txid (display hex); `None` when the wallet does not know it.
     pub async fn get_transaction(&self, txid: &str) -> Result<Option<WalletTx>, NodeError> {
         match self
-            .node
             .call("gettransaction", vec![Value::String(txid.to_owned())])
             .await
         {
@@ -380,13 +489,12 @@ impl WalletClient {
 
     /// Txids (display hex) in the node's mempool.
     pub async fn get_raw_mempool(&self) -> Result<Vec<String>, NodeError> {
-        self.node.call("getrawmempool", vec![]).await
+        self.call("getrawmempool", vec![]).await
     }
 
     /// Whether the node can pay `address`, and whether the wallet holds its key.
     pub async fn check_address(&self, address: &str) -> Result<AddressCheck, NodeError> {
         let v: RawValidation = self
-            .node
             .call("validateaddress", vec![Value::String(address.to_owned())])
             .await?;
         if !v.isvalid {
@@ -400,7 +508,6 @@ impl WalletClient {
             Some(mine) => (mine, v.script_pubkey),
             None => {
                 let info: RawAddressInfo = self
-                    .node
                     .call("getaddressinfo", vec![Value::String(address.to_owned())])
                     .await?;
                 (info.ismine, v.script_pubkey.or(info.script_pubkey))
@@ -419,17 +526,16 @@ impl WalletClient {
         count: u32,
         skip: u32,
     ) -> Result<Vec<WalletEntry>, NodeError> {
-        self.node
-            .call(
-                "listtransactions",
-                vec![json!("*"), Value::from(count), Value::from(skip)],
-            )
-            .await
+        self.call(
+            "listtransactions",
+            vec![json!("*"), Value::from(count), Value::from(skip)],
+        )
+        .await
     }
 
     /// A fresh change address of the wallet.
     pub async fn get_raw_change_address(&self) -> Result<String, NodeError> {
-        self.node.call("getrawchangeaddress", vec![]).await
+        self.call("getrawchangeaddress", vec![]).await
     }
 
     /// The unspent output `txid:vout`; `None` when it is spent (in the chain, or in the mempool
@@ -440,16 +546,15 @@ impl WalletClient {
         vout: u32,
         include_mempool: bool,
     ) -> Result<Option<TxOutInfo>, NodeError> {
-        self.node
-            .call(
-                "gettxout",
-                vec![
-                    Value::String(txid.to_owned()),
-                    Value::from(vout),
-                    Value::Bool(include_mempool),
-                ],
-            )
-            .await
+        self.call(
+            "gettxout",
+            vec![
+                Value::String(txid.to_owned()),
+                Value::from(vout),
+                Value::Bool(include_mempool),
+            ],
+        )
+        .await
     }
 }
 
@@ -483,6 +588,47 @@ mod tests {
         assert!(!is_already_known(-26, "66: insufficient priority"));
         assert!(!is_already_known(-25, "Missing inputs"));
         assert!(!is_already_known(-26, "258: txn-mempool-conflict"));
+    }
+
+    #[test]
+    fn loadwallet_refusals_of_litecoin_core_and_bsv() {
+        // Litecoin 0.21.2.1, measured.
+        assert_eq!(
+            load_refusal(
+                -18,
+                "Wallet file verification failed. Failed to load database path \
+                 '/d/regtest/wallets/pool'. Path does not exist."
+            ),
+            LoadRefusal::NotFound
+        );
+        assert_eq!(
+            load_refusal(
+                -4,
+                "Wallet file verification failed. Refusing to load database. Data file \
+                 '/d/regtest/wallets/pool/wallet.dat' is already loaded."
+            ),
+            LoadRefusal::AlreadyLoaded
+        );
+        assert!(already_exists(
+            -4,
+            "Wallet file verification failed. Failed to create database path \
+             '/d/regtest/wallets/pool'. Database already exists."
+        ));
+        // Bitcoin Core 22+.
+        assert_eq!(
+            load_refusal(-35, "Wallet \"pool\" is already loaded."),
+            LoadRefusal::AlreadyLoaded
+        );
+        // Bitcoin SV 1.0.13: no such method, its one wallet is always loaded.
+        assert_eq!(
+            load_refusal(-32601, "Method not found"),
+            LoadRefusal::NoSuchMethod
+        );
+        assert_eq!(
+            load_refusal(-4, "Wallet file verification failed. Invalid -wallet path"),
+            LoadRefusal::Other
+        );
+        assert!(!already_exists(-4, "Insufficient funds"));
     }
 
     #[test]

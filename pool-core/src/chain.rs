@@ -62,6 +62,9 @@ pub struct ChainParams {
     pub difficulty_unit: DifficultyUnit,
     /// Confirmations before a coinbase output can be spent (the block reward "matures").
     pub coinbase_maturity: u32,
+    /// No payment output below this: the chain's nodes refuse to relay it (their dust threshold
+    /// at the default dust relay fee, for the costliest output type paid: P2PKH).
+    pub dust_limit: crate::Sats,
     /// Templates carry segwit (a `default_witness_commitment` the coinbase must include).
     pub segwit: bool,
     /// The coinbase starts with the block height (BIP34). On every preset: the chains that do
@@ -162,6 +165,15 @@ const fn nibble(c: u8) -> u8 {
 
 const COINBASE_MATURITY: u32 = 100;
 
+/// Bitcoin Core's dust threshold of a P2PKH output at its default dust relay fee (3 sat/vB): the
+/// highest of the output types paid (P2WPKH: 294, P2SH: 540). Bitcoin SV's own is lower.
+const BITCOIN_DUST_LIMIT: crate::Sats = crate::Sats(546);
+
+/// Litecoin Core's: its dust relay fee is ten times Bitcoin's (30 lit/vB). Measured on Litecoin
+/// Core 0.21.2.1 regtest: `sendtoaddress` refuses 5459 to P2PKH and 2939 to P2WPKH ("amount
+/// too small"), takes 5460 and 2940.
+const LITECOIN_DUST_LIMIT: crate::Sats = crate::Sats(5_460);
+
 static OBTC_MAIN: ChainParams = ChainParams {
     chain: Chain::ObtcMain,
     name: "obtc-main",
@@ -175,6 +187,7 @@ static OBTC_MAIN: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: false,
@@ -194,6 +207,7 @@ static OBTC_TEST: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: false,
@@ -213,6 +227,7 @@ static OBTC_REGTEST: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: true,
@@ -232,6 +247,7 @@ static BITCOIN_MAIN: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: false,
@@ -251,6 +267,7 @@ static BITCOIN_TEST: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: false,
@@ -270,6 +287,7 @@ static BITCOIN_REGTEST: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: true,
@@ -289,6 +307,7 @@ static BSV_REGTEST: ChainParams = ChainParams {
     mweb: false,
     difficulty_unit: DifficultyUnit::Bitcoin,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: BITCOIN_DUST_LIMIT,
     segwit: false,
     bip34: true,
     allows_harder_block_threshold: true,
@@ -309,6 +328,7 @@ static LITECOIN_MAIN: ChainParams = ChainParams {
     mweb: true,
     difficulty_unit: DifficultyUnit::Scrypt,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: LITECOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: false,
@@ -328,6 +348,7 @@ static LITECOIN_TEST: ChainParams = ChainParams {
     mweb: true,
     difficulty_unit: DifficultyUnit::Scrypt,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: LITECOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: false,
@@ -347,6 +368,7 @@ static LITECOIN_REGTEST: ChainParams = ChainParams {
     mweb: true,
     difficulty_unit: DifficultyUnit::Scrypt,
     coinbase_maturity: COINBASE_MATURITY,
+    dust_limit: LITECOIN_DUST_LIMIT,
     segwit: true,
     bip34: true,
     allows_harder_block_threshold: true,

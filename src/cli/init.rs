@@ -233,9 +233,11 @@ user = "obtc"
 password = "obtcpass"
 # cookie_file = "/home/me/.bitcoin/.cookie"
 # A named wallet (Bitcoin Core's multiwallet: calls go to /wallet/NAME); Bitcoin SV has one
-# wallet, served without a name (or as "wallet.dat"). Litecoin Core has no default wallet:
-# name one; the payout process loads it.
+# wallet, served without a name (or as "wallet.dat"). The payout process loads it (loadwallet:
+# Bitcoin Core 0.21 and Litecoin load no wallet by default); with create = true it creates it
+# when the node has none of that name.
 {wallet_line}
+# create = false
 rpc_timeout_secs = 30
 
 [notify]

@@ -7,7 +7,7 @@
 use super::run::{init_tracing, wait_for_signal, ShutdownSignals};
 use crate::config::{Config, RpcSettings, WalletSettings};
 use anyhow::Context;
-use node_rpc::{NodeEndpoint, NodeError, WalletClient};
+use node_rpc::{NodeEndpoint, NodeError, WalletClient, WalletLoad};
 use payout::payer::client::PoolRpcClient;
 use payout::payer::crash::CrashHooks;
 use payout::payer::plan::PlanLimits;
@@ -53,6 +53,7 @@ pub fn payer_settings(config: &Config) -> PayerSettings {
     PayerSettings {
         limits: PlanLimits {
             min_payment: p.min_payment,
+            dust_limit: config.chain.dust_limit,
             max_outputs: p.max_outputs,
             max_per_run: p.max_per_run,
             max_per_day: p.max_per_day,
@@ -73,7 +74,7 @@ async fn serve(config: Config, wallet: WalletSettings, rpc: RpcSettings) -> anyh
         },
         wallet.wallet.as_deref(),
     );
-    check_wallet(&client).await?;
+    check_wallet(&client, &wallet).await?;
     let settings = payer_settings(&config);
     let pool = PoolRpcClient::new(
         format!("http://{}", rpc.listen),
@@ -99,9 +100,40 @@ async fn serve(config: Config, wallet: WalletSettings, rpc: RpcSettings) -> anyh
     Ok(())
 }
 
-/// Refuses credentials the node refuses or a wallet it has not loaded (a typo, not an outage);
-/// a node that is down is only a warning: the payer retries every interval.
-async fn check_wallet(client: &WalletClient) -> anyhow::Result<()> {
+/// Loads the named wallet (Bitcoin Core 0.21 and Litecoin load none by default; with
+/// `[wallet] create = true` a missing one is created), then refuses credentials the node
+/// refuses or a wallet it does not have (a typo, not an outage); a node that is down is only a
+/// warning: the payer retries every interval, and the client loads the wallet again whenever a
+/// call finds it not loaded.
+async fn check_wallet(client: &WalletClient, wallet: &WalletSettings) -> anyhow::Result<()> {
+    let name = wallet.wallet.as_deref().unwrap_or("(the node's default)");
+    match client.load_wallet(wallet.create).await {
+        Ok(WalletLoad::Loaded) => tracing::info!(wallet = name, "loaded the wallet"),
+        Ok(WalletLoad::AlreadyLoaded) => tracing::info!(wallet = name, "wallet already loaded"),
+        Ok(WalletLoad::Created) => {
+            tracing::warn!(
+                wallet = name,
+                "created the wallet ([wallet] create = true): it is empty"
+            )
+        }
+        Ok(WalletLoad::NotNeeded) => {}
+        Err(e @ NodeError::Unauthorized { .. }) => {
+            anyhow::bail!("{e}: check [wallet] user/password or cookie_file in the config")
+        }
+        Err(e @ NodeError::Rpc { code, .. }) if code == node_rpc::wallet::RPC_WALLET_NOT_FOUND => {
+            anyhow::bail!(
+                "{e}: the node has no wallet {name:?}: check [wallet] wallet, create it on the \
+                 node (createwallet), or set [wallet] create = true"
+            )
+        }
+        Err(e @ NodeError::Rpc { .. }) => {
+            anyhow::bail!("{e}: cannot load [wallet] wallet {name:?}")
+        }
+        Err(e) => {
+            tracing::warn!("wallet not answering yet ({e}); retrying every interval");
+            return Ok(());
+        }
+    }
     match client.get_balance().await {
         Ok(balance) => {
             tracing::info!(balance = balance.0, "wallet answers");

@@ -4,7 +4,6 @@
 
 use super::pool::PoolSettings;
 use super::{invalid, secs, ParseError};
-use payout::payer::fees::DUST_LIMIT;
 use pool_core::address::parse_payout_address;
 use pool_core::chain::ChainParams;
 use pool_core::event::{NetworkFeePayer, PayoutRule, PayoutScheme};
@@ -140,12 +139,12 @@ pub(super) fn payout_settings(
         }
     };
     let min_payment = Sats(raw.min_payment.unwrap_or(DEFAULT_MIN_PAYMENT.0));
-    if min_payment < DUST_LIMIT {
+    if min_payment < chain.dust_limit {
         return Err(invalid(
             "payout.min_payment",
             format!(
-                "{} sats is below the dust limit of {} sats: such an output would never relay",
-                min_payment.0, DUST_LIMIT.0
+                "{} sats is below {}'s dust limit of {} sats: such an output would never relay",
+                min_payment.0, chain.name, chain.dust_limit.0
             ),
         ));
     }
@@ -442,6 +441,20 @@ max_per_day = 2000
             let (got, p) = problem(&payout(section));
             assert_eq!(got, key, "{section}: {p}");
         }
+        // The dust limit is the chain's: Litecoin's is ten times Bitcoin's.
+        let litecoin = |section: &str| {
+            payout(section)
+                .replace("bsv-regtest", "litecoin-regtest")
+                .replace(BSV_ADDR, "rltc1qze8443af6unqha4qqwdyczy02967j93yc0mmk5")
+        };
+        let (got, p) = problem(&litecoin("min_payment = 5459\n"));
+        assert_eq!(got, "payout.min_payment", "{p}");
+        assert!(
+            p.contains("litecoin-regtest's dust limit of 5460 sats"),
+            "{p}"
+        );
+        let c = Config::parse(&litecoin("min_payment = 5460\n"), Path::new(".")).unwrap();
+        assert_eq!(c.payout.min_payment, Sats(5_460));
         let (_, p) = problem(&payout("pplns_window = 1.5\n"));
         assert!(p.contains("quote it"), "{p}");
         let text = payout("fee = 1\n");

@@ -15,6 +15,10 @@ pub struct WalletSettings {
     /// The wallet's name: calls go to `{url}/wallet/{name}` (Bitcoin Core's multiwallet
     /// endpoint; Bitcoin SV serves its one wallet as `wallet.dat`, or without a name).
     pub wallet: Option<String>,
+    /// `create = true`: when the node has no wallet of that name, the payout process creates
+    /// it (`createwallet`, an empty wallet) instead of refusing to start. Off by default: a
+    /// missing wallet is usually a typo, and paying from a fresh empty wallet helps nobody.
+    pub create: bool,
     pub rpc_timeout: Duration,
 }
 
@@ -28,6 +32,8 @@ pub(super) struct RawWallet {
     password: Option<String>,
     cookie_file: Option<PathBuf>,
     wallet: Option<String>,
+    #[serde(default)]
+    create: bool,
     #[serde(default = "default_rpc_timeout")]
     rpc_timeout_secs: u64,
 }
@@ -58,10 +64,17 @@ pub(super) fn wallet_settings(raw: RawWallet, base: &Path) -> Result<WalletSetti
             ));
         }
     }
+    if raw.create && raw.wallet.is_none() {
+        return Err(invalid(
+            "wallet.create",
+            "needs wallet.wallet, the name of the wallet to create",
+        ));
+    }
     Ok(WalletSettings {
         url,
         auth,
         wallet: raw.wallet,
+        create: raw.create,
         rpc_timeout: secs("wallet.rpc_timeout_secs", raw.rpc_timeout_secs)?,
     })
 }
@@ -88,7 +101,13 @@ mod tests {
             node_rpc::NodeAuth::CookieFile(PathBuf::from("/etc/obtc/node/.cookie"))
         );
         assert_eq!(w.wallet.as_deref(), Some("pool"));
+        assert!(!w.create, "never created unless asked");
         assert_eq!(w.rpc_timeout, Duration::from_secs(30));
+        let w = Config::parse(&(text + "create = true\n"), Path::new("/etc/obtc"))
+            .unwrap()
+            .wallet
+            .unwrap();
+        assert!(w.create);
     }
 
     #[test]
@@ -110,6 +129,10 @@ mod tests {
             (
                 "url = \"http://h:1\"\nuser = \"u\"\npassword = \"p\"\nrpc_timeout_secs = 0\n",
                 "wallet.rpc_timeout_secs",
+            ),
+            (
+                "url = \"http://h:1\"\nuser = \"u\"\npassword = \"p\"\ncreate = true\n",
+                "wallet.create",
             ),
         ] {
             let (got, p) = problem(&(minimal("") + "[wallet]\n" + section));

@@ -5,9 +5,12 @@
 pub mod miner;
 pub mod nodes;
 pub mod payout;
+pub mod payout_scenarios;
+pub mod payout_setup;
 pub mod pool;
 pub mod proxy;
 pub mod rpc;
+pub mod scrypt_shares;
 pub mod stratum_client;
 
 /// Tests of one binary that mine or watch the chain take this lock so they run one at a time.

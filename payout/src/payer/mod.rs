@@ -560,7 +560,7 @@ impl<P: PoolApi, W: PaymentWallet> Payer<P, W> {
                 NetworkFeePayer::Pool => batch,
                 NetworkFeePayer::Miners => {
                     let estimate = self.estimate_fee(&batch).await?;
-                    let (kept, dropped) = fees::prune_dust(batch, estimate);
+                    let (kept, dropped) = fees::prune_dust(batch, estimate, limits.dust_limit);
                     for d in dropped {
                         tracing::info!(
                             address = %d.address,
@@ -717,7 +717,8 @@ impl<P: PoolApi, W: PaymentWallet> Payer<P, W> {
         };
         let mut unsigned = tx::decode(&funded.hex)?;
         let positions = tx::payment_positions(&unsigned, &asked, funded.change_position, funding)?;
-        let paid = fees::output_amounts(outputs, payer, funded.fee)?;
+        let paid =
+            fees::output_amounts(outputs, payer, funded.fee, self.settings.limits.dust_limit)?;
         if payer == NetworkFeePayer::Miners {
             tx::set_paid_amounts(&mut unsigned, &positions, &paid)?;
         }

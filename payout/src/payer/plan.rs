@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanLimits {
     pub min_payment: Sats,
+    /// The chain's dust limit (`ChainParams::dust_limit`): no output below it.
+    pub dust_limit: Sats,
     pub max_outputs: usize,
     pub max_per_run: Sats,
     pub max_per_day: Sats,
@@ -133,6 +135,7 @@ mod tests {
     fn limits() -> PlanLimits {
         PlanLimits {
             min_payment: Sats(1_000),
+            dust_limit: Sats(546),
             max_outputs: 2,
             max_per_run: Sats(10_000),
             max_per_day: Sats(15_000),

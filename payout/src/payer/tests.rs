@@ -147,6 +147,8 @@ impl PoolApi for FakePool {
 // ---- the fake wallet ----
 
 const FEE: u64 = 1_000;
+/// The dust limit of these tests (Bitcoin's).
+const DUST_LIMIT: Sats = Sats(546);
 const COIN_VALUE: u64 = 10_000_000;
 
 #[derive(Default)]
@@ -249,7 +251,7 @@ impl PaymentWallet for FakeWallet {
         for (k, i) in subtract_fee_from.iter().enumerate() {
             let share = FEE / n + if k == 0 { FEE % n } else { 0 };
             let value = output[*i].value.to_sat();
-            if value < share + fees::DUST_LIMIT.0 {
+            if value < share + DUST_LIMIT.0 {
                 return Err(NodeError::Rpc {
                     method: "fundrawtransaction",
                     code: -4,
@@ -388,6 +390,7 @@ fn settings(confirmations: u32) -> PayerSettings {
     PayerSettings {
         limits: PlanLimits {
             min_payment: Sats(1_000),
+            dust_limit: DUST_LIMIT,
             max_outputs: 2,
             max_per_run: Sats(1_000_000),
             max_per_day: Sats(2_000_000),
