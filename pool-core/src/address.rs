@@ -6,8 +6,14 @@
 //! refused: outputs to them are spendable by anyone until a soft fork gives them meaning, so a
 //! pool must not pay miners' money there. Codecs are rust-bitcoin's (`bitcoin::base58`,
 //! `bitcoin::bech32`).
+//!
+//! Litecoin: P2SH under its own version byte or the Bitcoin one it still accepts
+//! ([`ChainParams::p2sh_prefix_alt`]; stored under the chain's own byte, as the node shows it), and
+//! MWEB addresses (`ltcmweb1…`, `tmweb1…`), refused with [`AddressError::Mweb`]: they name a
+//! MimbleWimble extension block stealth address, which no coinbase output or plain transaction
+//! output can pay.
 
-use crate::chain::ChainParams;
+use crate::chain::{Chain, ChainParams};
 use crate::event::PayoutAddress;
 use bitcoin::base58;
 use bitcoin::bech32::primitives::decode::SegwitHrpstringError;
@@ -69,12 +75,21 @@ pub enum AddressError {
     Unsupported { address: String, reason: String },
     #[error("{address:?} is not a valid address: {reason}")]
     Malformed { address: String, reason: String },
+    #[error("{address:?} is an MWEB (MimbleWimble extension block) address, which neither a coinbase nor a plain transaction can pay: use a {chain} legacy, P2SH or bech32 address")]
+    Mweb {
+        address: String,
+        chain: &'static str,
+    },
 }
 
 /// Parses `s` as a payout address of `chain` and returns the script it pays to.
 pub fn parse_payout_address(s: &str, chain: &ChainParams) -> Result<ParsedAddress, AddressError> {
     if s.is_empty() {
         return Err(AddressError::Empty);
+    }
+    // Before the length check: MWEB addresses (two public keys) are longer than any payable one.
+    if let Some(refusal) = mweb_refusal(s, chain) {
+        return Err(refusal);
     }
     if s.len() > MAX_ADDRESS_LEN {
         return Err(AddressError::TooLong { len: s.len() });
@@ -96,6 +111,42 @@ pub fn parse_payout_address(s: &str, chain: &ChainParams) -> Result<ParsedAddres
         Ok(payload) => parse_base58(s, &payload, chain),
         Err(e) => Err(base58_error(s, e)),
     }
+}
+
+/// The refusal of an MWEB address: this chain's ([`AddressError::Mweb`]) or another chain's
+/// ([`AddressError::WrongNetwork`]). Recognised by its hrp and separator alone: whatever follows,
+/// it is not an address a coinbase can pay.
+fn mweb_refusal(s: &str, chain: &ChainParams) -> Option<AddressError> {
+    let has_hrp = |hrp: &str| {
+        s.len() > hrp.len()
+            && s.as_bytes()[hrp.len()] == b'1'
+            && s[..hrp.len()].eq_ignore_ascii_case(hrp)
+    };
+    if chain.mweb_hrp.is_some_and(has_hrp) {
+        return Some(AddressError::Mweb {
+            address: s.to_string(),
+            chain: chain.name,
+        });
+    }
+    let other = Chain::ALL
+        .iter()
+        .filter_map(|c| c.params().mweb_hrp)
+        .find(|hrp| has_hrp(hrp))?;
+    Some(AddressError::WrongNetwork {
+        address: s.to_string(),
+        found: format!("an MWEB address (prefix \"{other}\"), which no coinbase can pay anyway"),
+        expected: match chain.bech32_hrp {
+            Some(hrp) => format!(
+                "version bytes {} (P2PKH) or {} (P2SH), or bech32 prefix \"{hrp}\"",
+                chain.p2pkh_prefix, chain.p2sh_prefix
+            ),
+            None => format!(
+                "version bytes {} (P2PKH) or {} (P2SH)",
+                chain.p2pkh_prefix, chain.p2sh_prefix
+            ),
+        },
+        chain: chain.name,
+    })
 }
 
 /// An hrp of ASCII letters, the separator '1', and a single case throughout (BIP173 forbids
@@ -129,7 +180,7 @@ fn parse_base58(
         script.extend_from_slice(hash);
         script.extend_from_slice(&[OP_EQUALVERIFY, OP_CHECKSIG]);
         (AddressKind::P2pkh, script)
-    } else if *version == chain.p2sh_prefix {
+    } else if *version == chain.p2sh_prefix || Some(*version) == chain.p2sh_prefix_alt {
         let mut script = vec![OP_HASH160, 20];
         script.extend_from_slice(hash);
         script.push(OP_EQUAL);
@@ -141,15 +192,31 @@ fn parse_base58(
                 "base58 version byte {version}{}",
                 base58_network_hint(*version)
             ),
-            expected: format!(
-                "version bytes {} (P2PKH) or {} (P2SH)",
-                chain.p2pkh_prefix, chain.p2sh_prefix
-            ),
+            expected: match chain.p2sh_prefix_alt {
+                Some(alt) => format!(
+                    "version bytes {} (P2PKH) or {} or {alt} (P2SH)",
+                    chain.p2pkh_prefix, chain.p2sh_prefix
+                ),
+                None => format!(
+                    "version bytes {} (P2PKH) or {} (P2SH)",
+                    chain.p2pkh_prefix, chain.p2sh_prefix
+                ),
+            },
             chain: chain.name,
         });
     };
+    // One miner, one address: a P2SH under the alternative byte is stored under the chain's own
+    // (as the node's `validateaddress` shows it), so both spellings credit the same balance.
+    let address = if kind == AddressKind::P2sh && *version != chain.p2sh_prefix {
+        let mut canonical = Vec::with_capacity(21);
+        canonical.push(chain.p2sh_prefix);
+        canonical.extend_from_slice(hash);
+        base58::encode_check(&canonical)
+    } else {
+        s.to_string()
+    };
     Ok(ParsedAddress {
-        address: PayoutAddress(s.to_string()),
+        address: PayoutAddress(address),
         kind,
         script_pubkey,
     })
@@ -159,6 +226,8 @@ fn base58_network_hint(version: u8) -> &'static str {
     match version {
         0 | 5 => " (a mainnet address)",
         111 | 196 => " (a testnet/regtest address)",
+        48 | 50 => " (a Litecoin mainnet address)",
+        58 => " (a Litecoin testnet/regtest address)",
         _ => "",
     }
 }

@@ -257,3 +257,155 @@ fn empty_long_and_garbage_inputs() {
         Err(AddressError::Malformed { .. })
     ));
 }
+
+/// Addresses Litecoin Core 0.21.2.1's regtest wallet gave (`getnewaddress "" legacy|p2sh-segwit|
+/// bech32|mweb`) with the `scriptPubKey` its `getaddressinfo` reported.
+const LTC_REGTEST_LEGACY: (&str, &str) = (
+    "mmRzuuenutXrJdfBypoa3hayv3ZP5bXRVG",
+    "76a91440e0dc45f343f8dc9b85b6e0a950fe5ad278952988ac",
+);
+const LTC_REGTEST_P2SH: (&str, &str) = (
+    "QfPb64jooYsmBUoaohSdbnNCvapst3NVuK",
+    "a914ce122e60a93c6908ced8ee9aed955f7ef91e06dd87",
+);
+const LTC_REGTEST_BECH32: (&str, &str) = (
+    "rltc1qfnddy46tz2y77a5kffzqfyj3l9p6p66rserjxp",
+    "00144cdad2574b1289ef76964a44049251f943a0eb43",
+);
+const LTC_REGTEST_MWEB: &str = "tmweb1qqwk5ew3fsr8ys8k0tdzlxq7ypjgzdzenw4mvmxva7glgdxtjahc8wqmsuhuesgzf0gg6fg6ar20yyn9sq98u73wpfkp40pvwzh70k9td9chrwxek";
+
+#[test]
+fn litecoin_regtest_addresses_of_every_payable_kind() {
+    let regtest = Chain::LitecoinRegtest.params();
+    for ((address, script), kind) in [
+        (LTC_REGTEST_LEGACY, AddressKind::P2pkh),
+        (LTC_REGTEST_P2SH, AddressKind::P2sh),
+        (LTC_REGTEST_BECH32, AddressKind::P2wpkh),
+    ] {
+        let parsed = parse_payout_address(address, regtest).unwrap();
+        assert_eq!(parsed.kind, kind, "{address}");
+        assert_eq!(hex::encode(&parsed.script_pubkey), script, "{address}");
+        assert_eq!(parsed.address.0, address);
+    }
+    // Bech32 in upper case is the same address.
+    let upper = LTC_REGTEST_BECH32.0.to_ascii_uppercase();
+    assert_eq!(
+        parse_payout_address(&upper, regtest).unwrap().address.0,
+        LTC_REGTEST_BECH32.0
+    );
+}
+
+#[test]
+fn litecoin_accepts_p2sh_under_the_bitcoin_version_byte_and_stores_its_own() {
+    // The node's `validateaddress 2N2JD6wb56AfK4tfmM6PwdVmoYk2dCKf4Br` on regtest: valid, shown as
+    // QVeyDxTK7GiQD5RoyCRxiCDEh8UT4iUJnt, scriptPubKey a9146349…2f87.
+    let regtest = Chain::LitecoinRegtest.params();
+    let alt = parse_payout_address("2N2JD6wb56AfK4tfmM6PwdVmoYk2dCKf4Br", regtest).unwrap();
+    let own = parse_payout_address("QVeyDxTK7GiQD5RoyCRxiCDEh8UT4iUJnt", regtest).unwrap();
+    assert_eq!(alt.kind, AddressKind::P2sh);
+    assert_eq!(
+        hex::encode(&alt.script_pubkey),
+        "a9146349a418fc4578d10a372b54b45c280cc8c4382f87"
+    );
+    assert_eq!(alt, own);
+    assert_eq!(alt.address.0, "QVeyDxTK7GiQD5RoyCRxiCDEh8UT4iUJnt");
+
+    // Mainnet: 48 (L…) P2PKH, 50 (M…) P2SH, and Bitcoin's 5 (3…) for P2SH, stored as M….
+    let main = Chain::LitecoinMain.params();
+    let hash = [0x5a; 20];
+    let b58 = |version: u8| {
+        let mut payload = vec![version];
+        payload.extend_from_slice(&hash);
+        bitcoin::base58::encode_check(&payload)
+    };
+    let p2pkh = parse_payout_address(&b58(48), main).unwrap();
+    assert!(p2pkh.address.0.starts_with('L'), "{}", p2pkh.address);
+    assert_eq!(p2pkh.kind, AddressKind::P2pkh);
+    let own = parse_payout_address(&b58(50), main).unwrap();
+    let alt = parse_payout_address(&b58(5), main).unwrap();
+    assert!(own.address.0.starts_with('M'), "{}", own.address);
+    assert_eq!(alt, own);
+    assert_eq!(
+        hex::encode(&alt.script_pubkey),
+        format!("a914{}87", hex::encode(hash))
+    );
+    // Bitcoin mainnet's P2PKH (0) is no Litecoin address, and Bitcoin does not take Litecoin's 50.
+    assert!(matches!(
+        parse_payout_address(&b58(0), main),
+        Err(AddressError::WrongNetwork { .. })
+    ));
+    match parse_payout_address(&b58(50), Chain::BitcoinMain.params()) {
+        Err(AddressError::WrongNetwork { found, .. }) => {
+            assert!(found.contains("Litecoin mainnet"), "{found}")
+        }
+        other => panic!("expected WrongNetwork, got {other:?}"),
+    }
+}
+
+#[test]
+fn litecoin_bech32_prefixes_are_per_network() {
+    let program = [0x22; 20];
+    for (chain, hrp) in [
+        (Chain::LitecoinMain, "ltc"),
+        (Chain::LitecoinTest, "tltc"),
+        (Chain::LitecoinRegtest, "rltc"),
+    ] {
+        let wpkh = segwit::encode_v0(Hrp::parse(hrp).unwrap(), &program).unwrap();
+        let parsed = parse_payout_address(&wpkh, chain.params()).unwrap();
+        assert_eq!(parsed.kind, AddressKind::P2wpkh);
+        assert_eq!(
+            hex::encode(&parsed.script_pubkey),
+            format!("0014{}", hex::encode(program))
+        );
+        // The same program under Bitcoin regtest's prefix is another network's address.
+        let bcrt = segwit::encode_v0(Hrp::parse("bcrt").unwrap(), &program).unwrap();
+        match parse_payout_address(&bcrt, chain.params()) {
+            Err(AddressError::WrongNetwork { expected, .. }) => {
+                assert!(expected.contains(&format!("\"{hrp}\"")), "{expected}")
+            }
+            other => panic!("expected WrongNetwork, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn mweb_addresses_are_refused_with_their_own_reason() {
+    assert!(LTC_REGTEST_MWEB.len() > MAX_ADDRESS_LEN);
+    for chain in [Chain::LitecoinRegtest, Chain::LitecoinTest] {
+        for address in [
+            LTC_REGTEST_MWEB.to_string(),
+            LTC_REGTEST_MWEB.to_ascii_uppercase(),
+        ] {
+            let e = parse_payout_address(&address, chain.params()).unwrap_err();
+            assert_eq!(
+                e,
+                AddressError::Mweb {
+                    address: address.clone(),
+                    chain: chain.name(),
+                }
+            );
+            let message = e.to_string();
+            assert!(message.contains("MWEB"), "{message}");
+            assert!(message.contains("neither a coinbase"), "{message}");
+        }
+    }
+    // Any string under the MWEB prefix: whatever follows, a coinbase cannot pay it.
+    let short = "ltcmweb1qqxyz";
+    assert!(matches!(
+        parse_payout_address(short, Chain::LitecoinMain.params()),
+        Err(AddressError::Mweb { .. })
+    ));
+    // Another network's MWEB address, on Litecoin mainnet and on a chain without MWEB.
+    for chain in [
+        Chain::LitecoinMain,
+        Chain::BitcoinRegtest,
+        Chain::BsvRegtest,
+    ] {
+        match parse_payout_address(LTC_REGTEST_MWEB, chain.params()) {
+            Err(AddressError::WrongNetwork { found, .. }) => {
+                assert!(found.contains("MWEB"), "{chain}: {found}")
+            }
+            other => panic!("{chain}: expected WrongNetwork, got {other:?}"),
+        }
+    }
+}

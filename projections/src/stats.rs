@@ -13,7 +13,7 @@
 //! hashrate, and these figures never reach money. Hashrates are display figures: work in the
 //! window divided by its length.
 
-use pool_core::Work;
+use pool_core::{DifficultyUnit, Work};
 use ruint::aliases::U256;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -245,9 +245,10 @@ pub struct WindowStats {
 }
 
 impl WindowStats {
-    /// Accepted difficulty in the window, in difficulty-1 units (display only).
-    pub fn difficulty(&self) -> f64 {
-        self.work.as_difficulty()
+    /// Accepted difficulty in the window, in difficulty-1 shares of the chain's `unit`
+    /// (display only).
+    pub fn difficulty(&self, unit: DifficultyUnit) -> f64 {
+        unit.work_difficulty(&self.work)
     }
 
     /// Estimated hashes per second: the window's work over its length (integer, rounded down).
@@ -294,9 +295,9 @@ impl ShareStats {
         }
     }
 
-    /// Total accepted difficulty in difficulty-1 units (display only).
-    pub fn total_difficulty(&self) -> f64 {
-        self.total_work.as_difficulty()
+    /// Total accepted difficulty in difficulty-1 shares of the chain's `unit` (display only).
+    pub fn total_difficulty(&self, unit: DifficultyUnit) -> f64 {
+        unit.work_difficulty(&self.total_work)
     }
 }
 
@@ -312,6 +313,24 @@ mod tests {
         let mut c = ShareCounters::default();
         c.add_worker();
         c
+    }
+
+    #[test]
+    fn shown_difficulty_is_in_the_chains_unit_and_the_work_is_not() {
+        // A scrypt difficulty-1 target is 65,536 times easier: 64 Bitcoin difficulty-1 shares
+        // are 64 x 65,536 scrypt difficulty-1 shares.
+        let mut c = one_worker();
+        for t in 0..64 {
+            c.add(0, t, pool_core::Target::DIFF1.work());
+        }
+        let r = c.reports(100)[0];
+        assert_eq!(r.total_difficulty(DifficultyUnit::Bitcoin), 64.0);
+        assert_eq!(r.total_difficulty(DifficultyUnit::Scrypt), 64.0 * 65_536.0);
+        assert_eq!(
+            r.windows[0].difficulty(DifficultyUnit::Scrypt),
+            64.0 * 65_536.0
+        );
+        assert_eq!(r.windows[0].work, r.total_work);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Blocks are read raw (`getblock HASH 0`) and parsed here (header, transaction count, the
 //! transactions in consensus serialization), so the check reads Bitcoin SV's, Litecoin's and
-//! Bitcoin's blocks alike and trusts no node-side decoding.
+//! Bitcoin's blocks alike and trusts no node-side decoding; Litecoin's MWEB blocks (the HogEx,
+//! the extension block after the transactions) as [`mweb`] describes.
 //!
 //! The deductions are booked as `projections` books them: the payer is the network-fee payer
 //! of the payout rule in force when the payment was prepared; with
@@ -384,13 +385,15 @@ pub fn find_tx(raw: &[u8], txid: &Txid) -> Result<Option<Transaction>, String> {
 
 use bitcoin::hashes::Hash as _;
 
-/// A raw block read one transaction at a time: `header:80 | tx count | transactions`.
-/// (Litecoin's MWEB data follows the transactions, so reading stops at the count.)
+/// A raw block read one transaction at a time: `header:80 | tx count | transactions`, and on
+/// Litecoin MWEB blocks `0x01 || mweb block` after them ([`RawBlock::mweb_block`]). The HogEx
+/// reads as the plain transaction it is without its MWEB flag (same txid, same outputs).
 pub struct RawBlock<'a> {
     pub header: [u8; 80],
     pub tx_count: u64,
     read: u64,
     rest: &'a [u8],
+    last_was_hogex: bool,
 }
 
 impl<'a> RawBlock<'a> {
@@ -406,6 +409,7 @@ impl<'a> RawBlock<'a> {
             tx_count,
             read: 0,
             rest: &raw[80 + len..],
+            last_was_hogex: false,
         })
     }
 
@@ -414,12 +418,35 @@ impl<'a> RawBlock<'a> {
         if self.read == self.tx_count {
             return Ok(None);
         }
-        let mut cursor = self.rest;
-        let tx = Transaction::consensus_decode(&mut cursor)
-            .map_err(|e| format!("transaction {}: {e}", self.read))?;
-        self.rest = cursor;
+        let at = |e: &dyn std::fmt::Display| format!("transaction {}: {e}", self.read);
+        let hogex = mweb::is_mweb_flagged(self.rest);
+        let tx = if hogex {
+            let (plain, len) = mweb::hogex_without_mweb_flag(self.rest).map_err(|e| at(&e))?;
+            let tx = bitcoin::consensus::deserialize::<Transaction>(&plain).map_err(|e| at(&e))?;
+            self.rest = &self.rest[len..];
+            tx
+        } else {
+            let mut cursor = self.rest;
+            let tx = Transaction::consensus_decode(&mut cursor).map_err(|e| at(&e))?;
+            self.rest = cursor;
+            tx
+        };
+        self.last_was_hogex = hogex;
         self.read += 1;
         Ok(Some(tx))
+    }
+
+    /// The MWEB extension block's bytes (what `getblocktemplate` gave as `mweb`), read after the
+    /// remaining transactions: `Some` when the last transaction is a HogEx, `None` otherwise.
+    pub fn mweb_block(mut self) -> Result<Option<&'a [u8]>, String> {
+        while self.next_tx()?.is_some() {}
+        if !self.last_was_hogex {
+            return Ok(None);
+        }
+        match self.rest.split_first() {
+            Some((0x01, mweb)) if !mweb.is_empty() => Ok(Some(mweb)),
+            _ => Err("the last transaction is a HogEx, but no MWEB extension block follows".into()),
+        }
     }
 
     /// The block id under the chain's block-id hash.
@@ -428,5 +455,6 @@ impl<'a> RawBlock<'a> {
     }
 }
 
+pub mod mweb;
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,8 @@ pub struct PoolSettings {
     pub payout: ParsedAddress,
     /// Further coinbase outputs (fee, donation), in order.
     pub extra_outputs: Vec<ExtraOutput>,
-    /// Regtest only: a harder target a share must meet to be submitted as a block.
+    /// Regtest only: a harder target a share must meet to be submitted as a block, as a
+    /// difficulty in the chain's unit (`ChainParams::difficulty_unit`).
     pub pool_block_difficulty: Option<f64>,
 }
 
@@ -99,7 +100,12 @@ pub(super) fn pool_settings(
                     ),
                 ));
             }
-            Some(positive_difficulty("pool.pool_block_difficulty", d)?)
+            let d = positive_difficulty("pool.pool_block_difficulty", d)?;
+            chain
+                .difficulty_unit
+                .target(d)
+                .map_err(|e| invalid("pool.pool_block_difficulty", e.to_string()))?;
+            Some(d)
         }
     };
     Ok(PoolSettings {
@@ -121,6 +127,19 @@ mod tests {
         let (key, p) = problem(&text);
         assert_eq!(key, "pool.pool_block_difficulty");
         assert!(p.contains("regtest"), "{p}");
+    }
+
+    #[test]
+    fn block_threshold_is_read_in_the_chains_difficulty_unit() {
+        // 1e69 in Bitcoin's unit is a target below 1 (refused: no hash could meet it); in
+        // scrypt's it is Bitcoin's 1e69 / 65,536, a target of about 1,800 (taken).
+        let text = minimal("pool_block_difficulty = 1e69\n");
+        let (key, p) = problem(&text);
+        assert_eq!(key, "pool.pool_block_difficulty");
+        assert!(p.contains("zero"), "{p}");
+        let text = text.replace("bsv-regtest", "litecoin-regtest");
+        let c = crate::config::Config::from_text(&text, std::path::Path::new(".")).unwrap();
+        assert_eq!(c.pool.pool_block_difficulty, Some(1e69));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct StratumSettings {
     pub bans: stratum::ban::BanConfig,
 }
 
+/// Difficulties in the chain's unit (`ChainParams::difficulty_unit`: on scrypt presets 1 is
+/// 65,536 Bitcoin difficulty-1 targets), as miners see them in `mining.set_difficulty`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VardiffSettings {
     pub target_share_interval: Duration,

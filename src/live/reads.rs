@@ -62,6 +62,7 @@ pub fn pool_info(state: &Applied, config: &Config, ledger_base: u64) -> PoolInfo
         chain: chain.name.to_owned(),
         network: network_name(chain.name).to_owned(),
         pow: chain.pow.name().to_owned(),
+        difficulty_unit: chain.difficulty_unit,
         coinbase_maturity: chain.coinbase_maturity,
         rule,
         rule_seq,
@@ -360,5 +361,28 @@ mod tests {
         assert_eq!(network_name("obtc-main"), "main");
         assert_eq!(network_name("bitcoin-test"), "test");
         assert_eq!(network_name("bsv-regtest"), "regtest");
+    }
+
+    #[test]
+    fn pool_info_names_the_difficulty_unit() {
+        for (preset, unit, shown) in [
+            (
+                "litecoin-regtest",
+                pool_core::DifficultyUnit::Scrypt,
+                "scrypt",
+            ),
+            ("bsv-regtest", pool_core::DifficultyUnit::Bitcoin, "bitcoin"),
+        ] {
+            let text = format!(
+                "[chain]\npreset = \"{preset}\"\n[node]\nkind = \"synthetic\"\n\
+                 [pool]\npayout_address = \"mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX\"\n\
+                 [ledger]\ndata_dir = \"data\"\n"
+            );
+            let config = Config::from_text(&text, std::path::Path::new(".")).unwrap();
+            let info = pool_info(&applied(Vec::new()), &config, 0);
+            assert_eq!(info.difficulty_unit, unit);
+            let json = serde_json::to_value(&info).unwrap();
+            assert_eq!(json["difficulty_unit"], shown);
+        }
     }
 }

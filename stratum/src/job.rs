@@ -12,6 +12,15 @@
 //! commitment (segwit) | locktime 0`. The ledger anchor (value 0, [`pool_core::anchor`]) commits
 //! to the ledger head when the job was built; it is left out while the ledger is empty. The scriptSig is never executed, so the tag is raw bytes; it must stay within
 //! the consensus limit of 100 bytes.
+//!
+//! Litecoin's MWEB (MimbleWimble extension block), on chains with [`ChainParams::mweb`]: the
+//! template's last transaction is the HogEx (its serialization carries the MWEB flag 0x08 after
+//! the segwit marker) and its `mweb` field is the extension block. Litecoin Core serializes a
+//! block whose last transaction is a HogEx as `header | transactions | OptionalPtr(mweb block)`,
+//! the pointer being a byte 0x01 and the block's bytes: so the pool appends `0x01 || mweb` after
+//! the transactions. The merkle root is over the txids, the HogEx's included; the witness
+//! commitment over the wtxids as usual. A chain without MWEB refuses a template with `mweb`: a
+//! block without its extension block is invalid, so no miner gets work for it.
 
 use crate::message::{notify_line, NotifyParams};
 use pool_core::anchor::anchor_script;
@@ -40,8 +49,12 @@ pub enum JobError {
     Json(String),
     #[error("block template field {field} is malformed: {reason}")]
     BadField { field: &'static str, reason: String },
-    #[error("block template has field {0:?}, which this pool cannot handle (it would build invalid blocks); use a node without it")]
-    UnsupportedField(String),
+    #[error("block template carries an MWEB extension block (`mweb`), but chain {0} has no MWEB: its blocks would be invalid, so no work is given for it (is the node on another chain than the pool's preset?)")]
+    MwebOnChainWithoutMweb(&'static str),
+    #[error("block template carries an MWEB extension block (`mweb`), but its last transaction is not the HogEx (MWEB flag 0x08): the block could not hold it")]
+    MwebWithoutHogEx,
+    #[error("block template's last transaction is a HogEx (MWEB flag 0x08) but the template has no `mweb` extension block to end the block with")]
+    HogExWithoutMweb,
     #[error("block template requires rule {0:?}, which this pool does not implement")]
     UnsupportedRule(String),
     #[error("template's default_witness_commitment {given} does not match the one computed from its transactions' wtxids ({computed})")]
@@ -80,9 +93,10 @@ pub struct BlockTemplate {
     pub longpollid: Option<String>,
     #[serde(default)]
     pub rules: Vec<String>,
-    /// Litecoin's MWEB extension block: not supported (the block needs the MWEB data appended).
+    /// Litecoin's MWEB extension block, hex: the block ends with `0x01 || mweb` (see the module
+    /// documentation). Only chains with [`ChainParams::mweb`] build jobs from such templates.
     #[serde(default)]
-    pub mweb: Option<Value>,
+    pub mweb: Option<String>,
 }
 
 /// A template transaction.
@@ -97,8 +111,9 @@ pub struct TemplateTransaction {
     pub hash: Option<String>,
 }
 
-/// Rules this pool understands (`!` marks rules a template requires).
-const KNOWN_RULES: [&str; 4] = ["segwit", "csv", "taproot", "signet"];
+/// Rules this pool understands (`!` marks rules a template requires). `mweb` only on chains with
+/// MWEB: [`Job::build`] refuses a template carrying an extension block on the others.
+const KNOWN_RULES: [&str; 5] = ["segwit", "csv", "taproot", "signet", "mweb"];
 
 impl BlockTemplate {
     /// Parses and checks a `getblocktemplate` result: refuses fields and required rules this
@@ -116,9 +131,6 @@ impl BlockTemplate {
     }
 
     fn check_supported(&self) -> Result<(), JobError> {
-        if self.mweb.is_some() {
-            return Err(JobError::UnsupportedField("mweb".into()));
-        }
         for rule in &self.rules {
             if let Some(required) = rule.strip_prefix('!') {
                 if !KNOWN_RULES.contains(&required) {
@@ -227,6 +239,9 @@ pub struct Job {
     /// The template's transactions, raw and concatenated, in block order.
     transactions: Vec<u8>,
     transaction_count: usize,
+    /// What follows the transactions: empty, or on MWEB blocks `0x01 || mweb` (the extension
+    /// block as Litecoin's `OptionalPtr` writes it).
+    extension: Vec<u8>,
     /// Proof-of-work handle for this job's previous hash.
     pub pow: PowHasher,
     /// The chain's block id hash.
@@ -270,6 +285,7 @@ impl Job {
         let mut txids = Vec::with_capacity(template.transactions.len());
         let mut wtxids = Vec::with_capacity(template.transactions.len());
         let mut transactions = Vec::new();
+        let mut last_start = 0;
         for tx in &template.transactions {
             let txid = display_hash("transactions[].txid", &tx.txid)?;
             txids.push(txid);
@@ -278,6 +294,7 @@ impl Job {
                 None => txid,
             });
             let start = transactions.len();
+            last_start = start;
             transactions.resize(start + tx.data.len() / 2, 0);
             hex::decode_to_slice(&tx.data, &mut transactions[start..]).map_err(|e| {
                 JobError::BadField {
@@ -286,6 +303,10 @@ impl Job {
                 }
             })?;
         }
+
+        let last_is_hogex =
+            !template.transactions.is_empty() && is_hogex(&transactions[last_start..]);
+        let extension = mweb_extension(template, last_is_hogex, config.chain)?;
 
         let commitment = match &template.default_witness_commitment {
             Some(given) => {
@@ -346,6 +367,7 @@ impl Job {
             pool_reward,
             transactions,
             transaction_count: template.transactions.len(),
+            extension,
             pow,
             block_id_algorithm: config.chain.block_id,
             clean_jobs,
@@ -380,7 +402,7 @@ impl Job {
 
     /// The full block in its consensus serialization (`submitblock` takes it as hex): header,
     /// transaction count, the coinbase (witness serialization with the 32-byte zero reserved
-    /// value when segwit), the template's transactions.
+    /// value when segwit), the template's transactions, then on MWEB blocks `0x01 || mweb`.
     pub fn block_bytes(
         &self,
         header: &[u8; 80],
@@ -394,7 +416,8 @@ impl Job {
                 + extranonce2.len()
                 + self.coinb2.len()
                 + 40
-                + self.transactions.len(),
+                + self.transactions.len()
+                + self.extension.len(),
         );
         block.extend_from_slice(header);
         write_varint(&mut block, self.transaction_count as u64 + 1);
@@ -417,12 +440,51 @@ impl Job {
         }
         block.extend_from_slice(locktime);
         block.extend_from_slice(&self.transactions);
+        block.extend_from_slice(&self.extension);
         block
     }
 
     /// Number of transactions in the block, coinbase included.
     pub fn transaction_count(&self) -> usize {
         self.transaction_count + 1
+    }
+
+    /// The block carries an MWEB extension block.
+    pub fn has_mweb(&self) -> bool {
+        !self.extension.is_empty()
+    }
+}
+
+/// The MWEB flag in a transaction's serialization (after the `0x00` segwit marker).
+const MWEB_FLAG: u8 = 0x08;
+
+/// A raw transaction is a HogEx: `version:4 | 0x00 | flags with 0x08` (the template's other
+/// transactions come without MWEB data; only the HogEx has the flag, with a null MWEB part).
+fn is_hogex(raw_tx: &[u8]) -> bool {
+    raw_tx.len() > 6 && raw_tx[4] == 0x00 && raw_tx[5] & MWEB_FLAG != 0
+}
+
+/// What the block must end with after its transactions: nothing, or `0x01 || mweb`. Refuses an
+/// `mweb` on a chain without MWEB, and a template whose HogEx and `mweb` do not come together.
+fn mweb_extension(
+    template: &BlockTemplate,
+    last_is_hogex: bool,
+    chain: &ChainParams,
+) -> Result<Vec<u8>, JobError> {
+    match &template.mweb {
+        None if last_is_hogex => Err(JobError::HogExWithoutMweb),
+        None => Ok(Vec::new()),
+        Some(_) if !chain.mweb => Err(JobError::MwebOnChainWithoutMweb(chain.name)),
+        Some(_) if !last_is_hogex => Err(JobError::MwebWithoutHogEx),
+        Some(mweb) => {
+            let mut extension = vec![0u8; 1 + mweb.len() / 2];
+            extension[0] = 0x01; // OptionalPtr: present
+            hex::decode_to_slice(mweb, &mut extension[1..]).map_err(|e| JobError::BadField {
+                field: "mweb",
+                reason: e.to_string(),
+            })?;
+            Ok(extension)
+        }
     }
 }
 
@@ -717,12 +779,13 @@ mod tests {
     }
 
     #[test]
-    fn refuses_mweb_and_unknown_required_rules() {
+    fn refuses_mweb_on_chains_without_it_and_unknown_required_rules() {
         let mut t = template(PREV, json!([]));
         t["mweb"] = json!("01");
+        let t = BlockTemplate::from_value(t).unwrap();
         assert_eq!(
-            BlockTemplate::from_value(t).unwrap_err(),
-            JobError::UnsupportedField("mweb".into())
+            Job::build(&t, &config(), 1, true, None, &MatrixCache::new(1)).unwrap_err(),
+            JobError::MwebOnChainWithoutMweb("obtc-regtest")
         );
         let mut t = template(PREV, json!([]));
         t["rules"] = json!(["!mweb-x"]);

@@ -47,6 +47,10 @@
 //! (template refreshes) should reach every session at least every ~30 s. The session config's
 //! `extranonce2_size` and the extranonce1 length must equal the job config's sizes.
 //! Every line produced here ends with `\n`.
+//!
+//! Difficulties (sent, suggested, the vardiff settings) are in the chain's [`DifficultyUnit`]
+//! (on scrypt chains difficulty 1 is 65,536 Bitcoin difficulty-1 targets) and become share
+//! targets only through it; a share's weight is the work of its target whatever the unit.
 
 use crate::ban::{format_utc, BanStore};
 use crate::job::{Job, JobBook, JobLookupError, MAX_EXTRANONCE2_SIZE};
@@ -60,7 +64,7 @@ use pool_core::address::parse_payout_address;
 use pool_core::chain::ChainParams;
 use pool_core::event::{PayoutAddress, ShareAccepted, ShareWork, WorkerName};
 use pool_core::share::{check_share, rolled_version, ShareInput};
-use pool_core::{BlockId, Sats, Target};
+use pool_core::{BlockId, DifficultyUnit, Sats, Target};
 use serde_json::{json, Value};
 use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
@@ -356,7 +360,8 @@ impl Session {
         self.user_agent.as_deref()
     }
 
-    /// The difficulty assigned now (applies to jobs sent from now on).
+    /// The difficulty assigned now (applies to jobs sent from now on), in the chain's
+    /// [`DifficultyUnit`] (what `mining.set_difficulty` sent).
     pub fn difficulty(&self) -> f64 {
         self.vardiff.difficulty()
     }
@@ -423,7 +428,7 @@ impl Session {
                 &self.configure(&extensions, &params),
             )]),
             Request::SuggestDifficulty { difficulty } => {
-                let network = network_difficulty(jobs);
+                let network = self.network_difficulty(jobs);
                 let d = self
                     .vardiff
                     .set(&self.config.vardiff, difficulty, network, now_ms);
@@ -454,7 +459,7 @@ impl Session {
         if !(self.subscribed && self.is_authorized()) {
             return Vec::new();
         }
-        let network = job.block_target.difficulty();
+        let network = self.unit().difficulty(&job.block_target);
         // A miner silent for long gets an easier difficulty; the result is sent below.
         let _ = self.vardiff.on_tick(&self.config.vardiff, network, now_ms);
         self.issue(job)
@@ -780,12 +785,12 @@ impl Session {
         // to 2x until its next job, and with long jobs settled it ~4x too high).
         let harder = issued.map_or(current, |t| t.harder(current));
         let rate_difficulty = if harder.is_met_by(&check.pow_hash) {
-            harder.difficulty()
+            self.unit().difficulty(&harder)
         } else {
             0.0
         };
         let mut follow_up = Vec::new();
-        let network = job.block_target.difficulty();
+        let network = self.unit().difficulty(&job.block_target);
         if let Some(d) =
             self.vardiff
                 .on_share(&self.config.vardiff, rate_difficulty, network, now_ms)
@@ -827,12 +832,25 @@ impl Session {
         let target = match self.difficulty_target {
             Some((cached, t)) if cached == d => t,
             _ => {
-                let t = Target::from_difficulty(d).unwrap_or(Target::MAX);
+                let t = self.unit().target(d).unwrap_or(Target::MAX);
                 self.difficulty_target = Some((d, t));
                 t
             }
         };
         target.easier(job.block_target)
+    }
+
+    /// What difficulty 1 means here: every difficulty this session sends (`mining.set_difficulty`),
+    /// takes (`mining.suggest_difficulty`) or clamps to (vardiff bounds, the block threshold) is
+    /// in this unit, and becomes a target only through it.
+    fn unit(&self) -> DifficultyUnit {
+        self.config.chain.difficulty_unit
+    }
+
+    /// The current job's block threshold as a difficulty in the chain's unit.
+    fn network_difficulty(&self, jobs: &JobBook) -> f64 {
+        jobs.current()
+            .map_or(f64::INFINITY, |j| self.unit().difficulty(&j.block_target))
     }
 
     fn protocol_error(&mut self, id: &Value, e: RpcError) -> SessionOutput {
@@ -849,11 +867,6 @@ impl Session {
         }
         SessionOutput::Send(vec![line])
     }
-}
-
-fn network_difficulty(jobs: &JobBook) -> f64 {
-    jobs.current()
-        .map_or(f64::INFINITY, |j| j.block_target.difficulty())
 }
 
 /// Eight hex digits, big-endian (Stratum's ntime, nonce and version bits).

@@ -1,10 +1,11 @@
 //! Variable difficulty per connection toward a target share rate.
 //!
 //! The estimator counts the difficulty the miner's accepted shares were worth over a window
-//! (difficulty-1 shares per second, i.e. hashrate / 2^32) and sets the difficulty that would give
-//! one share per target interval. It retargets only when the estimate is off by more than a
-//! factor (hysteresis), on enough shares for the estimate to be trustworthy, so a miner at a
-//! steady hashrate converges in a step or two and then stays put instead of oscillating:
+//! (difficulty-1 shares per second, i.e. hashrate / 2^32 in Bitcoin's unit, / 2^16 in scrypt's)
+//! and sets the difficulty that would give one share per target interval. It retargets only when
+//! the estimate is off by more than a factor (hysteresis), on enough shares for the estimate to
+//! be trustworthy, so a miner at a steady hashrate converges in a step or two and then stays put
+//! instead of oscillating:
 //! - after [`VardiffConfig::fast_shares`] shares, when off by more than 32x (or 8x after twice
 //!   as many shares, or 8x too slow): a new miner or a big hashrate change, jump to the estimate;
 //! - after [`VardiffConfig::window_shares`] shares (or that many intervals with at least
@@ -15,6 +16,8 @@
 //!
 //! Times are passed in (milliseconds); nothing here reads a clock. Difficulty is an `f64` (it only
 //! chooses share targets; a share's weight is the integer work of the target it was checked at).
+//! Every difficulty here, settings included, is in the chain's `DifficultyUnit`: the session
+//! converts to and from targets, so this estimator never needs to know the unit.
 
 /// Vardiff settings.
 #[derive(Clone, Debug, PartialEq)]

@@ -355,6 +355,42 @@ fn authorize_checks_the_address_for_the_network() {
 }
 
 #[test]
+fn authorize_refuses_mweb_and_other_chains_addresses_clearly_on_litecoin() {
+    let config = Arc::new(SessionConfig::new(Chain::LitecoinRegtest.params(), 4));
+    let mut s = Session::new(config, vec![1, 2, 3, 4], 0);
+    let book = JobBook::new(4);
+    let mut authorize = |user: &str| {
+        let auth = json!({"id":2,"method":"mining.authorize","params":[user, "x"]});
+        match s.handle_line(&auth.to_string(), 1_000, &book) {
+            SessionOutput::Send(l) => reply(&l[0]),
+            other => panic!("{user}: {other:?}"),
+        }
+    };
+    // The regtest wallet's `getnewaddress "" mweb`.
+    let mweb = "tmweb1qqwk5ew3fsr8ys8k0tdzlxq7ypjgzdzenw4mvmxva7glgdxtjahc8wqmsuhuesgzf0gg6fg6ar20yyn9sq98u73wpfkp40pvwzh70k9td9chrwxek";
+    for (user, says) in [
+        (format!("{mweb}.rig1"), "is an MWEB"),
+        // Bitcoin regtest's bech32 prefix, and a Litecoin mainnet MWEB address.
+        (
+            "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".to_string(),
+            "is for another network",
+        ),
+        (format!("ltcmweb1{}", &mweb[6..]), "is for another network"),
+    ] {
+        let r = authorize(&user);
+        assert_eq!(r["error"][0], 24, "{user}: {r}");
+        let message = r["error"][1].as_str().unwrap();
+        assert!(
+            message.contains("litecoin-regtest payout address"),
+            "{message}"
+        );
+        assert!(message.contains(says), "{message}");
+    }
+    let r = authorize("rltc1qfnddy46tz2y77a5kffzqfyj3l9p6p66rserjxp.rig1");
+    assert_eq!(r["result"], true, "{r}");
+}
+
+#[test]
 fn subscribe_reply_carries_extranonce1_and_size() {
     let pool = Pool::new("1d00ffff", VardiffConfig::default());
     let mut s = pool.session();

@@ -112,8 +112,13 @@ pub struct PoolInfo {
     pub chain: String,
     /// The node's network name for it (`main`, `test`, `regtest`).
     pub network: String,
-    /// `sha256d` or `heavyhash`.
+    /// `sha256d`, `heavyhash` or `scrypt`.
     pub pow: String,
+    /// What difficulty 1 means in every difficulty the pool shows or takes (`mining.set_difficulty`,
+    /// the vardiff settings, `pool_block_difficulty`, `miner_workers`): `bitcoin` (Bitcoin's
+    /// difficulty-1 target) or `scrypt` (65,536 times easier).
+    #[serde(default)]
+    pub difficulty_unit: pool_core::DifficultyUnit,
     pub coinbase_maturity: u32,
     /// The payout rule in force (scheme, fee, fee address, network fee payer).
     pub rule: PayoutRule,
@@ -266,8 +271,8 @@ pub struct WorkerInfo {
     pub last_share_ms: u64,
     /// Its open connections now.
     pub connections: u64,
-    /// The difficulty its connection mines at now (the highest of its connections'); `None`
-    /// when not connected.
+    /// The difficulty its connection mines at now (the highest of its connections'), in the
+    /// chain's difficulty unit (`pool_info`'s `difficulty_unit`); `None` when not connected.
     pub difficulty: Option<f64>,
 }
 

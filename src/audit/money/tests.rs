@@ -256,3 +256,107 @@ fn a_raw_block_reads_transaction_by_transaction() {
     assert_eq!(find_tx(&raw, &txid(&txs[1])).unwrap(), Some(txs[1].clone()));
     assert!(RawBlock::parse(&raw[..79]).is_err());
 }
+
+/// Litecoin Core regtest's blocks 432 (the first MWEB block, with a peg-in) and 433, with the
+/// templates they were mined from (`testdata/litecoin-mweb.json`).
+fn litecoin_mweb_cases() -> Vec<(Value, Vec<u8>)> {
+    let all: Value =
+        serde_json::from_str(include_str!("../../../testdata/litecoin-mweb.json")).unwrap();
+    all["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let block = hex::decode(c["block"].as_str().unwrap()).unwrap();
+            (c["template"].clone(), block)
+        })
+        .collect()
+}
+
+fn litecoin_pool() -> PoolIdentity {
+    PoolIdentity {
+        chain: pool_core::Chain::LitecoinRegtest.params(),
+        address: String::new(),
+        // The blocks' coinbases pay OP_TRUE.
+        payout_script: vec![0x51],
+        tag: b"/mweb-pr".to_vec(),
+    }
+}
+
+#[test]
+fn real_mweb_blocks_read_through_the_hogex_to_the_extension_block() {
+    let pool = litecoin_pool();
+    for (template, raw) in litecoin_mweb_cases() {
+        let height = template["height"].as_u64().unwrap();
+        let txs = template["transactions"].as_array().unwrap();
+        let mut block = RawBlock::parse(&raw).unwrap();
+        assert_eq!(block.tx_count, txs.len() as u64 + 1);
+        block.next_tx().unwrap().unwrap(); // the coinbase
+        let mut last = None;
+        for t in txs {
+            let tx = block.next_tx().unwrap().unwrap();
+            assert_eq!(tx.compute_txid().to_string(), t["txid"].as_str().unwrap());
+            last = Some(tx);
+        }
+        assert_eq!(block.next_tx().unwrap(), None);
+        // The HogEx pays the MWEB balance to its HogAddr (OP_8 <32-byte MWEB block hash>).
+        let hogex = last.unwrap();
+        assert_eq!(
+            &hogex.output[0].script_pubkey.as_bytes()[..2],
+            &[0x58, 0x20]
+        );
+        let mweb = hex::decode(template["mweb"].as_str().unwrap()).unwrap();
+        let block = RawBlock::parse(&raw).unwrap();
+        assert_eq!(block.mweb_block().unwrap(), Some(&mweb[..]), "{height}");
+
+        let reward = Sats(template["coinbasevalue"].as_u64().unwrap());
+        assert_eq!(reward_mismatch(&raw, &pool, reward), None, "{height}");
+        let txid = BlockId::from_display_hex(txs[0]["txid"].as_str().unwrap()).unwrap();
+        assert!(find_tx(&raw, &txid).unwrap().is_some());
+        // A transaction the block does not hold is looked for past the HogEx: not there.
+        let p = ConfirmedPayment {
+            seq: 9,
+            payment_id: 1,
+            txid: BlockId([1; 32]),
+            height,
+            outputs: vec![],
+        };
+        assert_eq!(
+            payment_mismatch(&raw, &pool, &p).as_deref(),
+            Some("the block does not hold the transaction")
+        );
+        // Without its extension block, a HogEx block is incomplete.
+        let cut = &raw[..raw.len() - mweb.len() - 1];
+        assert!(RawBlock::parse(cut).unwrap().mweb_block().is_err());
+    }
+    // A block without a HogEx has no extension block.
+    let plain = raw_block(&[tx(0, &[(POOL_ADDRESS, 1)])]);
+    assert_eq!(RawBlock::parse(&plain).unwrap().mweb_block().unwrap(), None);
+}
+
+#[test]
+fn a_transaction_with_an_mweb_part_before_a_payment_is_a_finding() {
+    // The peg-in as its wallet holds it: flags 0x09, with its MWEB part. No block's transaction
+    // list holds one; the reader names it rather than misreading what follows.
+    let all: Value =
+        serde_json::from_str(include_str!("../../../testdata/litecoin-mweb.json")).unwrap();
+    let pegin = hex::decode(all["pegin_wallet_tx"]["hex"].as_str().unwrap()).unwrap();
+    assert!(mweb::is_mweb_flagged(&pegin));
+    let pay = tx(5, &[(MINER, 9_750)]);
+    let mut raw = raw_block(&[tx(0, &[(POOL_ADDRESS, 50)])]);
+    raw[80] = 3;
+    raw.extend_from_slice(&pegin);
+    raw.extend_from_slice(&bitcoin::consensus::serialize(&pay));
+    let p = ConfirmedPayment {
+        seq: 40,
+        payment_id: 7,
+        txid: txid(&pay),
+        height: 130,
+        outputs: vec![out(MINER, 9_750)],
+    };
+    let problem = payment_mismatch(&raw, &litecoin_pool(), &p).unwrap();
+    assert!(
+        problem.contains("cannot read the block") && problem.contains("MWEB transaction"),
+        "{problem}"
+    );
+}

@@ -2,7 +2,6 @@
 
 use crate::config::{Config, ExtraAmount, NodeSettings, RpcNodeSettings};
 use node_rpc::{NodeAuth, NodeClient, NodeEndpoint, NodeError};
-use pool_core::Target;
 use std::sync::Arc;
 use stratum::job::{ExtraOutput, JobConfig, OutputValue};
 use stratum::server::chain_guard::{ChainCheckError, ChainGuard};
@@ -18,6 +17,7 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
     let s = &config.stratum;
     let mut session = SessionConfig::new(chain, s.extranonce2_size);
     session.version_mask = s.version_rolling_mask;
+    // The vardiff difficulties stay in the chain's unit: the session converts them.
     session.vardiff = VardiffConfig {
         initial_difficulty: s.vardiff.start_difficulty,
         min_difficulty: s.vardiff.min_difficulty,
@@ -43,9 +43,13 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
             script_pubkey: o.address.script_pubkey.clone(),
         })
         .collect();
+    // In the chain's difficulty unit, like every difficulty miners see (scrypt: 1 = 65,536 x
+    // Bitcoin's difficulty-1 target).
     job.pool_block_target = match config.pool.pool_block_difficulty {
         Some(d) => Some(
-            Target::from_difficulty(d)
+            chain
+                .difficulty_unit
+                .target(d)
                 .map_err(|e| anyhow::anyhow!("pool.pool_block_difficulty {d}: {e}"))?,
         ),
         None => None,
@@ -136,4 +140,60 @@ fn node_client(url: &str, auth: &NodeAuth, n: &RpcNodeSettings) -> NodeClient {
         timeout: n.rpc_timeout,
         longpoll_timeout: n.longpoll_timeout,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::{DifficultyUnit, Target};
+    use std::path::Path;
+
+    fn config(preset: &str) -> Config {
+        let text = format!(
+            r#"
+[chain]
+preset = "{preset}"
+[node]
+url = "http://127.0.0.1:18443"
+user = "u"
+password = "p"
+[pool]
+payout_address = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"
+pool_block_difficulty = 0.5
+[stratum.vardiff]
+min_difficulty = 0.25
+start_difficulty = 2.0
+max_difficulty = 1024.0
+[ledger]
+data_dir = "data"
+"#
+        );
+        Config::from_text(&text, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn configured_difficulties_are_in_the_chains_unit() {
+        // litecoin-regtest: scrypt difficulty 0.5 is Bitcoin difficulty 0.5 / 65,536.
+        let scrypt = server_config(&config("litecoin-regtest")).unwrap();
+        assert_eq!(scrypt.session.chain.difficulty_unit, DifficultyUnit::Scrypt);
+        let target = scrypt.job_config.pool_block_target.unwrap();
+        assert_eq!(target, Target::from_difficulty(0.5 / 65_536.0).unwrap());
+        assert_eq!(DifficultyUnit::Scrypt.difficulty(&target), 0.5);
+        // bsv-regtest: Bitcoin's difficulty, as before.
+        let bitcoin = server_config(&config("bsv-regtest")).unwrap();
+        let target = bitcoin.job_config.pool_block_target.unwrap();
+        assert_eq!(target, Target::from_difficulty(0.5).unwrap());
+        assert_eq!(
+            scrypt.job_config.pool_block_target.unwrap().as_u256(),
+            target.as_u256() << 16
+        );
+        // The vardiff numbers reach the session as written: it reads them in the chain's unit.
+        for c in [&scrypt, &bitcoin] {
+            let v = &c.session.vardiff;
+            assert_eq!(
+                (v.min_difficulty, v.initial_difficulty, v.max_difficulty),
+                (0.25, 2.0, 1024.0)
+            );
+        }
+    }
 }

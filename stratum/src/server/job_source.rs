@@ -237,6 +237,7 @@ impl JobSource {
                         height = job.height,
                         job = job.id,
                         txs = job.transaction_count(),
+                        mweb = job.has_mweb(),
                         "new block to mine on"
                     );
                 } else {
@@ -403,6 +404,30 @@ mod tests {
         tips.borrow_and_update();
         source.publish(&mut book, bad);
         assert!(!tips.has_changed().unwrap());
+        drop(source);
+        ledger.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_mweb_template_on_a_chain_without_mweb_gives_miners_no_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let (source, mut tips) = source(ledger.clone());
+        let mut jobs = source.jobs.subscribe();
+        jobs.borrow_and_update();
+        tips.borrow_and_update();
+        // Litecoin Core regtest's template for its first MWEB block, served to a bsv-regtest pool.
+        let cases: Value =
+            serde_json::from_str(include_str!("../../../testdata/litecoin-mweb.json")).unwrap();
+        let mut book = JobBook::default();
+        assert_eq!(
+            source.publish(&mut book, cases["cases"][0]["template"].clone()),
+            None
+        );
+        assert!(book.current().is_none());
+        assert!(!jobs.has_changed().unwrap(), "no job is published");
+        assert!(!tips.has_changed().unwrap());
+        assert!(ledger.head().is_none(), "no JobCreated is recorded");
         drop(source);
         ledger.close().await;
     }
