@@ -1,7 +1,8 @@
 //! Share validation per core: coinbase txid, merkle root, header, proof of work and target check
 //! (`pool_core::share::check_share`), SHA-256d with a 12-level merkle branch (a ~3,000
 //! transaction block) and with an empty one (regtest), HeavyHash with the block's cached matrix
-//! and a 12-level branch, and the raw HeavyHash rate beside it. Also the whole session path for
+//! and a 12-level branch, and the raw HeavyHash rate beside it; scrypt (Litecoin) with a 12-level
+//! branch beside the `scrypt` crate's raw rate (`pool_core::pow::scrypt_header`). Also the whole session path for
 //! one `mining.submit` line (JSON parsing, checks, validation, reply). Each iteration changes the
 //! nonce. Run with `cargo bench --bench share_validation`.
 //!
@@ -11,7 +12,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pool_core::chain::Chain;
-use pool_core::pow::{heavyhash_with_matrix, MatrixCache, PowAlgorithm, PowHasher};
+use pool_core::pow::{heavyhash_with_matrix, scrypt_header, MatrixCache, PowAlgorithm, PowHasher};
 use pool_core::share::{check_share, ShareInput};
 use pool_core::Target;
 use serde_json::json;
@@ -121,6 +122,14 @@ fn cpu_time_rates(_: &mut Criterion) {
         header[76..80].copy_from_slice(&nonce.to_le_bytes());
         heavyhash_with_matrix(black_box(matrix), black_box(&header))
     });
+    let scrypt = PowHasher::new(PowAlgorithm::Scrypt, &PREV, &cache);
+    print_cpu_rate("scrypt_branch12", 3_000, checker(&scrypt, &b12));
+    let mut nonce = 0u32;
+    print_cpu_rate("scrypt_raw", 3_000, || {
+        nonce = nonce.wrapping_add(1);
+        header[76..80].copy_from_slice(&nonce.to_le_bytes());
+        scrypt_header(black_box(&header))
+    });
     print_cpu_rate("session_submit_line_sha256d_branch12", 200_000, submitter());
 }
 
@@ -146,6 +155,20 @@ fn share_validation(c: &mut Criterion) {
             nonce = nonce.wrapping_add(1);
             header[76..80].copy_from_slice(&nonce.to_le_bytes());
             heavyhash_with_matrix(black_box(matrix), black_box(&header))
+        })
+    });
+    group.finish();
+
+    // scrypt: the full check and the crate's raw rate, in the same run.
+    let scrypt = PowHasher::new(PowAlgorithm::Scrypt, &PREV, &cache);
+    bench_check(c, "scrypt_branch12", &scrypt, &branch(12));
+    let mut group = c.benchmark_group("share_validation");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("scrypt_raw", |b| {
+        b.iter(|| {
+            nonce = nonce.wrapping_add(1);
+            header[76..80].copy_from_slice(&nonce.to_le_bytes());
+            scrypt_header(black_box(&header))
         })
     });
     group.finish();

@@ -10,7 +10,7 @@
 
 use clap::Parser;
 use pool_core::pow::{MatrixCache, PowAlgorithm, PowHasher};
-use pool_core::Target;
+use pool_core::{DifficultyUnit, Target, TargetError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Write};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Parser)]
 #[command(
     name = "obtc-miner",
-    about = "A small Stratum V1 CPU miner (SHA-256d or HeavyHash)"
+    about = "A small Stratum V1 CPU miner (SHA-256d, HeavyHash or scrypt)"
 )]
 struct Args {
     /// Pool address, host:port.
@@ -34,7 +34,9 @@ struct Args {
     user: String,
     #[arg(long, default_value = "x")]
     pass: String,
-    /// Proof of work of the chain: sha256d or heavyhash.
+    /// Proof of work of the chain: sha256d, heavyhash or scrypt. With scrypt,
+    /// `mining.set_difficulty` is read in the scrypt convention (difficulty 1 = 65,536 times
+    /// Bitcoin's difficulty-1 target).
     #[arg(long, default_value = "sha256d")]
     algo: PowAlgorithm,
     /// Mining threads.
@@ -65,6 +67,8 @@ struct Job {
 }
 
 struct Shared {
+    /// How `mining.set_difficulty` reads: the scrypt convention when mining scrypt.
+    unit: DifficultyUnit,
     job: Mutex<Option<Job>>,
     target: Mutex<Target>,
     /// Bumped on every `mining.set_difficulty`; grinding threads then reload the target (a
@@ -169,9 +173,12 @@ fn main() -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let reader = BufReader::new(stream);
+    let unit = difficulty_unit(args.algo);
     let shared = Arc::new(Shared {
+        unit,
         job: Mutex::new(None),
-        target: Mutex::new(Target::DIFF1),
+        // Difficulty 1 until the pool says otherwise.
+        target: Mutex::new(share_target(unit, 1.0)?),
         target_generation: AtomicU64::new(0),
         generation: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -278,6 +285,20 @@ fn read_pool(shared: &Shared, reader: BufReader<TcpStream>, max_shares: u64) -> 
     anyhow::bail!("the pool closed the connection")
 }
 
+/// The difficulty convention of miners of `algo`: scrypt miners read a Stratum difficulty
+/// 65,536 times easier than Bitcoin's.
+fn difficulty_unit(algo: PowAlgorithm) -> DifficultyUnit {
+    match algo {
+        PowAlgorithm::Scrypt => DifficultyUnit::Scrypt,
+        PowAlgorithm::Sha256d | PowAlgorithm::HeavyHash => DifficultyUnit::Bitcoin,
+    }
+}
+
+/// The share target of a `mining.set_difficulty` difficulty in `unit`.
+fn share_target(unit: DifficultyUnit, difficulty: f64) -> Result<Target, TargetError> {
+    unit.target(difficulty)
+}
+
 fn handle_message(shared: &Shared, msg: &Value) -> anyhow::Result<()> {
     match msg.get("method").and_then(Value::as_str) {
         Some("mining.notify") => {
@@ -294,7 +315,7 @@ fn handle_message(shared: &Shared, msg: &Value) -> anyhow::Result<()> {
         }
         Some("mining.set_difficulty") => {
             if let Some(d) = msg["params"].get(0).and_then(Value::as_f64) {
-                match Target::from_difficulty(d) {
+                match share_target(shared.unit, d) {
                     Ok(t) => {
                         eprintln!("obtc-miner: difficulty {d}");
                         if let Ok(mut target) = shared.target.lock() {
@@ -426,5 +447,47 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrypt_reads_set_difficulty_in_the_scrypt_convention() {
+        let scrypt = share_target(difficulty_unit(PowAlgorithm::Scrypt), 1.0).unwrap();
+        assert_eq!(scrypt, DifficultyUnit::Scrypt.target(1.0).unwrap());
+        // Scrypt difficulty 1 is Bitcoin difficulty 1/65536: a target 65,536 times easier.
+        assert_eq!(scrypt, Target::from_difficulty(1.0 / 65536.0).unwrap());
+        assert_ne!(scrypt, Target::DIFF1);
+        assert_eq!(
+            share_target(DifficultyUnit::Scrypt, 65536.0).unwrap(),
+            Target::DIFF1
+        );
+        for algo in [PowAlgorithm::Sha256d, PowAlgorithm::HeavyHash] {
+            let unit = difficulty_unit(algo);
+            assert_eq!(share_target(unit, 1.0).unwrap(), Target::DIFF1, "{algo}");
+            assert_eq!(
+                share_target(unit, 4.0).unwrap(),
+                Target::from_difficulty(4.0).unwrap()
+            );
+        }
+        assert!(share_target(DifficultyUnit::Scrypt, 0.0).is_err());
+    }
+
+    #[test]
+    fn algo_scrypt_parses() {
+        let args = Args::try_parse_from([
+            "obtc-miner",
+            "--url",
+            "127.0.0.1:1",
+            "--user",
+            "u",
+            "--algo",
+            "scrypt",
+        ])
+        .unwrap();
+        assert_eq!(args.algo, PowAlgorithm::Scrypt);
     }
 }

@@ -1,7 +1,8 @@
 //! The shared Stratum vectors (blocks real regtest nodes accepted): the job builder reproduces
 //! every notify field and the whole coinbase from the template, the share checker rebuilds the
 //! header, proof-of-work hash and block id from the notify and submit params, and the session
-//! turns the submit into a block candidate. The scrypt (Litecoin) vector is skipped here.
+//! turns the submit into a block candidate. Chains: oBTC (HeavyHash), BSV (SHA-256d) and Litecoin
+//! (scrypt proof of work, SHA-256d block ids).
 
 use bitcoin::hashes::Hash;
 use pool_core::chain::{Chain, ChainParams};
@@ -16,14 +17,12 @@ use stratum::session::{Session, SessionConfig, SessionOutput};
 
 fn vectors() -> Vec<Value> {
     let all: Value = serde_json::from_str(include_str!("../testdata/stratum.json")).unwrap();
-    let v: Vec<Value> = all["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["pow"] != "scrypt")
-        .cloned()
-        .collect();
-    assert_eq!(v.len(), 5, "four oBTC vectors and one BSV vector");
+    let v: Vec<Value> = all["vectors"].as_array().unwrap().clone();
+    assert_eq!(
+        v.len(),
+        6,
+        "four oBTC vectors, one BSV vector and one Litecoin vector"
+    );
     v
 }
 
@@ -31,6 +30,7 @@ fn chain_of(v: &Value) -> &'static ChainParams {
     match v["pow"].as_str().unwrap() {
         "heavyhash" => Chain::ObtcRegtest.params(),
         "sha256d" => Chain::BsvRegtest.params(),
+        "scrypt" => Chain::LitecoinRegtest.params(),
         other => panic!("unexpected pow {other}"),
     }
 }
@@ -147,7 +147,7 @@ fn job_builder_reproduces_notify_fields_and_coinbase() {
         assert_eq!(job.notify.nbits, n[6], "{name}: nbits");
         assert_eq!(job.notify.ntime, n[7], "{name}: ntime");
         assert!(job.notify.clean_jobs);
-        assert_eq!(job.segwit, s(&v, "pow") == "heavyhash", "{name}");
+        assert_eq!(job.segwit, v["segwit_block"] == true, "{name}");
         assert_eq!(
             job.pool_reward.0,
             v["template_coinbasevalue"].as_u64().unwrap()
@@ -254,6 +254,12 @@ fn share_checker_rebuilds_header_pow_and_block_id() {
 
 fn payout_address(v: &Value) -> String {
     let script = bitcoin::ScriptBuf::from_bytes(coinbase_parts(v).payout_script);
+    if let (Some(version), Some(hrp)) = (script.witness_version(), chain_of(v).bech32_hrp) {
+        // The witness program under the chain's own hrp (Litecoin regtest: rltc).
+        let hrp = bitcoin::bech32::Hrp::parse(hrp).unwrap();
+        return bitcoin::bech32::segwit::encode(hrp, version.into(), &script.as_bytes()[2..])
+            .unwrap();
+    }
     bitcoin::Address::from_script(&script, bitcoin::Network::Regtest)
         .unwrap()
         .to_string()
@@ -296,6 +302,9 @@ fn session_turns_the_vector_submit_into_a_block_candidate() {
             &book,
         );
         let user = format!("{}.rig", payout_address(&v));
+        if s(&v, "pow") == "scrypt" {
+            assert!(user.starts_with("rltc1q"), "{name}: {user}");
+        }
         let auth = json!({"id": 2, "method": "mining.authorize", "params": [user, "x"]});
         let lines = send(&mut session, &auth.to_string(), &book);
         assert_eq!(

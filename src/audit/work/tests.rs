@@ -446,3 +446,51 @@ fn findings_past_the_cap_are_counted() {
     assert_eq!(report.findings.len(), MAX_FINDINGS);
     assert_eq!(report.findings_omitted, 5);
 }
+
+/// A share on `job` (extranonce1 `en1`) with a nonce ground until the scrypt hash meets
+/// [`easy_target`] (`scrypt_meets`) or until SHA-256d meets it and scrypt does not.
+fn scrypt_share(job: &JobCreated, en1: u32, scrypt_meets: bool) -> ShareWithWork {
+    let target = easy_target();
+    let mut s = share(job, en1, 0);
+    loop {
+        let h = header(job, &s.work);
+        let scrypt = target.is_met_by(&pool_core::pow::scrypt_header(&h));
+        let sha = target.is_met_by(&pool_core::pow::sha256d_header(&h));
+        if scrypt == scrypt_meets && (scrypt_meets || sha) {
+            return s;
+        }
+        s.work.nonce += 1;
+    }
+}
+
+#[test]
+fn scrypt_chains_hash_with_scrypt_and_count_headers_by_sha256d_id() {
+    // litecoin-regtest: scrypt proof of work, SHA-256d block ids.
+    let pool = pool_on("litecoin-regtest");
+    assert_eq!(pool.chain.pow, PowAlgorithm::Scrypt);
+    let j = job(&pool, 1, 101, prev(4), None);
+    let right = scrypt_share(&j, 1, true);
+    // Meets the target by SHA-256d only: wrong on a scrypt chain.
+    let wrong = scrypt_share(&j, 2, false);
+    let mut check = WorkCheck::new(&pool);
+    check.apply(0, &Event::JobCreated(j.clone()));
+    check.apply(1, &Event::ShareWithWork(right.clone()));
+    check.apply(2, &Event::ShareWithWork(wrong));
+    check.apply(3, &Event::ShareWithWork(right));
+    let report = check.finish();
+    let found = messages(&report);
+    assert_eq!(report.shares_checked, 3);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(report.findings[0].seq, Some(2));
+    assert!(
+        report.findings[0]
+            .message
+            .contains("above its share target"),
+        "{found:?}"
+    );
+    assert_eq!(report.findings[1].seq, Some(3));
+    assert!(
+        report.findings[1].message.contains("counted twice"),
+        "{found:?}"
+    );
+}

@@ -7,6 +7,12 @@
 //! commit per share: later lines are handled while earlier shares' appends are in flight (the
 //! ledger's group commit batches them), up to [`MAX_PIPELINE`] queued replies, after which the
 //! connection stops reading until the front is answered.
+//!
+//! On a scrypt chain (~0.4 ms and 128 KiB a share hash) the lines are handled in
+//! [`off_async_workers`]: the worker thread becomes a blocking thread for the batch and its
+//! other tasks move on, so hashing never stalls other connections. The lines are still handled
+//! in order, by this task, so ordering and acknowledgement are unchanged. SHA-256d and HeavyHash
+//! shares are checked inline.
 
 use super::{IpSlot, Shared};
 use crate::codec::LineFramer;
@@ -15,6 +21,7 @@ use crate::job::{Job, JobBook};
 use crate::message::notify_line;
 use crate::session::{AcceptedShare, BlockCandidate, Session, SessionOutput};
 use pool_core::event::{BlockCandidate as CandidateEvent, Event, ShareWithWork};
+use pool_core::pow::PowAlgorithm;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -177,7 +184,10 @@ impl Connection {
                             break;
                         }
                     }
-                    let flow = self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing);
+                    let pow = self.shared.session.chain.pow;
+                    let flow = off_async_workers(pow, || {
+                        self.drain_lines(&mut framer, &mut session, &book, &mut deadline, &mut outgoing)
+                    });
                     framer.release_if_drained();
                     if known.update(&session, &registration) {
                         self.close_if_banned(&session, &registration);
@@ -403,6 +413,21 @@ impl Connection {
 
 /// Reads what the socket has (one `read`, into a stack buffer: nothing per connection) and feeds
 /// it to the framer. `Ok(0)`: the miner closed; `WouldBlock`: readiness was spurious.
+/// Runs `handle` (a batch of request lines, share checks included) where a memory-hard hash
+/// cannot stall the async workers: for scrypt on a multi-thread runtime, in
+/// [`tokio::task::block_in_place`] (this worker hands its other tasks to another worker while
+/// `handle` runs); inline for SHA-256d and HeavyHash (microseconds a share), and on a
+/// current-thread runtime, which has no other worker to hand tasks to.
+pub(crate) fn off_async_workers<R>(pow: PowAlgorithm, handle: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if pow == PowAlgorithm::Scrypt && multi_thread {
+        tokio::task::block_in_place(handle)
+    } else {
+        handle()
+    }
+}
+
 fn read_ready(stream: &TcpStream, framer: &mut LineFramer) -> std::io::Result<usize> {
     let mut buf = [0u8; 4096];
     loop {
@@ -596,5 +621,61 @@ mod tests {
         let notify: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
         assert_eq!(notify["params"][8], serde_json::Value::Bool(true));
         assert_eq!(notify["params"][0], serde_json::json!("7"));
+    }
+
+    /// Whether a ticking task on the runtime's single worker advanced while `pow`'s handler
+    /// held the calling task for 300 ms.
+    fn others_ran_during(pow: PowAlgorithm) -> bool {
+        use std::sync::atomic::AtomicU64;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let ticks = Arc::clone(&ticks);
+            runtime.spawn(async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        let advanced = runtime.block_on(async {
+            // Let the ticker start, then hold a spawned task (on the worker) in the handler.
+            while ticks.load(Ordering::Relaxed) == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let ticks = Arc::clone(&ticks);
+            tokio::spawn(async move {
+                off_async_workers(pow, || {
+                    let before = ticks.load(Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(300));
+                    ticks.load(Ordering::Relaxed) > before
+                })
+            })
+            .await
+            .unwrap()
+        });
+        ticker.abort();
+        advanced
+    }
+
+    #[test]
+    fn scrypt_share_checks_do_not_stall_the_async_workers() {
+        assert!(others_ran_during(PowAlgorithm::Scrypt));
+        // The check tells the two apart: inline, the single worker is held.
+        assert!(!others_ran_during(PowAlgorithm::Sha256d));
+    }
+
+    #[test]
+    fn off_async_workers_runs_inline_without_a_multi_thread_runtime() {
+        assert_eq!(off_async_workers(PowAlgorithm::Scrypt, || 7), 7);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let got = runtime.block_on(async { off_async_workers(PowAlgorithm::Scrypt, || 8) });
+        assert_eq!(got, 8);
     }
 }
