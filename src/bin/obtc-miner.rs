@@ -406,9 +406,12 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
         header[68..72].copy_from_slice(&job.ntime.to_le_bytes());
         header[72..76].copy_from_slice(&job.nbits.to_le_bytes());
         let hasher = PowHasher::new(algo, &job.prev_hash, &cache);
+        // How often to look for a new job, a new target or a stop: every few milliseconds
+        // (scrypt hashes some 1,000 times slower than SHA-256d).
+        let check_every = if algo == PowAlgorithm::Scrypt { 16 } else { 4096 };
 
         for nonce in 0..=u32::MAX {
-            if nonce % 4096 == 0 {
+            if nonce % check_every == 0 {
                 if shared.stop.load(Ordering::Relaxed)
                     || shared.generation.load(Ordering::Relaxed) != job.generation
                 {
