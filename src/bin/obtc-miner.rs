@@ -408,7 +408,11 @@ fn grind(shared: &Shared, submit: &Sender<String>, user: &str, algo: PowAlgorith
         let hasher = PowHasher::new(algo, &job.prev_hash, &cache);
         // How often to look for a new job, a new target or a stop: every few milliseconds
         // (scrypt hashes some 1,000 times slower than SHA-256d).
-        let check_every = if algo == PowAlgorithm::Scrypt { 16 } else { 4096 };
+        let check_every = if algo == PowAlgorithm::Scrypt {
+            16
+        } else {
+            4096
+        };
 
         for nonce in 0..=u32::MAX {
             if nonce % check_every == 0 {
