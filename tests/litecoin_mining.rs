@@ -68,6 +68,25 @@ fn segwit_spends(pair: &NodePair) -> BTreeSet<String> {
             .wait_until(WAIT, |n| txids.is_subset(&n.mempool())),
         "node 1 never got the spends {txids:?}"
     );
+    // Bitcoin Core keeps serving its last template for 5 s after the mempool changes (a pool of
+    // the previous test asked for one just now): wait until node 1's template holds the spends,
+    // so the pool's first job does too.
+    let rules = json!({"rules": ["mweb", "segwit"]}).to_string();
+    assert!(
+        pair.node1.wait_until(WAIT, |n| {
+            let template = n.cli(&["getblocktemplate", &rules]);
+            let in_template: BTreeSet<String> = template["transactions"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|x| x["txid"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            txids.is_subset(&in_template)
+        }),
+        "node 1's template never held the spends {txids:?}"
+    );
     txids
 }
 
