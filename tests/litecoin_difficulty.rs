@@ -9,8 +9,9 @@ mod common;
 use common::nodes::free_port;
 use common::pool::PoolProcess;
 use common::rpc::{request, result_of};
-use common::stratum_client::{Solution, StratumClient};
+use common::stratum_client::StratumClient;
 use payout::api::operator::{MinerWorkers, PoolInfo, METHOD_MINER_WORKERS, METHOD_POOL_INFO};
+use pool_core::chain::Chain;
 use pool_core::{DifficultyUnit, Event, Target};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -49,27 +50,6 @@ listen = "{rpc}"
     )
 }
 
-/// Grinds scrypt for a header meeting `target` (about two hashes a share at the difficulty used).
-fn grind_scrypt(client: &StratumClient, target: &Target) -> Solution {
-    let job = client.latest_job().expect("a job");
-    let extranonce2 = vec![0u8, 0, 0, 1];
-    for nonce in 0..1_000u32 {
-        let header = client.header(&job, &extranonce2, job.ntime, nonce, job.version);
-        let hash = pool_core::pow::scrypt_header(&header);
-        if target.is_met_by(&hash) {
-            return Solution {
-                job_id: job.job_id.clone(),
-                extranonce2: hex::encode(&extranonce2),
-                ntime: format!("{:08x}", job.ntime),
-                nonce: format!("{nonce:08x}"),
-                version_bits: None,
-                hash,
-            };
-        }
-    }
-    panic!("no scrypt share in 1,000 nonces");
-}
-
 #[test]
 fn a_litecoin_pool_sends_takes_and_shows_scrypt_difficulties() {
     // Scrypt difficulty 2^-15 is a target of about 2^255: every other scrypt hash meets it. The
@@ -85,7 +65,9 @@ fn a_litecoin_pool_sends_takes_and_shows_scrypt_difficulties() {
     );
 
     let share_target = DifficultyUnit::Scrypt.target(start).unwrap();
-    let solution = grind_scrypt(&client, &share_target);
+    client.use_chain(Chain::LitecoinRegtest.params());
+    let job = client.latest_job().expect("a job");
+    let solution = client.grind_target(&job, &share_target, None, 1_000);
     assert_eq!(
         client.submit(&username, &solution),
         Ok(json!(true)),

@@ -346,6 +346,19 @@ impl StratumClient {
             .difficulty_unit
             .target(difficulty.unwrap_or(self.difficulty))
             .unwrap();
+        self.grind_target(job, &target, rolled_version_bits, max_hashes)
+    }
+
+    /// Grinds nonces (the chain's proof of work, [`StratumClient::pow_hash`]) for a header meeting
+    /// `target`, on a fresh extranonce2. As [`StratumClient::grind`], for a target not given as a
+    /// difficulty (e.g. the harder of the share and block targets). Panics after `max_hashes`.
+    pub fn grind_target(
+        &mut self,
+        job: &Job,
+        target: &Target,
+        rolled_version_bits: Option<u32>,
+        max_hashes: u64,
+    ) -> Solution {
         self.extranonce2_counter += 1;
         let mut en2 = self.extranonce2_counter.to_le_bytes().to_vec();
         en2.resize(self.extranonce2_size, 0);
@@ -372,7 +385,7 @@ impl StratumClient {
                 };
             }
         }
-        panic!("no share at difficulty {difficulty:?} within {max_hashes} hashes");
+        panic!("no share at target {target} within {max_hashes} hashes");
     }
 
     /// Submits a solution; `Ok(true)` is an accepted share.
