@@ -18,6 +18,19 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Scale-out: a Stratum edge (share checks, its own node for templates and blocks, no
+    /// ledger): publishes its events to the JetStream share stream and acknowledges a share
+    /// only once the stream has it.
+    Edge {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Scale-out: the ledger core: applies the share stream to the ledger exactly once, runs the
+    /// chain watcher and the RPC server (the payout process talks to it as to `run`).
+    Core {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the payout process: pay due balances through the node's wallet, recording every
     /// step through the pool's RPC (a process of its own beside `run`).
     Payout {
@@ -50,6 +63,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => cli::run::run(&config),
         Command::Payout { config } => cli::payout::run(&config),
+        Command::Edge { config } => cli::edge::run(&config),
+        Command::Core { config } => cli::core::run(&config),
         Command::Init { network, pow } => cli::init::run(network, pow),
         Command::Notify { config } => cli::notify::run(&config),
         Command::Ledger(cmd) => cli::ledger::run(cmd),

@@ -256,6 +256,15 @@ fn encode_by_the_doc(event: &Event) -> Vec<u8> {
             e.u64(p.payment_id);
             e.str(&p.reason);
         }
+        Event::StreamBatch(b) => {
+            e.u32(15);
+            e.u16(b.edge_id);
+            e.u64(b.boot_id);
+            e.u64(b.counter);
+            e.u64(b.stream_seq);
+            e.u32(b.events);
+            e.u64(b.sealed_ms);
+        }
     }
     e.0
 }

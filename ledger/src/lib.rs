@@ -499,6 +499,19 @@ impl Ledger {
         Ok(async move { one(rx.await.map_err(|_| closed_early())?) })
     }
 
+    /// [`Ledger::append_batch`] in two steps, as [`Ledger::submit`] is for one event: the
+    /// events' places are fixed (and nothing else can come between them) when this returns;
+    /// the future resolves once they are durable.
+    pub fn submit_batch(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<impl std::future::Future<Output = Result<Vec<Appended>, LedgerError>>, LedgerError>
+    {
+        let (tx, rx) = oneshot::channel();
+        self.send(Self::encode_all(&events)?, Reply::Async(tx))?;
+        Ok(async move { many(rx.await.map_err(|_| closed_early())?) })
+    }
+
     /// Appends events as consecutive records; returns once all are flushed to disk.
     pub async fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Appended>, LedgerError> {
         let (tx, rx) = oneshot::channel();

@@ -62,6 +62,7 @@ pub enum Event {
     PaymentSigned(PaymentSigned),
     JobCreated(JobCreated),
     ShareWithWork(ShareWithWork),
+    StreamBatch(StreamBatch),
 }
 
 impl Event {
@@ -83,6 +84,7 @@ impl Event {
             Event::PaymentSigned(_) => "PaymentSigned",
             Event::JobCreated(_) => "JobCreated",
             Event::ShareWithWork(_) => "ShareWithWork",
+            Event::StreamBatch(_) => "StreamBatch",
         }
     }
 
@@ -455,6 +457,30 @@ pub struct ShareWork {
     pub nonce: u32,
     /// The header version, after BIP310 rolling (the job's version when none).
     pub version: u32,
+}
+
+/// A batch of events an edge (`obtc-pool edge`) published to the share stream, as the core
+/// (`obtc-pool core`) applied it: recorded in the same ledger append as the batch's events,
+/// immediately before them, so the `events` records after this one are the batch, in the
+/// order the edge sealed them. The batch id (`edge_id`, `boot_id`, `counter`) is what the
+/// edge sent as `Nats-Msg-Id`; the core applies each id at most once, and an auditor can see
+/// every edge boot's counters and any gap among them (a batch the edge abandoned: its shares
+/// were never acknowledged to miners). `stream_seq` is the JetStream sequence of the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct StreamBatch {
+    /// The edge's configured id (`[edge] id`, 1-255; the first byte of its extranonce1s).
+    pub edge_id: u16,
+    /// Random per edge process start: a restarted edge's counter starts again at 1.
+    pub boot_id: u64,
+    /// 1, 2, 3, ... per edge boot, in the order the edge sealed its batches.
+    pub counter: u64,
+    /// The stream sequence number of the message that carried the batch.
+    pub stream_seq: u64,
+    /// How many records follow this one in the same append (the batch's events).
+    pub events: u32,
+    /// Unix time in milliseconds when the edge sealed the batch (the core's record time minus
+    /// this is the share-to-ledger lag, give or take the clocks' difference).
+    pub sealed_ms: u64,
 }
 
 /// `Vec<[u8; 32]>` as its plain serde form in binary formats and as a list of hex strings in

@@ -15,6 +15,7 @@ mod payout;
 mod pool;
 mod rpc;
 mod stratum;
+mod stream;
 mod wallet;
 
 pub use self::ledger::{LedgerSettings, Retention};
@@ -24,6 +25,7 @@ pub use self::payout::PayoutSettings;
 pub use self::pool::{ExtraAmount, ExtraOutput, PoolSettings};
 pub use self::rpc::{RpcSettings, DEFAULT_RPC_LISTEN, DEFAULT_TOKEN_FILE};
 pub use self::stratum::{StratumSettings, VardiffSettings};
+pub use self::stream::{EdgeSettings, StreamSettings};
 pub use self::wallet::WalletSettings;
 
 use self::ledger::{ledger_settings, RawLedger};
@@ -33,6 +35,7 @@ use self::payout::{payout_settings, RawPayout};
 use self::pool::{pool_settings, RawPool};
 use self::rpc::{rpc_settings, RawRpc};
 use self::stratum::{stratum_settings, RawStratum};
+use self::stream::{edge_settings, stream_settings, RawEdge, RawStream};
 use self::wallet::{wallet_settings, RawWallet};
 use pool_core::chain::{Chain, ChainParams};
 use serde::Deserialize;
@@ -54,6 +57,10 @@ pub struct Config {
     pub payout: PayoutSettings,
     /// `None` without an `[rpc]` section: no JSON-RPC server (and so no payout process).
     pub rpc: Option<RpcSettings>,
+    /// `[stream]`: the share stream of the scale-out roles (`edge`, `core`); `run` ignores it.
+    pub stream: Option<StreamSettings>,
+    /// `[edge]`: this edge's id (`obtc-pool edge` needs it).
+    pub edge: Option<EdgeSettings>,
 }
 
 /// Why a configuration could not be loaded.
@@ -94,6 +101,8 @@ struct RawConfig {
     #[serde(default)]
     payout: RawPayout,
     rpc: Option<RawRpc>,
+    stream: Option<RawStream>,
+    edge: Option<RawEdge>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +163,14 @@ impl Config {
             Some(r) => Some(rpc_settings(r, base, &ledger.data_dir)?),
             None => None,
         };
+        let stream = match raw.stream {
+            Some(s) => Some(stream_settings(s)?),
+            None => None,
+        };
+        let edge = match raw.edge {
+            Some(e) => Some(edge_settings(e)?),
+            None => None,
+        };
         Ok(Config {
             chain,
             node,
@@ -164,6 +181,8 @@ impl Config {
             notify,
             payout,
             rpc,
+            stream,
+            edge,
         })
     }
 

@@ -647,10 +647,16 @@ pub struct JobBook {
 
 impl JobBook {
     pub fn new(capacity: usize) -> JobBook {
+        JobBook::with_first_id(capacity, 1)
+    }
+
+    /// A book whose first job gets id `first` (at least 1): an edge's ids start at
+    /// `edge_id << 48 | 1`, so two edges' jobs never share an id in one ledger.
+    pub fn with_first_id(capacity: usize, first: u64) -> JobBook {
         JobBook {
             jobs: VecDeque::new(),
             capacity: capacity.max(1),
-            next_id: 1,
+            next_id: first.max(1),
         }
     }
 

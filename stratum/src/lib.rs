@@ -8,4 +8,5 @@ pub mod message;
 pub mod metrics;
 pub mod server;
 pub mod session;
+pub mod sink;
 pub mod vardiff;

@@ -18,6 +18,7 @@ use crate::ban::{format_utc, BanStore};
 use crate::flood::FloodConfig;
 use crate::job::{JobBook, JobConfig};
 use crate::session::SessionConfig;
+use crate::sink::EventSink;
 use job_source::{ChainTip, JobSource, TemplateSource};
 use ledger::Ledger;
 use node_rpc::NodeClient;
@@ -62,6 +63,12 @@ pub struct ServerConfig {
     pub bans: Arc<BanStore>,
     /// The live connections and the share counters (shared with the operator's RPC).
     pub registry: Arc<Registry>,
+    /// Bytes every extranonce1 starts with (an edge's id, so two edges never hand out the same
+    /// work); the rest is the per-connection counter. Empty for the all-in-one pool.
+    pub extranonce1_prefix: Vec<u8>,
+    /// The first Stratum job id (1 for the all-in-one pool; an edge's ids start at
+    /// `edge_id << 48 | 1`, so jobs of two edges never share an id in the one ledger).
+    pub first_job_id: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +87,8 @@ pub enum ServerError {
     JobConfig(#[from] crate::job::JobError),
     #[error("the session's extranonce2 size ({session}) differs from the job's ({job})")]
     ExtranonceMismatch { session: usize, job: usize },
+    #[error("an extranonce1 prefix of {prefix} bytes leaves no room in a {size}-byte extranonce1")]
+    ExtranoncePrefix { prefix: usize, size: usize },
     #[error("invalid flood settings: {0}")]
     FloodConfig(String),
 }
@@ -87,7 +96,7 @@ pub enum ServerError {
 /// A server with its sockets bound (so a test can learn the port before running it).
 pub struct Server {
     config: ServerConfig,
-    ledger: Ledger,
+    sink: Arc<dyn EventSink>,
     listener: TcpListener,
     notify_listener: Option<TcpListener>,
     /// Candidates an earlier run left open, resolved once the server runs.
@@ -99,11 +108,12 @@ pub struct Server {
 /// State shared by the connection tasks.
 pub(crate) struct Shared {
     pub session: Arc<SessionConfig>,
-    pub ledger: Ledger,
+    pub sink: Arc<dyn EventSink>,
     pub submitter: Arc<Submitter>,
     pub max_line_bytes: usize,
     pub idle_timeout: Duration,
     pub extranonce1_size: usize,
+    extranonce1_prefix: Vec<u8>,
     next_extranonce1: AtomicU32,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     max_per_ip: usize,
@@ -141,11 +151,13 @@ async fn log_stats(shared: Arc<Shared>, every: Duration, shutdown: CancellationT
 }
 
 impl Shared {
-    /// A fresh extranonce1 for a connection: a counter (random start), big-endian, padded or
-    /// cut to the configured size. Unique among the 2^32 most recent connections.
+    /// A fresh extranonce1 for a connection: the configured prefix (an edge's id), then a
+    /// counter (random start), big-endian, padded or cut to the configured size. Unique among
+    /// the 2^32 most recent connections (2^24 on an edge with a 4-byte extranonce1).
     pub fn allocate_extranonce1(&self) -> Vec<u8> {
         let n = self.next_extranonce1.fetch_add(1, Ordering::Relaxed);
-        let mut e = n.to_be_bytes().to_vec();
+        let mut e = self.extranonce1_prefix.clone();
+        e.extend_from_slice(&n.to_be_bytes());
         e.resize(self.extranonce1_size, 0);
         e
     }
@@ -199,9 +211,23 @@ fn take_ip_slot(shared: &Arc<Shared>, ip: IpAddr) -> Option<IpSlot> {
 }
 
 impl Server {
-    /// Checks the settings and binds the miner (and notify) sockets.
+    /// Checks the settings and binds the miner (and notify) sockets; events go to `ledger`.
     pub async fn bind(config: ServerConfig, ledger: Ledger) -> Result<Server, ServerError> {
+        Server::bind_with_sink(config, Arc::new(ledger)).await
+    }
+
+    /// [`Server::bind`] with events going to any [`EventSink`] (an edge's stream).
+    pub async fn bind_with_sink(
+        config: ServerConfig,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Server, ServerError> {
         config.job_config.validate()?;
+        if config.extranonce1_prefix.len() >= config.job_config.extranonce1_size {
+            return Err(ServerError::ExtranoncePrefix {
+                prefix: config.extranonce1_prefix.len(),
+                size: config.job_config.extranonce1_size,
+            });
+        }
         if let Some(problem) = config.flood.problem() {
             return Err(ServerError::FloodConfig(problem));
         }
@@ -228,7 +254,7 @@ impl Server {
         };
         Ok(Server {
             config,
-            ledger,
+            sink,
             listener,
             notify_listener,
             open_candidates: Vec::new(),
@@ -284,7 +310,7 @@ impl Server {
         let submitter = Arc::new(Submitter::new(
             primary,
             self.config.submit_also.clone(),
-            self.ledger.clone(),
+            Arc::clone(&self.sink),
             self.config.submit.clone(),
             refetch_tx.clone(),
             tasks.clone(),
@@ -304,11 +330,12 @@ impl Server {
                 bans: Some(Arc::clone(&self.config.bans)),
                 ..self.config.session.clone()
             }),
-            ledger: self.ledger.clone(),
+            sink: Arc::clone(&self.sink),
             submitter,
             max_line_bytes: self.config.max_line_bytes,
             idle_timeout: self.config.idle_timeout,
             extranonce1_size: self.config.job_config.extranonce1_size,
+            extranonce1_prefix: self.config.extranonce1_prefix.clone(),
             next_extranonce1: AtomicU32::new(rand::random()),
             per_ip: Mutex::new(HashMap::new()),
             max_per_ip: self.config.max_connections_per_ip,
@@ -327,7 +354,8 @@ impl Server {
             source: self.config.source.clone(),
             job_config: self.config.job_config.clone(),
             matrices: MatrixCache::new(4),
-            ledger: self.ledger.clone(),
+            sink: Arc::clone(&self.sink),
+            first_job_id: self.config.first_job_id,
             jobs: jobs_tx,
             refetch: refetch_rx,
             tips: self.tips,
@@ -412,6 +440,8 @@ mod tests {
             flood: FloodConfig::default(),
             bans: Arc::new(BanStore::default()),
             registry: Arc::new(Registry::new()),
+            extranonce1_prefix: Vec::new(),
+            first_job_id: 1,
         }
     }
 

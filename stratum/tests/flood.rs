@@ -151,6 +151,8 @@ impl Pool {
             submit: stratum::server::submit::SubmitSettings::default(),
             submit_also: Vec::new(),
             registry: Arc::new(stratum::server::registry::Registry::new()),
+            extranonce1_prefix: Vec::new(),
+            first_job_id: 1,
         };
         let dir = tempfile::tempdir().unwrap();
         let ledger = ledger::Ledger::open(dir.path()).unwrap();

@@ -466,6 +466,8 @@ impl Projection {
             Event::ShareWithWork(w) => s.on_share(seq, &w.share),
             // Jobs are for auditors (share headers, the anchor); they credit nothing.
             Event::JobCreated(_) => {}
+            // Batch markers of the share stream (scale-out): bookkeeping, no credit.
+            Event::StreamBatch(_) => {}
             Event::BlockFound(b) => s.on_block_found(seq, b),
             Event::BlockRejected(r) => s.on_block_rejected(seq, r),
             Event::BlockCandidate(c) => s.on_block_candidate(seq, c),

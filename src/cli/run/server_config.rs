@@ -92,6 +92,8 @@ pub fn server_config(config: &Config) -> anyhow::Result<ServerConfig> {
         flood: s.flood,
         bans: std::sync::Arc::new(stratum::ban::BanStore::new(s.bans.clone())),
         registry: std::sync::Arc::new(stratum::server::registry::Registry::new()),
+        extranonce1_prefix: Vec::new(),
+        first_job_id: 1,
     })
 }
 

@@ -541,13 +541,19 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
     });
     let (appended, candidate) = match share.block {
         None => {
-            let appended = shared.ledger.append(recorded).await.map(|_| ());
+            let appended = match shared.sink.submit(vec![recorded]) {
+                Ok(durable) => durable.await,
+                Err(e) => Err(e),
+            };
             (appended, None)
         }
         Some(block) => {
             let candidate = candidate_event(block);
             let events = vec![recorded, Event::BlockCandidate(candidate.clone())];
-            let appended = shared.ledger.append_batch(events).await.map(|_| ());
+            let appended = match shared.sink.submit(events) {
+                Ok(durable) => durable.await,
+                Err(e) => Err(e),
+            };
             (appended, Some(candidate))
         }
     };
@@ -562,8 +568,9 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
         }
         Err(e) => {
             crate::metrics::metrics().reject_ledger_error();
-            if e.is_disk_full() {
-                // The ledger logged the full disk once; not once per share.
+            if e.quiet {
+                // The sink logged the condition (a full disk, the stream away) once; not once
+                // per share.
                 tracing::debug!(%peer, "share not acknowledged: {e}");
             } else {
                 tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");

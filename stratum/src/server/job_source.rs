@@ -23,9 +23,9 @@
 
 use super::chain_guard::{ChainCheckError, ChainGuard};
 use crate::job::{BlockTemplate, Job, JobBook, JobConfig};
-use ledger::Ledger;
+use crate::sink::EventSink;
 use node_rpc::{NodeClient, NodeError};
-use pool_core::event::{Event, LedgerAnchor};
+use pool_core::event::Event;
 use pool_core::pow::MatrixCache;
 use pool_core::BlockId;
 use serde_json::Value;
@@ -68,7 +68,9 @@ pub struct JobSource {
     pub job_config: JobConfig,
     pub matrices: MatrixCache,
     /// Where each job is recorded before it is published; its head is the coinbase's anchor.
-    pub ledger: Ledger,
+    pub sink: Arc<dyn EventSink>,
+    /// The first job id of this run ([`JobBook::with_first_id`]).
+    pub first_job_id: u64,
     /// Where the current jobs are published.
     pub jobs: watch::Sender<Arc<JobBook>>,
     /// Local "fetch a new template now" triggers (notify listener, found blocks).
@@ -83,6 +85,10 @@ const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MIN_LONGPOLL_SPACING: Duration = Duration::from_millis(500);
 
 impl JobSource {
+    fn new_book(&self) -> JobBook {
+        JobBook::with_first_id(crate::job::DEFAULT_JOB_BOOK_CAPACITY, self.first_job_id)
+    }
+
     pub async fn run(self) {
         match self.source.clone() {
             TemplateSource::Synthetic => self.run_synthetic().await,
@@ -91,7 +97,7 @@ impl JobSource {
     }
 
     async fn run_synthetic(self) {
-        let mut book = JobBook::default();
+        let mut book = self.new_book();
         match BlockTemplate::from_value(synthetic_template())
             .map_err(|e| e.to_string())
             .and_then(|t| self.next_job(&mut book, &t))
@@ -106,7 +112,7 @@ impl JobSource {
     }
 
     async fn run_node(mut self, node: NodeSource) {
-        let mut book = JobBook::default();
+        let mut book = self.new_book();
         let mut backoff = MIN_BACKOFF;
         let mut longpoll: Option<JoinHandle<Result<Value, NodeError>>> = None;
         let mut longpollid: Option<String> = None;
@@ -259,17 +265,14 @@ impl JobSource {
     /// published). Durability is awaited in a task of its own: every later append (the shares
     /// on the job) is durable only after it anyway.
     fn next_job(&self, book: &mut JobBook, template: &BlockTemplate) -> Result<Arc<Job>, String> {
-        let anchor = self.ledger.head().map(|h| LedgerAnchor {
-            seq: h.seq,
-            hash: h.hash,
-        });
+        let anchor = self.sink.anchor();
         let mut next = book.clone();
         let job = next
             .add_template(template, &self.job_config, anchor, &self.matrices)
             .map_err(|e| format!("cannot build a job from the template: {e}"))?;
         let durable = self
-            .ledger
-            .submit(Event::JobCreated(job.job_created()))
+            .sink
+            .submit(vec![Event::JobCreated(job.job_created())])
             .map_err(|e| format!("the ledger refused its JobCreated record: {e}"))?;
         let job_id = job.id;
         tokio::spawn(async move {
@@ -345,7 +348,9 @@ pub fn synthetic_template() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger::Ledger;
     use pool_core::chain::ChainParams;
+    use pool_core::event::LedgerAnchor;
 
     fn source(ledger: Ledger) -> (JobSource, watch::Receiver<Option<ChainTip>>) {
         let chain = ChainParams::by_name("bsv-regtest").unwrap();
@@ -357,7 +362,8 @@ mod tests {
             source: TemplateSource::Synthetic,
             job_config: JobConfig::new(chain, b"/test/", payout.script_pubkey),
             matrices: MatrixCache::new(1),
-            ledger,
+            sink: Arc::new(ledger),
+            first_job_id: 1,
             jobs: watch::channel(Arc::new(JobBook::default())).0,
             refetch: mpsc::channel(1).1,
             tips,

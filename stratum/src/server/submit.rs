@@ -29,7 +29,7 @@
 
 use super::chain_guard::{ChainGuard, ChainState};
 use super::connection::now_ms;
-use ledger::Ledger;
+use crate::sink::EventSink;
 use node_rpc::{NodeClient, NodeError, SubmitOutcome};
 use pool_core::event::{BlockCandidate, Event};
 use pool_core::BlockId;
@@ -101,7 +101,7 @@ pub struct Submitter {
     /// The primary node and the chain check it must pass (`None`: no node, synthetic jobs).
     primary: Option<(NodeClient, Arc<ChainGuard>)>,
     also: Vec<NodeClient>,
-    ledger: Ledger,
+    sink: Arc<dyn EventSink>,
     settings: SubmitSettings,
     /// Block ids with a resolving task.
     open: Mutex<HashSet<BlockId>>,
@@ -120,7 +120,7 @@ impl Submitter {
     pub fn new(
         primary: Option<(NodeClient, Arc<ChainGuard>)>,
         also: Vec<NodeClient>,
-        ledger: Ledger,
+        sink: Arc<dyn EventSink>,
         settings: SubmitSettings,
         refetch: mpsc::Sender<()>,
         tasks: TaskTracker,
@@ -129,7 +129,7 @@ impl Submitter {
         Submitter {
             primary,
             also,
-            ledger,
+            sink,
             settings,
             open: Mutex::new(HashSet::new()),
             refetch,
@@ -328,7 +328,11 @@ impl Submitter {
                 Event::BlockRejected(c.rejected(reason, now_ms()))
             }
         };
-        if let Err(e) = self.ledger.append(event).await {
+        let durable = match self.sink.submit(vec![event]) {
+            Ok(durable) => durable.await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = durable {
             tracing::error!(
                 block = %c.block_id,
                 "cannot record the block's verdict in the ledger ({e}); the candidate stays open and is resolved at the next start"
