@@ -156,11 +156,19 @@ impl Shared {
     /// the 2^32 most recent connections (2^24 on an edge with a 4-byte extranonce1).
     pub fn allocate_extranonce1(&self) -> Vec<u8> {
         let n = self.next_extranonce1.fetch_add(1, Ordering::Relaxed);
-        let mut e = self.extranonce1_prefix.clone();
-        e.extend_from_slice(&n.to_be_bytes());
-        e.resize(self.extranonce1_size, 0);
-        e
+        extranonce1(&self.extranonce1_prefix, n, self.extranonce1_size)
     }
+}
+
+/// `prefix`, then the counter's low bytes (big-endian) in the room left, zero-padded past 4
+/// bytes: consecutive counters always give different extranonce1s.
+fn extranonce1(prefix: &[u8], n: u32, size: usize) -> Vec<u8> {
+    let room = size.saturating_sub(prefix.len());
+    let counter = n.to_be_bytes();
+    let mut e = prefix.to_vec();
+    e.extend_from_slice(&counter[4 - room.min(4)..]);
+    e.resize(size, 0);
+    e
 }
 
 /// Counts a connection against its IP; released on drop.
@@ -452,6 +460,20 @@ mod tests {
             .unwrap()
             .unwrap();
         line
+    }
+
+    #[test]
+    fn extranonce1s_keep_the_prefix_and_the_counters_low_bytes() {
+        assert_eq!(extranonce1(&[], 0x0102_0304, 4), [1, 2, 3, 4]);
+        assert_eq!(extranonce1(&[], 0x0102_0304, 6), [1, 2, 3, 4, 0, 0]);
+        assert_eq!(extranonce1(&[], 0x0102_0304, 2), [3, 4]);
+        assert_eq!(extranonce1(&[9], 0x0102_0304, 4), [9, 2, 3, 4]);
+        assert_eq!(extranonce1(&[9], 0x0102_0304, 8), [9, 1, 2, 3, 4, 0, 0, 0]);
+        // 256 consecutive connections on an edge get 256 different extranonce1s.
+        let all: std::collections::HashSet<_> = (0..256u32)
+            .map(|n| extranonce1(&[7], 1000 + n, 4))
+            .collect();
+        assert_eq!(all.len(), 256);
     }
 
     #[tokio::test]
