@@ -8,11 +8,14 @@
 //! - follows every edge's [`EdgeStats`] on `{p}.stats.*` into the [`Registry`] (each snapshot
 //!   lives three intervals: an edge that stops publishing is forgotten).
 //!
+//! [`connect`] is the core's start-up connection (retried until the stream answers).
+//!
 //! Only operator bans travel (an edge makes its own flood bans). A ban's target travels in its
 //! wire form: `ip:ADDR`, `worker:USERNAME` or `worker:USERNAME@IP`.
 
 use crate::control::{AnchorMessage, BanEntry, BanList, EdgeStats};
 use crate::settings::StreamSettings;
+use crate::setup::{self, SetupError};
 use crate::subjects::Subjects;
 use futures_util::StreamExt;
 use ledger::Ledger;
@@ -118,6 +121,53 @@ pub fn remote_snapshot(stats: &EdgeStats) -> RemoteSnapshot {
                 since_ms: c.since_ms,
             })
             .collect(),
+    }
+}
+
+/// Connects and makes sure the stream is there, retrying (with an error line each time) until
+/// it is, or until `shutdown` (`None`). A stream whose settings could drop messages is an error.
+pub async fn connect(
+    settings: &StreamSettings,
+    name: &str,
+    shutdown: &CancellationToken,
+) -> Result<Option<async_nats::jetstream::Context>, SetupError> {
+    let client = loop {
+        match setup::connect(settings, name).await {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!("{e}; retrying in 2 s");
+                if sleep_or_shutdown(Duration::from_secs(2), shutdown).await {
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    let js = setup::jetstream(client, settings);
+    loop {
+        let ensured = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            r = setup::ensure_stream(&js, settings, Duration::from_secs(30)) => r,
+        };
+        match ensured {
+            Ok(_) => return Ok(Some(js)),
+            Err(e @ SetupError::Unsafe { .. }) => return Err(e),
+            Err(e) => {
+                tracing::error!(
+                    servers = %settings.servers.join(","),
+                    "the share stream is not reachable: {e}; retrying (nothing is applied meanwhile)"
+                );
+                if sleep_or_shutdown(Duration::from_secs(2), shutdown).await {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
     }
 }
 
