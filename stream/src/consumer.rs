@@ -353,7 +353,7 @@ impl Consumer {
             let consumer = match self.recreate().await {
                 Ok(c) => c,
                 Err(e) => {
-                    if nats_down_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    if nats_down_logged.map_or(true, |t| t.elapsed() > Duration::from_secs(10)) {
                         tracing::warn!("cannot (re)create the stream consumer: {e}; retrying");
                         nats_down_logged = Some(Instant::now());
                     }
@@ -684,7 +684,7 @@ impl Consumer {
                 Err(e) => {
                     self.dedupe = saved;
                     self.stats.ledger_retries.fetch_add(1, Ordering::Relaxed);
-                    if logged.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    if logged.map_or(true, |t| t.elapsed() > Duration::from_secs(10)) {
                         tracing::error!(
                             messages = in_hand.len(),
                             first_stream_seq = in_hand.first().map_or(0, |m| m.stream_seq),

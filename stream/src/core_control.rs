@@ -241,7 +241,7 @@ async fn run(c: CoreControl, shutdown: CancellationToken) {
                 Some(m) => match serde_json::from_slice::<EdgeStats>(&m.payload) {
                     Ok(s) => c.registry.set_remote(s.edge_id, remote_snapshot(&s), c.options.stats_ttl),
                     Err(e) => {
-                        if malformed_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        if malformed_logged.map_or(true, |t| t.elapsed() > Duration::from_secs(60)) {
                             tracing::warn!(subject = %m.subject, "malformed edge statistics ignored: {e}");
                             malformed_logged = Some(Instant::now());
                         }

@@ -352,7 +352,7 @@ mod tests {
                 reason: "x".into(),
             });
             ledger
-                .append_batch_blocking(vec![Event::StreamBatch(b.clone()), other])
+                .append_batch_blocking(vec![Event::StreamBatch(b), other])
                 .unwrap();
             live.record_stream_batch(&b);
         }
