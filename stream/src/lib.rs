@@ -21,6 +21,7 @@
 
 pub mod consumer;
 pub mod control;
+pub mod core_control;
 pub mod dedupe;
 pub mod message;
 pub mod publisher;
