@@ -210,6 +210,13 @@ impl EdgePublisher {
         self.inner.byte_budget()
     }
 
+    /// Stops now: the batch in flight and everything queued fail (never acknowledged), the
+    /// task ends. For a shutdown that cannot wait any longer ([`EdgePublisher::drain`] waits).
+    pub fn stop(&self) {
+        lock(&self.inner.queue).closed = true;
+        self.inner.stop.cancel();
+    }
+
     /// Stops taking submits, publishes what is queued for up to `wait`, then fails whatever is
     /// still unacknowledged and ends the task. Returns the final counters.
     pub async fn drain(&self, wait: Duration) -> PublisherCounters {
