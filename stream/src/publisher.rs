@@ -23,6 +23,11 @@
 //! error (never `Ok`), the batch id is logged, and the next batch takes the next counter (the
 //! core reports the gap). No retry is even sent while the client is not connected (a publish
 //! queued in a disconnected client would go out whenever it reconnects, maybe past the window).
+//! One the client wrote just before it noticed the outage can still go out on its reconnect:
+//! then an abandoned batch may reach the stream after all, before any later batch (the client
+//! keeps its order). Its submitters were told it failed, so the ledger may then hold shares no
+//! miner was told `true` for, never the reverse; a copy past the duplicate window is what the
+//! core's own batch-id dedupe is for.
 
 use crate::message::{BatchId, BatchMessage};
 use crate::settings::StreamSettings;

@@ -96,6 +96,27 @@ impl Nats {
     fn signal(&self, signal: i32) {
         assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
     }
+
+    /// Freezes the server and waits until every one of its threads is stopped (`kill`
+    /// returns before they are).
+    fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+        let started = Instant::now();
+        let tasks = format!("/proc/{}/task", self.pid());
+        let stopped = || {
+            std::fs::read_dir(&tasks).unwrap().all(|t| {
+                let stat =
+                    std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
+                // The state follows the ")" that closes the command name.
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+            })
+        };
+        while !stopped() {
+            assert!(started.elapsed() < PATIENCE, "nats-server did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for Nats {
@@ -293,7 +314,7 @@ async fn a_retried_publish_is_stored_once() {
         .unwrap();
 
     // The server freezes: the publish and its retries queue in its socket, unanswered.
-    nats.signal(libc::SIGSTOP);
+    nats.freeze();
     let waiting = submit(&publisher, vec![event(1, 0), event(1, 1)]);
     wait_until("two retries", || publisher.counters().retries >= 2).await;
     assert!(!waiting.is_finished(), "acked while the server was frozen");
@@ -413,5 +434,12 @@ async fn a_batch_older_than_the_duplicate_window_allows_is_abandoned_and_fails()
         .unwrap();
     let batches = stream_batches(&js, &s).await;
     let counters: Vec<u64> = batches.iter().map(|(_, _, b)| b.id.counter).collect();
-    assert_eq!(counters, vec![1, 3]);
+    // Batch 2 is in the stream only if a publish of it the client wrote before it noticed the
+    // outage went out on reconnect: then once, before batch 3 (its submitters were told it
+    // failed all the same: the ledger may hold shares no miner was told `true` for, never the
+    // reverse).
+    assert!(
+        counters == vec![1, 3] || counters == vec![1, 2, 3],
+        "{counters:?}"
+    );
 }
