@@ -568,6 +568,11 @@ async fn attempt(
             inner.settings.name
         ),
         PublishErrorKind::TimedOut => format!("no publish ack within {} ms", timeout.as_millis()),
+        _ if e.to_string().contains("maximum") => format!(
+            "the stream {} is full and refuses new batches until the core consumes some \
+             (discard: new; is the core running?): {e}",
+            inner.settings.name
+        ),
         _ => e.to_string(),
     };
     let ack = tokio::time::timeout(
