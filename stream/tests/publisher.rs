@@ -579,3 +579,29 @@ async fn edge_control_follows_the_cores_anchor_and_bans_and_reports_connections(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_holds_submits_back_until_it_has_room() {
+    let nats = Nats::start();
+    let mut s = settings(&nats);
+    s.max_bytes = 8 * 1024;
+    let (js, publisher) = setup(&s).await;
+    let big = |n: u64| {
+        Event::PaymentFailed(PaymentFailed {
+            payment_id: n * 100,
+            reason: "x".repeat(5000),
+        })
+    };
+    resolved(submit(&publisher, vec![big(0)])).await.unwrap();
+    // No room for a second: the stream refuses it (discard: new), the submit waits.
+    let waiting = submit(&publisher, vec![big(1)]);
+    wait_until("a refused publish", || publisher.counters().retries >= 2).await;
+    assert!(!waiting.is_finished(), "acked while the stream was full");
+    // The core consumes the first batch (here: deleted): the second goes in.
+    let stream = js.get_stream(&s.name).await.unwrap();
+    stream.delete_message(1).await.unwrap();
+    resolved(waiting).await.unwrap();
+    let batches = stream_batches(&js, &s).await;
+    let counters: Vec<u64> = batches.iter().map(|(_, _, b)| b.id.counter).collect();
+    assert_eq!(counters, vec![2]);
+}
