@@ -45,6 +45,9 @@ pub async fn connect(
                 async_nats::Event::Disconnected => {
                     tracing::warn!("NATS disconnected; reconnecting")
                 }
+                // Every failed reconnect attempt: the publisher and the consumer say, once and
+                // then every few seconds, what waits because of it.
+                async_nats::Event::ClientError(e) => tracing::debug!("NATS: {e}"),
                 other => tracing::info!("NATS: {other}"),
             }
         });
