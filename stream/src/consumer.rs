@@ -63,8 +63,12 @@ pub struct ConsumerOptions {
     pub blocked_retry: Duration,
     /// Longest pause between ledger retries (from 100 ms, doubling).
     pub ledger_retry_max: Duration,
-    /// How often the lag and counters are logged while batches arrive.
+    /// How often the lag and counters are logged while batches arrive (and the state file
+    /// written).
     pub report_interval: Duration,
+    /// Where the applied-batch state is kept for a quick start ([`Dedupe::save`]): written every
+    /// report interval while batches arrive, and at the end.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ConsumerOptions {
@@ -77,6 +81,7 @@ impl Default for ConsumerOptions {
             blocked_retry: Duration::from_secs(10),
             ledger_retry_max: Duration::from_secs(5),
             report_interval: Duration::from_secs(30),
+            state_file: None,
         }
     }
 }
@@ -263,6 +268,8 @@ pub struct Consumer {
     pending_jump: Option<u64>,
     last_report: Instant,
     reported: ConsumerSnapshot,
+    /// The ledger seq the state file was last written for.
+    saved_at: Option<u64>,
 }
 
 /// One message in hand, decoded.
@@ -332,6 +339,7 @@ impl Consumer {
             pending_jump: None,
             last_report: Instant::now(),
             reported: ConsumerSnapshot::default(),
+            saved_at: None,
         }
     }
 
@@ -429,7 +437,22 @@ impl Consumer {
             tracing::warn!("cannot flush the last acknowledgements: {e}");
         }
         self.report();
+        self.save_state();
         self.dedupe
+    }
+
+    /// Writes the state file, if there is one (a failure is logged: the next start scans more).
+    fn save_state(&mut self) {
+        let Some(path) = &self.options.state_file else {
+            return;
+        };
+        if self.saved_at == Some(self.dedupe.next_ledger_seq()) {
+            return;
+        }
+        match self.dedupe.save(&self.ledger, path) {
+            Ok(()) => self.saved_at = Some(self.dedupe.next_ledger_seq()),
+            Err(e) => tracing::warn!("cannot write the applied-batch state: {e}"),
+        }
     }
 
     /// Deletes and creates the durable consumer (delivery starts at the first unacknowledged
@@ -789,6 +812,7 @@ impl Consumer {
     fn maybe_report(&mut self) {
         if self.last_report.elapsed() >= self.options.report_interval {
             self.report();
+            self.save_state();
         }
     }
 

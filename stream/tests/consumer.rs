@@ -151,13 +151,17 @@ struct Running {
 }
 
 fn start(s: &Setup, ledger: &Ledger) -> Running {
+    start_with(s, ledger, options())
+}
+
+fn start_with(s: &Setup, ledger: &Ledger, options: ConsumerOptions) -> Running {
     let (dedupe, _) = Dedupe::scan(ledger).unwrap();
     let consumer = Consumer::new(
         s.js.clone(),
         s.settings.clone(),
         ledger.clone(),
         dedupe,
-        options(),
+        options,
     );
     let stats = consumer.stats();
     let stop = CancellationToken::new();
@@ -221,7 +225,15 @@ async fn batches_are_applied_in_stream_order_each_behind_its_stream_batch() {
     for b in &published {
         publish(&s, b, &b.id.msg_id()).await;
     }
-    let running = start(&s, &ledger);
+    let state_file = dir.path().join("stream-applied.bin");
+    let running = start_with(
+        &s,
+        &ledger,
+        ConsumerOptions {
+            state_file: Some(state_file.clone()),
+            ..options()
+        },
+    );
     wait_for("4 batches", || {
         running.stats.snapshot().applied_batches == 4
     })
@@ -251,6 +263,10 @@ async fn batches_are_applied_in_stream_order_each_behind_its_stream_batch() {
         assert_eq!(events, &sent.events);
     }
     assert_eq!(dedupe.last_stream_seq(), 5);
+    // The state file written at the stop is the scan's state.
+    let (from_file, report) = Dedupe::load_or_scan(&ledger, &state_file).unwrap();
+    assert_eq!(report.from_file, Some(ledger.head().unwrap().seq + 1));
+    assert_eq!(from_file, Dedupe::scan(&ledger).unwrap().0);
     assert_eq!((stats.gap_reports, stats.skipped_duplicates), (0, 0));
     assert_eq!(stats.applied_events, 7);
     assert!(stats.lag.events >= 7, "{stats:?}");
