@@ -216,7 +216,7 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
 /// A candidate or verdict came in: the chain watcher looks again.
 fn poke_watcher(tips: &watch::Sender<Option<ChainTip>>, group: &AppliedGroup<'_>) {
     let tip = group
-        .records
+        .block_events
         .iter()
         .filter_map(|e| match e {
             Event::BlockFound(b) => Some(ChainTip {

@@ -233,21 +233,17 @@ impl ConsumerStats {
 pub struct AppliedGroup<'a> {
     /// The append's last record (the new head, unless something was appended after it).
     pub last: Appended,
+    /// The batches applied, in order.
     pub batches: &'a [BatchId],
-    /// The records appended: each batch's `StreamBatch` then its events.
-    pub records: &'a [Event],
+    /// The block candidates and verdicts among their events (the chain watcher looks again).
+    pub block_events: &'a [Event],
 }
 
-impl AppliedGroup<'_> {
-    /// Whether a block candidate or a verdict was applied (the chain watcher looks again).
-    pub fn has_block_events(&self) -> bool {
-        self.records.iter().any(|e| {
-            matches!(
-                e,
-                Event::BlockFound(_) | Event::BlockCandidate(_) | Event::BlockRejected(_)
-            )
-        })
-    }
+fn is_block_event(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::BlockFound(_) | Event::BlockCandidate(_) | Event::BlockRejected(_)
+    )
 }
 
 /// Called after each durable append (keep it short: the consumer waits).
@@ -549,7 +545,10 @@ impl Consumer {
                         .fetch_add(to - from + 1, Ordering::Relaxed);
                 }
             }
-            self.pending_jump = None;
+            if expected.map_or(true, |exp| stream_seq >= exp) {
+                // At (or reported past) the position a jump was seen at.
+                self.pending_jump = None;
+            }
             match BatchMessage::decode(&message.payload) {
                 Ok(batch) => {
                     expected = Some(expected.map_or(stream_seq + 1, |e| e.max(stream_seq + 1)));
@@ -672,11 +671,19 @@ impl Consumer {
                 notes,
                 skips,
             } = self.prepare(in_hand);
+            let block_events: Vec<Event> = match &self.hook {
+                Some(_) => records
+                    .iter()
+                    .filter(|e| is_block_event(e))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
             let appended = if records.is_empty() {
                 Ok(None)
             } else {
                 self.ledger
-                    .append_batch(records.clone())
+                    .append_batch(records)
                     .await
                     .map(|a| a.last().copied())
             };
@@ -698,7 +705,7 @@ impl Consumer {
                             hook(&AppliedGroup {
                                 last,
                                 batches: &batches,
-                                records: &records,
+                                block_events: &block_events,
                             });
                         }
                     }

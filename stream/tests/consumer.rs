@@ -163,14 +163,26 @@ fn start(s: &Setup, ledger: &Ledger) -> Running {
 }
 
 fn start_with(s: &Setup, ledger: &Ledger, options: ConsumerOptions) -> Running {
+    start_hooked(s, ledger, options, None)
+}
+
+fn start_hooked(
+    s: &Setup,
+    ledger: &Ledger,
+    options: ConsumerOptions,
+    hook: Option<stream::consumer::ApplyHook>,
+) -> Running {
     let (dedupe, _) = Dedupe::scan(ledger).unwrap();
-    let consumer = Consumer::new(
+    let mut consumer = Consumer::new(
         s.js.clone(),
         s.settings.clone(),
         ledger.clone(),
         dedupe,
         options,
     );
+    if let Some(hook) = hook {
+        consumer = consumer.on_applied(hook);
+    }
     let stats = consumer.stats();
     let stop = CancellationToken::new();
     let task = tokio::spawn(consumer.run(stop.clone()));
@@ -224,23 +236,52 @@ async fn batches_are_applied_in_stream_order_each_behind_its_stream_batch() {
     let s = setup().await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
+    let mut candidate = batch(2, 22, 2, 0);
+    candidate
+        .events
+        .push(Event::BlockOrphaned(pool_core::event::BlockOrphaned {
+            block_id: pool_core::BlockId([9; 32]),
+            height: 3,
+        }));
+    candidate
+        .events
+        .push(Event::BlockCandidate(pool_core::event::BlockCandidate {
+            height: 7,
+            block_id: pool_core::BlockId([7; 32]),
+            reward: pool_core::Sats(1),
+            network_target: pool_core::Target::MAX,
+            finder: pool_core::event::PayoutAddress("a".into()),
+            worker: pool_core::event::WorkerName("w".into()),
+            time_ms: 1,
+            block: vec![1, 2, 3],
+        }));
     let published = [
         batch(1, 11, 1, 2),
         batch(2, 22, 1, 1),
         batch(1, 11, 2, 3),
-        batch(2, 22, 2, 0),
+        candidate,
     ];
     for b in &published {
         publish(&s, b, &b.id.msg_id()).await;
     }
     let state_file = dir.path().join("stream-applied.bin");
-    let running = start_with(
+    // The hook sees each durable group: its batches and its block events.
+    let seen: std::sync::Arc<std::sync::Mutex<(Vec<BatchId>, Vec<Event>)>> = Default::default();
+    let sink = seen.clone();
+    let running = start_hooked(
         &s,
         &ledger,
         ConsumerOptions {
             state_file: Some(state_file.clone()),
             ..options()
         },
+        Some(std::sync::Arc::new(
+            move |g: &stream::consumer::AppliedGroup<'_>| {
+                let mut seen = sink.lock().unwrap();
+                seen.0.extend_from_slice(g.batches);
+                seen.1.extend_from_slice(g.block_events);
+            },
+        )),
     );
     wait_for("4 batches", || {
         running.stats.snapshot().applied_batches == 4
@@ -276,8 +317,13 @@ async fn batches_are_applied_in_stream_order_each_behind_its_stream_batch() {
     assert_eq!(report.from_file, Some(ledger.head().unwrap().seq + 1));
     assert_eq!(from_file, Dedupe::scan(&ledger).unwrap().0);
     assert_eq!((stats.gap_reports, stats.skipped_duplicates), (0, 0));
-    assert_eq!(stats.applied_events, 7);
-    assert!(stats.lag.events >= 7, "{stats:?}");
+    assert_eq!(stats.applied_events, 9);
+    let (hooked_batches, block_events) = seen.lock().unwrap().clone();
+    let ids: Vec<BatchId> = published.iter().chain([&late]).map(|b| b.id).collect();
+    assert_eq!(hooked_batches, ids);
+    assert_eq!(block_events.len(), 1);
+    assert_eq!(block_events[0].kind(), "BlockCandidate");
+    assert!(stats.lag.events >= 9, "{stats:?}");
     wait_for_empty(&s).await;
     ledger.close().await;
 }
