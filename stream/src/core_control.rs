@@ -23,7 +23,7 @@ use pool_core::event::LedgerAnchor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratum::ban::{Ban, BanCause, BanStore, BanTarget};
+use stratum::ban::{Ban, BanCause, BanStore};
 use stratum::server::registry::{ConnectionInfo, Registry, RemoteSnapshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -69,22 +69,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A ban target's wire form (the same as `stratum::ban::BanTarget::wire` on the edge's
-/// branch; see the module docs).
-pub fn target_wire(target: &BanTarget) -> String {
-    match target {
-        BanTarget::Ip(ip) => format!("ip:{ip}"),
-        BanTarget::Worker {
-            username,
-            from: None,
-        } => format!("worker:{username}"),
-        BanTarget::Worker {
-            username,
-            from: Some(ip),
-        } => format!("worker:{username}@{ip}"),
-    }
-}
-
 /// The operator's bans in force at `now_ms`, as published.
 pub fn ban_list(bans: &BanStore, now_ms: u64) -> BanList {
     BanList {
@@ -93,7 +77,7 @@ pub fn ban_list(bans: &BanStore, now_ms: u64) -> BanList {
             .iter()
             .filter(|b: &&Ban| b.cause == BanCause::Operator)
             .map(|b| BanEntry {
-                target: target_wire(&b.target),
+                target: b.target.wire(),
                 until_ms: b.until_ms,
             })
             .collect(),
@@ -258,7 +242,7 @@ async fn run(c: CoreControl, shutdown: CancellationToken) {
         }
     }
     // An empty list would lift the edges' bans: publish nothing at the end, just flush.
-    let _ = c.client.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), c.client.flush()).await;
 }
 
 async fn next_stats(s: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
@@ -310,6 +294,7 @@ async fn publish_bans(c: &CoreControl, list: &BanList) {
 mod tests {
     use super::*;
     use crate::control::EdgeConnection;
+    use stratum::ban::BanTarget;
 
     #[test]
     fn only_operator_bans_are_published_in_their_wire_form() {
