@@ -856,6 +856,14 @@ fn one_of_each() -> Vec<Event> {
                 version: 0x2000_e000,
             },
         }),
+        Event::StreamBatch(StreamBatch {
+            edge_id: 2,
+            boot_id: 0x0123_4567_89ab_cdef,
+            counter: 42,
+            stream_seq: 1_000,
+            events: 3,
+            sealed_ms: 1_700_000_000_123,
+        }),
     ]
 }
 
@@ -873,7 +881,7 @@ fn documented_variants() -> Vec<(u32, String)> {
 #[test]
 fn every_variant_encodes_by_the_documents_rules_and_table() {
     let table = documented_variants();
-    assert_eq!(table.len(), 15, "the table lists every variant");
+    assert_eq!(table.len(), 16, "the table lists every variant");
     for (i, (index, name)) in table.iter().enumerate() {
         assert_eq!(*index as usize, i, "the table is in index order");
         assert!(!name.is_empty());
@@ -898,7 +906,7 @@ fn every_variant_encodes_by_the_documents_rules_and_table() {
         );
         seen.insert(index);
     }
-    assert_eq!(seen.len(), 15, "the test covers every variant");
+    assert_eq!(seen.len(), 16, "the test covers every variant");
 }
 
 #[test]
