@@ -252,10 +252,24 @@ fn write_stream(o: &mut String, s: &StreamReport) -> std::fmt::Result {
                 list.join(", ")
             )
         };
+        let late = if b.late.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = b
+                .late
+                .iter()
+                .map(|l| format!("{} (record {})", l.counter, l.seq))
+                .collect();
+            format!(
+                "; {} late (missing, then applied after a higher counter): {}",
+                b.late.len(),
+                list.join(", ")
+            )
+        };
         writeln!(
             o,
             "  edge {} boot {:016x}: records {}..={}, {} batches, {} events ({} shares), \
-             counters {}..={}, {gaps}",
+             counters {}..={}, {gaps}{late}",
             b.edge_id,
             b.boot_id,
             b.first_seq,

@@ -8,8 +8,9 @@
 //! abandoned: its shares were never acknowledged to a miner, so a gap is information, not a
 //! failure). Findings (failures) are:
 //!
-//! - a batch id applied twice (the same edge, boot and counter again), or a counter below one
-//!   already applied (out of order);
+//! - a batch id applied twice (the same edge, boot and counter again; a counter that was
+//!   missing and arrives after a higher one is *late*, reported as information: the core
+//!   applies it);
 //! - a `stream_seq` not above the previous batch's (the core applies in stream order);
 //! - a `StreamBatch` whose `events` run past the ledger's end or over another `StreamBatch`;
 //! - a batch event an edge never produces (only shares, `JobCreated`, `BlockCandidate`,
@@ -66,6 +67,17 @@ pub struct BootReport {
     pub gaps: Vec<CounterGap>,
     /// How many counters the gaps hold.
     pub missing: u64,
+    /// Batches applied after a higher counter of their boot (a missing one arriving after all:
+    /// the core applies it), in ledger order.
+    pub late: Vec<LateBatch>,
+}
+
+/// A batch applied after a higher counter of its boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LateBatch {
+    pub counter: u64,
+    /// Its `StreamBatch` record.
+    pub seq: u64,
 }
 
 /// Counters `from..=to` of a boot that are not in the ledger.
@@ -232,6 +244,7 @@ impl StreamCheck {
                 last_counter: b.counter,
                 gaps,
                 missing: 0,
+                late: Vec::new(),
             });
             return;
         };
@@ -250,41 +263,41 @@ impl StreamCheck {
             boot.last_counter = b.counter;
             return;
         }
-        // Not above the last counter: a batch that was reported missing arriving late, or one
-        // applied already.
-        let late = boot
+        // Not above the last counter: a batch that was missing arriving late (the core applies
+        // it: information), or one applied already.
+        let missing = boot
             .gaps
             .iter()
             .position(|g| (g.from..=g.to).contains(&b.counter));
-        let message = match late {
-            Some(g) => {
-                let gap = boot.gaps.remove(g);
-                let rest = [
-                    CounterGap {
-                        from: gap.from,
-                        to: b.counter.saturating_sub(1),
-                    },
-                    CounterGap {
-                        from: b.counter + 1,
-                        to: gap.to,
-                    },
-                ];
-                let parts = rest.into_iter().filter(|p| p.from <= p.to);
-                boot.gaps.splice(g..g, parts);
-                format!(
-                    "batch {} after counter {last} (record {last_seq}): out of order",
-                    batch_id(b)
-                )
-            }
-            None if b.counter < boot.first_counter => format!(
-                "batch {} after counter {last} (record {last_seq}): out of order",
-                batch_id(b)
-            ),
-            None => format!(
-                "batch {} applied twice: its boot's counters {}..={last} already include it",
+        if let Some(g) = missing {
+            let gap = boot.gaps.remove(g);
+            let rest = [
+                CounterGap {
+                    from: gap.from,
+                    to: b.counter.saturating_sub(1),
+                },
+                CounterGap {
+                    from: b.counter + 1,
+                    to: gap.to,
+                },
+            ];
+            boot.gaps
+                .splice(g..g, rest.into_iter().filter(|p| p.from <= p.to));
+            boot.late.push(LateBatch {
+                counter: b.counter,
+                seq,
+            });
+            return;
+        }
+        let message = if b.counter == 0 {
+            format!("batch {} has counter 0: an edge counts from 1", batch_id(b))
+        } else {
+            format!(
+                "batch {} applied twice: its boot's counters {}..={last} (last at record \
+                 {last_seq}) already include it",
                 batch_id(b),
                 boot.first_counter
-            ),
+            )
         };
         self.finding(seq, message);
     }

@@ -124,19 +124,35 @@ fn a_batch_applied_twice_is_a_finding() {
         messages(&report),
         vec![format!(
             "stream: record 12: batch e1-b{BOOT_A:016x}-c2 applied twice: its boot's counters \
-             1..=4 already include it"
+             1..=4 (last at record 10) already include it"
         )]
     );
 }
 
 #[test]
-fn a_late_counter_fills_its_gap_and_is_out_of_order() {
+fn a_late_counter_fills_its_gap_as_information() {
     let mut events = honest_cluster();
     events.extend(batch(1, BOOT_A, 3, 7, vec![]));
     let report = run(&events);
-    assert_eq!(report.findings.len(), 1, "{:?}", messages(&report));
-    assert!(messages(&report)[0].contains("c3 after counter 4 (record 10): out of order"));
+    assert_eq!(messages(&report), Vec::<String>::new());
     assert_eq!(report.boots[0].missing, 0);
+    assert_eq!(
+        report.boots[0].late,
+        vec![LateBatch {
+            counter: 3,
+            seq: 12
+        }]
+    );
+    // A gap split by a late counter keeps both sides.
+    let mut events = batch(4, 7, 1, 1, vec![]);
+    events.extend(batch(4, 7, 6, 2, vec![]));
+    events.extend(batch(4, 7, 3, 3, vec![]));
+    let report = run(&events);
+    assert_eq!(
+        report.boots[0].gaps,
+        vec![CounterGap { from: 2, to: 2 }, CounterGap { from: 4, to: 5 }]
+    );
+    assert_eq!(report.boots[0].missing, 3);
 }
 
 #[test]
