@@ -273,6 +273,8 @@ null_run() {
     shift
     for i in 1 2; do
         local log=$WORK/$label.null$i.log addr=
+        # Created before the server starts, so the loop below can read it at once.
+        : >"$log"
         "$LOADGEN" null-server --listen 127.0.0.1:0 2>"$log" &
         pids+=($!)
         started "$!" loadgen
