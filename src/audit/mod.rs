@@ -8,14 +8,17 @@
 //! 1. verifies the hash chain ([`source`]);
 //! 2. replays every event through a fresh projection: per-block credits, per-address balances,
 //!    the conservation check (the report of `ledger balances`, which is this command);
-//! 3. checks the work ([`work`]): every `ShareWithWork`'s header rebuilt from its `JobCreated`,
+//! 3. checks the stream batches of a scale-out core's ledger ([`stream`]): per edge boot, its
+//!    batches and counters (a gap is a batch the edge abandoned), no batch applied twice, in
+//!    stream order, holding only what an edge publishes, each share on its own edge's job;
+//! 4. checks the work ([`work`]): every `ShareWithWork`'s header rebuilt from its `JobCreated`,
 //!    hashed with the chain's proof of work, meets its recorded target; every job's coinbase
 //!    pays the pool; no share counts twice;
-//! 4. with `--node URL`, checks money and history against the chain ([`money`]): each job's
+//! 5. with `--node URL`, checks money and history against the chain ([`money`]): each job's
 //!    previous block is a block the node knows, each `BlockFound` reward equals the block's
 //!    coinbase outputs to the pool, each confirmed payment's transaction at its height pays the
 //!    ledger's outputs net of deductions;
-//! 5. with `--check-anchors` (and `--node`), scans the chain for the pool's blocks and proves
+//! 6. with `--check-anchors` (and `--node`), scans the chain for the pool's blocks and proves
 //!    the ledger extends every anchored head ([`anchors`]).
 //!
 //! Every problem is a [`Finding`] naming the record (or block) it is about; the verdict is
@@ -30,6 +33,7 @@ pub mod export;
 pub mod money;
 pub mod report;
 pub mod source;
+pub mod stream;
 pub mod work;
 
 use node_rpc::NodeClient;
@@ -58,7 +62,7 @@ pub struct PoolIdentity {
 /// `block` the chain block, when there is one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// The check that failed: `chain`, `export`, `replay`, `work`, `money`, `anchor`.
+    /// The check that failed: `chain`, `export`, `replay`, `stream`, `work`, `money`, `anchor`.
     pub check: &'static str,
     pub seq: Option<u64>,
     /// Display hex of the block concerned, if any.
@@ -128,6 +132,7 @@ pub fn run_audit(source: &Source, options: &AuditOptions) -> anyhow::Result<Audi
     let mut pass = Pass {
         // Only `blocks_due_for_maturity` reads the maturity, and the report does not use it.
         projection: Projection::new(ProjectionConfig::default()),
+        stream: stream::StreamCheck::default(),
         work: pool.map(work::WorkCheck::new),
         money: on_node.then(money::MoneyFacts::default),
         anchors: (on_node && options.check_anchors).then(anchors::AnchorFacts::default),
@@ -136,6 +141,7 @@ pub fn run_audit(source: &Source, options: &AuditOptions) -> anyhow::Result<Audi
         source: source.describe(),
         balances: None,
         refused: None,
+        stream: None,
         work: None,
         money: None,
         anchors: None,
@@ -167,6 +173,11 @@ pub fn run_audit(source: &Source, options: &AuditOptions) -> anyhow::Result<Audi
         });
     }
     report.balances = Some(balances);
+    let stream = pass.stream.finish();
+    if stream.batches > 0 {
+        report.findings.extend(stream.findings.iter().cloned());
+        report.stream = Some(stream);
+    }
     let work = pass.work.take().map(work::WorkCheck::finish);
     if let Some(w) = &work {
         report.findings.extend(w.findings.iter().cloned());
@@ -212,6 +223,7 @@ fn node_failed(check: &'static str, e: &anyhow::Error) -> Finding {
 /// The one pass over the records: the replay and the collectors of the checks.
 struct Pass {
     projection: Projection,
+    stream: stream::StreamCheck,
     work: Option<work::WorkCheck>,
     money: Option<money::MoneyFacts>,
     anchors: Option<anchors::AnchorFacts>,
@@ -220,6 +232,7 @@ struct Pass {
 impl Visit for Pass {
     fn record(&mut self, seq: u64, hash: &[u8; 32], event: &Event) -> anyhow::Result<()> {
         self.projection.apply(seq, event)?;
+        self.stream.apply(seq, event);
         if let Some(w) = &mut self.work {
             w.apply(seq, event);
         }

@@ -3,7 +3,8 @@
 //! the sections of the work, money and anchor checks, the findings, and the verdict as the
 //! last line (`audit: PASS ...` or `audit: FAIL: N problems; first: <finding>`). `--json`
 //! prints the same as one document: the balances report's fields at the top level (as
-//! `ledger balances --json` always had them), then `work`, `money`, `anchors`, `skipped`,
+//! `ledger balances --json` always had them), then `stream` (only for a ledger with stream
+//! batches), `work`, `money`, `anchors`, `skipped`,
 //! `findings`, `pass` and `verdict`.
 //!
 //! Output is a deterministic function of the records (addresses in `BTreeMap` order, blocks in
@@ -12,6 +13,7 @@
 
 use super::anchors::AnchorReport;
 use super::money::MoneyReport;
+use super::stream::StreamReport;
 use super::work::WorkReport;
 use super::Finding;
 use crate::cli::run::describe_rule;
@@ -99,13 +101,17 @@ pub struct AuditReport {
     /// Why the records were refused, when they were: `... FAILED ...; refusing to report
     /// balances` (the line `ledger balances` always printed).
     pub refused: Option<String>,
+    /// The stream batches of a scale-out core's ledger; `None` (and absent from the JSON) when
+    /// the ledger has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamReport>,
     pub work: Option<WorkReport>,
     pub money: Option<MoneyReport>,
     pub anchors: Option<AnchorReport>,
     /// The checks that did not run, and why.
     pub skipped: Vec<String>,
     /// Every problem found, in the order found: the chain and export first, then the
-    /// replay, work, money and anchor checks.
+    /// replay, stream, work, money and anchor checks.
     pub findings: Vec<Finding>,
     pub pass: bool,
     /// The last line without `audit: `: `PASS ...` or `FAIL: N problems; first: ...`.
@@ -119,6 +125,9 @@ impl AuditReport {
         self.verdict = match self.findings.first() {
             None => {
                 let mut checked = vec!["chain", "replay"];
+                if self.stream.is_some() {
+                    checked.push("stream");
+                }
                 if self.work.is_some() {
                     checked.push("work");
                 }
@@ -156,6 +165,9 @@ impl AuditReport {
         }
         if let Some(b) = &self.balances {
             o.push_str(&render_text(b, &self.source));
+        }
+        if let Some(s) = &self.stream {
+            write_stream(o, s)?;
         }
         if let Some(w) = &self.work {
             writeln!(
@@ -207,6 +219,69 @@ impl AuditReport {
         }
         writeln!(o, "audit: {}", self.verdict)
     }
+}
+
+/// The stream section: one line for the batches, one per edge boot with its gaps.
+fn write_stream(o: &mut String, s: &StreamReport) -> std::fmt::Result {
+    writeln!(
+        o,
+        "\nstream batches: {} batches holding {} events from {} edge boots, {} problems",
+        s.batches,
+        s.events,
+        s.boots.len(),
+        s.findings.len() as u64 + s.findings_omitted
+    )?;
+    for b in &s.boots {
+        let gaps = if b.gaps.is_empty() {
+            "no gaps".to_owned()
+        } else {
+            let list: Vec<String> = b
+                .gaps
+                .iter()
+                .map(|g| {
+                    if g.from == g.to {
+                        g.from.to_string()
+                    } else {
+                        format!("{}..={}", g.from, g.to)
+                    }
+                })
+                .collect();
+            format!(
+                "{} abandoned (never acknowledged to miners): counters {}",
+                b.missing,
+                list.join(", ")
+            )
+        };
+        let late = if b.late.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = b
+                .late
+                .iter()
+                .map(|l| format!("{} (record {})", l.counter, l.seq))
+                .collect();
+            format!(
+                "; {} late (missing, then applied after a higher counter): {}",
+                b.late.len(),
+                list.join(", ")
+            )
+        };
+        writeln!(
+            o,
+            "  edge {} boot {:016x}: records {}..={}, {} batches, {} events ({} shares), \
+             counters {}..={}, {gaps}{late}",
+            b.edge_id,
+            b.boot_id,
+            b.first_seq,
+            b.last_seq,
+            b.batches,
+            b.events,
+            b.shares,
+            b.first_counter,
+            b.last_counter
+        )?;
+    }
+    Ok(())
 }
 
 /// The balances report of a replayed projection, as of `head`.

@@ -353,6 +353,17 @@ data_dir = "data"
         ] {
             Config::parse(text, Path::new("/tmp")).unwrap();
         }
+        // The worked scale-out cluster (README, "Scale-out"): two edges and their core.
+        for (text, edge) in [
+            (include_str!("../../examples/cluster/edge-1.toml"), Some(1)),
+            (include_str!("../../examples/cluster/edge-2.toml"), Some(2)),
+            (include_str!("../../examples/cluster/core.toml"), None),
+        ] {
+            let c = Config::parse(text, Path::new("/tmp")).unwrap();
+            let stream = c.stream.expect("a [stream] section");
+            assert_eq!((stream.servers.len(), stream.replicas), (3, 3));
+            assert_eq!(c.edge.map(|e| e.id), edge);
+        }
         // The mainnet example must be edited first: it names no real address.
         let (key, _) = problem(include_str!("../../examples/obtc-mainnet.toml"));
         assert_eq!(key, "pool.payout_address");
