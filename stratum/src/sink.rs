@@ -63,6 +63,16 @@ pub trait EventSink: Send + Sync + 'static {
 
     /// The ledger head a new job's coinbase commits to.
     fn anchor(&self) -> Option<LedgerAnchor>;
+
+    /// Whether a found block goes to the node as soon as its candidate is taken, without
+    /// waiting for durability. The ledger says no (a commit takes a millisecond, and a block the
+    /// ledger does not hold would be a reward the pool cannot account for after a crash); an
+    /// edge's stream says yes (an election stalls acknowledgements for 4-9 s, and a block
+    /// that waits may be orphaned; the candidate is queued ahead of its verdict and retried,
+    /// so only an edge that dies before the stream stores it loses the record).
+    fn submit_blocks_at_once(&self) -> bool {
+        false
+    }
 }
 
 impl EventSink for Ledger {

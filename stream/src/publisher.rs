@@ -366,6 +366,11 @@ impl EventSink for EdgePublisher {
     fn anchor(&self) -> Option<LedgerAnchor> {
         *lock(&self.inner.anchor)
     }
+
+    /// Yes: a found block must not wait out an election (see the trait's docs).
+    fn submit_blocks_at_once(&self) -> bool {
+        true
+    }
 }
 
 /// How the batch in flight ended.

@@ -533,7 +533,9 @@ fn front_ready(outgoing: &mut VecDeque<Outgoing>) -> impl Future<Output = ()> + 
 /// Makes an accepted share durable and returns the lines to send for it: the `true` reply and
 /// its follow-ups once the append is durable, the failure reply otherwise. A share that meets
 /// the block threshold is appended together with its `BlockCandidate` (the share first), and
-/// the block goes to the node only once both are durable (see [`super::submit`]).
+/// the block goes to the node once both are durable (see [`super::submit`]), or at once, as soon
+/// as the sink has taken them, when the sink says durability may take seconds
+/// ([`crate::sink::EventSink::submit_blocks_at_once`]: an edge's stream during an election).
 async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAddr) -> Vec<String> {
     let recorded = Event::ShareWithWork(ShareWithWork {
         share: share.event,
@@ -551,19 +553,62 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
             let candidate = candidate_event(block);
             let events = vec![recorded, Event::BlockCandidate(candidate.clone())];
             let appended = match shared.sink.submit(events) {
+                Ok(durable) if shared.sink.submit_blocks_at_once() => {
+                    // The candidate is queued ahead of its verdict; the block does not wait
+                    // for the stream's acknowledgement.
+                    submit_block(
+                        &shared,
+                        candidate,
+                        "block candidate queued; submitting it now",
+                    );
+                    let appended = durable.await;
+                    return reply_lines(&shared, share.reply, share.follow_up, appended, peer);
+                }
                 Ok(durable) => durable.await,
                 Err(e) => Err(e),
             };
             (appended, Some(candidate))
         }
     };
-    let lines = match appended {
+    let lines = reply_lines(&shared, share.reply, share.follow_up, appended, peer);
+    if let Some(candidate) = candidate {
+        // Even when the ledger failed: a block in the chain is worth more than a tidy ledger
+        // (its verdict append then fails too and is logged).
+        submit_block(
+            &shared,
+            candidate,
+            "block candidate recorded; submitting it",
+        );
+    }
+    lines
+}
+
+fn submit_block(shared: &Shared, candidate: CandidateEvent, what: &str) {
+    tracing::info!(
+        height = candidate.height,
+        block = %candidate.block_id,
+        finder = %candidate.finder,
+        worker = %candidate.worker,
+        "{what}"
+    );
+    shared.submitter.submit(candidate, false);
+}
+
+/// The lines for an accepted share once its events are durable (or failed).
+fn reply_lines(
+    shared: &Shared,
+    reply: String,
+    follow_up: Vec<String>,
+    appended: Result<(), crate::sink::SinkError>,
+    peer: SocketAddr,
+) -> Vec<String> {
+    match appended {
         Ok(()) => {
             shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
             crate::metrics::metrics().accepted.inc();
-            let mut lines = Vec::with_capacity(1 + share.follow_up.len());
-            lines.push(share.reply);
-            lines.extend(share.follow_up);
+            let mut lines = Vec::with_capacity(1 + follow_up.len());
+            lines.push(reply);
+            lines.extend(follow_up);
             lines
         }
         Err(e) => {
@@ -575,22 +620,9 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
             } else {
                 tracing::error!(%peer, "ledger append failed, share not acknowledged: {e}");
             }
-            vec![crate::session::share_failure_reply(&share.reply)]
+            vec![crate::session::share_failure_reply(&reply)]
         }
-    };
-    if let Some(candidate) = candidate {
-        tracing::info!(
-            height = candidate.height,
-            block = %candidate.block_id,
-            finder = %candidate.finder,
-            worker = %candidate.worker,
-            "block candidate recorded; submitting it"
-        );
-        // Even when the ledger failed: a block in the chain is worth more than a tidy ledger
-        // (its verdict append then fails too and is logged).
-        shared.submitter.submit(candidate, false);
     }
-    lines
 }
 
 /// The ledger's record of a block candidate.
