@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod miner;
+pub mod nats;
 pub mod nodes;
 pub mod payout;
 pub mod payout_scenarios;
