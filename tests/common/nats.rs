@@ -44,6 +44,8 @@ pub struct NatsServer {
     log: PathBuf,
     pidfile: PathBuf,
     running: bool,
+    /// The watchdog shell, reaped after a kill.
+    watchdog: Option<std::process::Child>,
 }
 
 impl NatsServer {
@@ -70,7 +72,7 @@ impl NatsServer {
 }
 
 pub struct NatsCluster {
-    pub dir: tempfile::TempDir,
+    pub dir: PathBuf,
     pub servers: Vec<NatsServer>,
     bin: PathBuf,
 }
@@ -87,7 +89,10 @@ impl NatsCluster {
     /// Starts three servers and waits (bounded) until every one is healthy (a meta leader is
     /// known).
     pub fn start() -> NatsCluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // Kept, and removed by a cleaner once the test binary has exited: a cluster in a static
+        // is never dropped.
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        cleanup_after_exit(&dir);
         let bin = nats_bin();
         let servers: Vec<NatsServer> = (1..=3)
             .map(|n| NatsServer {
@@ -95,10 +100,11 @@ impl NatsCluster {
                 client_port: free_port(),
                 cluster_port: free_port(),
                 http_port: free_port(),
-                conf: dir.path().join(format!("n{n}.conf")),
-                log: dir.path().join(format!("n{n}.log")),
-                pidfile: dir.path().join(format!("n{n}.pid")),
+                conf: dir.join(format!("n{n}.conf")),
+                log: dir.join(format!("n{n}.log")),
+                pidfile: dir.join(format!("n{n}.pid")),
                 running: false,
+                watchdog: None,
             })
             .collect();
         let routes: Vec<String> = servers
@@ -106,7 +112,7 @@ impl NatsCluster {
             .map(|s| format!("nats://127.0.0.1:{}", s.cluster_port))
             .collect();
         for s in &servers {
-            let store = dir.path().join(format!("{}-store", s.name));
+            let store = dir.join(format!("{}-store", s.name));
             std::fs::create_dir_all(&store).unwrap();
             let conf = format!(
                 "server_name: {name}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{http}\n\
@@ -146,7 +152,7 @@ impl NatsCluster {
         let s = &mut self.servers[i];
         assert!(!s.running, "{} already running", s.name);
         let _ = std::fs::remove_file(&s.pidfile);
-        Command::new("sh")
+        let watchdog = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
             .arg("sh")
@@ -162,6 +168,7 @@ impl NatsCluster {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+        s.watchdog = Some(watchdog);
         s.running = true;
         let deadline = Instant::now() + Duration::from_secs(10);
         while s.pid().is_none() {
@@ -201,6 +208,9 @@ impl NatsCluster {
                 assert!(Instant::now() < deadline, "{} survived SIGKILL", s.name);
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+        if let Some(mut w) = s.watchdog.take() {
+            let _ = w.wait();
         }
         s.running = false;
     }
@@ -319,7 +329,28 @@ impl Drop for NatsCluster {
         for i in 0..self.servers.len() {
             self.kill(i);
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Cleaner: once the test process is gone (and its watchdogs had time to kill what they
+/// watch), removes `dir`.
+const CLEANER: &str = r#"testpid=$1; dir=$2
+while kill -0 "$testpid" 2>/dev/null; do sleep 0.5; done
+sleep 2; rm -rf "$dir""#;
+
+/// Removes `dir` (recursively) once the test binary has exited, however it ends.
+pub fn cleanup_after_exit(dir: &Path) {
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(CLEANER)
+        .arg("sh")
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 /// A plain HTTP/1.0 GET on loopback: the status code and the body (`None`: no answer within a
