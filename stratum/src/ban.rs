@@ -3,7 +3,9 @@
 //! One [`BanStore`] per pool, shared as an `Arc` by the accept loop (refuses a banned IP), the
 //! sessions (`mining.authorize` of a banned worker gets an error) and the connection tasks
 //! (each flood cut is an offence), and meant for the operator's admin calls too
-//! ([`BanStore::ban`], [`BanStore::unban`], [`BanStore::list`]). It is touched only on accept,
+//! ([`BanStore::ban`], [`BanStore::unban`], [`BanStore::list`]) and, on an edge, the core's
+//! list of operator bans ([`BanStore::apply_operator_list`], targets in [`BanTarget::wire`]
+//! form). It is touched only on accept,
 //! authorize and cut, never per share, so its one mutex is never on the share path. Time is
 //! passed in (Unix milliseconds), so every rule is testable without a clock.
 //!
@@ -146,6 +148,62 @@ impl std::fmt::Display for BanTarget {
             } => write!(f, "worker {username}"),
         }
     }
+}
+
+/// A [`BanTarget`]'s wire form is not one this build reads.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0:?} is not a ban target (ip:ADDR, worker:USERNAME or worker:USERNAME@IP)")]
+pub struct BanTargetError(String);
+
+impl BanTarget {
+    /// The target as the core's ban list carries it to the edges (`BanEntry::target`):
+    /// `ip:ADDR`, `worker:USERNAME` (everywhere) or `worker:USERNAME@IP` (from that IP only).
+    pub fn wire(&self) -> String {
+        match self {
+            BanTarget::Ip(ip) => format!("ip:{ip}"),
+            BanTarget::Worker {
+                username,
+                from: None,
+            } => format!("worker:{username}"),
+            BanTarget::Worker {
+                username,
+                from: Some(ip),
+            } => format!("worker:{username}@{ip}"),
+        }
+    }
+
+    /// Reads [`BanTarget::wire`] back. A worker's `@IP` is the part after the last `@` when it
+    /// is an IP address (a worker name may hold an `@` of its own).
+    pub fn from_wire(s: &str) -> Result<BanTarget, BanTargetError> {
+        let err = || BanTargetError(s.to_owned());
+        if let Some(ip) = s.strip_prefix("ip:") {
+            return ip.trim().parse().map(BanTarget::Ip).map_err(|_| err());
+        }
+        let rest = s.strip_prefix("worker:").ok_or_else(err)?;
+        let (username, from) = match rest.rsplit_once('@') {
+            Some((u, ip)) => match ip.parse::<IpAddr>() {
+                Ok(ip) => (u, Some(ip)),
+                Err(_) => (rest, None),
+            },
+            None => (rest, None),
+        };
+        if username.is_empty() {
+            return Err(err());
+        }
+        Ok(BanTarget::Worker {
+            username: username.to_owned(),
+            from,
+        })
+    }
+}
+
+/// What [`BanStore::apply_operator_list`] changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OperatorListChange {
+    /// Bans the store did not hold as operator bans before (close their connections).
+    pub added: Vec<Ban>,
+    /// Operator bans absent from the list, now lifted.
+    pub lifted: Vec<BanTarget>,
 }
 
 /// Why a ban was made.
@@ -345,6 +403,55 @@ impl BanStore {
         state.bans.remove(target).is_some()
     }
 
+    /// Makes the store's operator bans exactly `list` (target, until when), as the core's ban
+    /// list says (an edge's copy of the operator's bans): a ban the store lacks is added (it
+    /// replaces an automatic ban of the same target), one whose end moved is updated, and an
+    /// operator ban absent from the list is lifted. The store's own automatic (flood) bans of
+    /// other targets stay. Entries already over at `now_ms` are ignored.
+    pub fn apply_operator_list(
+        &self,
+        list: &[(BanTarget, u64)],
+        now_ms: u64,
+    ) -> OperatorListChange {
+        let wanted: BTreeMap<&BanTarget, u64> = list
+            .iter()
+            .filter(|(_, until)| *until > now_ms)
+            .map(|(t, until)| (t, *until))
+            .collect();
+        let mut state = self.state();
+        state.bans.retain(|_, e| e.ban.until_ms > now_ms);
+        let mut change = OperatorListChange::default();
+        state.bans.retain(|target, e| {
+            let keep = e.ban.cause != BanCause::Operator || wanted.contains_key(target);
+            if !keep {
+                change.lifted.push(target.clone());
+            }
+            keep
+        });
+        for (target, until_ms) in wanted {
+            match state.bans.get_mut(target) {
+                Some(e) if e.ban.cause == BanCause::Operator => e.ban.until_ms = until_ms,
+                _ => {
+                    let ban = Ban {
+                        target: target.clone(),
+                        since_ms: now_ms,
+                        until_ms,
+                        cause: BanCause::Operator,
+                    };
+                    state.bans.insert(
+                        target.clone(),
+                        Entry {
+                            ban: ban.clone(),
+                            refusal_logged: false,
+                        },
+                    );
+                    change.added.push(ban);
+                }
+            }
+        }
+        change
+    }
+
     /// The bans in force at `now_ms`, in target order.
     pub fn list(&self, now_ms: u64) -> Vec<Ban> {
         let mut state = self.state();
@@ -524,6 +631,95 @@ mod tests {
         assert_eq!(s.worker_banned_until(W, a, 2000), None);
         assert!(s.check_ip(a, 2000).is_some());
         assert_eq!(s.list(11_000), vec![]);
+    }
+
+    #[test]
+    fn ban_targets_round_trip_their_wire_form() {
+        let a = ip("2001:db8::1");
+        let targets = [
+            BanTarget::Ip(ip("203.0.113.5")),
+            BanTarget::Ip(a),
+            BanTarget::Worker {
+                username: W.into(),
+                from: None,
+            },
+            BanTarget::Worker {
+                username: W.into(),
+                from: Some(a),
+            },
+            BanTarget::Worker {
+                username: format!("{W}@home"),
+                from: None,
+            },
+        ];
+        for t in targets {
+            assert_eq!(
+                BanTarget::from_wire(&t.wire()),
+                Ok(t.clone()),
+                "{}",
+                t.wire()
+            );
+        }
+        assert_eq!(
+            BanTarget::Worker {
+                username: W.into(),
+                from: Some(ip("192.0.2.1"))
+            }
+            .wire(),
+            format!("worker:{W}@192.0.2.1")
+        );
+        for bad in [
+            "",
+            "ip:",
+            "ip:host",
+            "worker:",
+            "range:10.0.0.0/8",
+            "address:x",
+        ] {
+            assert!(BanTarget::from_wire(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_operator_list_replaces_operator_bans_and_keeps_flood_bans() {
+        let s = store(1, 0);
+        let flooder = ip("198.51.100.9");
+        let flood = s.record_cut(flooder, &[W], 0);
+        assert_eq!(flood.len(), 1);
+        let a = BanTarget::Ip(ip("203.0.113.5"));
+        let b = BanTarget::Worker {
+            username: "other.rig".into(),
+            from: None,
+        };
+        let first = s.apply_operator_list(&[(a.clone(), 50_000), (b.clone(), 60_000)], 1000);
+        let added: Vec<_> = first.added.iter().map(|b| b.target.clone()).collect();
+        assert_eq!(added, vec![a.clone(), b.clone()]);
+        assert!(first.lifted.is_empty());
+        assert!(first.added.iter().all(|b| b.cause == BanCause::Operator));
+        // The same list again changes nothing; a moved end is updated, not re-added.
+        assert_eq!(
+            s.apply_operator_list(&[(a.clone(), 50_000), (b.clone(), 60_000)], 2000),
+            OperatorListChange::default()
+        );
+        let moved = s.apply_operator_list(&[(a.clone(), 90_000), (b.clone(), 60_000)], 2000);
+        assert_eq!(moved, OperatorListChange::default());
+        assert_eq!(
+            s.check_ip(ip("203.0.113.5"), 80_000).unwrap().until_ms,
+            90_000
+        );
+        // b is no longer listed: lifted; the flood ban stays; an expired entry is ignored.
+        let later = s.apply_operator_list(&[(a.clone(), 90_000), (b.clone(), 2500)], 3000);
+        assert_eq!(later.lifted, vec![b.clone()]);
+        assert!(later.added.is_empty());
+        let listed: Vec<_> = s.list(3000).into_iter().map(|b| b.target).collect();
+        assert_eq!(listed, vec![a.clone(), flood[0].target.clone()]);
+        // An operator ban of a target the store banned for floods replaces it.
+        let over = s.apply_operator_list(&[(flood[0].target.clone(), 99_000)], 3000);
+        assert_eq!(over.added.len(), 1);
+        assert_eq!(over.lifted, vec![a]);
+        assert_eq!(s.list(3000)[0].cause, BanCause::Operator);
+        assert_eq!(s.apply_operator_list(&[], 3000).lifted.len(), 1);
+        assert!(s.list(3000).is_empty());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 pub mod consumer;
 pub mod control;
 pub mod dedupe;
+pub mod edge_control;
 pub mod message;
 pub mod publisher;
 pub mod settings;
