@@ -155,9 +155,15 @@ impl Shared {
     /// counter (random start), big-endian, padded or cut to the configured size. Unique among
     /// the 2^32 most recent connections (2^24 on an edge with a 4-byte extranonce1).
     pub fn allocate_extranonce1(&self) -> Vec<u8> {
-        let n = self.next_extranonce1.fetch_add(1, Ordering::Relaxed);
+        let n = self
+            .next_extranonce1
+            .fetch_add(1, Ordering::Relaxed)
+            .to_be_bytes();
         let mut e = self.extranonce1_prefix.clone();
-        e.extend_from_slice(&n.to_be_bytes());
+        // The room after the prefix takes the counter's low bytes: cutting the low end instead
+        // would hand the same extranonce1 to 256 connections in a row.
+        let room = self.extranonce1_size.saturating_sub(e.len());
+        e.extend_from_slice(&n[n.len().saturating_sub(room)..]);
         e.resize(self.extranonce1_size, 0);
         e
     }
