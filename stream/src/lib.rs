@@ -21,6 +21,7 @@
 
 pub mod consumer;
 pub mod control;
+pub mod core_control;
 pub mod dedupe;
 pub mod edge_control;
 pub mod message;

@@ -9,6 +9,7 @@
 
 mod payout_rule;
 mod server_config;
+pub(crate) mod services;
 mod signals;
 mod start;
 
@@ -18,8 +19,6 @@ pub(crate) use signals::{wait_for_signal, ShutdownSignals};
 pub use start::StartScan;
 
 use crate::config::Config;
-use crate::live::follower;
-use crate::rpc::RpcServer;
 use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
@@ -63,48 +62,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             }
         }
     }
-    let ledger = start::open_ledger(&config.ledger)?;
-    let live = start::open_live(ledger.clone(), config.chain).await?;
-    let start = start::scan(&live).await?;
-    record_payout_rule(&ledger, &config.payout.rule, start.last_rule).await?;
-    let rule = &config.payout.rule;
-    if rule.network_fee_payer == pool_core::event::NetworkFeePayer::Pool && rule.fee_bps == 0 {
-        tracing::warn!(
-            fee_address = %rule.fee_address,
-            "network_fee_payer = pool with fee_bps = 0: the operator pays every payment's network \
-             fee (the fee address's debt shows it), so the wallet needs coins beyond the rewards"
-        );
-    }
+    let services::Opened {
+        ledger,
+        live,
+        start,
+    } = services::open(&config).await?;
     let signals = ShutdownSignals::install();
-    // The follower stops last (after Stratum and the RPC), or on any early return.
-    let follower_stop = CancellationToken::new();
-    let _follower_guard = follower_stop.clone().drop_guard();
-    let follower = follower::spawn(live.clone(), follower_stop.clone());
-    let retention = config.ledger.retention.clone().map(|r| {
-        tracing::info!(
-            archive_dir = %r.archive_dir.display(),
-            retain_records = r.retain_records,
-            "automatic archiving on"
-        );
-        crate::live::archive::spawn_retention(live.clone(), r, follower_stop.clone())
-    });
-    let rpc = match &config.rpc {
-        Some(settings) => {
-            let context = crate::rpc::RpcContext {
-                live: live.clone(),
-                bans: server_config.bans.clone(),
-                config: std::sync::Arc::new(config.clone()),
-                started,
-                registry: server_config.registry.clone(),
-                verifier: crate::rpc::operator::verify::Verifier::new(settings.verify_min_interval),
-            };
-            Some(RpcServer::start(settings, std::sync::Arc::new(context)).await?)
-        }
-        None => {
-            tracing::info!("no [rpc] section: the RPC server is off (the payout process needs it)");
-            None
-        }
-    };
+    let services = services::Services::start(
+        &config,
+        &live,
+        server_config.bans.clone(),
+        server_config.registry.clone(),
+        started,
+    )
+    .await?;
     let mut server = Server::bind(server_config, ledger.clone()).await?;
     server.resume_candidates(start.open_candidates);
     tracing::info!(
@@ -133,16 +104,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     signals.abort();
-    if let Some(rpc) = rpc {
-        rpc.stop().await;
-    }
-    follower_stop.cancel();
-    if let Some(retention) = retention {
-        let _ = retention.await;
-    }
-    let _ = follower.await;
-    start::finish_live(live).await;
-    ledger.close().await;
-    tracing::info!("ledger flushed; bye");
+    services.stop().await;
+    services::close(live, ledger).await;
     Ok(())
 }

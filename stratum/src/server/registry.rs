@@ -12,12 +12,20 @@
 //!
 //! The registry also holds the server's share counters since start (accepted, rejected), which
 //! the connection tasks bump with relaxed atomics as before.
+//!
+//! **Remote snapshots** (`obtc-pool core`): the core has no Stratum server; its edges publish
+//! their connections and counters every control interval, and [`Registry::set_remote`] keeps
+//! the latest [`RemoteSnapshot`] per edge until it expires (the core uses three intervals, so an
+//! edge that stopped publishing is forgotten). [`Registry::counts`], [`Registry::workers_of`],
+//! [`Registry::connections`] and [`Registry::share_counts`] include every live snapshot beside
+//! the local connections; the all-in-one pool and an edge have none, so they see only their own.
 
 use crate::ban::BanTarget;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Counters of the Stratum server since it started.
@@ -72,12 +80,33 @@ pub struct LiveWorker {
     pub difficulty: Option<f64>,
 }
 
+/// An edge's live state as it last reported it (`obtc-pool core`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RemoteSnapshot {
+    /// The edge process's boot (a new boot replaces the old one's snapshot).
+    pub boot_id: u64,
+    /// When the edge took it (Unix ms, the edge's clock).
+    pub at_ms: u64,
+    /// The edge's shares accepted and rejected since it started.
+    pub accepted: u64,
+    pub rejected: u64,
+    pub connections: Vec<ConnectionInfo>,
+}
+
+#[derive(Debug)]
+struct Remote {
+    snapshot: RemoteSnapshot,
+    expires: Instant,
+}
+
 /// The live connections; see the module docs.
 #[derive(Debug, Default)]
 pub struct Registry {
     next_id: AtomicU64,
     conns: Mutex<HashMap<u64, Entry>>,
     stats: Arc<Stats>,
+    /// Edges' snapshots by edge id.
+    remotes: Mutex<BTreeMap<u16, Remote>>,
 }
 
 /// `address.worker` -> (`address`, `worker`), as `mining.authorize` splits it.
@@ -109,12 +138,55 @@ impl Registry {
         &self.stats
     }
 
-    /// Shares accepted and rejected since the server started.
+    fn remotes(&self) -> MutexGuard<'_, BTreeMap<u16, Remote>> {
+        self.remotes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps `snapshot` as edge `edge_id`'s live state for `ttl` (replacing its last one).
+    pub fn set_remote(&self, edge_id: u16, snapshot: RemoteSnapshot, ttl: Duration) {
+        let now = Instant::now();
+        let mut remotes = self.remotes();
+        remotes.retain(|_, r| r.expires > now);
+        remotes.insert(
+            edge_id,
+            Remote {
+                snapshot,
+                expires: now + ttl,
+            },
+        );
+    }
+
+    /// The live (unexpired) edge snapshots, by edge id.
+    pub fn remote_snapshots(&self) -> BTreeMap<u16, RemoteSnapshot> {
+        let now = Instant::now();
+        self.remotes()
+            .iter()
+            .filter(|(_, r)| r.expires > now)
+            .map(|(&id, r)| (id, r.snapshot.clone()))
+            .collect()
+    }
+
+    /// Runs `f` on each live remote connection.
+    fn each_remote(&self, mut f: impl FnMut(&ConnectionInfo)) {
+        let now = Instant::now();
+        for r in self.remotes().values().filter(|r| r.expires > now) {
+            r.snapshot.connections.iter().for_each(&mut f);
+        }
+    }
+
+    /// Shares accepted and rejected since the server started (and by each live edge since it
+    /// started).
     pub fn share_counts(&self) -> (u64, u64) {
-        (
+        let now = Instant::now();
+        let (mut accepted, mut rejected) = (
             self.stats.accepted.load(Ordering::Relaxed),
             self.stats.rejected.load(Ordering::Relaxed),
-        )
+        );
+        for r in self.remotes().values().filter(|r| r.expires > now) {
+            accepted += r.snapshot.accepted;
+            rejected += r.snapshot.rejected;
+        }
+        (accepted, rejected)
     }
 
     /// Registers a new connection whose task stops on `close` (a child of the server's
@@ -143,7 +215,7 @@ impl Registry {
         }
     }
 
-    /// Every live connection, oldest first.
+    /// Every live connection (local, then the edges'), oldest first.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         let mut out: Vec<ConnectionInfo> = self
             .conns()
@@ -155,23 +227,29 @@ impl Registry {
                 since_ms: e.since_ms,
             })
             .collect();
+        self.each_remote(|c| out.push(c.clone()));
         out.sort_by_key(|c| c.since_ms);
         out
     }
 
     /// Connections, distinct workers and distinct addresses connected now.
     pub fn counts(&self) -> ConnectionCounts {
-        let conns = self.conns();
-        let mut workers: HashSet<&str> = HashSet::new();
-        let mut addresses: HashSet<&str> = HashSet::new();
-        for e in conns.values() {
-            for u in &e.usernames {
-                workers.insert(u);
-                addresses.insert(split_username(u).0);
+        let mut connections = 0u64;
+        let mut workers: HashSet<String> = HashSet::new();
+        let mut addresses: HashSet<String> = HashSet::new();
+        let mut count = |usernames: &[String]| {
+            connections += 1;
+            for u in usernames {
+                workers.insert(u.clone());
+                addresses.insert(split_username(u).0.to_owned());
             }
+        };
+        for e in self.conns().values() {
+            count(&e.usernames);
         }
+        self.each_remote(|c| count(&c.usernames));
         ConnectionCounts {
-            connections: conns.len() as u64,
+            connections,
             workers: workers.len() as u64,
             addresses: addresses.len() as u64,
         }
@@ -180,8 +258,8 @@ impl Registry {
     /// `address`'s workers connected now, by worker name (`""`: none given).
     pub fn workers_of(&self, address: &str) -> BTreeMap<String, LiveWorker> {
         let mut out: BTreeMap<String, LiveWorker> = BTreeMap::new();
-        for e in self.conns().values() {
-            for u in &e.usernames {
+        let mut add = |usernames: &[String], difficulty: Option<f64>| {
+            for u in usernames {
                 let (a, worker) = split_username(u);
                 if a != address {
                     continue;
@@ -191,12 +269,16 @@ impl Registry {
                     difficulty: None,
                 });
                 w.connections += 1;
-                w.difficulty = match (w.difficulty, e.difficulty) {
+                w.difficulty = match (w.difficulty, difficulty) {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
             }
+        };
+        for e in self.conns().values() {
+            add(&e.usernames, e.difficulty);
         }
+        self.each_remote(|c| add(&c.usernames, c.difficulty));
         out
     }
 
@@ -359,5 +441,89 @@ mod tests {
         stats.accepted.fetch_add(3, Ordering::Relaxed);
         stats.rejected.fetch_add(1, Ordering::Relaxed);
         assert_eq!(r.share_counts(), (3, 1));
+    }
+
+    fn remote(
+        peer_addr: &str,
+        usernames: &[&str],
+        difficulty: f64,
+        since_ms: u64,
+    ) -> ConnectionInfo {
+        ConnectionInfo {
+            peer: peer(peer_addr),
+            usernames: usernames.iter().map(|u| u.to_string()).collect(),
+            difficulty: Some(difficulty),
+            since_ms,
+        }
+    }
+
+    #[test]
+    fn live_edge_snapshots_count_beside_local_connections_until_they_expire() {
+        let r = Arc::new(Registry::new());
+        let local = r.register(peer("10.0.0.1:1000"), CancellationToken::new(), 5);
+        local.authorized(&format!("{A}.rig1"));
+        local.difficulty(2.0);
+        r.stats().accepted.fetch_add(10, Ordering::Relaxed);
+        let hour = Duration::from_secs(3600);
+        let snapshot = RemoteSnapshot {
+            boot_id: 1,
+            at_ms: 100,
+            accepted: 7,
+            rejected: 2,
+            connections: vec![
+                remote("10.1.0.1:1", &[&format!("{A}.rig1")], 16.0, 1),
+                remote("10.1.0.2:1", &[&format!("{B}.x")], 4.0, 9),
+            ],
+        };
+        r.set_remote(1, snapshot.clone(), hour);
+        r.set_remote(
+            2,
+            RemoteSnapshot {
+                boot_id: 3,
+                accepted: 1,
+                connections: vec![remote("10.2.0.1:1", &[A], 1.0, 3)],
+                ..RemoteSnapshot::default()
+            },
+            hour,
+        );
+        assert_eq!(
+            r.counts(),
+            ConnectionCounts {
+                connections: 4,
+                workers: 3,
+                addresses: 2
+            }
+        );
+        assert_eq!(r.share_counts(), (18, 2));
+        let a = r.workers_of(A);
+        assert_eq!(
+            a["rig1"],
+            LiveWorker {
+                connections: 2,
+                difficulty: Some(16.0)
+            }
+        );
+        assert_eq!(a[""].connections, 1);
+        let since: Vec<u64> = r.connections().iter().map(|c| c.since_ms).collect();
+        assert_eq!(since, vec![1, 3, 5, 9]);
+        assert_eq!(r.remote_snapshots().len(), 2);
+        // A new snapshot replaces the edge's last one.
+        r.set_remote(
+            1,
+            RemoteSnapshot {
+                boot_id: 2,
+                ..RemoteSnapshot::default()
+            },
+            hour,
+        );
+        assert_eq!(r.counts().connections, 2);
+        assert_eq!(r.share_counts(), (11, 0));
+        // An expired one counts no more.
+        r.set_remote(2, snapshot, Duration::ZERO);
+        assert_eq!(r.counts().connections, 1);
+        assert_eq!(r.share_counts(), (10, 0));
+        assert_eq!(r.remote_snapshots().keys().collect::<Vec<_>>(), vec![&1]);
+        drop(local);
+        assert_eq!(r.counts(), ConnectionCounts::default());
     }
 }
