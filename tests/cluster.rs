@@ -33,6 +33,11 @@ use std::time::{Duration, Instant};
 /// A loadgen's result must show every connection made and none lost for good.
 fn assert_clean_run(r: &LoadResult, c: &Cluster) {
     let j = &r.json;
+    eprintln!(
+        "loadgen {}: sent {} accepted {} rejected {} {} unanswered {} reconnects {} p50 {} us p99 {} us max {} us",
+        r.label, j["sent"], j["accepted"], j["rejected"], j["rejected_by_code"], j["unanswered"],
+        j["reconnects"], j["p50_us"], j["p99_us"], j["max_us"]
+    );
     assert_eq!(
         j["connect_failures"], 0,
         "loadgen {}: {j}\n{}",
@@ -158,13 +163,14 @@ fn rpc_balances_equal_audit(c: &Cluster, audit: &Value) {
 
 #[test]
 fn end_to_end_two_edges_blocks_exact_shares_credits_and_a_payout() {
-    let started = Instant::now();
+    let waited = Instant::now();
     let mut c = cluster();
-    eprintln!("cluster ready after {:?}", started.elapsed());
+    eprintln!("cluster ready after {:?}", waited.elapsed());
+    let started = Instant::now();
     let load = shape(300, 6.0);
     let mut runs = Vec::new();
     let mut snapshot;
-    // Blocks are chance (one share in ~1,500): load again until both edges found one.
+    // Blocks are chance (one share in ~430): load again until both edges found one.
     loop {
         let (one, two) = load_both(
             &mut c,
@@ -226,12 +232,13 @@ fn end_to_end_two_edges_blocks_exact_shares_credits_and_a_payout() {
         miners.iter().all(|m| p.contains(m))
     });
     let mut payout = PayoutProcess::spawn(&c.core.config_path, &[]);
-    wait(&c, "sent payments", || {
+    let c_logs = |c: &Cluster| format!("{}\n---- payout log ----\n{}", c.logs(), payout.log());
+    wait_logs(&c, "sent payments", &c_logs, || {
         let open = payout_state(&c).open_payments;
         !open.is_empty() && open.iter().all(|p| p.status == PaymentStatus::Sent)
     });
     pair.confirm_payments(&outside, 2, TIMEOUT);
-    wait(&c, "confirmed payments", || {
+    wait_logs(&c, "confirmed payments", &c_logs, || {
         payout_state(&c).open_payments.is_empty()
     });
     assert!(payout.terminate().success(), "{}", payout.log());
@@ -256,13 +263,23 @@ fn end_to_end_two_edges_blocks_exact_shares_credits_and_a_payout() {
 }
 
 /// Waits (bounded) for `done`, showing the cluster's logs on a timeout.
-fn wait(c: &Cluster, what: &str, mut done: impl FnMut() -> bool) {
+fn wait(c: &Cluster, what: &str, done: impl FnMut() -> bool) {
+    wait_logs(c, what, &Cluster::logs, done);
+}
+
+/// Like [`wait`], with the logs `logs` gives.
+fn wait_logs(
+    c: &Cluster,
+    what: &str,
+    logs: &dyn Fn(&Cluster) -> String,
+    mut done: impl FnMut() -> bool,
+) {
     let deadline = Instant::now() + TIMEOUT;
     while !done() {
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {what}\n{}",
-            c.logs()
+            logs(c)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -272,8 +289,8 @@ fn wait(c: &Cluster, what: &str, mut done: impl FnMut() -> bool) {
 /// remaining quorum (a second load while it is down gets answers), nothing acknowledged is lost;
 /// the server then restarts and catches up.
 fn kill_a_nats_server(label: &str, pick: impl Fn(usize) -> usize) {
-    let started = Instant::now();
     let mut c = cluster();
+    let started = Instant::now();
     let leader = c.nats.wait_stream_leader(STREAM, TIMEOUT);
     let victim = pick(leader);
     let (one, two) = load_both(
@@ -324,8 +341,8 @@ fn sigkill_of_a_nats_follower_loses_no_acknowledged_share() {
 
 #[test]
 fn sigkill_of_the_core_and_a_restart_lose_and_double_nothing() {
-    let started = Instant::now();
     let mut c = cluster();
+    let started = Instant::now();
     let (one, two) = load_both(
         &mut c,
         "core-kill",
@@ -355,8 +372,8 @@ fn sigkill_of_the_core_and_a_restart_lose_and_double_nothing() {
 
 #[test]
 fn sigkill_of_an_edge_fails_its_miners_over_to_the_other() {
-    let started = Instant::now();
     let mut c = cluster();
+    let started = Instant::now();
     let load = shape(300, 8.0);
     let (one, two) = load_both(&mut c, "edge-kill", &load, Duration::from_secs(3), |c| {
         c.edge_mut(1).kill();

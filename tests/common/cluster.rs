@@ -5,7 +5,7 @@
 //!
 //! Shares are easy (difficulty 1e-12: every random hash `loadgen --mode valid` sends meets the
 //! target) and blocks are rare enough (`pool_block_difficulty` [`BLOCK_DIFFICULTY`]: about one
-//! share in 1,500 is a block) that a few seconds of load find blocks through both edges without
+//! share in 430 is a block) that a few seconds of load find blocks through both edges without
 //! turning every job stale.
 //!
 //! Every process runs under a shell watchdog that kills it when the test binary exits (the
@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 /// The JetStream stream's name (the `[stream] name` default).
 pub const STREAM: &str = "OBTC";
-/// A share is a block when its hash also meets this difficulty: 3.5e-7 times the 2^32 hashes of
-/// difficulty 1, one random hash in ~1,500.
-pub const BLOCK_DIFFICULTY: f64 = 3.5e-7;
+/// A share is a block when its hash also meets this difficulty: 1e-7 times the 2^32 hashes of
+/// difficulty 1, one random hash in ~430.
+pub const BLOCK_DIFFICULTY: f64 = 1e-7;
 /// The share difficulty: every hash meets it.
 pub const SHARE_DIFFICULTY: f64 = 1e-12;
 
@@ -305,7 +305,7 @@ impl Cluster {
             "\n[rpc]\nlisten = \"{rpc}\"\n\n[wallet]\nurl = \"{}\"\nuser = \"{RPC_USER}\"\n\
              password = \"{RPC_PASSWORD}\"\nrpc_timeout_secs = 30\n\n[payout]\nscheme = \"prop\"\n\
              fee_bps = 100\nnetwork_fee_payer = \"miners\"\nmin_payment = 10000\nmax_outputs = 10\n\
-             interval_secs = 1\nconfirmations = 2\n{stream}",
+             interval_secs = 1\nconfirmations = 2\nmax_per_run = 1000000000000000\nmax_per_day = 1000000000000000\n{stream}",
             pair.node1.rpc_url()
         );
         let core_stratum = local(free_port());
