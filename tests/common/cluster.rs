@@ -766,10 +766,13 @@ pub fn check_acknowledged(snapshot: &LedgerSnapshot, runs: &[&LoadResult]) -> Ac
     for run in runs {
         let mut recorded_true: BTreeMap<String, u64> = BTreeMap::new();
         for s in &run.submitted {
+            // Each connection counts its own nonces from zero: the same share twice means two
+            // connections were handed the same extranonce1 (and the same job).
             assert!(
                 sent.insert(&s.key, s).is_none(),
-                "loadgen sent {:?} twice",
-                s.key
+                "loadgen sent {:?} twice: two connections got extranonce1 {}",
+                s.key,
+                s.key.0
             );
             let found = shares.get(&s.key);
             if s.outcome == "true" {
