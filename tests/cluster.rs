@@ -242,6 +242,10 @@ fn end_to_end_two_edges_blocks_exact_shares_credits_and_a_payout() {
         payout_state(&c).open_payments.is_empty()
     });
     assert!(payout.terminate().success(), "{}", payout.log());
+    // The paid ledger, against the chain: money and every coinbase anchor.
+    let paid = c.ledger_snapshot_against_node();
+    check_acknowledged(&paid, &all);
+    check_batches(&paid);
     for m in &miners {
         let b = call(&c, "miner_balance", json!([m]));
         let paid = sats(&b["paid"]);

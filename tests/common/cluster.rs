@@ -422,6 +422,17 @@ impl Cluster {
     /// Drains the stream, stops the core (SIGTERM: exit 0), checks its ledger with
     /// `obtc-pool ledger verify` and `obtc-pool audit`, reads it, and starts the core again.
     pub fn ledger_snapshot(&mut self) -> LedgerSnapshot {
+        self.snapshot(false)
+    }
+
+    /// Like [`Cluster::ledger_snapshot`], the audit also against node 1 (`--node
+    /// --check-anchors`): every block's money on chain, every coinbase anchor (made on an edge
+    /// from the head the core published) naming a record of this ledger.
+    pub fn ledger_snapshot_against_node(&mut self) -> LedgerSnapshot {
+        self.snapshot(true)
+    }
+
+    fn snapshot(&mut self, against_node: bool) -> LedgerSnapshot {
         self.wait_drained(TIMEOUT);
         let status = self.core.terminate();
         assert_eq!(status, 0, "the core's exit on SIGTERM\n{}", self.logs());
@@ -449,6 +460,30 @@ impl Cluster {
         let report: Value =
             serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("audit --json: {e}: {stdout}"));
         assert_eq!(report["pass"], true, "{stdout}");
+        if against_node {
+            let node = nodes().node1.rpc_url();
+            let out = obtc_pool(&[
+                "audit",
+                "--data",
+                path(&dir),
+                "--config",
+                path(&self.core.config_path),
+                "--node",
+                &node,
+                "--check-anchors",
+            ]);
+            let text = output_text(&out);
+            let verdict = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_owned();
+            assert!(
+                out.status.success() && verdict.starts_with("audit: PASS"),
+                "audit against the node: {text}"
+            );
+            assert!(verdict.contains("anchors"), "{verdict}");
+        }
         let events = read_framed(&dir);
         self.core.spawn();
         LedgerSnapshot {

@@ -89,6 +89,20 @@ impl NatsCluster {
     /// Starts three servers and waits (bounded) until every one is healthy (a meta leader is
     /// known).
     pub fn start() -> NatsCluster {
+        let version = Command::new(nats_bin()).arg("--version").output();
+        match version {
+            Ok(out) if String::from_utf8_lossy(&out.stdout).contains("v2.15.") => {}
+            Ok(out) => panic!(
+                "{} is {} (not 2.15.x): run `scripts/nats.sh install` and set OBTC_NATS_BIN",
+                nats_bin().display(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ),
+            Err(e) => panic!(
+                "no nats-server ({}: {e}): run `scripts/nats.sh install` and set OBTC_NATS_BIN \
+                 to the directory it prints",
+                nats_bin().display()
+            ),
+        }
         // Kept, and removed by a cleaner once the test binary has exited: a cluster in a static
         // is never dropped.
         let dir = tempfile::tempdir().expect("temp dir").keep();
@@ -167,7 +181,7 @@ impl NatsCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+            .unwrap_or_else(|e| panic!("cannot start sh for {}: {e}", self.bin.display()));
         s.watchdog = Some(watchdog);
         s.running = true;
         let deadline = Instant::now() + Duration::from_secs(10);
