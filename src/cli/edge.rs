@@ -159,3 +159,42 @@ async fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[chain]
+preset = "bsv-regtest"
+[node]
+kind = "synthetic"
+[pool]
+payout_address = "mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX"
+[ledger]
+data_dir = "data"
+"#;
+
+    fn refusal(extra: &str) -> String {
+        let config = Config::from_text(&format!("{BASE}{extra}"), Path::new(".")).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = runtime
+            .block_on(serve(config, Path::new("edge.toml")))
+            .expect_err("refused");
+        e.to_string()
+    }
+
+    #[test]
+    fn an_edge_needs_its_stream_and_edge_sections() {
+        let no_stream = refusal("[edge]\nid = 1\n");
+        assert!(
+            no_stream.contains("edge.toml") && no_stream.contains("[stream]"),
+            "{no_stream}"
+        );
+        let no_edge = refusal("[stream]\nservers = [\"nats://127.0.0.1:4222\"]\n");
+        assert!(no_edge.contains("[edge]"), "{no_edge}");
+    }
+}

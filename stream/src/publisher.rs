@@ -23,6 +23,11 @@
 //! error (never `Ok`), the batch id is logged, and the next batch takes the next counter (the
 //! core reports the gap). No retry is even sent while the client is not connected (a publish
 //! queued in a disconnected client would go out whenever it reconnects, maybe past the window).
+//! One the client wrote just before it noticed the outage can still go out on its reconnect:
+//! then an abandoned batch may reach the stream after all, before any later batch (the client
+//! keeps its order). Its submitters were told it failed, so the ledger may then hold shares no
+//! miner was told `true` for, never the reverse; a copy past the duplicate window is what the
+//! core's own batch-id dedupe is for.
 
 use crate::message::{BatchId, BatchMessage};
 use crate::settings::StreamSettings;
@@ -563,6 +568,11 @@ async fn attempt(
             inner.settings.name
         ),
         PublishErrorKind::TimedOut => format!("no publish ack within {} ms", timeout.as_millis()),
+        _ if e.to_string().contains("maximum") => format!(
+            "the stream {} is full and refuses new batches until the core consumes some \
+             (discard: new; is the core running?): {e}",
+            inner.settings.name
+        ),
         _ => e.to_string(),
     };
     let ack = tokio::time::timeout(
@@ -573,4 +583,25 @@ async fn attempt(
     .map_err(|_| format!("the publish was not sent within {} ms", timeout.as_millis()))?
     .map_err(describe)?;
     ack.await.map_err(describe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_abandoned_well_inside_the_duplicate_window() {
+        let mut s = StreamSettings::new(vec!["nats://127.0.0.1:4222".into()]);
+        // The defaults: 120 s window, 2 s ack timeout: 10 s of margin.
+        assert_eq!(abandon_after(&s), Duration::from_secs(110));
+        // A long ack timeout: four of them.
+        s.duplicate_window = Duration::from_secs(60);
+        s.ack_timeout = Duration::from_secs(5);
+        assert_eq!(abandon_after(&s), Duration::from_secs(40));
+        // The shortest window the config allows: half of it is left to retry in.
+        s.duplicate_window = Duration::from_secs(10);
+        s.ack_timeout = Duration::from_millis(500);
+        assert_eq!(abandon_after(&s), Duration::from_secs(5));
+        assert_eq!(max_waiting_events(&s), 1 << 18);
+    }
 }
