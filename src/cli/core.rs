@@ -9,7 +9,10 @@
 //! applied batch holds a block candidate or verdict), NATS (retried with a log line until it
 //! answers; a stream whose settings could drop messages is refused), the applied-batch state
 //! scanned from the ledger, the consumer, the control task, then the log line
-//! `obtc-pool core running`. Stop (Ctrl-C, SIGTERM): the consumer finishes the messages in hand
+//! `obtc-pool core running`. The applied-batch state comes from `stream-applied.bin` in the
+//! ledger's directory plus the ledger after it (the whole ledger when the file is missing or
+//! does not match it), and is written there every 30 s while batches arrive and at a clean
+//! stop. Stop (Ctrl-C, SIGTERM): the consumer finishes the messages in hand
 //! (appended and acknowledged, or left unacknowledged for the next start), the control task and
 //! the watcher stop, open block submissions get their `shutdown_wait`, then the RPC server,
 //! follower and snapshot, the ledger's flush; exit 0.
@@ -48,6 +51,9 @@ use stream::StreamSettings;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// The applied-batch state file in the ledger's directory ([`Dedupe::save`]).
+pub const STATE_FILE: &str = "stream-applied.bin";
 
 /// A block candidate younger than this is left to the edge that found it.
 pub const CANDIDATE_GRACE: Duration = Duration::from_secs(120);
@@ -118,59 +124,65 @@ async fn serve(config: Config, settings: StreamSettings) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let consumed = match stream::core_control::connect(&settings, "obtc-pool core", &shutdown)
-        .await?
-    {
-        Some(js) => {
-            let scan_ledger = ledger.clone();
-            let (dedupe, report) = tokio::task::spawn_blocking(move || Dedupe::scan(&scan_ledger))
-                .await
-                .context("the applied-batch scan stopped")?
-                .context("cannot scan the ledger's stream batches")?;
-            tracing::info!(
-                records = report.records,
-                stream_batches = report.batches,
-                edge_boots = dedupe.boot_count(),
-                last_stream_seq = dedupe.last_stream_seq(),
-                ms = report.millis,
-                "start-up: applied stream batches read from the ledger"
-            );
-            let tips_tx = tips_tx.clone();
-            let consumer = Consumer::new(
-                js.clone(),
-                settings.clone(),
-                ledger.clone(),
-                dedupe,
-                ConsumerOptions::default(),
-            )
-            .on_applied(Arc::new(move |group: &AppliedGroup<'_>| {
-                poke_watcher(&tips_tx, group)
-            }));
-            let stats = consumer.stats();
-            let consumer = tokio::spawn(consumer.run(shutdown.clone()));
-            let control = stream::core_control::spawn(
-                CoreControl {
-                    client: js.client(),
-                    subjects: settings.subjects(),
-                    ledger: ledger.clone(),
-                    bans: bans.clone(),
-                    registry: registry.clone(),
-                    options: CoreControlOptions::new(&settings),
-                },
-                shutdown.clone(),
-            );
-            tracing::info!(
-                chain = config.chain.name,
-                stream = %settings.name,
-                consumer = %settings.consumer,
-                servers = %settings.servers.join(","),
-                startup_ms = started.elapsed().as_millis() as u64,
-                "obtc-pool core running"
-            );
-            Some((consumer, control, stats))
-        }
-        None => None,
-    };
+    let consumed =
+        match stream::core_control::connect(&settings, "obtc-pool core", &shutdown).await? {
+            Some(js) => {
+                let scan_ledger = ledger.clone();
+                let state_file = config.ledger.data_dir.join(STATE_FILE);
+                let path = state_file.clone();
+                let (dedupe, report) =
+                    tokio::task::spawn_blocking(move || Dedupe::load_or_scan(&scan_ledger, &path))
+                        .await
+                        .context("the applied-batch scan stopped")?
+                        .context("cannot scan the ledger's stream batches")?;
+                tracing::info!(
+                    records = report.records,
+                    stream_batches = report.batches,
+                    edge_boots = dedupe.boot_count(),
+                    last_stream_seq = dedupe.last_stream_seq(),
+                    from_state_file_at = report.from_file,
+                    ms = report.millis,
+                    "start-up: applied stream batches read from the ledger"
+                );
+                let tips_tx = tips_tx.clone();
+                let consumer = Consumer::new(
+                    js.clone(),
+                    settings.clone(),
+                    ledger.clone(),
+                    dedupe,
+                    ConsumerOptions {
+                        state_file: Some(state_file),
+                        ..ConsumerOptions::default()
+                    },
+                )
+                .on_applied(Arc::new(move |group: &AppliedGroup<'_>| {
+                    poke_watcher(&tips_tx, group)
+                }));
+                let stats = consumer.stats();
+                let consumer = tokio::spawn(consumer.run(shutdown.clone()));
+                let control = stream::core_control::spawn(
+                    CoreControl {
+                        client: js.client(),
+                        subjects: settings.subjects(),
+                        ledger: ledger.clone(),
+                        bans: bans.clone(),
+                        registry: registry.clone(),
+                        options: CoreControlOptions::new(&settings),
+                    },
+                    shutdown.clone(),
+                );
+                tracing::info!(
+                    chain = config.chain.name,
+                    stream = %settings.name,
+                    consumer = %settings.consumer,
+                    servers = %settings.servers.join(","),
+                    startup_ms = started.elapsed().as_millis() as u64,
+                    "obtc-pool core running"
+                );
+                Some((consumer, control, stats))
+            }
+            None => None,
+        };
     shutdown.cancelled().await;
     if let Some((consumer, control, stats)) = consumed {
         if let Err(e) = consumer.await {
@@ -204,7 +216,7 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &CancellationToken) -> bool {
 /// A candidate or verdict came in: the chain watcher looks again.
 fn poke_watcher(tips: &watch::Sender<Option<ChainTip>>, group: &AppliedGroup<'_>) {
     let tip = group
-        .records
+        .block_events
         .iter()
         .filter_map(|e| match e {
             Event::BlockFound(b) => Some(ChainTip {

@@ -63,8 +63,12 @@ pub struct ConsumerOptions {
     pub blocked_retry: Duration,
     /// Longest pause between ledger retries (from 100 ms, doubling).
     pub ledger_retry_max: Duration,
-    /// How often the lag and counters are logged while batches arrive.
+    /// How often the lag and counters are logged while batches arrive (and the state file
+    /// written).
     pub report_interval: Duration,
+    /// Where the applied-batch state is kept for a quick start ([`Dedupe::save`]): written every
+    /// report interval while batches arrive, and at the end.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ConsumerOptions {
@@ -77,6 +81,7 @@ impl Default for ConsumerOptions {
             blocked_retry: Duration::from_secs(10),
             ledger_retry_max: Duration::from_secs(5),
             report_interval: Duration::from_secs(30),
+            state_file: None,
         }
     }
 }
@@ -228,21 +233,17 @@ impl ConsumerStats {
 pub struct AppliedGroup<'a> {
     /// The append's last record (the new head, unless something was appended after it).
     pub last: Appended,
+    /// The batches applied, in order.
     pub batches: &'a [BatchId],
-    /// The records appended: each batch's `StreamBatch` then its events.
-    pub records: &'a [Event],
+    /// The block candidates and verdicts among their events (the chain watcher looks again).
+    pub block_events: &'a [Event],
 }
 
-impl AppliedGroup<'_> {
-    /// Whether a block candidate or a verdict was applied (the chain watcher looks again).
-    pub fn has_block_events(&self) -> bool {
-        self.records.iter().any(|e| {
-            matches!(
-                e,
-                Event::BlockFound(_) | Event::BlockCandidate(_) | Event::BlockRejected(_)
-            )
-        })
-    }
+fn is_block_event(e: &Event) -> bool {
+    matches!(
+        e,
+        Event::BlockFound(_) | Event::BlockCandidate(_) | Event::BlockRejected(_)
+    )
 }
 
 /// Called after each durable append (keep it short: the consumer waits).
@@ -263,6 +264,8 @@ pub struct Consumer {
     pending_jump: Option<u64>,
     last_report: Instant,
     reported: ConsumerSnapshot,
+    /// The ledger seq the state file was last written for.
+    saved_at: Option<u64>,
 }
 
 /// One message in hand, decoded.
@@ -332,6 +335,7 @@ impl Consumer {
             pending_jump: None,
             last_report: Instant::now(),
             reported: ConsumerSnapshot::default(),
+            saved_at: None,
         }
     }
 
@@ -429,7 +433,22 @@ impl Consumer {
             tracing::warn!("cannot flush the last acknowledgements: {e}");
         }
         self.report();
+        self.save_state();
         self.dedupe
+    }
+
+    /// Writes the state file, if there is one (a failure is logged: the next start scans more).
+    fn save_state(&mut self) {
+        let Some(path) = &self.options.state_file else {
+            return;
+        };
+        if self.saved_at == Some(self.dedupe.next_ledger_seq()) {
+            return;
+        }
+        match self.dedupe.save(&self.ledger, path) {
+            Ok(()) => self.saved_at = Some(self.dedupe.next_ledger_seq()),
+            Err(e) => tracing::warn!("cannot write the applied-batch state: {e}"),
+        }
     }
 
     /// Deletes and creates the durable consumer (delivery starts at the first unacknowledged
@@ -526,7 +545,10 @@ impl Consumer {
                         .fetch_add(to - from + 1, Ordering::Relaxed);
                 }
             }
-            self.pending_jump = None;
+            if expected.map_or(true, |exp| stream_seq >= exp) {
+                // At (or reported past) the position a jump was seen at.
+                self.pending_jump = None;
+            }
             match BatchMessage::decode(&message.payload) {
                 Ok(batch) => {
                     expected = Some(expected.map_or(stream_seq + 1, |e| e.max(stream_seq + 1)));
@@ -649,11 +671,19 @@ impl Consumer {
                 notes,
                 skips,
             } = self.prepare(in_hand);
+            let block_events: Vec<Event> = match &self.hook {
+                Some(_) => records
+                    .iter()
+                    .filter(|e| is_block_event(e))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
             let appended = if records.is_empty() {
                 Ok(None)
             } else {
                 self.ledger
-                    .append_batch(records.clone())
+                    .append_batch(records)
                     .await
                     .map(|a| a.last().copied())
             };
@@ -675,7 +705,7 @@ impl Consumer {
                             hook(&AppliedGroup {
                                 last,
                                 batches: &batches,
-                                records: &records,
+                                block_events: &block_events,
                             });
                         }
                     }
@@ -789,6 +819,7 @@ impl Consumer {
     fn maybe_report(&mut self) {
         if self.last_report.elapsed() >= self.options.report_interval {
             self.report();
+            self.save_state();
         }
     }
 

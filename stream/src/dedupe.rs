@@ -19,8 +19,13 @@
 use crate::message::BatchId;
 use ledger::{Ledger, LedgerError};
 use pool_core::event::{Event, StreamBatch};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
+use std::path::Path;
+
+/// The state file's format version.
+const STATE_FILE_VERSION: u32 = 1;
 
 /// The bincode variant index of [`Event::StreamBatch`] (the first four bytes of its encoding):
 /// the scan decodes only these records.
@@ -117,6 +122,30 @@ pub struct ScanReport {
     /// `StreamBatch` records among them.
     pub batches: u64,
     pub millis: u64,
+    /// The state came from the state file up to this ledger seq (the scan read from there).
+    pub from_file: Option<u64>,
+}
+
+/// The state file ([`Dedupe::save`]).
+#[derive(Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    /// The state covers the ledger's records below this seq...
+    next_ledger_seq: u64,
+    /// ... and the record just below it has this chain hash.
+    hash: [u8; 32],
+    last_stream_seq: u64,
+    /// (edge_id, boot_id, last, missing ranges).
+    boots: Vec<(u16, u64, u64, Vec<(u64, u64)>)>,
+}
+
+/// Why the state file was not written or not used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error("state file {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
 }
 
 impl Dedupe {
@@ -240,6 +269,128 @@ impl Dedupe {
         Ok((d, report))
     }
 
+    /// The chain hash of ledger record `seq` (`None`: not in the ledger).
+    fn hash_of(ledger: &Ledger, seq: u64) -> Result<Option<[u8; 32]>, LedgerError> {
+        if ledger.head().map_or(true, |h| h.seq < seq) {
+            return Ok(None);
+        }
+        if ledger.base()?.is_some_and(|b| seq < b.seq) {
+            return Ok(None);
+        }
+        match ledger.read_raw_range(seq, seq + 1).next() {
+            Some(r) => Ok(Some(r?.hash)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes the state (for the ledger's records below [`Dedupe::next_ledger_seq`]) to `path`,
+    /// atomically (a temporary file, fsync, rename). Nothing to write before the first record.
+    pub fn save(&self, ledger: &Ledger, path: &Path) -> Result<(), StateFileError> {
+        let Some(last) = self.next_ledger_seq.checked_sub(1) else {
+            return Ok(());
+        };
+        let io = |e: std::io::Error| StateFileError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let Some(hash) = Self::hash_of(ledger, last)? else {
+            return Err(StateFileError::Io {
+                path: path.display().to_string(),
+                message: format!("ledger record {last} is not there"),
+            });
+        };
+        let mut boots: Vec<_> = self
+            .boots
+            .iter()
+            .map(|(&(edge_id, boot_id), b)| {
+                let missing = b.missing.iter().map(|(&s, &e)| (s, e)).collect();
+                (edge_id, boot_id, b.last, missing)
+            })
+            .collect();
+        boots.sort_by_key(|b| (b.0, b.1));
+        let file = StateFile {
+            version: STATE_FILE_VERSION,
+            next_ledger_seq: self.next_ledger_seq,
+            hash,
+            last_stream_seq: self.last_stream_seq,
+            boots,
+        };
+        let bytes = bincode::serialize(&file).map_err(|e| StateFileError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let tmp = path.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)?;
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// The state file's state if it matches the ledger (see the module docs), else `Err` with
+    /// why not.
+    fn load(ledger: &Ledger, path: &Path) -> Result<Dedupe, String> {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let file: StateFile = bincode::deserialize(&bytes).map_err(|e| e.to_string())?;
+        if file.version != STATE_FILE_VERSION {
+            return Err(format!("format {} is not known", file.version));
+        }
+        let last = file
+            .next_ledger_seq
+            .checked_sub(1)
+            .ok_or("it covers no record")?;
+        match Self::hash_of(ledger, last).map_err(|e| e.to_string())? {
+            Some(hash) if hash == file.hash => {}
+            Some(_) => return Err(format!("ledger record {last} has another hash")),
+            None => return Err(format!("ledger record {last} is not there (or archived)")),
+        }
+        let boots = file
+            .boots
+            .into_iter()
+            .map(|(edge_id, boot_id, last, missing)| {
+                let state = BootState {
+                    last,
+                    missing: missing.into_iter().collect(),
+                };
+                ((edge_id, boot_id), state)
+            })
+            .collect();
+        Ok(Dedupe {
+            last_stream_seq: file.last_stream_seq,
+            boots,
+            next_ledger_seq: file.next_ledger_seq,
+        })
+    }
+
+    /// The state from the state file and the ledger after it, or from a scan of the whole
+    /// ledger when the file is missing or does not match (logged). Blocking.
+    pub fn load_or_scan(ledger: &Ledger, path: &Path) -> Result<(Dedupe, ScanReport), LedgerError> {
+        let started = std::time::Instant::now();
+        match Self::load(ledger, path) {
+            Ok(mut d) => {
+                let from = d.next_ledger_seq;
+                let mut report = d.catch_up(ledger)?;
+                report.from_file = Some(from);
+                report.millis = started.elapsed().as_millis() as u64;
+                Ok((d, report))
+            }
+            Err(why) => {
+                if path.exists() {
+                    tracing::warn!(file = %path.display(), "applied-batch state file not used ({why}): scanning the whole ledger");
+                }
+                Self::scan(ledger)
+            }
+        }
+    }
+
     /// Reads the ledger's records from [`Dedupe::next_ledger_seq`] on and records their
     /// `StreamBatch`es: after an append whose outcome is unknown (it failed, but a failed append
     /// may still be durable), the ledger says what was applied.
@@ -361,6 +512,82 @@ mod tests {
         assert_eq!(scanned.last_stream_seq(), 12);
         assert_eq!(scanned.boots, live.boots);
         assert_eq!(scanned.next_ledger_seq(), 6);
+        // Saved, then one more batch: the file's state plus the tail.
+        let file = dir.path().join("stream-applied.bin");
+        scanned.save(&ledger, &file).unwrap();
+        let b = StreamBatch {
+            edge_id: 1,
+            boot_id: 5,
+            counter: 4,
+            stream_seq: 13,
+            events: 0,
+            sealed_ms: 0,
+        };
+        ledger
+            .append_batch_blocking(vec![Event::StreamBatch(b)])
+            .unwrap();
+        let (loaded, report) = Dedupe::load_or_scan(&ledger, &file).unwrap();
+        assert_eq!(report.from_file, Some(6));
+        assert_eq!((report.records, report.batches), (1, 1));
+        let (full, _) = Dedupe::scan(&ledger).unwrap();
+        assert_eq!(loaded, full);
+        assert_eq!(loaded.boot(1, 5).unwrap().missing(), vec![3..=3]);
+        // A file of another ledger (another hash there) is not used.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Ledger::open(other_dir.path()).unwrap();
+        for _ in 0..7 {
+            other
+                .append_blocking(Event::PaymentFailed(pool_core::event::PaymentFailed {
+                    payment_id: 9,
+                    reason: "y".into(),
+                }))
+                .unwrap();
+        }
+        let (fallback, report) = Dedupe::load_or_scan(&other, &file).unwrap();
+        assert_eq!((report.from_file, report.records), (None, 7));
+        assert_eq!(fallback.boot_count(), 0);
+        other.close_blocking();
+        ledger.close_blocking();
+    }
+
+    /// The start-up scan's cost on a large ledger (1M records: 10,000 batches of 99 shares).
+    /// `cargo test --release -p stream --lib -- --ignored --nocapture scan_of_a_million`.
+    #[test]
+    #[ignore]
+    fn scan_of_a_million_records() {
+        use pool_core::event::{PayoutAddress, ShareAccepted, WorkerName};
+        use pool_core::Target;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let share = Event::ShareAccepted(ShareAccepted {
+            address: PayoutAddress("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX".into()),
+            worker: WorkerName("rig".into()),
+            share_target: Target::MAX,
+            weight: Target::MAX.work(),
+            job_id: 1,
+            height: 1,
+            network_target: Target::MAX,
+            time_ms: 1,
+        });
+        for counter in 1..=10_000u64 {
+            let mut batch = vec![Event::StreamBatch(StreamBatch {
+                edge_id: 1 + (counter % 2) as u16,
+                boot_id: 7,
+                counter: counter / 2 + 1,
+                stream_seq: counter,
+                events: 99,
+                sealed_ms: 0,
+            })];
+            batch.extend(std::iter::repeat(share.clone()).take(99));
+            ledger.append_batch_blocking(batch).unwrap();
+        }
+        let (d, report) = Dedupe::scan(&ledger).unwrap();
+        println!(
+            "scan: {} records, {} stream batches, {} ms",
+            report.records, report.batches, report.millis
+        );
+        assert_eq!((report.records, report.batches), (1_000_000, 10_000));
+        assert_eq!(d.last_stream_seq(), 10_000);
         ledger.close_blocking();
     }
 

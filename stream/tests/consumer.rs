@@ -82,6 +82,14 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    // The consumer's log, shown for a failing test.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_test_writer()
+        .try_init();
     let server = NatsServer::start();
     let mut settings = StreamSettings::new(vec![server.url()]);
     settings.replicas = 1;
@@ -151,14 +159,30 @@ struct Running {
 }
 
 fn start(s: &Setup, ledger: &Ledger) -> Running {
+    start_with(s, ledger, options())
+}
+
+fn start_with(s: &Setup, ledger: &Ledger, options: ConsumerOptions) -> Running {
+    start_hooked(s, ledger, options, None)
+}
+
+fn start_hooked(
+    s: &Setup,
+    ledger: &Ledger,
+    options: ConsumerOptions,
+    hook: Option<stream::consumer::ApplyHook>,
+) -> Running {
     let (dedupe, _) = Dedupe::scan(ledger).unwrap();
-    let consumer = Consumer::new(
+    let mut consumer = Consumer::new(
         s.js.clone(),
         s.settings.clone(),
         ledger.clone(),
         dedupe,
-        options(),
+        options,
     );
+    if let Some(hook) = hook {
+        consumer = consumer.on_applied(hook);
+    }
     let stats = consumer.stats();
     let stop = CancellationToken::new();
     let task = tokio::spawn(consumer.run(stop.clone()));
@@ -212,16 +236,53 @@ async fn batches_are_applied_in_stream_order_each_behind_its_stream_batch() {
     let s = setup().await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(dir.path()).unwrap();
+    let mut candidate = batch(2, 22, 2, 0);
+    candidate
+        .events
+        .push(Event::BlockOrphaned(pool_core::event::BlockOrphaned {
+            block_id: pool_core::BlockId([9; 32]),
+            height: 3,
+        }));
+    candidate
+        .events
+        .push(Event::BlockCandidate(pool_core::event::BlockCandidate {
+            height: 7,
+            block_id: pool_core::BlockId([7; 32]),
+            reward: pool_core::Sats(1),
+            network_target: pool_core::Target::MAX,
+            finder: pool_core::event::PayoutAddress("a".into()),
+            worker: pool_core::event::WorkerName("w".into()),
+            time_ms: 1,
+            block: vec![1, 2, 3],
+        }));
     let published = [
         batch(1, 11, 1, 2),
         batch(2, 22, 1, 1),
         batch(1, 11, 2, 3),
-        batch(2, 22, 2, 0),
+        candidate,
     ];
     for b in &published {
         publish(&s, b, &b.id.msg_id()).await;
     }
-    let running = start(&s, &ledger);
+    let state_file = dir.path().join("stream-applied.bin");
+    // The hook sees each durable group: its batches and its block events.
+    let seen: std::sync::Arc<std::sync::Mutex<(Vec<BatchId>, Vec<Event>)>> = Default::default();
+    let sink = seen.clone();
+    let running = start_hooked(
+        &s,
+        &ledger,
+        ConsumerOptions {
+            state_file: Some(state_file.clone()),
+            ..options()
+        },
+        Some(std::sync::Arc::new(
+            move |g: &stream::consumer::AppliedGroup<'_>| {
+                let mut seen = sink.lock().unwrap();
+                seen.0.extend_from_slice(g.batches);
+                seen.1.extend_from_slice(g.block_events);
+            },
+        )),
+    );
     wait_for("4 batches", || {
         running.stats.snapshot().applied_batches == 4
     })
@@ -251,9 +312,18 @@ async fn batches_are_applied_in_stream_order_each_behind_its_stream_batch() {
         assert_eq!(events, &sent.events);
     }
     assert_eq!(dedupe.last_stream_seq(), 5);
+    // The state file written at the stop is the scan's state.
+    let (from_file, report) = Dedupe::load_or_scan(&ledger, &state_file).unwrap();
+    assert_eq!(report.from_file, Some(ledger.head().unwrap().seq + 1));
+    assert_eq!(from_file, Dedupe::scan(&ledger).unwrap().0);
     assert_eq!((stats.gap_reports, stats.skipped_duplicates), (0, 0));
-    assert_eq!(stats.applied_events, 7);
-    assert!(stats.lag.events >= 7, "{stats:?}");
+    assert_eq!(stats.applied_events, 9);
+    let (hooked_batches, block_events) = seen.lock().unwrap().clone();
+    let ids: Vec<BatchId> = published.iter().chain([&late]).map(|b| b.id).collect();
+    assert_eq!(hooked_batches, ids);
+    assert_eq!(block_events.len(), 1);
+    assert_eq!(block_events[0].kind(), "BlockCandidate");
+    assert!(stats.lag.events >= 9, "{stats:?}");
     wait_for_empty(&s).await;
     ledger.close().await;
 }
@@ -395,10 +465,10 @@ async fn an_undecodable_message_stops_the_consumer_unacknowledged() {
     })
     .await;
     // Retried a few times, still stopped: nothing after it applied, it is still there.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for("two retries", || running.stats.snapshot().recreations >= 3).await;
     let stats = running.stats.snapshot();
     assert_eq!(stats.applied_batches, 1);
-    assert!(stats.recreations >= 2, "{stats:?}");
+    assert_eq!(stats.blocked.as_ref().map(|b| b.stream_seq), Some(2));
     assert_eq!(batches(&ledger).len(), 1);
     assert_eq!(messages_in_stream(&s).await, 2);
     // The operator removes it: the consumer reports the hole and goes on.
@@ -433,4 +503,113 @@ async fn an_undecodable_message_stops_the_consumer_unacknowledged() {
     running.stop().await;
     assert_eq!(messages_in_stream(&s).await, 1);
     ledger.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_control_publishes_head_and_bans_and_merges_edge_stats() {
+    use std::sync::Arc;
+    use stratum::ban::{BanStore, BanTarget};
+    use stratum::server::registry::Registry;
+    use stream::control::{AnchorMessage, BanList, EdgeConnection, EdgeStats};
+    use stream::core_control::{self, CoreControl, CoreControlOptions};
+
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path()).unwrap();
+    let client = s.js.client();
+    let subjects = s.settings.subjects();
+    let mut anchors = client.subscribe(subjects.anchor()).await.unwrap();
+    let mut bans_sub = client.subscribe(subjects.bans()).await.unwrap();
+    let bans = Arc::new(BanStore::default());
+    let registry = Arc::new(Registry::new());
+    let stop = CancellationToken::new();
+    let options = CoreControlOptions {
+        // Long: what arrives within a test's wait came from an append or a ban change.
+        interval: Duration::from_secs(30),
+        ..CoreControlOptions::new(&s.settings)
+    };
+    let task = core_control::spawn(
+        CoreControl {
+            client: client.clone(),
+            subjects: subjects.clone(),
+            ledger: ledger.clone(),
+            bans: bans.clone(),
+            registry: registry.clone(),
+            options: CoreControlOptions {
+                stats_ttl: Duration::from_secs(60),
+                ..options
+            },
+        },
+        stop.clone(),
+    );
+    // The first interval tick: an empty ban list (no head yet, so no anchor).
+    let first: BanList = serde_json::from_slice(&next(&mut bans_sub).await.payload).unwrap();
+    assert!(first.bans.is_empty());
+    // An append is followed by its head.
+    let appended = ledger
+        .append(Event::PaymentFailed(PaymentFailed {
+            payment_id: 1,
+            reason: "x".into(),
+        }))
+        .await
+        .unwrap();
+    let anchor: AnchorMessage = serde_json::from_slice(&next(&mut anchors).await.payload).unwrap();
+    assert_eq!(
+        (anchor.anchor.seq, anchor.anchor.hash),
+        (appended.seq, appended.hash)
+    );
+    // A ban is published at once, its lifting too.
+    let target = BanTarget::Ip("192.0.2.1".parse().unwrap());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    bans.ban(target.clone(), Duration::from_secs(600), now_ms);
+    let list: BanList = serde_json::from_slice(&next(&mut bans_sub).await.payload).unwrap();
+    assert_eq!(list.bans.len(), 1);
+    assert_eq!(list.bans[0].target, "ip:192.0.2.1");
+    assert!(bans.unban(&target));
+    let list: BanList = serde_json::from_slice(&next(&mut bans_sub).await.payload).unwrap();
+    assert!(list.bans.is_empty());
+    // An edge's statistics reach the registry.
+    let stats = EdgeStats {
+        edge_id: 3,
+        boot_id: 1,
+        at_ms: 1,
+        accepted: 42,
+        rejected: 1,
+        connections: vec![EdgeConnection {
+            peer: "10.0.0.1:4000".into(),
+            usernames: vec!["mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX.rig".into()],
+            difficulty: Some(8.0),
+            since_ms: 1,
+        }],
+    };
+    client
+        .publish(
+            subjects.stats(3),
+            serde_json::to_vec(&stats).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    wait_for("the edge's snapshot", || registry.share_counts() == (42, 1)).await;
+    assert_eq!(registry.counts().connections, 1);
+    assert_eq!(
+        registry.workers_of("mzzjtApVXzrNFNeEfje8zyg5Djt115u2zX")["rig"].difficulty,
+        Some(8.0)
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    ledger.close().await;
+}
+
+async fn next(sub: &mut async_nats::Subscriber) -> async_nats::Message {
+    use futures_util::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a message in time")
+        .expect("subscribed")
 }
