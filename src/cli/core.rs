@@ -30,7 +30,7 @@
 
 use crate::cli::run::services;
 use crate::cli::run::ShutdownSignals;
-use crate::cli::run::{init_tracing, server_config, wait_for_signal, watcher_settings};
+use crate::cli::run::{check_node, init_tracing, server_config, wait_for_signal, watcher_settings};
 use crate::config::Config;
 use crate::live::Live;
 use anyhow::Context;
@@ -83,6 +83,10 @@ async fn serve(config: Config, settings: StreamSettings) -> anyhow::Result<()> {
     let started = Instant::now();
     // The node for the watcher and for open candidates, as `run` configures it.
     let stratum_config = server_config(&config)?;
+    if let TemplateSource::Node(n) = &stratum_config.source {
+        // A node of another chain, or credentials it refuses, stop the start (as for `run`).
+        check_node(n).await?;
+    }
     let bans = Arc::new(BanStore::new(config.stratum.bans.clone()));
     let registry = Arc::new(Registry::new());
     let services::Opened {

@@ -428,9 +428,12 @@ impl Consumer {
                 self.maybe_report();
             }
         }
-        // Acks are published without waiting: get them out before the caller exits.
-        if let Err(e) = self.js.client().flush().await {
-            tracing::warn!("cannot flush the last acknowledgements: {e}");
+        // Acks are published without waiting: get them out before the caller exits (a lost
+        // one only means a redelivery that is skipped). Bounded: NATS may be down.
+        match tokio::time::timeout(Duration::from_secs(2), self.js.client().flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cannot flush the last acknowledgements: {e}"),
+            Err(_) => tracing::warn!("the last acknowledgements were not flushed within 2 s"),
         }
         self.report();
         self.save_state();

@@ -258,7 +258,7 @@ async fn run(c: CoreControl, shutdown: CancellationToken) {
         }
     }
     // An empty list would lift the edges' bans: publish nothing at the end, just flush.
-    let _ = c.client.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), c.client.flush()).await;
 }
 
 async fn next_stats(s: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {

@@ -135,9 +135,11 @@ struct StateFile {
     /// ... and the record just below it has this chain hash.
     hash: [u8; 32],
     last_stream_seq: u64,
-    /// (edge_id, boot_id, last, missing ranges).
-    boots: Vec<(u16, u64, u64, Vec<(u64, u64)>)>,
+    boots: Vec<SavedBoot>,
 }
+
+/// One boot in the state file: (edge_id, boot_id, last, missing ranges as start, end).
+type SavedBoot = (u16, u64, u64, Vec<(u64, u64)>);
 
 /// Why the state file was not written or not used.
 #[derive(Debug, thiserror::Error)]
@@ -299,7 +301,7 @@ impl Dedupe {
                 message: format!("ledger record {last} is not there"),
             });
         };
-        let mut boots: Vec<_> = self
+        let mut boots: Vec<SavedBoot> = self
             .boots
             .iter()
             .map(|(&(edge_id, boot_id), b)| {
