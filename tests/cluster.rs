@@ -107,6 +107,7 @@ fn load_both(
     during: impl FnOnce(&mut Cluster),
 ) -> (LoadResult, LoadResult) {
     let (a, b) = (miner(), miner());
+    let marks = c.edge_log_marks();
     let one = Loadgen::spawn(&c.dir, &format!("{label}-1"), &c.targets(1), &a, load);
     let two = Loadgen::spawn(&c.dir, &format!("{label}-2"), &c.targets(2), &b, load);
     std::thread::sleep(at);
@@ -114,7 +115,11 @@ fn load_both(
     let limit = Duration::from_secs_f64(load.duration_secs)
         + Duration::from_millis(load.drain_ms)
         + TIMEOUT;
-    (one.wait(limit), two.wait(limit))
+    let results = (one.wait(limit), two.wait(limit));
+    for line in c.stall_lines(&marks) {
+        eprintln!("{label}: {line}");
+    }
+    results
 }
 
 /// `method(params)` on the core's RPC, with its bearer token (the payout process's methods

@@ -396,6 +396,29 @@ impl Cluster {
         out
     }
 
+    /// Where each edge's log ends now (for [`Cluster::stall_lines`]).
+    pub fn edge_log_marks(&self) -> Vec<usize> {
+        self.edges.iter().map(|e| e.log().len()).collect()
+    }
+
+    /// What the edges logged since `marks` about the stream not acknowledging (a stall and how
+    /// long it lasted), for the test's summary.
+    pub fn stall_lines(&self, marks: &[usize]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (e, &mark) in self.edges.iter().zip(marks) {
+            let log = e.log();
+            let new = log.get(mark..).unwrap_or("");
+            lines.extend(
+                new.lines()
+                    .filter(|l| {
+                        l.contains("did not acknowledge") || l.contains("acknowledges again")
+                    })
+                    .map(|l| format!("{}: {}", e.name(), l.chars().take(220).collect::<String>())),
+            );
+        }
+        lines
+    }
+
     /// The core's RPC address.
     pub fn rpc(&self) -> SocketAddr {
         self.core.rpc.expect("the core has [rpc]")
