@@ -321,12 +321,21 @@ fn kill_a_nats_server(label: &str, pick: impl Fn(usize) -> usize) {
         Duration::ZERO,
         |_| {},
     );
+    let down = Instant::now();
     c.nats.restart(victim);
+    let healthy = down.elapsed();
     c.nats.wait_replicas_current(STREAM, TIMEOUT);
+    eprintln!(
+        "{label}: n{} restarted: healthy after {healthy:?}, its replica current after {:?}",
+        victim + 1,
+        down.elapsed()
+    );
     for r in [&one, &two, &three, &four] {
         assert_clean_run(r, &c);
     }
+    let snapshotting = Instant::now();
     let snapshot = c.ledger_snapshot();
+    eprintln!("{label}: ledger snapshot in {:?}", snapshotting.elapsed());
     let check = check_acknowledged(&snapshot, &[&one, &two, &three, &four]);
     check_batches(&snapshot);
     eprintln!(
