@@ -427,9 +427,20 @@ impl Cluster {
     /// Waits (bounded) until the stream holds no message the core has not acknowledged: every
     /// batch an edge had acknowledged by then is in the core's ledger.
     pub fn wait_drained(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let core_mark = self.core.log().len();
         loop {
             if self.nats.stream_messages(STREAM) == Some(0) {
+                if started.elapsed() > Duration::from_secs(10) {
+                    // Slow, not wrong: show what the core said meanwhile.
+                    let log = self.core.log();
+                    eprintln!(
+                        "the core took {:?} to drain the stream; its log meanwhile:\n{}",
+                        started.elapsed(),
+                        log.get(core_mark..).unwrap_or("")
+                    );
+                }
                 return;
             }
             assert!(
