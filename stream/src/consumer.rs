@@ -32,7 +32,9 @@
 //! Statistics ([`ConsumerStats`]) include the share-to-ledger lag (the time of the append minus
 //! the batch's `sealed_ms`, weighted by events), logged every
 //! [`ConsumerOptions::report_interval`] while batches arrive. A hook ([`Consumer::on_applied`])
-//! sees every durable group (the core publishes its new head, pokes the chain watcher).
+//! sees every durable group (the core pokes the chain watcher on block events). With
+//! [`ConsumerOptions::state_file`] the applied-batch state is written every report interval and
+//! at the end, so the next start reads only the ledger after it ([`Dedupe::load_or_scan`]).
 
 use crate::dedupe::{Decision, Dedupe, SkipReason};
 use crate::message::{BatchId, BatchMessage};
