@@ -130,3 +130,68 @@ fn closed_port_fails_with_connect_failures() {
     assert_eq!(json["connect_failures"], 2, "{json}");
     assert_eq!(json["accepted"], 0, "{json}");
 }
+
+#[test]
+fn workers_and_record_count_every_submit_by_worker() {
+    let server = NullServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record.txt");
+    let (status, json) = run(&[
+        "--target",
+        &server.addr,
+        "--connections",
+        "4",
+        "--workers",
+        "2",
+        "--rate",
+        "400",
+        "--duration",
+        "0.5",
+        "--record",
+        record.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{json}");
+    assert_clean(&json, 4);
+    let by_worker = json["accepted_by_worker"].as_object().unwrap();
+    assert_eq!(by_worker.len(), 2, "{json}");
+    let sum: u64 = by_worker.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(sum, json["accepted"].as_u64().unwrap());
+    // One line per submit: outcome, worker, extranonce1, extranonce2, ntime, nonce, job id;
+    // never the same share twice.
+    let text = std::fs::read_to_string(&record).unwrap();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len() as u64, json["sent"].as_u64().unwrap());
+    let mut keys = std::collections::BTreeSet::new();
+    for l in &lines {
+        assert_eq!(l.len(), 7, "{l:?}");
+        assert_eq!(l[0], "true");
+        assert!(l[1] == "addr.w.w0" || l[1] == "addr.w.w1", "{l:?}");
+        assert!(keys.insert(l[2..].to_vec()), "duplicate share {l:?}");
+    }
+}
+
+#[test]
+fn a_closed_connection_fails_over_to_the_next_target() {
+    let mut first = NullServer::start();
+    let second = NullServer::start();
+    let targets = format!("{},{}", first.addr, second.addr);
+    let child = Command::new(LOADGEN)
+        .args(["--threads", "1", "run", "--json", "--username", "addr.w"])
+        .args(["--target", &targets, "--connections", "3", "--rate", "300"])
+        .args(["--duration", "2", "--drain-ms", "500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{json}");
+    assert_eq!(json["reconnects"], 3, "every connection moved: {json}");
+    assert_eq!(json["dropped_connections"], 0, "{json}");
+    assert!(json["accepted"].as_u64().unwrap() > 300, "{json}");
+}

@@ -2,7 +2,9 @@
 //! Stratum client, and helpers to run the pool against the nodes.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod miner;
+pub mod nats;
 pub mod nodes;
 pub mod payout;
 pub mod payout_scenarios;

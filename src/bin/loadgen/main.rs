@@ -11,6 +11,12 @@
 //! `loadgen null-server` answers every request at once and checks nothing: the ceiling of this
 //! machine and this generator, against which pool figures are read as a ratio.
 //!
+//! `--workers N` spreads the connections over N worker names (connection i authorizes and submits
+//! as `USERNAME.w{i mod N}`) and the result counts accepted shares per worker; `--target A,B`
+//! lists pools to fail over to (a connection the pool closes connects to the next one and goes
+//! on); `--record FILE` writes every submit's outcome, one line each, so a test can check each
+//! acknowledged share against a ledger.
+//!
 //! The generator never hashes: the pool under test is configured so that every submit meets
 //! the share target (`--mode valid`) or nearly none does (`--mode invalid`); the mode is a label
 //! carried into the result.
@@ -23,7 +29,7 @@ mod wire;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use report::{RunResult, RunShape, Tally};
-use session::{Load, Window};
+use session::{Load, Login, Window};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -84,7 +90,8 @@ enum Mode {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Pool address, HOST:PORT.
+    /// Pool address, HOST:PORT; several, comma-separated, for failover: every connection starts
+    /// on the first that answers and moves to the next when the pool closes it.
     #[arg(long)]
     target: String,
     #[arg(long, default_value_t = 10)]
@@ -107,6 +114,14 @@ struct RunArgs {
     /// Worker name for mining.authorize and mining.submit: ADDR[.worker].
     #[arg(long)]
     username: String,
+    /// Spread the connections over this many worker names: connection i is USERNAME.w{i mod N}.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Write every submit's outcome to this file, one line each:
+    /// `OUTCOME WORKER EXTRANONCE1 EXTRANONCE2 NTIME NONCE JOB_ID` (OUTCOME: `true`, the error
+    /// code, `unanswered` or `unreadable`).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
     #[arg(long, default_value = "x")]
     password: String,
     #[arg(long, value_enum, default_value_t = Mode::Valid)]
@@ -167,6 +182,17 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(rate) = args.rate {
         anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be positive");
     }
+    if let Some(workers) = args.workers {
+        anyhow::ensure!(workers > 0, "--workers must be at least 1");
+    }
+    let targets: Vec<String> = args
+        .target
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    anyhow::ensure!(!targets.is_empty(), "--target names no pool");
     let n = args.connections;
     let shape = RunShape {
         target: args.target.clone(),
@@ -183,8 +209,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let permits = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
     let (start_tx, start_rx) = watch::channel::<Option<Window>>(None);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Result<(), String>>();
-    let target = Arc::new(args.target.clone());
-    let username = Arc::new(args.username.clone());
+    let targets = Arc::new(targets);
     let password = Arc::new(args.password.clone());
 
     let mut tasks = Vec::with_capacity(n);
@@ -200,12 +225,20 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         let (permits, ready_tx, mut start_rx) =
             (permits.clone(), ready_tx.clone(), start_rx.clone());
-        let (target, username, password) = (target.clone(), username.clone(), password.clone());
+        let login = Login {
+            targets: targets.clone(),
+            username: match args.workers {
+                Some(workers) => format!("{}.w{}", args.username, index % workers),
+                None => args.username.clone(),
+            },
+            password: password.clone(),
+            record: args.record.is_some(),
+        };
         tasks.push(tokio::spawn(async move {
             let handshake = async {
                 let _permit = permits.acquire().await;
                 let timeout = handshake_deadline.saturating_duration_since(Instant::now());
-                session::connect(&target, &username, &password, timeout).await
+                session::connect(&login, timeout).await
             };
             let ready = match tokio::time::timeout_at(handshake_deadline, handshake).await {
                 Ok(Ok(ready)) => ready,
@@ -260,8 +293,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let _ = start_tx.send(Some(window));
     // Each session stops by itself after window + drain; this bound only catches a session
-    // stuck in a write the pool never reads.
-    let hard_end = window.start + duration + drain + Duration::from_secs(5);
+    // stuck in a write the pool never reads (or a failover handshake begun at the window's end).
+    let hard_end = window.start + duration + drain + Duration::from_secs(10);
 
     let mut total = Tally::new();
     let mut dropped_connections = 0usize;
@@ -283,6 +316,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    if let Some(path) = &args.record {
+        std::fs::write(path, &total.record)
+            .map_err(|e| anyhow::anyhow!("--record {}: {e}", path.display()))?;
+    }
     let result = RunResult::new(
         shape,
         connected,
@@ -311,15 +348,19 @@ async fn idle(args: IdleArgs) -> anyhow::Result<ExitCode> {
     let n = args.connections;
     let deadline = Instant::now() + Duration::from_secs_f64(args.handshake_timeout);
     let permits = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
-    let target = Arc::new(args.target.clone());
-    let username = Arc::new(args.username.clone());
+    let login = Login {
+        targets: Arc::new(vec![args.target.clone()]),
+        username: args.username.clone(),
+        password: Arc::new("x".into()),
+        record: false,
+    };
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
-        let (permits, target, username) = (permits.clone(), target.clone(), username.clone());
+        let (permits, login) = (permits.clone(), login.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire().await;
             let timeout = deadline.saturating_duration_since(Instant::now());
-            session::connect(&target, &username, "x", timeout)
+            session::connect(&login, timeout)
                 .await
                 .map(session::Ready::into_stream)
         }));

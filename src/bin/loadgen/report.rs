@@ -35,6 +35,12 @@ pub struct Tally {
     pub max_send_lag: Duration,
     /// Time from the window's start to the last reply this connection received.
     pub last_reply_after: Duration,
+    /// Accepted submits by the worker name they were submitted under.
+    pub accepted_by_worker: BTreeMap<String, u64>,
+    /// Failovers: connections made again (to the next target) after the pool closed one.
+    pub reconnects: u64,
+    /// `--record`: one line per submit's outcome (see `session`).
+    pub record: Vec<u8>,
 }
 
 impl Tally {
@@ -50,6 +56,9 @@ impl Tally {
             late_sends: 0,
             max_send_lag: Duration::ZERO,
             last_reply_after: Duration::ZERO,
+            accepted_by_worker: BTreeMap::new(),
+            reconnects: 0,
+            record: Vec::new(),
         }
     }
 
@@ -70,6 +79,11 @@ impl Tally {
         self.late_sends += other.late_sends;
         self.max_send_lag = self.max_send_lag.max(other.max_send_lag);
         self.last_reply_after = self.last_reply_after.max(other.last_reply_after);
+        for (worker, n) in &other.accepted_by_worker {
+            *self.accepted_by_worker.entry(worker.clone()).or_insert(0) += n;
+        }
+        self.reconnects += other.reconnects;
+        self.record.extend_from_slice(&other.record);
     }
 }
 
@@ -99,8 +113,12 @@ pub struct RunResult {
     pub accepted: u64,
     pub rejected: u64,
     pub rejected_by_code: BTreeMap<String, u64>,
+    /// Accepted submits by worker name (`--workers N`: `USERNAME.w0` .. `USERNAME.w{N-1}`).
+    pub accepted_by_worker: BTreeMap<String, u64>,
     pub other_errors: u64,
     pub unanswered: u64,
+    /// Connections made again to the next target after the pool closed one (`--target A,B`).
+    pub reconnects: u64,
     pub accepted_per_s: f64,
     pub rejected_per_s: f64,
     pub answers_per_s: f64,
@@ -148,8 +166,10 @@ impl RunResult {
             accepted: total.accepted,
             rejected,
             rejected_by_code: total.rejected_by_code.clone(),
+            accepted_by_worker: total.accepted_by_worker.clone(),
             other_errors: total.other_errors,
             unanswered: total.unanswered,
+            reconnects: total.reconnects,
             accepted_per_s: per_s(total.accepted),
             rejected_per_s: per_s(rejected),
             answers_per_s: per_s(total.accepted + rejected),
@@ -188,8 +208,8 @@ impl RunResult {
             self.rejected_by_code
         ));
         out.push_str(&format!(
-            "  other errors {}  unanswered {}\n  latency p50 {} us  p99 {} us  p999 {} us  max {} us\n",
-            self.other_errors, self.unanswered, self.p50_us, self.p99_us, self.p999_us, self.max_us
+            "  other errors {}  unanswered {}  reconnects {}\n  latency p50 {} us  p99 {} us  p999 {} us  max {} us\n",
+            self.other_errors, self.unanswered, self.reconnects, self.p50_us, self.p99_us, self.p999_us, self.max_us
         ));
         if s.rate.is_some() {
             out.push_str(&format!(
@@ -226,6 +246,10 @@ mod tests {
         b.rejected_by_code.insert("21".into(), 1);
         b.latencies_us.push(300);
         b.dropped = true;
+        a.accepted_by_worker.insert("addr.w0".into(), 2);
+        b.accepted_by_worker.insert("addr.w0".into(), 1);
+        b.accepted_by_worker.insert("addr.w1".into(), 0);
+        b.reconnects = 1;
         a.merge(&b);
         assert_eq!(a.sent, 5);
         assert_eq!(a.accepted, 3);
@@ -249,5 +273,7 @@ mod tests {
         assert_eq!(json["accepted"], 3);
         assert_eq!(json["connections"], 2);
         assert_eq!(json["rejected_by_code"]["21"], 1);
+        assert_eq!(json["accepted_by_worker"]["addr.w0"], 3);
+        assert_eq!(json["reconnects"], 1);
     }
 }

@@ -6,6 +6,12 @@
 //! nonce unique on this connection (the extranonce2 counter steps when the nonces run out), so a
 //! pool never sees a duplicate. Latency is measured from the send (closed loop) or from the
 //! scheduled send time (open loop, so a stalled server cannot hide its stall).
+//!
+//! Failover: with several targets (`--target A,B`), a connection the pool closes during the
+//! window connects to the next target (then the next, round robin, with a short pause after a
+//! failed attempt), subscribes and authorizes again and goes on loading; the submits that were
+//! in flight count as unanswered. Without a second target a closed connection ends the session
+//! (`dropped`), as before.
 
 use crate::report::Tally;
 use crate::wire::{self, Incoming, JobRef, Verdict};
@@ -143,28 +149,93 @@ impl Conn {
 /// A connection that has subscribed, authorized and received work.
 pub struct Ready {
     conn: Conn,
-    username: String,
-    job: JobRef,
+    login: Login,
+    /// Which of `login.targets` this connection is on.
+    target: usize,
+    /// The subscribe reply's extranonce1 (hex), as the pool assigned it to this connection.
+    extranonce1: String,
+    /// Every job this connection was sent, the latest last (a pending submit names its job by
+    /// index, so the hot path copies no strings).
+    jobs: Vec<JobRef>,
     extranonce2_size: usize,
     extranonce2: u64,
     nonce: u32,
     next_id: u64,
 }
 
-/// Connects and completes the handshake within `timeout`.
-pub async fn connect(
-    target: &str,
-    username: &str,
-    password: &str,
-    timeout: Duration,
+/// Who a connection is and where it may connect.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// The pools to try, in order (failover goes to the next one, round robin).
+    pub targets: std::sync::Arc<Vec<String>>,
+    pub username: String,
+    pub password: std::sync::Arc<String>,
+    /// Write every submit's outcome into the tally's record (`--record`).
+    pub record: bool,
+}
+
+/// A submit waiting for its reply: when it left (or was scheduled) and what it carried.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    sent_at: Instant,
+    extranonce2: u64,
+    nonce: u32,
+    job: u32,
+}
+
+/// Connects to the first target that completes the handshake within `timeout` (trying them in
+/// order from the first), or the last target's error.
+pub async fn connect(login: &Login, timeout: Duration) -> Result<Ready, SessionError> {
+    let deadline = Instant::now() + timeout;
+    let mut last = SessionError::Timeout;
+    for target in 0..login.targets.len() {
+        match connect_one(login, target, deadline).await {
+            Ok(ready) => return Ok(ready),
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    Err(last)
+}
+
+/// Connects to `login.targets[target]` and completes the handshake by `deadline`.
+async fn connect_one(
+    login: &Login,
+    target: usize,
+    deadline: Instant,
 ) -> Result<Ready, SessionError> {
-    match tokio::time::timeout(timeout, handshake(target, username, password)).await {
-        Ok(result) => result,
+    let handshake = handshake(&login.targets[target], &login.username, &login.password);
+    match tokio::time::timeout_at(deadline, handshake).await {
+        Ok(Ok(parts)) => Ok(Ready {
+            conn: parts.conn,
+            login: login.clone(),
+            target,
+            extranonce1: parts.subscription.extranonce1,
+            jobs: vec![parts.job],
+            extranonce2_size: parts.subscription.extranonce2_size,
+            extranonce2: 0,
+            nonce: 0,
+            next_id: 3,
+        }),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err(SessionError::Timeout),
     }
 }
 
-async fn handshake(target: &str, username: &str, password: &str) -> Result<Ready, SessionError> {
+/// What a completed handshake leaves: the connection, its subscription and its first job.
+struct Handshake {
+    conn: Conn,
+    subscription: wire::Subscription,
+    job: JobRef,
+}
+
+async fn handshake(
+    target: &str,
+    username: &str,
+    password: &str,
+) -> Result<Handshake, SessionError> {
     let stream = TcpStream::connect(target)
         .await
         .map_err(SessionError::Connect)?;
@@ -215,14 +286,10 @@ async fn handshake(target: &str, username: &str, password: &str) -> Result<Ready
     let (Some(subscription), Some(job)) = (subscription, job) else {
         return Err(SessionError::BadSubscribe);
     };
-    Ok(Ready {
+    Ok(Handshake {
         conn,
-        username: username.to_string(),
+        subscription,
         job,
-        extranonce2_size: subscription.extranonce2_size,
-        extranonce2: 0,
-        nonce: 0,
-        next_id: 3,
     })
 }
 
@@ -233,19 +300,29 @@ impl Ready {
         self.conn.stream
     }
 
-    /// Queues one submit in the output buffer and returns its id.
-    fn queue_submit(&mut self) -> u64 {
+    /// Queues one submit in the output buffer and notes it as pending, sent at `sent_at`.
+    fn queue_submit(&mut self, pending: &mut HashMap<u64, Pending>, sent_at: Instant) {
         let id = self.next_id;
         self.next_id += 1;
+        let job = self.jobs.len() - 1;
         wire::write_submit(
             &mut self.conn.output,
             &wire::Submit {
                 id,
-                username: &self.username,
-                job: &self.job,
+                username: &self.login.username,
+                job: &self.jobs[job],
                 extranonce2: self.extranonce2,
                 extranonce2_size: self.extranonce2_size,
                 nonce: self.nonce,
+            },
+        );
+        pending.insert(
+            id,
+            Pending {
+                sent_at,
+                extranonce2: self.extranonce2,
+                nonce: self.nonce,
+                job: u32::try_from(job).unwrap_or(u32::MAX),
             },
         );
         // A fresh extranonce2 when this one's nonces are spent keeps every submit unique.
@@ -253,94 +330,184 @@ impl Ready {
         if self.nonce == 0 {
             self.extranonce2 = self.extranonce2.wrapping_add(1);
         }
-        id
+    }
+
+    /// With `--record`: one line for a submit's outcome (`true`, an error code, `unanswered`),
+    /// `OUTCOME WORKER EXTRANONCE1 EXTRANONCE2 NTIME NONCE JOB_ID`, as sent.
+    fn record(&self, tally: &mut Tally, outcome: &str, p: &Pending) {
+        use std::io::Write;
+        if !self.login.record {
+            return;
+        }
+        let job = &self.jobs[p.job as usize];
+        let _ = write!(
+            tally.record,
+            "{outcome} {} {} ",
+            self.login.username, self.extranonce1
+        );
+        wire::write_extranonce2(&mut tally.record, p.extranonce2, self.extranonce2_size);
+        let _ = writeln!(
+            tally.record,
+            " {} {:08x} {}",
+            job.ntime, p.nonce, job.job_id
+        );
     }
 
     /// Handles one line during the load: a reply to a submit or a notification.
     fn take_line(
         &mut self,
         line: Incoming,
-        pending: &mut HashMap<u64, Instant>,
+        pending: &mut HashMap<u64, Pending>,
         tally: &mut Tally,
         start: Instant,
     ) {
         if let Some(method) = line.method.as_deref() {
             if method == "mining.notify" {
                 if let Some(job) = wire::job_ref(&line.params) {
-                    self.job = job;
+                    self.jobs.push(job);
                 }
             }
             return;
         }
-        let Some(sent_at) = line.id.as_u64().and_then(|id| pending.remove(&id)) else {
+        let Some(p) = line.id.as_u64().and_then(|id| pending.remove(&id)) else {
             tally.other_errors += 1;
             return;
         };
         let now = Instant::now();
-        let micros = u32::try_from(now.duration_since(sent_at).as_micros()).unwrap_or(u32::MAX);
+        let micros = u32::try_from(now.duration_since(p.sent_at).as_micros()).unwrap_or(u32::MAX);
         tally.latencies_us.push(micros);
         tally.last_reply_after = now.duration_since(start);
         match wire::verdict(&line) {
-            Verdict::Accepted => tally.accepted += 1,
-            Verdict::Rejected(code) => *tally.rejected_by_code.entry(code).or_insert(0) += 1,
-            Verdict::Unreadable => tally.other_errors += 1,
+            Verdict::Accepted => {
+                tally.accepted += 1;
+                match tally.accepted_by_worker.get_mut(&self.login.username) {
+                    Some(n) => *n += 1,
+                    None => {
+                        tally
+                            .accepted_by_worker
+                            .insert(self.login.username.clone(), 1);
+                    }
+                }
+                self.record(tally, "true", &p);
+            }
+            Verdict::Rejected(code) => {
+                self.record(tally, &code, &p);
+                *tally.rejected_by_code.entry(code).or_insert(0) += 1;
+            }
+            Verdict::Unreadable => {
+                self.record(tally, "unreadable", &p);
+                tally.other_errors += 1;
+            }
         }
     }
 
+    /// The submits still owed a reply are given up (the connection ended or the drain did).
+    fn give_up(&self, pending: &mut HashMap<u64, Pending>, tally: &mut Tally) {
+        tally.unanswered += pending.len() as u64;
+        if self.login.record {
+            let mut owed: Vec<(u64, Pending)> = pending.drain().collect();
+            owed.sort_by_key(|(id, _)| *id);
+            for (_, p) in &owed {
+                self.record(tally, "unanswered", p);
+            }
+        }
+        pending.clear();
+    }
+
+    /// Connects to the next target (round robin, a short pause after a failed attempt) until one
+    /// completes the handshake or the window ends; whether it did.
+    async fn fail_over(&mut self, end: Instant, tally: &mut Tally) -> bool {
+        let targets = self.login.targets.len();
+        let mut target = self.target;
+        while Instant::now() < end {
+            target = (target + 1) % targets;
+            let deadline = (Instant::now() + Duration::from_secs(5)).min(end);
+            match connect_one(&self.login, target, deadline).await {
+                Ok(ready) => {
+                    *self = ready;
+                    tally.reconnects += 1;
+                    return true;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        false
+    }
+
     /// Runs the load for the window, then drains. Never takes longer than duration + drain
-    /// (plus one write that the kernel accepts).
+    /// (plus one write that the kernel accepts, plus a failover handshake in flight at the
+    /// window's end).
     pub async fn run(mut self, load: Load, window: Window) -> Tally {
         let mut tally = Tally::new();
-        let mut pending: HashMap<u64, Instant> = HashMap::new();
+        let mut pending: HashMap<u64, Pending> = HashMap::new();
         let end = window.start + window.duration;
         let drain_end = end + window.drain;
-        tokio::time::sleep_until(window.start).await;
-        let outcome = match load {
-            Load::Closed { in_flight } => {
-                self.closed_loop(
-                    in_flight,
-                    &mut pending,
-                    &mut tally,
-                    window.start,
-                    end,
-                    drain_end,
-                )
-                .await
-            }
-            Load::Open { interval, offset } => {
-                self.open_loop(
-                    interval,
-                    window.start + offset,
-                    &mut pending,
-                    &mut tally,
-                    window.start,
-                    end,
-                    drain_end,
-                )
-                .await
-            }
+        let mut next_at = match load {
+            Load::Open { offset, .. } => window.start + offset,
+            Load::Closed { .. } => window.start,
         };
-        if outcome.is_err() {
-            tally.dropped = true;
+        tokio::time::sleep_until(window.start).await;
+        loop {
+            let outcome = match load {
+                Load::Closed { in_flight } => {
+                    self.closed_loop(
+                        in_flight,
+                        &mut pending,
+                        &mut tally,
+                        window.start,
+                        end,
+                        drain_end,
+                    )
+                    .await
+                }
+                Load::Open { interval, .. } => {
+                    self.open_loop(
+                        interval,
+                        &mut next_at,
+                        &mut pending,
+                        &mut tally,
+                        window.start,
+                        end,
+                        drain_end,
+                    )
+                    .await
+                }
+            };
+            if outcome.is_ok() {
+                break;
+            }
+            self.give_up(&mut pending, &mut tally);
+            if self.login.targets.len() < 2 || !self.fail_over(end, &mut tally).await {
+                tally.dropped = true;
+                break;
+            }
+            // Open loop: the slots missed while reconnecting are skipped, not sent in a burst.
+            if let Load::Open { interval, .. } = load {
+                let now = Instant::now();
+                while next_at < now {
+                    next_at += interval;
+                }
+            }
         }
-        tally.unanswered = pending.len() as u64;
+        self.give_up(&mut pending, &mut tally);
         tally
     }
 
     async fn closed_loop(
         &mut self,
         in_flight: usize,
-        pending: &mut HashMap<u64, Instant>,
+        pending: &mut HashMap<u64, Pending>,
         tally: &mut Tally,
         start: Instant,
         end: Instant,
         drain_end: Instant,
     ) -> Result<(), SessionError> {
         let now = Instant::now();
-        while pending.len() < in_flight {
-            let id = self.queue_submit();
-            pending.insert(id, now);
-            tally.sent += 1;
+        if now < end {
+            while pending.len() < in_flight {
+                self.queue_submit(pending, now);
+                tally.sent += 1;
+            }
         }
         self.conn.flush().await?;
         loop {
@@ -363,8 +530,7 @@ impl Ready {
                 // Replace what came back, so K stay in flight; all of them leave in one write.
                 let now = Instant::now();
                 while pending.len() < in_flight {
-                    let id = self.queue_submit();
-                    pending.insert(id, now);
+                    self.queue_submit(pending, now);
                     tally.sent += 1;
                 }
                 self.conn.flush().await?;
@@ -376,39 +542,37 @@ impl Ready {
     async fn open_loop(
         &mut self,
         interval: Duration,
-        first: Instant,
-        pending: &mut HashMap<u64, Instant>,
+        next_at: &mut Instant,
+        pending: &mut HashMap<u64, Pending>,
         tally: &mut Tally,
         start: Instant,
         end: Instant,
         drain_end: Instant,
     ) -> Result<(), SessionError> {
-        let mut next_at = first;
         loop {
             let now = Instant::now();
-            let sending = next_at < end;
+            let sending = *next_at < end;
             if !sending && (pending.is_empty() || now >= drain_end) {
                 return Ok(());
             }
-            if sending && next_at <= now + TIMER_SLACK {
+            if sending && *next_at <= now + TIMER_SLACK {
                 // Everything due leaves now; latency counts from the schedule when we are late,
                 // so a stalled pool cannot hide its stall by holding back our sends.
-                while next_at <= now + TIMER_SLACK && next_at < end {
-                    let id = self.queue_submit();
-                    pending.insert(id, next_at.max(now));
+                while *next_at <= now + TIMER_SLACK && *next_at < end {
+                    self.queue_submit(pending, (*next_at).max(now));
                     tally.sent += 1;
-                    let lag = now.saturating_duration_since(next_at);
+                    let lag = now.saturating_duration_since(*next_at);
                     if lag > LATE {
                         tally.late_sends += 1;
                     }
                     tally.max_send_lag = tally.max_send_lag.max(lag);
-                    next_at += interval;
+                    *next_at += interval;
                 }
                 self.conn.flush().await?;
                 continue;
             }
             let deadline = if sending {
-                next_at.checked_sub(TIMER_SLACK).unwrap_or(next_at)
+                next_at.checked_sub(TIMER_SLACK).unwrap_or(*next_at)
             } else {
                 drain_end
             };

@@ -124,6 +124,19 @@ pub struct Submit<'a> {
     pub nonce: u32,
 }
 
+/// The extranonce2 counter as `size` bytes of big-endian hex (zero-padded; the low bytes when
+/// the counter is wider).
+pub fn write_extranonce2(out: &mut Vec<u8>, counter: u64, size: usize) {
+    let counter_bytes = counter.to_be_bytes();
+    for _ in counter_bytes.len()..size {
+        out.extend_from_slice(b"00");
+    }
+    let shown = &counter_bytes[counter_bytes.len().saturating_sub(size)..];
+    for byte in shown {
+        let _ = write!(out, "{byte:02x}");
+    }
+}
+
 pub fn write_submit(out: &mut Vec<u8>, submit: &Submit<'_>) {
     let _ = write!(
         out,
@@ -132,15 +145,7 @@ pub fn write_submit(out: &mut Vec<u8>, submit: &Submit<'_>) {
         Value::from(submit.username),
         Value::from(submit.job.job_id.as_str()),
     );
-    let counter_bytes = submit.extranonce2.to_be_bytes();
-    let size = submit.extranonce2_size;
-    for _ in counter_bytes.len()..size {
-        out.extend_from_slice(b"00");
-    }
-    let shown = &counter_bytes[counter_bytes.len().saturating_sub(size)..];
-    for byte in shown {
-        let _ = write!(out, "{byte:02x}");
-    }
+    write_extranonce2(out, submit.extranonce2, submit.extranonce2_size);
     let _ = writeln!(
         out,
         r#"",{},"{:08x}"]}}"#,
