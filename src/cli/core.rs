@@ -30,7 +30,7 @@
 
 use crate::cli::run::services;
 use crate::cli::run::ShutdownSignals;
-use crate::cli::run::{check_node, init_tracing, server_config, wait_for_signal, watcher_settings};
+use crate::cli::run::{check_node, serve_role, server_config, wait_for_signal, watcher_settings};
 use crate::config::Config;
 use crate::live::Live;
 use anyhow::Context;
@@ -47,7 +47,6 @@ use stratum::sink::{Durable, EventSink, SinkError};
 use stream::consumer::{AppliedGroup, Consumer, ConsumerOptions, ConsumerStats};
 use stream::core_control::{CoreControl, CoreControlOptions};
 use stream::dedupe::Dedupe;
-use stream::StreamSettings;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,25 +60,16 @@ pub const CANDIDATE_GRACE: Duration = Duration::from_secs(120);
 pub const CANDIDATE_SWEEP: Duration = Duration::from_secs(60);
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
-    init_tracing();
-    let config = Config::load(config_path)?;
+    serve_role(config_path, |config| serve(config, config_path))
+}
+
+async fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let Some(settings) = config.stream.clone() else {
         anyhow::bail!(
             "{}: obtc-pool core needs a [stream] section (the NATS servers of the share stream)",
             config_path.display()
         );
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(config, settings));
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    served?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn serve(config: Config, settings: StreamSettings) -> anyhow::Result<()> {
     let started = Instant::now();
     // The node for the watcher and for open candidates, as `run` configures it.
     let stratum_config = server_config(&config)?;

@@ -11,9 +11,8 @@
 //! out the same work or job id. Ctrl-C / SIGTERM: stop accepting miners, let in-flight shares
 //! get their acks (bounded), drain the publisher, exit 0.
 
-use crate::cli::run::{check_node, init_tracing, server_config, wait_for_signal, ShutdownSignals};
+use crate::cli::run::{check_node, serve_role, server_config, wait_for_signal, ShutdownSignals};
 use crate::config::Config;
-use anyhow::Context;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,17 +30,7 @@ use tokio_util::sync::CancellationToken;
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
-    init_tracing();
-    let config = Config::load(config_path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(config, config_path));
-    // A long poll may still sit in a blocking RPC call: do not wait for the node to answer it.
-    runtime.shutdown_timeout(Duration::from_secs(1));
-    served?;
-    Ok(ExitCode::SUCCESS)
+    serve_role(config_path, |config| serve(config, config_path))
 }
 
 async fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {

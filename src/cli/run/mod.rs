@@ -27,6 +27,16 @@ use stratum::server::Server;
 use tokio_util::sync::CancellationToken;
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    serve_role(config_path, serve)
+}
+
+/// Loads the config and serves one role (`run`, `edge`, `core`) on a multi-thread runtime until
+/// it returns; exit 0 after a clean stop.
+pub(crate) fn serve_role<F, Fut>(config_path: &Path, serve: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     init_tracing();
     let config = Config::load(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
