@@ -5,78 +5,19 @@
 use async_nats::jetstream::{self, message::PublishMessage};
 use ledger::Ledger;
 use pool_core::event::{Event, PaymentFailed, StreamBatch};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stream::consumer::{Consumer, ConsumerOptions, ConsumerStats};
 use stream::dedupe::Dedupe;
 use stream::setup;
 use stream::{BatchId, BatchMessage, StreamSettings};
+use support::Nats;
 use tokio_util::sync::CancellationToken;
 
-struct NatsServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl NatsServer {
-    fn binary() -> PathBuf {
-        match std::env::var_os("OBTC_NATS_BIN") {
-            Some(dir) => PathBuf::from(dir).join("nats-server"),
-            None => PathBuf::from("nats-server"),
-        }
-    }
-
-    fn start() -> NatsServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let conf = dir.path().join("nats.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listen: \"127.0.0.1:{port}\"\nmax_payload: 8MB\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                dir.path().join("store").display()
-            ),
-        )
-        .unwrap();
-        // Redirected: a server holding the test's pipes would make a piped test run hang.
-        let child = Command::new(Self::binary())
-            .arg("-c")
-            .arg(&conf)
-            .arg("-l")
-            .arg(dir.path().join("nats.log"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server runs (set OBTC_NATS_BIN or put it on the PATH)");
-        NatsServer {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
 
 /// A server, the stream on it (R1) and a JetStream context.
 struct Setup {
-    _server: NatsServer,
+    _server: Nats,
     settings: StreamSettings,
     js: jetstream::Context,
 }
@@ -90,7 +31,7 @@ async fn setup() -> Setup {
         )
         .with_test_writer()
         .try_init();
-    let server = NatsServer::start();
+    let server = Nats::start();
     let mut settings = StreamSettings::new(vec![server.url()]);
     settings.replicas = 1;
     let client = setup::connect(&settings, "consumer-test").await.unwrap();

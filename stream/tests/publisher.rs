@@ -5,125 +5,19 @@
 use async_nats::jetstream::{self, message::PublishMessage};
 use pool_core::event::{Event, PaymentFailed};
 use std::collections::BTreeMap;
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use stratum::sink::EventSink;
 use stream::message::{BatchId, BatchMessage};
 use stream::publisher::EdgePublisher;
 use stream::StreamSettings;
+use support::Nats;
 use tokio::task::JoinHandle;
+
+mod support;
 
 const EDGE: u16 = 7;
 /// The longest any one wait in these tests may take.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-/// One `nats-server -js`, restartable on the same port and store.
-struct Nats {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-fn nats_bin() -> PathBuf {
-    match std::env::var_os("OBTC_NATS_BIN") {
-        Some(dir) => PathBuf::from(dir).join("nats-server"),
-        None => PathBuf::from("nats-server"),
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let mut n = Nats {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        n.spawn();
-        n
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) and waits until it takes connections.
-    fn spawn(&mut self) {
-        let store = self.dir.path().join("store");
-        let log = self.dir.path().join("nats.log");
-        // Its output to a file, and no pipe of ours held open (a server holding the test's
-        // pipe makes the test runner hang).
-        let child = Command::new(nats_bin())
-            .args(["-js", "-a", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .arg("-sd")
-            .arg(&store)
-            .arg("-l")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", nats_bin().display()));
-        self.child = Some(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < PATIENCE, "nats-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn signal(&self, signal: i32) {
-        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
-    }
-
-    /// Freezes the server and waits until every one of its threads is stopped (`kill`
-    /// returns before they are).
-    fn freeze(&self) {
-        self.signal(libc::SIGSTOP);
-        let started = Instant::now();
-        let tasks = format!("/proc/{}/task", self.pid());
-        let stopped = || {
-            std::fs::read_dir(&tasks).unwrap().all(|t| {
-                let stat =
-                    std::fs::read_to_string(t.unwrap().path().join("stat")).unwrap_or_default();
-                // The state follows the ")" that closes the command name.
-                stat.rsplit_once(')')
-                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
-            })
-        };
-        while !stopped() {
-            assert!(started.elapsed() < PATIENCE, "nats-server did not stop");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn settings(nats: &Nats) -> StreamSettings {
     let mut s = StreamSettings::new(vec![nats.url()]);
