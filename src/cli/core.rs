@@ -188,15 +188,7 @@ async fn serve(config: Config, config_path: &Path) -> anyhow::Result<()> {
     let _ = sweeper.await;
     tasks.close();
     tasks.wait().await;
-    // The watcher may be inside an append: the ledger closes after it.
-    if let Some(watcher) = watcher {
-        if let Err(e) = watcher.await {
-            tracing::error!("the chain watcher task failed: {e}");
-        }
-    }
-    signals.abort();
-    services.stop().await;
-    services::close(live, ledger).await;
+    services.finish(watcher, signals, live, ledger).await;
     Ok(())
 }
 

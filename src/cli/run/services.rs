@@ -105,6 +105,26 @@ impl Services {
         })
     }
 
+    /// The clean stop once the role's own work has ended: waits for the chain watcher (it may
+    /// be inside an append: the ledger closes after it), drops the signal handler, stops these
+    /// services and closes the projection and the ledger ([`close`]).
+    pub async fn finish(
+        self,
+        watcher: Option<JoinHandle<()>>,
+        signals: JoinHandle<()>,
+        live: Arc<Live>,
+        ledger: ledger::Ledger,
+    ) {
+        if let Some(watcher) = watcher {
+            if let Err(e) = watcher.await {
+                tracing::error!("the chain watcher task failed: {e}");
+            }
+        }
+        signals.abort();
+        self.stop().await;
+        close(live, ledger).await;
+    }
+
     /// Stops the RPC server, then archiving and the follower.
     pub async fn stop(self) {
         if let Some(rpc) = self.rpc {
