@@ -541,34 +541,26 @@ async fn persist_share(shared: Arc<Shared>, share: AcceptedShare, peer: SocketAd
         share: share.event,
         work: share.work,
     });
-    let (appended, candidate) = match share.block {
-        None => {
-            let appended = match shared.sink.submit(vec![recorded]) {
-                Ok(durable) => durable.await,
-                Err(e) => Err(e),
-            };
-            (appended, None)
-        }
+    let (events, mut candidate) = match share.block {
+        None => (vec![recorded], None),
         Some(block) => {
             let candidate = candidate_event(block);
             let events = vec![recorded, Event::BlockCandidate(candidate.clone())];
-            let appended = match shared.sink.submit(events) {
-                Ok(durable) if shared.sink.submit_blocks_at_once() => {
-                    // The candidate is queued ahead of its verdict; the block does not wait
-                    // for the stream's acknowledgement.
-                    submit_block(
-                        &shared,
-                        candidate,
-                        "block candidate queued; submitting it now",
-                    );
-                    let appended = durable.await;
-                    return reply_lines(&shared, share.reply, share.follow_up, appended, peer);
-                }
-                Ok(durable) => durable.await,
-                Err(e) => Err(e),
-            };
-            (appended, Some(candidate))
+            (events, Some(candidate))
         }
+    };
+    let appended = match shared.sink.submit(events) {
+        Ok(durable) => {
+            if shared.sink.submit_blocks_at_once() {
+                // The candidate is queued ahead of its verdict; the block does not wait for the
+                // stream's acknowledgement.
+                if let Some(c) = candidate.take() {
+                    submit_block(&shared, c, "block candidate queued; submitting it now");
+                }
+            }
+            durable.await
+        }
+        Err(e) => Err(e),
     };
     let lines = reply_lines(&shared, share.reply, share.follow_up, appended, peer);
     if let Some(candidate) = candidate {
