@@ -34,14 +34,6 @@ pub const BLOCK_DIFFICULTY: f64 = 1e-7;
 /// The share difficulty: every hash meets it.
 pub const SHARE_DIFFICULTY: f64 = 1e-12;
 
-/// Watchdog: runs the command in the background (its pid in `PIDFILE`), kills it when the test
-/// process is gone, and writes its exit status to `STATUSFILE` once it ended.
-const WATCHDOG: &str = r#"testpid=$1; pidfile=$2; statusfile=$3; shift 3
-"$@" & child=$!
-echo "$child" > "$pidfile"
-while kill -0 "$testpid" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.1; done
-kill -9 "$child" 2>/dev/null; wait "$child"; echo $? > "$statusfile""#;
-
 /// Which role a process plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -114,11 +106,7 @@ impl RoleProcess {
     }
 
     fn pid(&self) -> Option<i32> {
-        std::fs::read_to_string(&self.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        super::watchdog::read_pid(&self.pidfile)
     }
 
     fn alive(&self) -> bool {
@@ -144,23 +132,20 @@ impl RoleProcess {
             Role::Core => "core",
             Role::Edge(_) => "edge",
         };
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(std::process::id().to_string())
-            .arg(&self.pidfile)
-            .arg(&self.statusfile)
-            .arg(env!("CARGO_BIN_EXE_obtc-pool"))
-            .arg(command)
-            .arg("--config")
-            .arg(&self.config_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start obtc-pool");
+        let watchdog = super::watchdog::command(
+            &self.pidfile,
+            &self.statusfile,
+            env!("CARGO_BIN_EXE_obtc-pool"),
+        )
+        .arg(command)
+        .arg("--config")
+        .arg(&self.config_path)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start obtc-pool");
         self.watchdog = Some(watchdog);
         self.running = true;
         let listen = self.rpc.unwrap_or(self.stratum);

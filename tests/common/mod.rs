@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod rpc;
 pub mod scrypt_shares;
 pub mod stratum_client;
+pub mod watchdog;
 
 /// Tests of one binary that mine or watch the chain take this lock so they run one at a time.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {

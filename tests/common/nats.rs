@@ -25,14 +25,6 @@ use std::time::{Duration, Instant};
 /// How long a (re)started server may take to answer `/healthz` with 200.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
 
-/// Watchdog: runs the server in the background (its pid in `PIDFILE`) and kills it when the test
-/// process is gone.
-const WATCHDOG: &str = r#"testpid=$1; pidfile=$2; shift 2
-"$@" & server=$!
-echo "$server" > "$pidfile"
-while kill -0 "$testpid" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 0.3; done
-kill -9 "$server" 2>/dev/null; wait "$server""#;
-
 /// One server of the cluster.
 #[derive(Debug)]
 pub struct NatsServer {
@@ -43,6 +35,8 @@ pub struct NatsServer {
     conf: PathBuf,
     log: PathBuf,
     pidfile: PathBuf,
+    /// Where the watchdog writes the server's exit status.
+    statusfile: PathBuf,
     running: bool,
     /// The watchdog shell, reaped after a kill.
     watchdog: Option<std::process::Child>,
@@ -58,11 +52,7 @@ impl NatsServer {
     }
 
     fn pid(&self) -> Option<i32> {
-        std::fs::read_to_string(&self.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        super::watchdog::read_pid(&self.pidfile)
     }
 
     fn alive(&self) -> bool {
@@ -117,6 +107,7 @@ impl NatsCluster {
                 conf: dir.join(format!("n{n}.conf")),
                 log: dir.join(format!("n{n}.log")),
                 pidfile: dir.join(format!("n{n}.pid")),
+                statusfile: dir.join(format!("n{n}.status")),
                 running: false,
                 watchdog: None,
             })
@@ -166,13 +157,7 @@ impl NatsCluster {
         let s = &mut self.servers[i];
         assert!(!s.running, "{} already running", s.name);
         let _ = std::fs::remove_file(&s.pidfile);
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("sh")
-            .arg(std::process::id().to_string())
-            .arg(&s.pidfile)
-            .arg(&self.bin)
+        let watchdog = super::watchdog::command(&s.pidfile, &s.statusfile, &self.bin)
             .arg("-c")
             .arg(&s.conf)
             .arg("-l")
